@@ -1,0 +1,9 @@
+# The Lua scripts run by Redis live in ngx_mdm_module/lua/*.lua; this rule
+# turns them into C string literals so the .so carries them.
+
+cat << END >> $NGX_MAKEFILE
+
+$MDM_LUA_H: $MDM_SRC/lua/gen.sh $MDM_SRC/lua/*.lua
+	sh $MDM_SRC/lua/gen.sh $MDM_LUA_H $MDM_SRC/lua/*.lua
+
+END

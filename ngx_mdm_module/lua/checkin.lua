@@ -1,0 +1,165 @@
+-- One check-in message, atomically (see ngx_http_mdm_checkin.c).
+-- KEYS: 1 enrollment, 2 device enrollment, 3 device certificate bindings
+--       (hash: sha256 -> notAfter), 4 the device's user channels (set of
+--       ":<user>" suffixes), 5 certificate index (sha256 -> device id),
+--       6 event stream.
+-- ARGV: 1 MessageType, 2 enrollment id, 3 enrollment type, 4 device id,
+--       5 user suffix, 6 cert sha256 ("" without identity), 7 cert notAfter,
+--       8 mdm_cert_auth (off|on|retro), 9 now (ms), 10 raw body,
+--       11 query string, 12.. field/value pairs for the enrollment hash.
+-- Returns {"ok", value} or {"err", reason}.
+
+local enr, dev, certs, users, certidx, events =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local mtype, id, etype, did, suffix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local hash, not_after, mode, now = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local body, params = ARGV[10], ARGV[11]
+
+local function fields()
+    local t = {}
+    for i = 12, #ARGV do t[#t + 1] = ARGV[i] end
+    return t
+end
+
+local function user_key(s)
+    return 'mdm:enr:{' .. did .. '}' .. s
+end
+
+local function queue_key(s)
+    return 'mdm:q:{' .. did .. '}' .. s
+end
+
+local function bind()
+    redis.call('HSET', certs, hash, not_after)
+    redis.call('SET', certidx, did)
+end
+
+-- NanoMDM's certauth: Authenticate binds, everything else must be bound;
+-- renewed certificates are kept alongside the old ones until they expire.
+local function authorize()
+    if mode == 'off' then return nil end
+
+    if mtype == 'Authenticate' then
+        local owner = redis.call('GET', certidx)
+        if owner and owner ~= did then
+            return 'certificate is already bound to another enrollment'
+        end
+        return nil
+    end
+
+    if redis.call('HEXISTS', certs, hash) == 1 then return nil end
+
+    if mode == 'retro' and redis.call('EXISTS', certs) == 0
+       and redis.call('EXISTS', certidx) == 0 then
+        bind()
+        return nil
+    end
+
+    return 'certificate is not bound to this enrollment'
+end
+
+local function prune_expired_bindings()
+    local t = redis.call('HGETALL', certs)
+    local sec = math.floor(tonumber(now) / 1000)
+    for i = 1, #t, 2 do
+        if t[i] ~= hash and tonumber(t[i + 1]) < sec then
+            redis.call('HDEL', certs, t[i])
+            if redis.call('GET', 'mdm:certidx:' .. t[i]) == did then
+                redis.call('DEL', 'mdm:certidx:' .. t[i])
+            end
+        end
+    end
+end
+
+local function each_user(f)
+    for _, s in ipairs(redis.call('SMEMBERS', users)) do f(s) end
+end
+
+local function event(tally)
+    redis.call('XADD', events, '*',
+        'type', mtype, 'id', id, 'enrollment_type', etype,
+        'device_id', did, 'time', now, 'params', params,
+        'token_update_tally', tally or '', 'body', body)
+end
+
+local handlers = {}
+
+function handlers.Authenticate()
+    -- a new enrollment of this device: nothing of the old one carries over
+    redis.call('DEL', enr, queue_key(''))
+    redis.call('HSET', enr, 'type', etype, 'device_id', did,
+        'enabled', '0', 'token_update_tally', '0', 'authenticate', body,
+        'authenticated_at', now, 'last_seen', now,
+        'cert_hash', hash, 'cert_not_after', not_after, unpack(fields()))
+    each_user(function(s)
+        redis.call('HSET', user_key(s), 'enabled', '0')
+        redis.call('DEL', queue_key(s))
+    end)
+    if hash ~= '' and mode ~= 'off' then
+        prune_expired_bindings()
+        bind()
+    end
+    event(nil)
+    return nil
+end
+
+function handlers.TokenUpdate()
+    redis.call('HSET', enr, 'type', etype, 'device_id', did, 'enabled', '1',
+        'token_updated_at', now, 'last_seen', now, unpack(fields()))
+    if suffix ~= '' then
+        redis.call('HSET', enr, 'parent', did)
+        redis.call('SADD', users, suffix)
+    end
+    local tally = redis.call('HINCRBY', enr, 'token_update_tally', 1)
+    event(tostring(tally))
+    return nil
+end
+
+function handlers.CheckOut()
+    redis.call('HSET', enr, 'enabled', '0', 'checked_out_at', now,
+        'last_seen', now)
+    each_user(function(s) redis.call('HSET', user_key(s), 'enabled', '0') end)
+    event(nil)
+    return nil
+end
+
+function handlers.SetBootstrapToken()
+    local f = fields()
+    redis.call('HSET', enr, 'last_seen', now)
+    if #f == 0 or f[1] ~= 'bootstrap_token' then
+        -- no or an empty BootstrapToken means "delete the escrowed one"
+        redis.call('HDEL', enr, 'bootstrap_token')
+    end
+    if #f > 0 then redis.call('HSET', enr, unpack(f)) end
+    event(nil)
+    return nil
+end
+
+function handlers.GetBootstrapToken()
+    redis.call('HSET', enr, 'last_seen', now)
+    event(nil)
+    return redis.call('HGET', dev, 'bootstrap_token') or ''
+end
+
+function handlers.UserAuthenticate()
+    event(nil)
+    return nil
+end
+
+if redis.call('EXISTS', dev) == 0 and mtype ~= 'Authenticate' then
+    return {'err', 'unknown enrollment: no Authenticate for device ' .. did}
+end
+
+if mtype ~= 'Authenticate' and mtype ~= 'TokenUpdate'
+   and redis.call('EXISTS', enr) == 0 and mtype ~= 'UserAuthenticate' then
+    return {'err', 'unknown enrollment'}
+end
+
+local denied = authorize()
+if denied then return {'err', denied} end
+
+local h = handlers[mtype]
+if not h then return {'err', 'unsupported MessageType'} end
+
+local value = h()
+return {'ok', value or ''}

@@ -1,0 +1,649 @@
+
+/*
+ * Copyright (C) ngx_mdm contributors
+ *
+ * The check-in protocol (mdm_checkin): Authenticate, TokenUpdate, CheckOut,
+ * UserAuthenticate, SetBootstrapToken, GetBootstrapToken,
+ * DeclarativeManagement, GetToken.  Each accepted message is one call of
+ * lua/checkin.lua.
+ */
+
+
+#include "ngx_http_mdm_checkin.h"
+#include "ngx_http_mdm_request.h"
+#include "ngx_http_mdm_plist.h"
+#include "ngx_http_mdm_redis.h"
+#include "ngx_http_mdm_scripts.h"
+#include "ngx_http_mdm_response.h"
+#include "ngx_http_mdm_enrollment.h"
+
+
+#define NGX_HTTP_MDM_CHECKIN_TYPE  "application/x-apple-aspen-mdm-checkin"
+
+/* how a message key is stored in the enrollment hash */
+#define NGX_HTTP_MDM_F_STRING  0
+#define NGX_HTTP_MDM_F_HEX     1     /* data, hex: APNs wants hex tokens */
+#define NGX_HTTP_MDM_F_BASE64  2     /* data, base64 */
+#define NGX_HTTP_MDM_F_BOOL    3
+
+/* which channel a message may come from */
+#define NGX_HTTP_MDM_CH_ANY     0
+#define NGX_HTTP_MDM_CH_DEVICE  1
+#define NGX_HTTP_MDM_CH_USER    2
+
+/* what answers the message */
+#define NGX_HTTP_MDM_BY_REDIS         0
+#define NGX_HTTP_MDM_BY_USERAUTH      1
+#define NGX_HTTP_MDM_BY_UNSUPPORTED   2
+
+
+typedef struct {
+    const char                *key;
+    const char                *field;
+    ngx_uint_t                 kind;
+    ngx_uint_t                 required;
+} ngx_http_mdm_field_t;
+
+
+typedef struct {
+    ngx_str_t                  name;
+    ngx_uint_t                 channel;
+    ngx_uint_t                 by;
+    ngx_http_mdm_field_t      *fields;
+} ngx_http_mdm_message_t;
+
+
+static void ngx_http_mdm_checkin_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mdm_checkin_process(ngx_http_request_t *r);
+static ngx_http_mdm_message_t *ngx_http_mdm_checkin_message(ngx_str_t *name);
+static const char *ngx_http_mdm_checkin_channel(ngx_http_mdm_ctx_t *ctx,
+    ngx_http_mdm_message_t *m);
+static ngx_int_t ngx_http_mdm_checkin_call(ngx_http_request_t *r,
+    ngx_http_mdm_ctx_t *ctx, ngx_http_mdm_message_t *m);
+static const char *ngx_http_mdm_checkin_fields(ngx_http_request_t *r,
+    ngx_http_mdm_ctx_t *ctx, ngx_http_mdm_field_t *f, ngx_array_t *args);
+static ngx_int_t ngx_http_mdm_checkin_push(ngx_array_t *args, u_char *data,
+    size_t len);
+static void ngx_http_mdm_checkin_done(ngx_http_request_t *r,
+    redisReply *reply, const char *err);
+static ngx_int_t ngx_http_mdm_checkin_answer(ngx_http_request_t *r,
+    ngx_http_mdm_ctx_t *ctx, redisReply *value);
+static ngx_int_t ngx_http_mdm_checkin_bootstrap(ngx_http_request_t *r,
+    redisReply *value);
+static ngx_int_t ngx_http_mdm_checkin_userauth(ngx_http_request_t *r,
+    ngx_http_mdm_ctx_t *ctx);
+
+
+static ngx_http_mdm_field_t  ngx_http_mdm_authenticate_fields[] = {
+    { "Topic", "topic", NGX_HTTP_MDM_F_STRING, 1 },
+    { "UDID", "udid", NGX_HTTP_MDM_F_STRING, 0 },
+    { "EnrollmentID", "enrollment_id", NGX_HTTP_MDM_F_STRING, 0 },
+    { "SerialNumber", "serial_number", NGX_HTTP_MDM_F_STRING, 0 },
+    { "OSVersion", "os_version", NGX_HTTP_MDM_F_STRING, 0 },
+    { "BuildVersion", "build_version", NGX_HTTP_MDM_F_STRING, 0 },
+    { "ProductName", "product_name", NGX_HTTP_MDM_F_STRING, 0 },
+    { "Model", "model", NGX_HTTP_MDM_F_STRING, 0 },
+    { "ModelName", "model_name", NGX_HTTP_MDM_F_STRING, 0 },
+    { "DeviceName", "device_name", NGX_HTTP_MDM_F_STRING, 0 },
+    { "IMEI", "imei", NGX_HTTP_MDM_F_STRING, 0 },
+    { "MEID", "meid", NGX_HTTP_MDM_F_STRING, 0 },
+    { NULL, NULL, 0, 0 }
+};
+
+
+static ngx_http_mdm_field_t  ngx_http_mdm_token_update_fields[] = {
+    { "Topic", "topic", NGX_HTTP_MDM_F_STRING, 1 },
+    { "Token", "token", NGX_HTTP_MDM_F_HEX, 1 },
+    { "PushMagic", "push_magic", NGX_HTTP_MDM_F_STRING, 1 },
+    { "UnlockToken", "unlock_token", NGX_HTTP_MDM_F_BASE64, 0 },
+    { "AwaitingConfiguration", "awaiting_configuration",
+      NGX_HTTP_MDM_F_BOOL, 0 },
+    { "UDID", "udid", NGX_HTTP_MDM_F_STRING, 0 },
+    { "EnrollmentID", "enrollment_id", NGX_HTTP_MDM_F_STRING, 0 },
+    { "UserID", "user_id", NGX_HTTP_MDM_F_STRING, 0 },
+    { "UserShortName", "user_short_name", NGX_HTTP_MDM_F_STRING, 0 },
+    { "UserLongName", "user_long_name", NGX_HTTP_MDM_F_STRING, 0 },
+    { "EnrollmentUserID", "enrollment_user_id", NGX_HTTP_MDM_F_STRING, 0 },
+    { "NotOnConsole", "not_on_console", NGX_HTTP_MDM_F_BOOL, 0 },
+    { NULL, NULL, 0, 0 }
+};
+
+
+static ngx_http_mdm_field_t  ngx_http_mdm_check_out_fields[] = {
+    { "Topic", "topic", NGX_HTTP_MDM_F_STRING, 1 },
+    { NULL, NULL, 0, 0 }
+};
+
+
+static ngx_http_mdm_field_t  ngx_http_mdm_set_bootstrap_fields[] = {
+    { "BootstrapToken", "bootstrap_token", NGX_HTTP_MDM_F_BASE64, 0 },
+    { "AwaitingConfiguration", "awaiting_configuration",
+      NGX_HTTP_MDM_F_BOOL, 0 },
+    { NULL, NULL, 0, 0 }
+};
+
+
+static ngx_http_mdm_field_t  ngx_http_mdm_awaiting_fields[] = {
+    { "AwaitingConfiguration", "awaiting_configuration",
+      NGX_HTTP_MDM_F_BOOL, 0 },
+    { NULL, NULL, 0, 0 }
+};
+
+
+static ngx_http_mdm_field_t  ngx_http_mdm_user_authenticate_fields[] = {
+    { "UserID", "user_id", NGX_HTTP_MDM_F_STRING, 1 },
+    { NULL, NULL, 0, 0 }
+};
+
+
+static ngx_http_mdm_field_t  ngx_http_mdm_declarative_fields[] = {
+    { "Endpoint", NULL, NGX_HTTP_MDM_F_STRING, 1 },
+    { NULL, NULL, 0, 0 }
+};
+
+
+static ngx_http_mdm_field_t  ngx_http_mdm_get_token_fields[] = {
+    { "TokenServiceType", NULL, NGX_HTTP_MDM_F_STRING, 1 },
+    { NULL, NULL, 0, 0 }
+};
+
+
+static ngx_http_mdm_message_t  ngx_http_mdm_messages[] = {
+    { ngx_string("Authenticate"), NGX_HTTP_MDM_CH_DEVICE,
+      NGX_HTTP_MDM_BY_REDIS, ngx_http_mdm_authenticate_fields },
+    { ngx_string("TokenUpdate"), NGX_HTTP_MDM_CH_ANY,
+      NGX_HTTP_MDM_BY_REDIS, ngx_http_mdm_token_update_fields },
+    { ngx_string("CheckOut"), NGX_HTTP_MDM_CH_DEVICE,
+      NGX_HTTP_MDM_BY_REDIS, ngx_http_mdm_check_out_fields },
+    { ngx_string("SetBootstrapToken"), NGX_HTTP_MDM_CH_DEVICE,
+      NGX_HTTP_MDM_BY_REDIS, ngx_http_mdm_set_bootstrap_fields },
+    { ngx_string("GetBootstrapToken"), NGX_HTTP_MDM_CH_DEVICE,
+      NGX_HTTP_MDM_BY_REDIS, ngx_http_mdm_awaiting_fields },
+    { ngx_string("UserAuthenticate"), NGX_HTTP_MDM_CH_USER,
+      NGX_HTTP_MDM_BY_USERAUTH, ngx_http_mdm_user_authenticate_fields },
+    { ngx_string("DeclarativeManagement"), NGX_HTTP_MDM_CH_ANY,
+      NGX_HTTP_MDM_BY_UNSUPPORTED, ngx_http_mdm_declarative_fields },
+    { ngx_string("GetToken"), NGX_HTTP_MDM_CH_ANY,
+      NGX_HTTP_MDM_BY_UNSUPPORTED, ngx_http_mdm_get_token_fields },
+    { ngx_null_string, 0, 0, NULL }
+};
+
+
+ngx_int_t
+ngx_http_mdm_checkin_handler(ngx_http_request_t *r)
+{
+    return ngx_http_mdm_device_read(r, ngx_http_mdm_checkin_body);
+}
+
+
+static void
+ngx_http_mdm_checkin_body(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_mdm_checkin_process(r);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_mdm_checkin_process(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_str_t                *ct;
+    const char               *reason;
+    ngx_http_mdm_ctx_t       *ctx;
+    ngx_http_mdm_message_t   *m;
+    ngx_http_mdm_loc_conf_t  *mlcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mdm_module);
+
+    ct = r->headers_in.content_type ? &r->headers_in.content_type->value
+                                    : NULL;
+
+    if (ct == NULL
+        || ct->len < sizeof(NGX_HTTP_MDM_CHECKIN_TYPE) - 1
+        || ngx_strncasecmp(ct->data, (u_char *) NGX_HTTP_MDM_CHECKIN_TYPE,
+                           sizeof(NGX_HTTP_MDM_CHECKIN_TYPE) - 1) != 0)
+    {
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                   "Content-Type is not "
+                                   NGX_HTTP_MDM_CHECKIN_TYPE);
+    }
+
+    rc = ngx_http_mdm_device_prepare(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_mdm_plist_string(ctx->plist, "MessageType",
+                                  &ctx->message_type) != NGX_OK
+        || ctx->message_type.len == 0)
+    {
+        ngx_str_null(&ctx->message_type);
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                   "no MessageType string");
+    }
+
+    m = ngx_http_mdm_checkin_message(&ctx->message_type);
+    if (m == NULL) {
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                   "unknown MessageType");
+    }
+
+    reason = ngx_http_mdm_checkin_channel(ctx, m);
+    if (reason) {
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST, reason);
+    }
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+
+    switch (m->by) {
+
+    case NGX_HTTP_MDM_BY_UNSUPPORTED:
+        reason = ngx_http_mdm_checkin_fields(r, ctx, m->fields, NULL);
+        if (reason) {
+            return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST, reason);
+        }
+
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_NOT_IMPLEMENTED,
+                                   "this message type is not served yet");
+
+    case NGX_HTTP_MDM_BY_USERAUTH:
+        if (mlcf->user_authenticate == NGX_HTTP_MDM_UA_DECLINE) {
+            /* 410 is how a server declines to manage a user channel */
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "mdm: UserAuthenticate from enrollment \"%V\" "
+                          "declined (mdm_user_authenticate decline)",
+                          &ctx->enrollment_id);
+            return 410;  /* Gone */
+        }
+
+        break;
+
+    default: /* NGX_HTTP_MDM_BY_REDIS */
+        break;
+    }
+
+    return ngx_http_mdm_checkin_call(r, ctx, m);
+}
+
+
+static ngx_http_mdm_message_t *
+ngx_http_mdm_checkin_message(ngx_str_t *name)
+{
+    ngx_http_mdm_message_t  *m;
+
+    for (m = ngx_http_mdm_messages; m->name.len; m++) {
+        if (m->name.len == name->len
+            && ngx_strncmp(m->name.data, name->data, name->len) == 0)
+        {
+            return m;
+        }
+    }
+
+    return NULL;
+}
+
+
+static const char *
+ngx_http_mdm_checkin_channel(ngx_http_mdm_ctx_t *ctx,
+    ngx_http_mdm_message_t *m)
+{
+    if (m->channel == NGX_HTTP_MDM_CH_DEVICE && ctx->user_suffix.len) {
+        return "this message type is for the device channel only";
+    }
+
+    if (m->channel == NGX_HTTP_MDM_CH_USER && ctx->user_suffix.len == 0) {
+        return "this message type is for a user channel only";
+    }
+
+    return NULL;
+}
+
+
+/*
+ * KEYS: enrollment, device enrollment, certificate bindings, user
+ * channels, certificate index, event stream.  ARGV: message type, id,
+ * enrollment type, device id, user suffix, cert hash, cert notAfter,
+ * mdm_cert_auth mode, time (ms), body, query string, then field/value
+ * pairs for the enrollment hash.
+ */
+
+static ngx_int_t
+ngx_http_mdm_checkin_call(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
+    ngx_http_mdm_message_t *m)
+{
+    u_char                   *p;
+    ngx_int_t                 rc;
+    ngx_str_t                *a;
+    ngx_time_t               *tp;
+    const char               *reason;
+    ngx_array_t              *args;
+    ngx_http_mdm_loc_conf_t  *mlcf;
+
+    static ngx_str_t  modes[] = {
+        ngx_string("off"), ngx_string("on"), ngx_string("retro")
+    };
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+
+    args = ngx_array_create(r->pool, 40, sizeof(ngx_str_t));
+    if (args == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    a = ngx_array_push_n(args, 17);
+    if (a == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_mdm_enrollment_key(r->pool, "mdm:enr:", ctx, 1, &a[0])
+           != NGX_OK
+        || ngx_http_mdm_enrollment_key(r->pool, "mdm:enr:", ctx, 0, &a[1])
+           != NGX_OK
+        || ngx_http_mdm_enrollment_key(r->pool, "mdm:certs:", ctx, 0, &a[2])
+           != NGX_OK
+        || ngx_http_mdm_enrollment_key(r->pool, "mdm:users:", ctx, 0, &a[3])
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("mdm:certidx:") - 1 + 64
+                             + 3 * NGX_TIME_T_LEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    a[4].data = p;
+    p = ngx_cpymem(p, "mdm:certidx:", sizeof("mdm:certidx:") - 1);
+    if (ctx->has_cert) {
+        p = ngx_cpymem(p, ctx->cert_hash, 64);
+    }
+    a[4].len = p - a[4].data;
+
+    ngx_str_set(&a[5], "mdm:events");
+
+    a[6] = ctx->message_type;
+    a[7] = ctx->enrollment_id;
+    a[8] = ctx->enrollment_type;
+    a[9] = ctx->device_id;
+    a[10] = ctx->user_suffix;
+
+    a[11].data = ctx->cert_hash;
+    a[11].len = ctx->has_cert ? 64 : 0;
+
+    a[12].data = p;
+    p = ngx_sprintf(p, "%T", ctx->has_cert ? ctx->cert_not_after : 0);
+    a[12].len = p - a[12].data;
+
+    a[13] = ctx->has_cert ? modes[mlcf->cert_auth] : modes[0];
+
+    tp = ngx_timeofday();
+    a[14].data = p;
+    p = ngx_sprintf(p, "%T%03M", tp->sec, tp->msec);
+    a[14].len = p - a[14].data;
+
+    a[15] = ctx->body;
+    a[16] = r->args;
+
+    reason = ngx_http_mdm_checkin_fields(r, ctx, m->fields, args);
+    if (reason) {
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST, reason);
+    }
+
+    rc = ngx_http_mdm_redis_eval(r, NGX_HTTP_MDM_SCRIPT_CHECKIN, 6, args,
+                                 ngx_http_mdm_checkin_done);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "redis is not connected");
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the count taken by reading the body is released in the reply */
+    return NGX_DONE;
+}
+
+
+/* checks the message keys; with args, appends field/value pairs */
+
+static const char *
+ngx_http_mdm_checkin_fields(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
+    ngx_http_mdm_field_t *f, ngx_array_t *args)
+{
+    u_char      *p;
+    ngx_int_t    rc;
+    ngx_str_t    v, enc;
+    ngx_uint_t   b;
+
+    for ( /* void */ ; f->key; f++) {
+
+        switch (f->kind) {
+
+        case NGX_HTTP_MDM_F_STRING:
+            rc = ngx_http_mdm_plist_string(ctx->plist, f->key, &v);
+            break;
+
+        case NGX_HTTP_MDM_F_BOOL:
+            rc = ngx_http_mdm_plist_bool(ctx->plist, f->key, &b);
+            if (rc == NGX_OK) {
+                v.data = (u_char *) (b ? "1" : "0");
+                v.len = 1;
+            }
+            break;
+
+        default: /* data */
+            rc = ngx_http_mdm_plist_data(r->pool, ctx->plist, f->key, &v);
+
+            if (rc == NGX_OK && f->kind == NGX_HTTP_MDM_F_HEX) {
+                p = ngx_pnalloc(r->pool, v.len * 2);
+                if (p == NULL) {
+                    return "out of memory";
+                }
+                enc.len = ngx_hex_dump(p, v.data, v.len) - p;
+                enc.data = p;
+                v = enc;
+
+            } else if (rc == NGX_OK) {
+                enc.data = ngx_pnalloc(r->pool,
+                                       ngx_base64_encoded_length(v.len));
+                if (enc.data == NULL) {
+                    return "out of memory";
+                }
+                ngx_encode_base64(&enc, &v);
+                v = enc;
+            }
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "mdm: key \"%s\" has the wrong type", f->key);
+            return "a key has the wrong type";
+        }
+
+        if (rc == NGX_DECLINED || v.len == 0) {
+            if (f->required) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "mdm: required key \"%s\" is missing", f->key);
+                return "a required key is missing";
+            }
+
+            continue;
+        }
+
+        if (args == NULL || f->field == NULL) {
+            continue;
+        }
+
+        if (ngx_http_mdm_checkin_push(args, (u_char *) f->field,
+                                      ngx_strlen(f->field)) != NGX_OK
+            || ngx_http_mdm_checkin_push(args, v.data, v.len) != NGX_OK)
+        {
+            return "out of memory";
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_mdm_checkin_push(ngx_array_t *args, u_char *data, size_t len)
+{
+    ngx_str_t  *a;
+
+    a = ngx_array_push(args);
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    a->data = data;
+    a->len = len;
+
+    return NGX_OK;
+}
+
+
+/* the script answers {"ok", value} or {"err", reason} */
+
+static void
+ngx_http_mdm_checkin_done(ngx_http_request_t *r, redisReply *reply,
+    const char *err)
+{
+    ngx_int_t            rc;
+    redisReply          *status, *value;
+    ngx_http_mdm_ctx_t  *ctx;
+    u_char               reason[256];
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mdm_module);
+
+    if (reply == NULL) {
+        ngx_snprintf(reason, sizeof(reason), "redis %s%Z", err);
+        rc = ngx_http_mdm_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 (char *) reason);
+        goto done;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        ngx_snprintf(reason, sizeof(reason), "redis script failed: %*s%Z",
+                     (size_t) (reply->type == REDIS_REPLY_ERROR
+                               ? reply->len : 0),
+                     reply->str);
+        rc = ngx_http_mdm_reject(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                 (char *) reason);
+        goto done;
+    }
+
+    status = reply->element[0];
+    value = reply->element[1];
+
+    if (status->len == 3 && ngx_strncmp(status->str, "err", 3) == 0) {
+        ngx_snprintf(reason, sizeof(reason), "%*s%Z",
+                     (size_t) (value->type == REDIS_REPLY_STRING
+                               ? value->len : 0),
+                     value->str);
+        rc = ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                 (char *) reason);
+        goto done;
+    }
+
+    rc = ngx_http_mdm_checkin_answer(r, ctx, value);
+
+done:
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_mdm_checkin_answer(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
+    redisReply *value)
+{
+    ngx_str_t  *t = &ctx->message_type;
+
+    if (t->len == sizeof("GetBootstrapToken") - 1
+        && ngx_strncmp(t->data, "GetBootstrapToken", t->len) == 0)
+    {
+        return ngx_http_mdm_checkin_bootstrap(r, value);
+    }
+
+    if (t->len == sizeof("UserAuthenticate") - 1
+        && ngx_strncmp(t->data, "UserAuthenticate", t->len) == 0)
+    {
+        return ngx_http_mdm_checkin_userauth(r, ctx);
+    }
+
+    return ngx_http_mdm_send(r, NGX_HTTP_OK, NULL, NULL);
+}
+
+
+/* {BootstrapToken: <data>}, or an empty 200 when none is escrowed */
+
+static ngx_int_t
+ngx_http_mdm_checkin_bootstrap(ngx_http_request_t *r, redisReply *value)
+{
+    plist_t    dict;
+    ngx_int_t  rc;
+    ngx_str_t  b64, token;
+
+    if (value->type != REDIS_REPLY_STRING || value->len == 0) {
+        return ngx_http_mdm_send(r, NGX_HTTP_OK, NULL, NULL);
+    }
+
+    b64.data = (u_char *) value->str;
+    b64.len = value->len;
+
+    token.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(b64.len));
+    if (token.data == NULL || ngx_decode_base64(&token, &b64) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    dict = plist_new_dict();
+    plist_dict_set_item(dict, "BootstrapToken",
+                        plist_new_data((char *) token.data, token.len));
+
+    rc = ngx_http_mdm_send_plist(r, dict);
+
+    plist_free(dict);
+
+    return rc;
+}
+
+
+/*
+ * mdm_user_authenticate allow: a zero-length DigestChallenge says no
+ * password is needed; the device's second request is then answered empty.
+ */
+
+static ngx_int_t
+ngx_http_mdm_checkin_userauth(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
+{
+    plist_t    dict;
+    ngx_int_t  rc;
+    ngx_str_t  v;
+
+    if (ngx_http_mdm_plist_string(ctx->plist, "DigestResponse", &v)
+        != NGX_DECLINED)
+    {
+        return ngx_http_mdm_send(r, NGX_HTTP_OK, NULL, NULL);
+    }
+
+    dict = plist_new_dict();
+    plist_dict_set_item(dict, "DigestChallenge", plist_new_string(""));
+
+    rc = ngx_http_mdm_send_plist(r, dict);
+
+    plist_free(dict);
+
+    return rc;
+}

@@ -1,0 +1,317 @@
+
+/*
+ * Copyright (C) ngx_mdm contributors
+ *
+ * ngx_http_mdm_module: an Apple MDM server inside nginx.  This file holds
+ * the directives, the configuration and the process hooks; the work is in
+ * the files named after it.
+ */
+
+
+#include "ngx_http_mdm_module.h"
+#include "ngx_http_mdm_redis.h"
+#include "ngx_http_mdm_scripts.h"
+#include "ngx_http_mdm_checkin.h"
+#include "ngx_http_mdm_identity.h"
+#include "ngx_http_mdm_variables.h"
+
+
+static ngx_int_t ngx_http_mdm_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_mdm_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_mdm_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_mdm_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_mdm_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_mdm_checkin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_mdm_init_process(ngx_cycle_t *cycle);
+static void ngx_http_mdm_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_mdm_cert_auth_modes[] = {
+    { ngx_string("off"), NGX_HTTP_MDM_CERT_AUTH_OFF },
+    { ngx_string("on"), NGX_HTTP_MDM_CERT_AUTH_ON },
+    { ngx_string("retro"), NGX_HTTP_MDM_CERT_AUTH_RETRO },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_mdm_user_authenticate_modes[] = {
+    { ngx_string("decline"), NGX_HTTP_MDM_UA_DECLINE },
+    { ngx_string("allow"), NGX_HTTP_MDM_UA_ALLOW },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_mdm_commands[] = {
+
+    { ngx_string("mdm_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_mdm_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mdm_checkin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_mdm_checkin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mdm_identity"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_mdm_identity_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mdm_identity_ca"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_mdm_identity_ca_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mdm_signature_skew"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, skew),
+      NULL },
+
+    { ngx_string("mdm_cert_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, cert_auth),
+      &ngx_http_mdm_cert_auth_modes },
+
+    { ngx_string("mdm_user_authenticate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, user_authenticate),
+      &ngx_http_mdm_user_authenticate_modes },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_mdm_module_ctx = {
+    ngx_http_mdm_preconfiguration,         /* preconfiguration */
+    ngx_http_mdm_postconfiguration,        /* postconfiguration */
+
+    ngx_http_mdm_create_main_conf,         /* create main configuration */
+    ngx_http_mdm_init_main_conf,           /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_mdm_create_loc_conf,          /* create location configuration */
+    ngx_http_mdm_merge_loc_conf            /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_mdm_module = {
+    NGX_MODULE_V1,
+    &ngx_http_mdm_module_ctx,              /* module context */
+    ngx_http_mdm_commands,                 /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_mdm_init_process,             /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_mdm_exit_process,             /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_mdm_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_mdm_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_mdm_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_mdm_scripts_init(cf->log);
+}
+
+
+static void *
+ngx_http_mdm_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_mdm_main_conf_t  *mmcf;
+
+    mmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_mdm_main_conf_t));
+    if (mmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mmcf->host = { 0, NULL };
+     *     mmcf->port = 0;
+     *     mmcf->unix_socket = 0;
+     *     mmcf->db = 0;
+     *     mmcf->password = { 0, NULL };
+     *     mmcf->configured = 0;
+     */
+
+    mmcf->timeout = NGX_CONF_UNSET_MSEC;
+
+    return mmcf;
+}
+
+
+static char *
+ngx_http_mdm_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_mdm_main_conf_t *mmcf = conf;
+
+    ngx_conf_init_msec_value(mmcf->timeout, 1000);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_mdm_loc_conf_t  *mlcf;
+
+    mlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_mdm_loc_conf_t));
+    if (mlcf == NULL) {
+        return NULL;
+    }
+
+    mlcf->checkin = NGX_CONF_UNSET;
+    mlcf->identity = NGX_CONF_UNSET_PTR;
+    mlcf->ca = NGX_CONF_UNSET_PTR;
+    mlcf->skew = NGX_CONF_UNSET;
+    mlcf->cert_auth = NGX_CONF_UNSET_UINT;
+    mlcf->user_authenticate = NGX_CONF_UNSET_UINT;
+
+    return mlcf;
+}
+
+
+static char *
+ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_mdm_loc_conf_t *prev = parent;
+    ngx_http_mdm_loc_conf_t *conf = child;
+
+    ngx_http_mdm_identity_source_t  *src;
+    ngx_http_mdm_main_conf_t        *mmcf;
+
+    /* the handler is per location: mdm_checkin is not inherited */
+    ngx_conf_init_value(conf->checkin, 0);
+
+    if (conf->identity == NGX_CONF_UNSET_PTR) {
+        if (prev->identity != NGX_CONF_UNSET_PTR) {
+            conf->identity = prev->identity;
+
+        } else {
+            /* devices sign their messages unless the profile says not to */
+            conf->identity = ngx_array_create(cf->pool, 1,
+                                   sizeof(ngx_http_mdm_identity_source_t));
+            src = conf->identity ? ngx_array_push(conf->identity) : NULL;
+            if (src == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            src->type = NGX_HTTP_MDM_ID_SIGNATURE;
+            ngx_str_null(&src->header);
+        }
+    }
+
+    ngx_conf_merge_ptr_value(conf->ca, prev->ca, NULL);
+    ngx_conf_merge_sec_value(conf->skew, prev->skew, 300);
+    ngx_conf_merge_uint_value(conf->cert_auth, prev->cert_auth,
+                              NGX_HTTP_MDM_CERT_AUTH_ON);
+    ngx_conf_merge_uint_value(conf->user_authenticate,
+                              prev->user_authenticate,
+                              NGX_HTTP_MDM_UA_DECLINE);
+
+    if (!conf->checkin) {
+        return NGX_CONF_OK;
+    }
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
+
+    if (!mmcf->configured) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mdm_checkin needs \"mdm_redis\" in http{}");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->identity->nelts && conf->ca == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mdm_checkin needs \"mdm_identity_ca\" to verify "
+                           "devices (or \"mdm_identity off\")");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->identity->nelts == 0) {
+        if (conf->cert_auth != NGX_HTTP_MDM_CERT_AUTH_OFF) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"mdm_identity off\" needs "
+                               "\"mdm_cert_auth off\": there is no "
+                               "certificate to bind");
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "mdm_checkin without device identity: any client "
+                           "can act as any device");
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_mdm_checkin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_loc_conf_t *mlcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (mlcf->checkin != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    mlcf->checkin = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_mdm_checkin_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mdm_init_process(ngx_cycle_t *cycle)
+{
+    /* cache manager and loader processes never serve devices */
+    if (ngx_process == NGX_PROCESS_HELPER) {
+        return NGX_OK;
+    }
+
+    return ngx_http_mdm_redis_init_process(cycle);
+}
+
+
+static void
+ngx_http_mdm_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_mdm_redis_exit_process(cycle);
+}

@@ -1,0 +1,93 @@
+
+/*
+ * Copyright (C) ngx_mdm contributors
+ */
+
+
+#ifndef _NGX_HTTP_MDM_MODULE_H_INCLUDED_
+#define _NGX_HTTP_MDM_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <openssl/x509.h>
+#include <plist/plist.h>
+
+
+#define NGX_HTTP_MDM_VERSION  "0.1.0"
+
+/* where a device certificate may come from (mdm_identity) */
+#define NGX_HTTP_MDM_ID_SIGNATURE  1
+#define NGX_HTTP_MDM_ID_TLS        2
+#define NGX_HTTP_MDM_ID_HEADER     3
+
+/* mdm_cert_auth */
+#define NGX_HTTP_MDM_CERT_AUTH_OFF    0
+#define NGX_HTTP_MDM_CERT_AUTH_ON     1
+#define NGX_HTTP_MDM_CERT_AUTH_RETRO  2
+
+/* mdm_user_authenticate */
+#define NGX_HTTP_MDM_UA_DECLINE  0
+#define NGX_HTTP_MDM_UA_ALLOW    1
+
+
+typedef struct {
+    ngx_uint_t                  type;
+    ngx_str_t                   header;      /* lowercased, for type HEADER */
+} ngx_http_mdm_identity_source_t;
+
+
+typedef struct {
+    X509_STORE                 *store;       /* trusted roots */
+    STACK_OF(X509)             *untrusted;   /* configured intermediates */
+    ngx_str_t                   file;
+} ngx_http_mdm_ca_t;
+
+
+typedef struct {
+    ngx_str_t                   host;        /* numeric address, or unix path */
+    in_port_t                   port;
+    ngx_uint_t                  unix_socket; /* unsigned  unix_socket:1; */
+    ngx_uint_t                  db;
+    ngx_str_t                   password;
+    ngx_msec_t                  timeout;
+    ngx_uint_t                  configured;
+} ngx_http_mdm_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                  checkin;
+    ngx_array_t                *identity;    /* of ngx_http_mdm_identity_source_t;
+                                                empty array = mdm_identity off */
+    ngx_http_mdm_ca_t          *ca;
+    time_t                      skew;
+    ngx_uint_t                  cert_auth;
+    ngx_uint_t                  user_authenticate;
+} ngx_http_mdm_loc_conf_t;
+
+
+/* what a request has learnt about the device, for the variables and logs */
+typedef struct {
+    ngx_str_t                   message_type;
+    ngx_str_t                   enrollment_id;
+    ngx_str_t                   enrollment_type;
+    ngx_str_t                   device_id;   /* device-channel id (hash tag) */
+    ngx_str_t                   user_suffix; /* ":<user>" on user channels */
+    ngx_str_t                   udid;
+
+    ngx_str_t                   body;
+    plist_t                     plist;
+
+    /* the bound identity */
+    u_char                      cert_hash[64];
+    ngx_uint_t                  has_cert;
+    time_t                      cert_not_after;
+} ngx_http_mdm_ctx_t;
+
+
+extern ngx_module_t  ngx_http_mdm_module;
+
+
+#endif /* _NGX_HTTP_MDM_MODULE_H_INCLUDED_ */

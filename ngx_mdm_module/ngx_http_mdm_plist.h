@@ -1,0 +1,33 @@
+
+/*
+ * Copyright (C) ngx_mdm contributors
+ */
+
+
+#ifndef _NGX_HTTP_MDM_PLIST_H_INCLUDED_
+#define _NGX_HTTP_MDM_PLIST_H_INCLUDED_
+
+
+#include "ngx_http_mdm_module.h"
+
+
+/* a dictionary parsed from body, freed with r->pool; NULL if not a dict */
+plist_t ngx_http_mdm_plist_parse(ngx_http_request_t *r, ngx_str_t *body);
+
+/*
+ * Getters: NGX_OK, NGX_DECLINED when the key is absent, NGX_ERROR when it
+ * holds another type.  Strings point into the tree (valid for the request);
+ * data is copied into the pool.
+ */
+ngx_int_t ngx_http_mdm_plist_string(plist_t dict, const char *key,
+    ngx_str_t *out);
+ngx_int_t ngx_http_mdm_plist_data(ngx_pool_t *pool, plist_t dict,
+    const char *key, ngx_str_t *out);
+ngx_int_t ngx_http_mdm_plist_bool(plist_t dict, const char *key,
+    ngx_uint_t *out);
+
+/* serializes p as XML into the pool */
+ngx_int_t ngx_http_mdm_plist_xml(ngx_pool_t *pool, plist_t p, ngx_str_t *out);
+
+
+#endif /* _NGX_HTTP_MDM_PLIST_H_INCLUDED_ */

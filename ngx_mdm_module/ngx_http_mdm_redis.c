@@ -1,0 +1,780 @@
+
+/*
+ * Copyright (C) ngx_mdm contributors
+ *
+ * The one Redis connection of a worker process: hiredis's async API driven
+ * by nginx's event loop.  Nothing else in the module touches hiredis.
+ */
+
+
+#include "ngx_http_mdm_redis.h"
+#include "ngx_http_mdm_scripts.h"
+
+#include <hiredis/async.h>
+
+
+#define NGX_HTTP_MDM_REDIS_BACKOFF_MIN  100
+#define NGX_HTTP_MDM_REDIS_BACKOFF_MAX  5000
+
+
+typedef struct ngx_http_mdm_redis_ticket_s  ngx_http_mdm_redis_ticket_t;
+
+/* one call of a request; lives in r->pool */
+typedef struct {
+    ngx_http_request_t             *request;
+    ngx_http_mdm_redis_done_pt      done;
+    ngx_http_mdm_redis_ticket_t    *ticket;
+    ngx_event_t                     timer;
+    int                             argc;
+    const char                    **argv;
+    size_t                         *argvlen;
+    ngx_uint_t                      script;
+    unsigned                        retried:1;
+} ngx_http_mdm_redis_op_t;
+
+
+/*
+ * hiredis's privdata.  It is on the heap because the reply may arrive after
+ * the request pool is gone: the request and hiredis each hold one reference,
+ * and "op" is NULL once the request no longer waits for the reply.
+ */
+struct ngx_http_mdm_redis_ticket_s {
+    ngx_http_mdm_redis_op_t        *op;
+    ngx_uint_t                      refs;
+};
+
+
+typedef struct {
+    redisAsyncContext              *ac;
+    ngx_http_mdm_main_conf_t       *conf;
+    ngx_log_t                      *log;
+    ngx_event_t                     reconnect;
+    ngx_event_t                     connect_timer;
+    ngx_msec_t                      backoff;
+    unsigned                        connected:1;
+    unsigned                        exiting:1;
+    unsigned                        down_logged:1;
+} ngx_http_mdm_redis_t;
+
+
+static void ngx_http_mdm_redis_connect(void);
+static void ngx_http_mdm_redis_lost(const char *why);
+static void ngx_http_mdm_redis_drop(const char *why);
+static void ngx_http_mdm_redis_reconnect_handler(ngx_event_t *ev);
+static void ngx_http_mdm_redis_connect_timeout(ngx_event_t *ev);
+static void ngx_http_mdm_redis_on_connect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_mdm_redis_on_disconnect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_mdm_redis_setup_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static ngx_int_t ngx_http_mdm_redis_attach(redisAsyncContext *ac);
+static void ngx_http_mdm_redis_add_read(void *data);
+static void ngx_http_mdm_redis_del_read(void *data);
+static void ngx_http_mdm_redis_add_write(void *data);
+static void ngx_http_mdm_redis_del_write(void *data);
+static void ngx_http_mdm_redis_cleanup(void *data);
+static void ngx_http_mdm_redis_read_handler(ngx_event_t *ev);
+static void ngx_http_mdm_redis_write_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_mdm_redis_send(ngx_http_mdm_redis_op_t *op);
+static void ngx_http_mdm_redis_reply(redisAsyncContext *ac, void *reply,
+    void *privdata);
+static void ngx_http_mdm_redis_finish(ngx_http_mdm_redis_op_t *op,
+    redisReply *reply, const char *err);
+static void ngx_http_mdm_redis_op_timeout(ngx_event_t *ev);
+static void ngx_http_mdm_redis_op_cleanup(void *data);
+static void ngx_http_mdm_redis_release(ngx_http_mdm_redis_ticket_t *t);
+
+
+static ngx_http_mdm_redis_t  ngx_http_mdm_redis;
+
+/* nginx's event debug logging reads ev->data as a connection */
+static ngx_connection_t      ngx_http_mdm_redis_dummy;
+
+
+/* mdm_redis ADDRESS [db=N] [password=P] [timeout=T] */
+
+char *
+ngx_http_mdm_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_main_conf_t *mmcf = conf;
+
+    u_char     *p;
+    ngx_str_t  *value, s;
+    ngx_int_t   n;
+    ngx_url_t   u;
+    ngx_uint_t  i;
+
+    if (mmcf->configured) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+        mmcf->unix_socket = 1;
+        mmcf->host.len = value[1].len - 5;
+        mmcf->host.data = ngx_pnalloc(cf->pool, mmcf->host.len + 1);
+        if (mmcf->host.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        p = ngx_cpymem(mmcf->host.data, value[1].data + 5, mmcf->host.len);
+        *p = '\0';
+
+    } else {
+        /*
+         * hiredis resolves names with a blocking getaddrinfo(); resolve
+         * once here, in the master, and hand it a numeric address.
+         */
+        ngx_memzero(&u, sizeof(ngx_url_t));
+        u.url = value[1];
+        u.default_port = 6379;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid redis address \"%V\"%s%s",
+                               &value[1], u.err ? ": " : "",
+                               u.err ? u.err : "");
+            return NGX_CONF_ERROR;
+        }
+
+        mmcf->port = ngx_inet_get_port(u.addrs[0].sockaddr);
+        mmcf->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+        if (mmcf->host.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        mmcf->host.len = ngx_sock_ntop(u.addrs[0].sockaddr,
+                                       u.addrs[0].socklen, mmcf->host.data,
+                                       NGX_SOCKADDR_STRLEN, 0);
+        mmcf->host.data[mmcf->host.len] = '\0';
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
+            if (n == NGX_ERROR) {
+                goto invalid;
+            }
+            mmcf->db = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            mmcf->password.len = value[i].len - 9;
+            mmcf->password.data = value[i].data + 9;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.len = value[i].len - 8;
+            s.data = value[i].data + 8;
+            mmcf->timeout = ngx_parse_time(&s, 0);
+            if (mmcf->timeout == (ngx_msec_t) NGX_ERROR
+                || mmcf->timeout == 0)
+            {
+                goto invalid;
+            }
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    mmcf->configured = 1;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+ngx_int_t
+ngx_http_mdm_redis_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_mdm_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mdm_module);
+
+    if (mmcf == NULL || !mmcf->configured) {
+        return NGX_OK;
+    }
+
+    ngx_memzero(&ngx_http_mdm_redis, sizeof(ngx_http_mdm_redis_t));
+
+    ngx_http_mdm_redis.conf = mmcf;
+    ngx_http_mdm_redis.log = cycle->log;
+    ngx_http_mdm_redis.backoff = NGX_HTTP_MDM_REDIS_BACKOFF_MIN;
+
+    ngx_http_mdm_redis_dummy.fd = (ngx_socket_t) -1;
+    ngx_http_mdm_redis.reconnect.data = &ngx_http_mdm_redis_dummy;
+    ngx_http_mdm_redis.connect_timer.data = &ngx_http_mdm_redis_dummy;
+
+    /* a pending reconnect must not hold up a graceful shutdown */
+    ngx_http_mdm_redis.reconnect.handler = ngx_http_mdm_redis_reconnect_handler;
+    ngx_http_mdm_redis.reconnect.log = cycle->log;
+    ngx_http_mdm_redis.reconnect.cancelable = 1;
+
+    ngx_http_mdm_redis.connect_timer.handler =
+                                         ngx_http_mdm_redis_connect_timeout;
+    ngx_http_mdm_redis.connect_timer.log = cycle->log;
+    ngx_http_mdm_redis.connect_timer.cancelable = 1;
+
+    ngx_http_mdm_redis_connect();
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle)
+{
+    redisAsyncContext  *ac;
+
+    ngx_http_mdm_redis.exiting = 1;
+
+    ac = ngx_http_mdm_redis.ac;
+    if (ac == NULL) {
+        return;
+    }
+
+    ngx_http_mdm_redis.ac = NULL;
+    ac->onDisconnect = NULL;
+    ac->onConnect = NULL;
+    redisAsyncFree(ac);
+}
+
+
+static void
+ngx_http_mdm_redis_connect(void)
+{
+    ngx_str_t                  s;
+    redisAsyncContext         *ac;
+    ngx_http_mdm_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_mdm_redis.conf;
+
+    if (mmcf->unix_socket) {
+        ac = redisAsyncConnectUnix((char *) mmcf->host.data);
+
+    } else {
+        ac = redisAsyncConnect((char *) mmcf->host.data, mmcf->port);
+    }
+
+    if (ac == NULL) {
+        ngx_http_mdm_redis_lost("out of memory");
+        return;
+    }
+
+    if (ac->err) {
+        ngx_http_mdm_redis_lost(ac->errstr);
+        redisAsyncFree(ac);
+        return;
+    }
+
+    if (ngx_http_mdm_redis_attach(ac) != NGX_OK) {
+        redisAsyncFree(ac);
+        ngx_http_mdm_redis_lost("cannot attach to the event loop");
+        return;
+    }
+
+    ngx_http_mdm_redis.ac = ac;
+
+    redisAsyncSetConnectCallback(ac, ngx_http_mdm_redis_on_connect);
+    redisAsyncSetDisconnectCallback(ac, ngx_http_mdm_redis_on_disconnect);
+
+    /* hiredis buffers these until the socket is connected */
+
+    if (mmcf->password.len) {
+        s = mmcf->password;
+        redisAsyncCommand(ac, ngx_http_mdm_redis_setup_reply, "AUTH",
+                          "AUTH %b", s.data, s.len);
+    }
+
+    if (mmcf->db) {
+        redisAsyncCommand(ac, ngx_http_mdm_redis_setup_reply, "SELECT",
+                          "SELECT %d", (int) mmcf->db);
+    }
+
+    ngx_add_timer(&ngx_http_mdm_redis.connect_timer, mmcf->timeout);
+}
+
+
+/* the context is gone (or never was): forget it and try again later */
+
+static void
+ngx_http_mdm_redis_lost(const char *why)
+{
+    ngx_http_mdm_redis_t  *rd = &ngx_http_mdm_redis;
+
+    rd->ac = NULL;
+    rd->connected = 0;
+
+    if (rd->connect_timer.timer_set) {
+        ngx_del_timer(&rd->connect_timer);
+    }
+
+    if (rd->exiting) {
+        return;
+    }
+
+    if (!rd->down_logged) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "mdm: redis at \"%V\" unavailable: %s, reconnecting",
+                      &rd->conf->host, why);
+        rd->down_logged = 1;
+
+    } else {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                       "mdm: redis reconnect failed: %s", why);
+    }
+
+    if (!rd->reconnect.timer_set) {
+        ngx_add_timer(&rd->reconnect, rd->backoff);
+        rd->backoff = ngx_min(rd->backoff * 2, NGX_HTTP_MDM_REDIS_BACKOFF_MAX);
+    }
+}
+
+
+/*
+ * Drops a live context at once: every pending call fails (503) instead of
+ * waiting on a server that stopped answering.  Not for hiredis callbacks.
+ */
+
+static void
+ngx_http_mdm_redis_drop(const char *why)
+{
+    redisAsyncContext  *ac;
+
+    ac = ngx_http_mdm_redis.ac;
+    if (ac == NULL) {
+        return;
+    }
+
+    ngx_http_mdm_redis_lost(why);
+
+    ac->onConnect = NULL;
+    ac->onDisconnect = NULL;
+    redisAsyncFree(ac);
+}
+
+
+static void
+ngx_http_mdm_redis_reconnect_handler(ngx_event_t *ev)
+{
+    if (ngx_http_mdm_redis.exiting || ngx_http_mdm_redis.ac) {
+        return;
+    }
+
+    ngx_http_mdm_redis_connect();
+}
+
+
+static void
+ngx_http_mdm_redis_connect_timeout(ngx_event_t *ev)
+{
+    if (!ngx_http_mdm_redis.connected) {
+        ngx_http_mdm_redis_drop("connect timed out");
+    }
+}
+
+
+static void
+ngx_http_mdm_redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_mdm_redis_t  *rd = &ngx_http_mdm_redis;
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context right after this callback */
+        ngx_http_mdm_redis_lost(ac->errstr);
+        return;
+    }
+
+    rd->connected = 1;
+    rd->backoff = NGX_HTTP_MDM_REDIS_BACKOFF_MIN;
+
+    if (rd->connect_timer.timer_set) {
+        ngx_del_timer(&rd->connect_timer);
+    }
+
+    if (rd->down_logged) {
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "mdm: redis at \"%V\" is back", &rd->conf->host);
+        rd->down_logged = 0;
+    }
+}
+
+
+static void
+ngx_http_mdm_redis_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_mdm_redis_lost(status == REDIS_OK ? "disconnected" : ac->errstr);
+}
+
+
+static void
+ngx_http_mdm_redis_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply  *reply = r;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR) {
+        return;
+    }
+
+    /* a wrong password or db is a configuration error: say so, keep trying */
+    ngx_log_error(NGX_LOG_ERR, ngx_http_mdm_redis.log, 0,
+                  "mdm: redis %s failed: %*s", (char *) privdata,
+                  (size_t) reply->len, reply->str);
+
+    redisAsyncDisconnect(ac);
+}
+
+
+/* the event-loop adapter */
+
+static ngx_int_t
+ngx_http_mdm_redis_attach(redisAsyncContext *ac)
+{
+    ngx_connection_t  *c;
+
+    c = ngx_get_connection(ac->c.fd, ngx_http_mdm_redis.log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->data = ac;
+    c->read->handler = ngx_http_mdm_redis_read_handler;
+    c->write->handler = ngx_http_mdm_redis_write_handler;
+    c->read->log = c->log;
+    c->write->log = c->log;
+
+    /*
+     * Level-triggered everywhere: hiredis reads at most 16 KB per event, so
+     * edge-triggered events would stall large replies, and epoll keeps one
+     * mask per fd, so all four hooks must agree.
+     */
+    ac->ev.data = c;
+    ac->ev.addRead = ngx_http_mdm_redis_add_read;
+    ac->ev.delRead = ngx_http_mdm_redis_del_read;
+    ac->ev.addWrite = ngx_http_mdm_redis_add_write;
+    ac->ev.delWrite = ngx_http_mdm_redis_del_write;
+    ac->ev.cleanup = ngx_http_mdm_redis_cleanup;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_mdm_redis_add_read(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (!c->read->active) {
+        ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
+    }
+}
+
+
+static void
+ngx_http_mdm_redis_del_read(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (c->read->active) {
+        ngx_del_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
+    }
+}
+
+
+static void
+ngx_http_mdm_redis_add_write(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (!c->write->active) {
+        ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
+    }
+}
+
+
+static void
+ngx_http_mdm_redis_del_write(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (c->write->active) {
+        ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
+    }
+}
+
+
+/* hiredis closes the fd itself after this, so only release the slot */
+
+static void
+ngx_http_mdm_redis_cleanup(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    ngx_http_mdm_redis_del_read(c);
+    ngx_http_mdm_redis_del_write(c);
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    ngx_free_connection(c);
+    c->fd = (ngx_socket_t) -1;
+}
+
+
+static void
+ngx_http_mdm_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+
+    redisAsyncHandleRead(c->data);
+}
+
+
+static void
+ngx_http_mdm_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+
+    redisAsyncHandleWrite(c->data);
+}
+
+
+/* calls from requests */
+
+ngx_int_t
+ngx_http_mdm_redis_eval(ngx_http_request_t *r, ngx_uint_t script,
+    ngx_uint_t nkeys, ngx_array_t *args, ngx_http_mdm_redis_done_pt done)
+{
+    int                           i;
+    ngx_str_t                    *a;
+    ngx_uint_t                    n;
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_mdm_redis_op_t      *op;
+    ngx_http_mdm_redis_ticket_t  *t;
+
+    if (ngx_http_mdm_redis.ac == NULL) {
+        return NGX_DECLINED;
+    }
+
+    op = ngx_pcalloc(r->pool, sizeof(ngx_http_mdm_redis_op_t));
+    if (op == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = args->nelts;
+    a = args->elts;
+
+    op->argc = (int) n + 3;
+    op->argv = ngx_palloc(r->pool, op->argc * sizeof(char *));
+    op->argvlen = ngx_palloc(r->pool, op->argc * sizeof(size_t));
+    if (op->argv == NULL || op->argvlen == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* argv[0] and argv[1] are set by ngx_http_mdm_redis_send() */
+    op->argv[2] = (char *) ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (op->argv[2] == NULL) {
+        return NGX_ERROR;
+    }
+    op->argvlen[2] = ngx_sprintf((u_char *) op->argv[2], "%ui", nkeys)
+                     - (u_char *) op->argv[2];
+
+    for (i = 0; i < (int) n; i++) {
+        op->argv[i + 3] = (const char *) a[i].data;
+        op->argvlen[i + 3] = a[i].len;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    t = ngx_alloc(sizeof(ngx_http_mdm_redis_ticket_t), r->connection->log);
+    if (t == NULL) {
+        return NGX_ERROR;
+    }
+
+    t->op = op;
+    t->refs = 1;            /* the request's; hiredis's is added on send */
+
+    op->request = r;
+    op->done = done;
+    op->ticket = t;
+    op->script = script;
+
+    op->timer.handler = ngx_http_mdm_redis_op_timeout;
+    op->timer.data = r->connection;
+    op->timer.log = r->connection->log;
+
+    cln->handler = ngx_http_mdm_redis_op_cleanup;
+    cln->data = op;
+
+    if (ngx_http_mdm_redis_send(op) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    ngx_add_timer(&op->timer, ngx_http_mdm_redis.conf->timeout);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mdm_redis_send(ngx_http_mdm_redis_op_t *op)
+{
+    ngx_http_mdm_script_t  *s;
+
+    if (ngx_http_mdm_redis.ac == NULL) {
+        return NGX_DECLINED;
+    }
+
+    s = ngx_http_mdm_script(op->script);
+
+    if (op->retried) {
+        op->argv[0] = "EVAL";
+        op->argv[1] = s->source;
+        op->argvlen[1] = s->len;
+
+    } else {
+        op->argv[0] = "EVALSHA";
+        op->argv[1] = (const char *) s->sha1;
+        op->argvlen[1] = 40;
+    }
+
+    op->argvlen[0] = ngx_strlen(op->argv[0]);
+
+    if (redisAsyncCommandArgv(ngx_http_mdm_redis.ac, ngx_http_mdm_redis_reply,
+                              op->ticket, op->argc, op->argv, op->argvlen)
+        != REDIS_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    op->ticket->refs++;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_mdm_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply                   *reply = r;
+    ngx_http_mdm_redis_op_t      *op;
+    ngx_http_mdm_redis_ticket_t  *t = privdata;
+
+    op = t->op;
+
+    if (op == NULL || ngx_http_mdm_redis.exiting) {
+        ngx_http_mdm_redis_release(t);
+        return;
+    }
+
+    if (reply == NULL) {
+        t->refs--;
+        ngx_http_mdm_redis_finish(op, NULL,
+                                  ac->errstr[0] ? ac->errstr
+                                                : "connection lost");
+        return;
+    }
+
+    /* the server restarted or was flushed since the script was loaded */
+
+    if (reply->type == REDIS_REPLY_ERROR && !op->retried
+        && reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
+    {
+        t->refs--;
+        op->retried = 1;
+
+        if (ngx_http_mdm_redis_send(op) != NGX_OK) {
+            ngx_http_mdm_redis_finish(op, NULL, "connection lost");
+        }
+
+        return;
+    }
+
+    t->refs--;
+    ngx_http_mdm_redis_finish(op, reply, NULL);
+}
+
+
+static void
+ngx_http_mdm_redis_finish(ngx_http_mdm_redis_op_t *op, redisReply *reply,
+    const char *err)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+    ngx_http_log_ctx_t  *lctx;
+
+    r = op->request;
+    c = r->connection;
+
+    op->ticket->op = NULL;
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    lctx = c->log->data;
+    lctx->current_request = r;
+
+    op->done(r, reply, err);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_mdm_redis_op_timeout(ngx_event_t *ev)
+{
+    ngx_http_mdm_redis_op_t  *op;
+
+    op = (ngx_http_mdm_redis_op_t *)
+             ((u_char *) ev - offsetof(ngx_http_mdm_redis_op_t, timer));
+
+    ngx_http_mdm_redis_finish(op, NULL, "timed out");
+
+    /*
+     * A server that does not answer within the timeout is treated as gone:
+     * fail everything pending now and reconnect, rather than let every
+     * following request wait for the same timeout.
+     */
+    ngx_http_mdm_redis_drop("a call timed out");
+}
+
+
+static void
+ngx_http_mdm_redis_op_cleanup(void *data)
+{
+    ngx_http_mdm_redis_op_t  *op = data;
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    op->ticket->op = NULL;
+    ngx_http_mdm_redis_release(op->ticket);
+}
+
+
+static void
+ngx_http_mdm_redis_release(ngx_http_mdm_redis_ticket_t *t)
+{
+    if (--t->refs == 0) {
+        ngx_free(t);
+    }
+}

@@ -1,0 +1,195 @@
+
+/*
+ * Copyright (C) ngx_mdm contributors
+ *
+ * The steps every device request takes before its own work:
+ * PUT → read body → parse plist → resolve enrollment → verify identity.
+ * A failure is one log line and a 4xx; never 401, which unenrolls devices.
+ */
+
+
+#include "ngx_http_mdm_request.h"
+#include "ngx_http_mdm_plist.h"
+#include "ngx_http_mdm_identity.h"
+#include "ngx_http_mdm_enrollment.h"
+
+
+static ngx_int_t ngx_http_mdm_body(ngx_http_request_t *r, ngx_str_t *body);
+
+
+ngx_int_t
+ngx_http_mdm_device_read(ngx_http_request_t *r,
+    ngx_http_client_body_handler_pt post)
+{
+    ngx_int_t            rc;
+    ngx_http_mdm_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_mdm_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_mdm_module);
+
+    if (r->method != NGX_HTTP_PUT) {
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_NOT_ALLOWED,
+                                   "method is not PUT");
+    }
+
+    rc = ngx_http_read_client_request_body(r, post);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+ngx_int_t
+ngx_http_mdm_device_prepare(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
+{
+    ngx_int_t                 rc;
+    const char               *reason;
+    ngx_http_mdm_loc_conf_t  *mlcf;
+    ngx_http_mdm_identity_t   id;
+
+    rc = ngx_http_mdm_body(r, &ctx->body);
+    if (rc != NGX_OK) {
+        return ngx_http_mdm_reject(r, ctx, rc == NGX_DECLINED
+                                           ? NGX_HTTP_BAD_REQUEST
+                                           : NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                   rc == NGX_DECLINED ? "empty body"
+                                                      : "cannot read body");
+    }
+
+    ctx->plist = ngx_http_mdm_plist_parse(r, &ctx->body);
+    if (ctx->plist == NULL) {
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                   "body is not a plist dictionary");
+    }
+
+    reason = ngx_http_mdm_enrollment_resolve(r, ctx->plist, ctx);
+    if (reason) {
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST, reason);
+    }
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+
+    if (mlcf->identity->nelts == 0) {
+        return NGX_OK;
+    }
+
+    ngx_memzero(&id, sizeof(ngx_http_mdm_identity_t));
+
+    rc = ngx_http_mdm_identity_verify(r, mlcf, &ctx->body, &id, &reason);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST, reason);
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                   "identity verification failed");
+    }
+
+    ngx_memcpy(ctx->cert_hash, id.sha256, sizeof(ctx->cert_hash));
+    ctx->cert_not_after = id.not_after;
+    ctx->has_cert = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The body as one string.  Bodies over client_body_buffer_size are in a
+ * temporary file; reading it back is what nginx's own modules do.
+ */
+
+static ngx_int_t
+ngx_http_mdm_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    off_t         len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_DECLINED;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len == 0) {
+        return NGX_DECLINED;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        body->data = cl->buf->pos;
+        body->len = (size_t) len;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = (size_t) len;
+
+    for ( /* void */ ; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                          b->file_pos);
+
+        if (n != b->file_last - b->file_pos) {
+            return NGX_ERROR;
+        }
+
+        p += n;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_mdm_reject(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
+    ngx_int_t status, const char *reason)
+{
+    ngx_str_t  type, id;
+
+    type = ctx->message_type;
+    if (type.len == 0) {
+        ngx_str_set(&type, "request");
+    }
+
+    id = ctx->enrollment_id;
+    if (id.len == 0) {
+        ngx_str_set(&id, "-");
+    }
+
+    /*
+     * At "error", the level nginx logs by default: a device that cannot
+     * enroll is what an admin opens the log for.
+     */
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "mdm: %V from enrollment \"%V\" answered %i: %s",
+                  &type, &id, status, reason);
+
+    return status;
+}
