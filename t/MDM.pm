@@ -141,6 +141,7 @@ our @EXPORT = qw(
     escaped_pem_header
     vector vectors_dir plist_set plist_get
     concurrent_requests http_request parse_http_response
+    mdm_defaults checkin_request
 );
 
 # Seconds to wait for a Redis reply; `local` it for blocking commands.
@@ -1742,5 +1743,48 @@ sub check_response {
 
 # `perl -c` compiles (so loads us) but never runs END: start nothing there.
 _init() unless $^C;
+
+
+# ---------------------------------------------------------------------------
+# Suite defaults
+# ---------------------------------------------------------------------------
+
+# The check-in Content-Type every device sends.
+our $CheckinType = 'application/x-apple-aspen-mdm-checkin';
+
+# mdm_defaults(http_config => ..., config => ..., more_headers => ...)
+# Fills those sections in every block that has none, so a suite states its
+# configuration once. more_headers is added unless the block sets a
+# Content-Type itself or has a `--- no_defaults` section. Register it after
+# `use t::MDM`: preprocessors run newest first, so signed_by then sees the
+# final headers.
+sub mdm_defaults {
+    my %def = @_;
+    Test::Nginx::Socket::add_block_preprocessor(sub {
+        my $block = shift;
+        for my $sec (qw(main_config http_config config)) {
+            next unless defined $def{$sec};
+            next if $block->can($sec) && defined $block->$sec;
+            $block->set_value($sec, $def{$sec});
+        }
+        return unless defined $def{more_headers};
+        return if $block->can('no_defaults') && defined $block->no_defaults;
+        my $mh = $block->can('more_headers') ? $block->more_headers : undef;
+        return if ref $mh;
+        return if defined $mh && $mh =~ /^Content-Type:/mi;
+        $block->set_value('more_headers',
+                          $def{more_headers} . (defined $mh ? "\n$mh" : ''));
+    });
+}
+
+# The request line plus a vector's body, optionally with keys replaced:
+#   checkin_request("nanomdm/mdm/testdata/Authenticate.2.plist", UDID => "U1")
+sub checkin_request {
+    my ($vector, @set) = @_;
+    my $path = ($vector =~ s/^(\/\S+)\s+//) ? $1 : '/mdm/checkin';
+    my $body = vector($vector);
+    $body = plist_set($body, @set) if @set;
+    return "PUT $path\n$body";
+}
 
 1;

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# ngx_mdm: set up a Debian 12 machine, build the module, run it, test it.
+#
+#   ./build.sh          install packages (as root) and build
+#   ./build.sh run      ... then start redis-server + nginx on localhost
+#   ./build.sh stop     stop what "run" started
+#   ./build.sh test     ... then run the whole suite, plain and under ASan+UBSan
+#
+# Everything it builds goes to build/, everything "run" starts lives in run/.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")" && pwd)
+BUILD=$ROOT/build
+RUN=$ROOT/run
+NGINX_SRC=/usr/share/nginx/src
+NGINX=/usr/sbin/nginx
+
+PACKAGES=(nginx nginx-dev libssl-dev libplist-dev libhiredis-dev
+          libcurl4-openssl-dev libnghttp2-dev redis-server redis-tools
+          libtest-base-perl libprotocol-http2-perl wrk openssl gcc make
+          perl curl)
+
+# -W is nginx's spelling of -Wextra; nginx's own flags come first, so these
+# are what the module is held to.
+WARN="-Wall -Wextra -Werror -Wno-unused-parameter"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
+
+deps() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
+            || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+
+    [ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}): run as root or apt-get install them"
+    say "installing ${missing[*]}"
+    # the packaged services are not wanted running: we start our own
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    systemctl disable --now redis-server nginx >/dev/null 2>&1 || true
+}
+
+# build_module DIR EXTRA_CFLAGS EXTRA_LDFLAGS
+build_module() {
+    local dir=$1 cflags=$2 ldflags=$3
+    mkdir -p "$dir"
+    # configure only when the flags or the config script changed: it takes
+    # seconds, a rebuild takes less than one
+    local stamp="$cflags|$ldflags|$(cat "$ROOT/config" "$ROOT/config.make" | md5sum)"
+    if [ ! -f "$dir/Makefile" ] || [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$stamp" ]; then
+        (cd "$NGINX_SRC" && ./configure --with-compat --with-debug \
+            --with-http_ssl_module --builddir="$dir" \
+            --with-cc-opt="$cflags" --with-ld-opt="$ldflags" \
+            --add-dynamic-module="$ROOT" >"$dir/configure.log" 2>&1) \
+            || { tail -20 "$dir/configure.log"; die "configure failed (see $dir/configure.log)"; }
+        echo "$stamp" > "$dir/.stamp"
+    fi
+    (cd "$NGINX_SRC" && make -s -f "$dir/Makefile" modules) \
+        || die "module build failed"
+}
+
+build() {
+    deps
+    say "building the module"
+    build_module "$BUILD/nginx" "$WARN -O2 -g" ""
+    # the module must load into Debian's own nginx
+    check_loads "$BUILD/nginx/ngx_http_mdm_module.so"
+}
+
+build_asan() {
+    say "building the module with AddressSanitizer + UndefinedBehaviorSanitizer"
+    build_module "$BUILD/asan" \
+        "$WARN -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+        "-fsanitize=address,undefined"
+}
+
+check_loads() {
+    local tmp
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/logs"
+    printf 'load_module %s;\nevents {}\nhttp { mdm_redis 127.0.0.1:6379; }\n' "$1" > "$tmp/nginx.conf"
+    "$NGINX" -p "$tmp/" -c "$tmp/nginx.conf" -e "$tmp/logs/error.log" -t -q \
+        || die "$1 does not load into $NGINX"
+    rm -rf "$tmp"
+}
+
+# the plain suite, then once more with the sanitized module preloaded with
+# its runtimes into the stock nginx; any sanitizer report fails the run
+test_suite() {
+    build
+    build_asan
+    local so=$BUILD/nginx/ngx_http_mdm_module.so
+    cd "$ROOT"
+    export MDM_SHARED=${MDM_SHARED:-$ROOT/../shared}
+    [ -d "$MDM_SHARED/vectors" ] || die "test vectors not found at $MDM_SHARED (set MDM_SHARED)"
+
+    say "test suite"
+    TEST_NGINX_LOAD_MODULES=$so TEST_NGINX_BINARY=$NGINX \
+        prove -I. -I t/lib -r t
+
+    say "test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+    local reports=$BUILD/asan/reports
+    rm -rf "$reports"; mkdir -p "$reports"
+    local asan ubsan
+    asan=$(gcc -print-file-name=libasan.so)
+    ubsan=$(gcc -print-file-name=libubsan.so)
+    TEST_NGINX_LOAD_MODULES=$BUILD/asan/ngx_http_mdm_module.so \
+    TEST_NGINX_BINARY=$NGINX \
+    MDM_SANITIZED=1 \
+    LD_PRELOAD="$asan $ubsan" \
+    ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:abort_on_error=0:suppressions=$ROOT/t/lsan.supp" \
+    LSAN_OPTIONS="suppressions=$ROOT/t/lsan.supp:print_suppressions=0" \
+    UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1" \
+        prove -I. -I t/lib -r t
+    if compgen -G "$reports/*" >/dev/null; then
+        cat "$reports"/* | head -200
+        die "sanitizer reports in $reports"
+    fi
+    say "no sanitizer reports"
+}
+
+run() {
+    build
+    mkdir -p "$RUN"/{conf,logs,pki,redis}
+    local port=${MDM_PORT:-8080} redis_port=${MDM_REDIS_PORT:-6390}
+
+    if [ ! -f "$RUN/pki/identity-ca.pem" ]; then
+        say "making a demo identity CA and one device certificate in run/pki"
+        "$ROOT/conf/demo-pki.sh" "$RUN/pki"
+    fi
+
+    if ! redis-cli -p "$redis_port" ping >/dev/null 2>&1; then
+        say "starting redis-server on 127.0.0.1:$redis_port"
+        redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$RUN/redis" \
+            --daemonize yes --pidfile "$RUN/redis/redis.pid" \
+            --logfile "$RUN/logs/redis.log" --appendonly yes
+    fi
+
+    sed -e "s|@MODULE@|$BUILD/nginx/ngx_http_mdm_module.so|" \
+        -e "s|@PORT@|$port|" -e "s|@REDIS_PORT@|$redis_port|" \
+        -e "s|@PKI@|$RUN/pki|" -e "s|@RUN@|$RUN|" \
+        "$ROOT/conf/nginx-local.conf" > "$RUN/conf/nginx.conf"
+
+    if [ -f "$RUN/logs/nginx.pid" ] && kill -0 "$(cat "$RUN/logs/nginx.pid")" 2>/dev/null; then
+        "$NGINX" -p "$RUN/" -c conf/nginx.conf -e logs/error.log -s reload
+    else
+        "$NGINX" -p "$RUN/" -c conf/nginx.conf -e logs/error.log
+    fi
+
+    cat <<EOF
+
+ngx_mdm is running on http://127.0.0.1:$port (redis on 127.0.0.1:$redis_port).
+Config: run/conf/nginx.conf    Logs: run/logs/    Demo PKI: run/pki/
+
+Send a signed check-in as a device would:
+  body=\$MDM_SHARED/vectors/nanomdm/mdm/testdata/Authenticate.2.plist   # or any plist
+  sig=\$(openssl cms -sign -binary -md sha256 -in "\$body" -signer run/pki/device.pem \\
+        -inkey run/pki/device.key -outform DER | base64 -w0)
+  curl -i -X PUT --data-binary @"\$body" -H "Mdm-Signature: \$sig" \\
+       -H "Content-Type: application/x-apple-aspen-mdm-checkin" http://127.0.0.1:$port/mdm/checkin
+  redis-cli -p $redis_port --scan --pattern 'mdm:*'
+
+Stop everything with ./build.sh stop
+EOF
+}
+
+stop() {
+    [ -f "$RUN/logs/nginx.pid" ] && "$NGINX" -p "$RUN/" -c conf/nginx.conf -e logs/error.log -s quit || true
+    [ -f "$RUN/redis/redis.pid" ] && kill "$(cat "$RUN/redis/redis.pid")" 2>/dev/null || true
+    say "stopped"
+}
+
+case "${1:-build}" in
+    build) build ;;
+    deps)  deps ;;
+    run)   run ;;
+    stop)  stop ;;
+    test)  test_suite ;;
+    *)     die "usage: $0 [build|run|stop|test]" ;;
+esac
