@@ -408,6 +408,12 @@ ngx_http_mdm_checkin_call(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /*
+     * A device that hangs up while Redis works is finalized at once (499),
+     * as nginx's proxy does; its reply is then dropped by the Redis layer.
+     */
+    r->read_event_handler = ngx_http_test_reading;
+
     /* the count taken by reading the body is released in the reply */
     return NGX_DONE;
 }

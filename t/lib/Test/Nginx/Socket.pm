@@ -170,6 +170,7 @@ our @CleanupHandlers;
 our $PrevConfig;        # config of the nginx currently running
 our $PrevBlock;         # block whose shutdown_error_log is still pending
 our $ErrLogFilePos = 0; # error.log offset already examined by the checks
+our $BlockErrLogStart = 0; # error.log size when the current block began
 our $NginxPid;          # pid of the nginx we started (also in $PidFile)
 our $NginxVersion;      # canonical version, e.g. 1.022001
 our $NginxConfigureArgs = '';
@@ -444,6 +445,10 @@ sub run_tests(){
     @blocks = shuffle @blocks unless $NoShuffle;
 
     for my $block (@blocks) {
+        # A block that reuses the running nginx checks only what was logged
+        # from here on, including what its preprocessors' actions caused.
+        $BlockErrLogStart = (defined $ErrLogFile && -s $ErrLogFile) || 0;
+
         # Preprocessors run right before their block (so they see the state
         # left by the previous one) and may rewrite any section.
         for my $hdl (@BlockPreprocessors) {
@@ -571,7 +576,7 @@ sub run_test ($) {
             or bail_out("$name - init failed: $@");
     }
 
-    $ErrLogFilePos = 0;
+    $ErrLogFilePos = $should_start ? 0 : $BlockErrLogStart;
     for my $i (0 .. $RepeatEach - 1) {
         write_user_files($block, $rand_ports) if $i > 0;
         run_test_helper($block, $i);
