@@ -5,6 +5,7 @@
 #   ./build.sh run      ... then start redis-server + nginx on localhost
 #   ./build.sh stop     stop what "run" started
 #   ./build.sh test     ... then run the whole suite, plain and under ASan+UBSan
+#   ./build.sh asan     build only the sanitized module (build/asan)
 #
 # Everything it builds goes to build/, everything "run" starts lives in run/.
 set -euo pipefail
@@ -105,21 +106,17 @@ test_suite() {
     say "test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
     local reports=$BUILD/asan/reports
     rm -rf "$reports"; mkdir -p "$reports"
-    local asan ubsan
-    asan=$(gcc -print-file-name=libasan.so)
-    ubsan=$(gcc -print-file-name=libubsan.so)
+    # the sanitizer runtimes go into nginx only, not into perl or openssl
+    printf '#!/bin/sh\nLD_PRELOAD="%s %s" exec %s "$@"\n' \
+        "$(gcc -print-file-name=libasan.so)" \
+        "$(gcc -print-file-name=libubsan.so)" "$NGINX" > "$BUILD/asan/nginx"
+    chmod +x "$BUILD/asan/nginx"
     TEST_NGINX_LOAD_MODULES=$BUILD/asan/ngx_http_mdm_module.so \
-    TEST_NGINX_BINARY=$NGINX \
-    MDM_SANITIZED=1 \
-    LD_PRELOAD="$asan $ubsan" \
-    ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:abort_on_error=0:suppressions=$ROOT/t/lsan.supp" \
-    LSAN_OPTIONS="suppressions=$ROOT/t/lsan.supp:print_suppressions=0" \
+    TEST_NGINX_BINARY=$BUILD/asan/nginx \
+    ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1" \
     UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1" \
         prove -I. -I t/lib -r t
-    if compgen -G "$reports/*" >/dev/null; then
-        cat "$reports"/* | head -200
-        die "sanitizer reports in $reports"
-    fi
+    perl t/sanitizer-check.pl "$reports" || die "sanitizer reports in $reports"
     say "no sanitizer reports"
 }
 
@@ -176,6 +173,7 @@ stop() {
 
 case "${1:-build}" in
     build) build ;;
+    asan)  build_asan ;;
     deps)  deps ;;
     run)   run ;;
     stop)  stop ;;

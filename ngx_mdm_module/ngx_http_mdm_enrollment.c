@@ -168,7 +168,7 @@ ngx_http_mdm_enrollment_key(ngx_pool_t *pool, const char *prefix,
     p = ngx_cpymem(p, ctx->device_id.data, ctx->device_id.len);
     *p++ = '}';
 
-    if (with_user) {
+    if (with_user && ctx->user_suffix.len) {
         p = ngx_cpymem(p, ctx->user_suffix.data, ctx->user_suffix.len);
     }
 

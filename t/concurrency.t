@@ -24,7 +24,7 @@ $ENV{TEST_NGINX_BURST_PORT} = do {
 
 mdm_defaults(
     http_config => q{
-        mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+        mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=10s;
         server {
             listen 127.0.0.1:$TEST_NGINX_BURST_PORT reuseport;
             location = /mdm/checkin {
