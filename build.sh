@@ -154,7 +154,7 @@ ngx_mdm is running on http://127.0.0.1:$port (redis on 127.0.0.1:$redis_port).
 Config: run/conf/nginx.conf    Logs: run/logs/    Demo PKI: run/pki/
 
 Send a signed check-in as a device would:
-  body=\$MDM_SHARED/vectors/nanomdm/mdm/testdata/Authenticate.2.plist   # or any plist
+  body=${MDM_SHARED:-$ROOT/../shared}/vectors/nanomdm/mdm/testdata/Authenticate.2.plist
   sig=\$(openssl cms -sign -binary -md sha256 -in "\$body" -signer run/pki/device.pem \\
         -inkey run/pki/device.key -outform DER | base64 -w0)
   curl -i -X PUT --data-binary @"\$body" -H "Mdm-Signature: \$sig" \\
