@@ -4,6 +4,6 @@
 cat << END >> $NGX_MAKEFILE
 
 $MDM_LUA_H: $MDM_SRC/lua/gen.sh $MDM_SRC/lua/*.lua
-	sh $MDM_SRC/lua/gen.sh $MDM_LUA_H $MDM_SRC/lua/*.lua
+	sh $MDM_SRC/lua/gen.sh $MDM_LUA_H $MDM_SRC/lua/common.lua $MDM_SRC/lua/*.lua
 
 END

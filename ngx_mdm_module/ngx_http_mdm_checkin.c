@@ -62,8 +62,6 @@ static ngx_int_t ngx_http_mdm_checkin_call(ngx_http_request_t *r,
     ngx_http_mdm_ctx_t *ctx, ngx_http_mdm_message_t *m);
 static const char *ngx_http_mdm_checkin_fields(ngx_http_request_t *r,
     ngx_http_mdm_ctx_t *ctx, ngx_http_mdm_field_t *f, ngx_array_t *args);
-static ngx_int_t ngx_http_mdm_checkin_push(ngx_array_t *args, u_char *data,
-    size_t len);
 static void ngx_http_mdm_checkin_done(ngx_http_request_t *r,
     redisReply *reply, const char *err);
 static ngx_int_t ngx_http_mdm_checkin_answer(ngx_http_request_t *r,
@@ -214,16 +212,12 @@ ngx_http_mdm_checkin_process(ngx_http_request_t *r)
                                    NGX_HTTP_MDM_CHECKIN_TYPE);
     }
 
-    rc = ngx_http_mdm_device_prepare(r, ctx);
+    rc = ngx_http_mdm_device_prepare(r, ctx, "MessageType");
     if (rc != NGX_OK) {
         return rc;
     }
 
-    if (ngx_http_mdm_plist_string(ctx->plist, "MessageType",
-                                  &ctx->message_type) != NGX_OK
-        || ctx->message_type.len == 0)
-    {
-        ngx_str_null(&ctx->message_type);
+    if (ctx->message_type.len == 0) {
         return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
                                    "no MessageType string");
     }
@@ -306,116 +300,42 @@ ngx_http_mdm_checkin_channel(ngx_http_mdm_ctx_t *ctx,
 
 
 /*
- * KEYS: enrollment, device enrollment, certificate bindings, user
- * channels, certificate index, event stream.  ARGV: message type, id,
- * enrollment type, device id, user suffix, cert hash, cert notAfter,
- * mdm_cert_auth mode, time (ms), body, query string, then field/value
- * pairs for the enrollment hash.
+ * KEYS: the device keys, the device's user channels.  ARGV: MessageType,
+ * the device argv, then field/value pairs for the enrollment hash.
  */
 
 static ngx_int_t
 ngx_http_mdm_checkin_call(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
     ngx_http_mdm_message_t *m)
 {
-    u_char                   *p;
-    ngx_int_t                 rc;
-    ngx_str_t                *a;
-    ngx_time_t               *tp;
-    const char               *reason;
-    ngx_array_t              *args;
-    ngx_http_mdm_loc_conf_t  *mlcf;
-
-    static ngx_str_t  modes[] = {
-        ngx_string("off"), ngx_string("on"), ngx_string("retro")
-    };
-
-    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+    ngx_int_t     rc;
+    ngx_str_t    *users;
+    const char   *reason;
+    ngx_array_t  *args;
 
     args = ngx_array_create(r->pool, 40, sizeof(ngx_str_t));
-    if (args == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    a = ngx_array_push_n(args, 17);
-    if (a == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ngx_http_mdm_enrollment_key(r->pool, "mdm:enr:", ctx, 1, &a[0])
+    if (args == NULL
+        || ngx_http_mdm_device_keys(r, ctx, args) != NGX_OK
+        || (users = ngx_array_push(args)) == NULL
+        || ngx_http_mdm_enrollment_key(r->pool, "mdm:users:", ctx, 0, users)
            != NGX_OK
-        || ngx_http_mdm_enrollment_key(r->pool, "mdm:enr:", ctx, 0, &a[1])
-           != NGX_OK
-        || ngx_http_mdm_enrollment_key(r->pool, "mdm:certs:", ctx, 0, &a[2])
-           != NGX_OK
-        || ngx_http_mdm_enrollment_key(r->pool, "mdm:users:", ctx, 0, &a[3])
-           != NGX_OK)
+        || ngx_http_mdm_push_arg(args, ctx->message_type.data,
+                                 ctx->message_type.len) != NGX_OK
+        || ngx_http_mdm_device_argv(r, ctx, args) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    p = ngx_pnalloc(r->pool, sizeof("mdm:certidx:") - 1 + 64
-                             + 3 * NGX_TIME_T_LEN);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    a[4].data = p;
-    p = ngx_cpymem(p, "mdm:certidx:", sizeof("mdm:certidx:") - 1);
-    if (ctx->has_cert) {
-        p = ngx_cpymem(p, ctx->cert_hash, 64);
-    }
-    a[4].len = p - a[4].data;
-
-    ngx_str_set(&a[5], "mdm:events");
-
-    a[6] = ctx->message_type;
-    a[7] = ctx->enrollment_id;
-    a[8] = ctx->enrollment_type;
-    a[9] = ctx->device_id;
-    a[10] = ctx->user_suffix;
-
-    a[11].data = ctx->cert_hash;
-    a[11].len = ctx->has_cert ? 64 : 0;
-
-    a[12].data = p;
-    p = ngx_sprintf(p, "%T", ctx->has_cert ? ctx->cert_not_after : 0);
-    a[12].len = p - a[12].data;
-
-    a[13] = ctx->has_cert ? modes[mlcf->cert_auth] : modes[0];
-
-    tp = ngx_timeofday();
-    a[14].data = p;
-    p = ngx_sprintf(p, "%T%03M", tp->sec, tp->msec);
-    a[14].len = p - a[14].data;
-
-    a[15] = ctx->body;
-    a[16] = r->args;
 
     reason = ngx_http_mdm_checkin_fields(r, ctx, m->fields, args);
     if (reason) {
         return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST, reason);
     }
 
-    rc = ngx_http_mdm_redis_eval(r, NGX_HTTP_MDM_SCRIPT_CHECKIN, 6, args,
+    rc = ngx_http_mdm_redis_eval(r, NGX_HTTP_MDM_SCRIPT_CHECKIN,
+                                 NGX_HTTP_MDM_DEVICE_NKEYS + 1, args,
                                  ngx_http_mdm_checkin_done);
 
-    if (rc == NGX_DECLINED) {
-        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                   "redis is not connected");
-    }
-
-    if (rc != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /*
-     * A device that hangs up while Redis works is finalized at once (499),
-     * as nginx's proxy does; its reply is then dropped by the Redis layer.
-     */
-    r->read_event_handler = ngx_http_test_reading;
-
-    /* the count taken by reading the body is released in the reply */
-    return NGX_DONE;
+    return ngx_http_mdm_device_wait(r, ctx, rc);
 }
 
 
@@ -489,32 +409,15 @@ ngx_http_mdm_checkin_fields(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
             continue;
         }
 
-        if (ngx_http_mdm_checkin_push(args, (u_char *) f->field,
+        if (ngx_http_mdm_push_arg(args, (u_char *) f->field,
                                       ngx_strlen(f->field)) != NGX_OK
-            || ngx_http_mdm_checkin_push(args, v.data, v.len) != NGX_OK)
+            || ngx_http_mdm_push_arg(args, v.data, v.len) != NGX_OK)
         {
             return "out of memory";
         }
     }
 
     return NULL;
-}
-
-
-static ngx_int_t
-ngx_http_mdm_checkin_push(ngx_array_t *args, u_char *data, size_t len)
-{
-    ngx_str_t  *a;
-
-    a = ngx_array_push(args);
-    if (a == NULL) {
-        return NGX_ERROR;
-    }
-
-    a->data = data;
-    a->len = len;
-
-    return NGX_OK;
 }
 
 
@@ -525,47 +428,15 @@ ngx_http_mdm_checkin_done(ngx_http_request_t *r, redisReply *reply,
     const char *err)
 {
     ngx_int_t            rc;
-    redisReply          *status, *value;
     ngx_http_mdm_ctx_t  *ctx;
-    u_char               reason[256];
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_mdm_module);
 
-    if (reply == NULL) {
-        ngx_snprintf(reason, sizeof(reason), "redis %s%Z", err);
-        rc = ngx_http_mdm_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 (char *) reason);
-        goto done;
+    rc = ngx_http_mdm_device_reply(r, ctx, reply, err);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_mdm_checkin_answer(r, ctx, reply->element[1]);
     }
-
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
-        || reply->element[0]->type != REDIS_REPLY_STRING)
-    {
-        ngx_snprintf(reason, sizeof(reason), "redis script failed: %*s%Z",
-                     (size_t) (reply->type == REDIS_REPLY_ERROR
-                               ? reply->len : 0),
-                     reply->str);
-        rc = ngx_http_mdm_reject(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                 (char *) reason);
-        goto done;
-    }
-
-    status = reply->element[0];
-    value = reply->element[1];
-
-    if (status->len == 3 && ngx_strncmp(status->str, "err", 3) == 0) {
-        ngx_snprintf(reason, sizeof(reason), "%*s%Z",
-                     (size_t) (value->type == REDIS_REPLY_STRING
-                               ? value->len : 0),
-                     value->str);
-        rc = ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                 (char *) reason);
-        goto done;
-    }
-
-    rc = ngx_http_mdm_checkin_answer(r, ctx, value);
-
-done:
 
     ngx_http_finalize_request(r, rc);
 }

@@ -246,6 +246,12 @@ ngx_http_mdm_identity_cms(ngx_http_request_t *r, ngx_str_t *value,
         goto failed;
     }
 
+    /* matches the signer to a certificate the signature carries */
+    if (CMS_set1_signers_certs(cms, NULL, 0) <= 0) {
+        *reason = "Mdm-Signature does not carry its signer's certificate";
+        goto failed;
+    }
+
     content = BIO_new_mem_buf(body->data, (int) body->len);
     if (content == NULL) {
         CMS_ContentInfo_free(cms);
@@ -267,7 +273,7 @@ ngx_http_mdm_identity_cms(ngx_http_request_t *r, ngx_str_t *value,
     signers = CMS_get0_signers(cms);
     if (signers == NULL || sk_X509_num(signers) != 1) {
         sk_X509_free(signers);
-        *reason = "Mdm-Signature does not carry its signer's certificate";
+        *reason = "Mdm-Signature has no usable signer";
         goto failed;
     }
 

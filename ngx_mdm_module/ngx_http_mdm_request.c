@@ -47,7 +47,8 @@ ngx_http_mdm_device_read(ngx_http_request_t *r,
 
 
 ngx_int_t
-ngx_http_mdm_device_prepare(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
+ngx_http_mdm_device_prepare(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
+    const char *type_key)
 {
     ngx_int_t                 rc;
     const char               *reason;
@@ -67,6 +68,13 @@ ngx_http_mdm_device_prepare(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
     if (ctx->plist == NULL) {
         return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
                                    "body is not a plist dictionary");
+    }
+
+    /* named early, so that every later rejection says what was refused */
+    if (ngx_http_mdm_plist_string(ctx->plist, type_key, &ctx->message_type)
+        != NGX_OK)
+    {
+        ngx_str_null(&ctx->message_type);
     }
 
     reason = ngx_http_mdm_enrollment_resolve(r, ctx->plist, ctx);
@@ -164,6 +172,174 @@ ngx_http_mdm_body(ngx_http_request_t *r, ngx_str_t *body)
     }
 
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_mdm_device_keys(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
+    ngx_array_t *args)
+{
+    u_char     *p;
+    ngx_str_t  *a;
+
+    a = ngx_array_push_n(args, NGX_HTTP_MDM_DEVICE_NKEYS);
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_mdm_enrollment_key(r->pool, "mdm:enr:", ctx, 1, &a[0])
+           != NGX_OK
+        || ngx_http_mdm_enrollment_key(r->pool, "mdm:enr:", ctx, 0, &a[1])
+           != NGX_OK
+        || ngx_http_mdm_enrollment_key(r->pool, "mdm:certs:", ctx, 0, &a[2])
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("mdm:certidx:") - 1 + 64);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    a[3].data = p;
+    p = ngx_cpymem(p, "mdm:certidx:", sizeof("mdm:certidx:") - 1);
+    if (ctx->has_cert) {
+        p = ngx_cpymem(p, ctx->cert_hash, 64);
+    }
+    a[3].len = p - a[3].data;
+
+    ngx_str_set(&a[4], "mdm:events");
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_mdm_device_argv(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
+    ngx_array_t *args)
+{
+    u_char                   *p;
+    ngx_str_t                *a;
+    ngx_time_t               *tp;
+    ngx_http_mdm_loc_conf_t  *mlcf;
+
+    static ngx_str_t  modes[] = {
+        ngx_string("off"), ngx_string("on"), ngx_string("retro")
+    };
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+
+    a = ngx_array_push_n(args, 10);
+    p = ngx_pnalloc(r->pool, 2 * NGX_TIME_T_LEN + 3);
+    if (a == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    a[0] = ctx->enrollment_id;
+    a[1] = ctx->enrollment_type;
+    a[2] = ctx->device_id;
+    a[3] = ctx->user_suffix;
+
+    a[4].data = ctx->cert_hash;
+    a[4].len = ctx->has_cert ? 64 : 0;
+
+    a[5].data = p;
+    p = ngx_sprintf(p, "%T", ctx->has_cert ? ctx->cert_not_after : 0);
+    a[5].len = p - a[5].data;
+
+    a[6] = ctx->has_cert ? modes[mlcf->cert_auth] : modes[0];
+
+    tp = ngx_timeofday();
+    a[7].data = p;
+    p = ngx_sprintf(p, "%T%03M", tp->sec, tp->msec);
+    a[7].len = p - a[7].data;
+
+    a[8] = ctx->body;
+    a[9] = r->args;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_mdm_push_arg(ngx_array_t *args, u_char *data, size_t len)
+{
+    ngx_str_t  *a;
+
+    a = ngx_array_push(args);
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    a->data = data;
+    a->len = len;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_mdm_device_reply(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
+    redisReply *reply, const char *err)
+{
+    u_char       reason[256];
+    redisReply  *status, *value;
+
+    if (reply == NULL) {
+        ngx_snprintf(reason, sizeof(reason), "redis %s%Z", err);
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   (char *) reason);
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        ngx_snprintf(reason, sizeof(reason), "redis script failed: %*s%Z",
+                     (size_t) (reply->type == REDIS_REPLY_ERROR
+                               ? reply->len : 0),
+                     reply->str);
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                   (char *) reason);
+    }
+
+    status = reply->element[0];
+    value = reply->element[1];
+
+    if (status->len == 3 && ngx_strncmp(status->str, "err", 3) == 0) {
+        ngx_snprintf(reason, sizeof(reason), "%*s%Z",
+                     (size_t) (value->type == REDIS_REPLY_STRING
+                               ? value->len : 0),
+                     value->str);
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                   (char *) reason);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_mdm_device_wait(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
+    ngx_int_t rc)
+{
+    if (rc == NGX_DECLINED) {
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "redis is not connected");
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /*
+     * A device that hangs up while Redis works is finalized at once (499),
+     * as nginx's proxy does; its reply is then dropped by the Redis layer.
+     */
+    r->read_event_handler = ngx_http_test_reading;
+
+    /* the count taken by reading the body is released in the reply */
+    return NGX_DONE;
 }
 
 

@@ -16,8 +16,8 @@ our ($RedisPid, $Tally);
 # EVALSHA's key: the SHA-1 of the script the module carries
 our $CheckinSha = do {
     local $/;
-    open my $fh, '<', 'ngx_mdm_module/lua/checkin.lua' or die $!;
-    sha1_hex(<$fh>);
+    sha1_hex(map { open my $fh, '<', "ngx_mdm_module/lua/$_.lua" or die $!; <$fh> }
+             qw(common checkin));
 };
 
 sub redis_pid () {

@@ -1,15 +1,15 @@
 -- One check-in message, atomically (see ngx_http_mdm_checkin.c).
 -- KEYS: 1 enrollment, 2 device enrollment, 3 device certificate bindings
---       (hash: sha256 -> notAfter), 4 the device's user channels (set of
---       ":<user>" suffixes), 5 certificate index (sha256 -> device id),
---       6 event stream.
+--       (hash: sha256 -> notAfter), 4 certificate index (sha256 -> device
+--       id), 5 event stream, 6 the device's user channels (set of ":<user>"
+--       suffixes).
 -- ARGV: 1 MessageType, 2 enrollment id, 3 enrollment type, 4 device id,
 --       5 user suffix, 6 cert sha256 ("" without identity), 7 cert notAfter,
 --       8 mdm_cert_auth (off|on|retro), 9 now (ms), 10 raw body,
 --       11 query string, 12.. field/value pairs for the enrollment hash.
 -- Returns {"ok", value} or {"err", reason}.
 
-local enr, dev, certs, users, certidx, events =
+local enr, dev, certs, certidx, events, users =
     KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local mtype, id, etype, did, suffix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local hash, not_after, mode, now = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
@@ -21,42 +21,8 @@ local function fields()
     return t
 end
 
-local function user_key(s)
-    return 'mdm:enr:{' .. did .. '}' .. s
-end
-
-local function queue_key(s)
-    return 'mdm:q:{' .. did .. '}' .. s
-end
-
-local function bind()
-    redis.call('HSET', certs, hash, not_after)
-    redis.call('SET', certidx, did)
-end
-
--- NanoMDM's certauth: Authenticate binds, everything else must be bound;
--- renewed certificates are kept alongside the old ones until they expire.
-local function authorize()
-    if mode == 'off' then return nil end
-
-    if mtype == 'Authenticate' then
-        local owner = redis.call('GET', certidx)
-        if owner and owner ~= did then
-            return 'certificate is already bound to another enrollment'
-        end
-        return nil
-    end
-
-    if redis.call('HEXISTS', certs, hash) == 1 then return nil end
-
-    if mode == 'retro' and redis.call('EXISTS', certs) == 0
-       and redis.call('EXISTS', certidx) == 0 then
-        bind()
-        return nil
-    end
-
-    return 'certificate is not bound to this enrollment'
-end
+local function user_key(s) return mdm_key('mdm:enr:', did, s) end
+local function queue_key(s) return mdm_key('mdm:q:', did, s) end
 
 local function prune_expired_bindings()
     local t = redis.call('HGETALL', certs)
@@ -97,7 +63,7 @@ function handlers.Authenticate()
     end)
     if hash ~= '' and mode ~= 'off' then
         prune_expired_bindings()
-        bind()
+        mdm_bind(certs, certidx, did, hash, not_after)
     end
     event(nil)
     return nil
@@ -155,7 +121,7 @@ if mtype ~= 'Authenticate' and mtype ~= 'TokenUpdate'
     return {'err', 'unknown enrollment'}
 end
 
-local denied = authorize()
+local denied = mdm_authorize(mtype, mode, certs, certidx, did, hash, not_after)
 if denied then return {'err', denied} end
 
 local h = handlers[mtype]

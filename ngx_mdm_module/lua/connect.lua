@@ -1,0 +1,100 @@
+-- One command report, atomically: store the result, drop an answered command,
+-- pick the next one (see ngx_http_mdm_connect.c).
+-- KEYS: 1 enrollment, 2 device enrollment, 3 certificate bindings,
+--       4 certificate index, 5 event stream, 6 the enrollment's queue.
+-- ARGV: 1 Status, 2 CommandUUID ("" for Idle), 3 enrollment id,
+--       4 enrollment type, 5 device id, 6 user suffix, 7 cert sha256,
+--       8 cert notAfter, 9 mdm_cert_auth mode, 10 now (ms), 11 raw body,
+--       12 query string.
+-- Returns {"ok", next command plist or "", "queued" | "not queued" | ""}
+-- or {"err", reason}.
+
+local enr, dev, certs, certidx, events, queue =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local status, uuid, id, etype, did, suffix =
+    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local hash, not_after, mode, now, body, params =
+    ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local now_n = tonumber(now)
+
+if redis.call('HGET', enr, 'enabled') ~= '1' then
+    if redis.call('EXISTS', enr) == 0 then
+        return {'err', 'unknown enrollment'}
+    end
+    return {'err', 'enrollment is disabled (no TokenUpdate since '
+                   .. 'Authenticate, or checked out)'}
+end
+
+local denied = mdm_authorize('Connect', mode, certs, certidx, did, hash,
+                             not_after)
+if denied then return {'err', denied} end
+
+redis.call('HSET', enr, 'last_seen', now)
+
+-- the report is stored before the next command is chosen
+
+local known = ''
+
+if status ~= 'Idle' then
+    local rk = mdm_result_key(did, suffix, uuid)
+    known = redis.call('LPOS', queue, uuid) and 'queued' or 'not queued'
+
+    redis.call('HSET', rk, 'status', status, 'report', body,
+               'updated_at', now)
+    if status == 'NotNow' then
+        redis.call('HINCRBY', rk, 'not_now_tally', 1)
+    elseif known == 'queued' then
+        -- Acknowledged, Error, CommandFormatError: answered
+        redis.call('LREM', queue, 1, uuid)
+        redis.call('HSET', rk, 'completed_at', now)
+    end
+end
+
+redis.call('XADD', events, '*', 'type', 'Connect', 'id', id,
+    'enrollment_type', etype, 'device_id', did, 'time', now,
+    'params', params, 'status', status, 'command_uuid', uuid, 'body', body)
+
+-- A command leaves the queue when it expires or has been delivered its
+-- maximum number of times, with an "Expired" result, so one command a
+-- device never answers does not block the rest.
+local function expire(u, rk)
+    redis.call('LREM', queue, 1, u)
+    redis.call('HSET', rk, 'status', 'Expired', 'updated_at', now,
+               'completed_at', now)
+end
+
+-- NotNow'd commands are skipped only in the reply to a NotNow (NanoMDM)
+local skip_not_now = (status == 'NotNow')
+
+local pos = 0
+while true do
+    local batch = redis.call('LRANGE', queue, pos, pos + 15)
+    if #batch == 0 then break end
+
+    local removed = 0
+    for _, u in ipairs(batch) do
+        local c = redis.call('HMGET', 'mdm:cmd:' .. u, 'plist', 'expires_at',
+                             'max_deliveries')
+        local rk = mdm_result_key(did, suffix, u)
+        local r = redis.call('HMGET', rk, 'status', 'deliveries')
+        local deliveries = tonumber(r[2] or '0')
+
+        if not c[1] then
+            -- deleted through the API
+            redis.call('LREM', queue, 1, u)
+            removed = removed + 1
+        elseif (c[2] and tonumber(c[2]) <= now_n)
+               or (c[3] and deliveries >= tonumber(c[3])) then
+            expire(u, rk)
+            removed = removed + 1
+        elseif not (skip_not_now and r[1] == 'NotNow') then
+            redis.call('HSET', rk, 'deliveries', deliveries + 1,
+                       'delivered_at', now)
+            return {'ok', c[1], known}
+        end
+    end
+
+    pos = pos + #batch - removed
+end
+
+return {'ok', '', known}
