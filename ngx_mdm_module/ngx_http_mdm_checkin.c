@@ -18,8 +18,6 @@
 #include "ngx_http_mdm_enrollment.h"
 
 
-#define NGX_HTTP_MDM_CHECKIN_TYPE  "application/x-apple-aspen-mdm-checkin"
-
 /* how a message key is stored in the enrollment hash */
 #define NGX_HTTP_MDM_F_STRING  0
 #define NGX_HTTP_MDM_F_HEX     1     /* data, hex: APNs wants hex tokens */
@@ -54,7 +52,6 @@ typedef struct {
 
 
 static void ngx_http_mdm_checkin_body(ngx_http_request_t *r);
-static ngx_int_t ngx_http_mdm_checkin_process(ngx_http_request_t *r);
 static ngx_http_mdm_message_t *ngx_http_mdm_checkin_message(ngx_str_t *name);
 static const char *ngx_http_mdm_checkin_channel(ngx_http_mdm_ctx_t *ctx,
     ngx_http_mdm_message_t *m);
@@ -187,11 +184,10 @@ ngx_http_mdm_checkin_body(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_mdm_checkin_process(ngx_http_request_t *r)
 {
     ngx_int_t                 rc;
-    ngx_str_t                *ct;
     const char               *reason;
     ngx_http_mdm_ctx_t       *ctx;
     ngx_http_mdm_message_t   *m;
@@ -199,14 +195,7 @@ ngx_http_mdm_checkin_process(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_mdm_module);
 
-    ct = r->headers_in.content_type ? &r->headers_in.content_type->value
-                                    : NULL;
-
-    if (ct == NULL
-        || ct->len < sizeof(NGX_HTTP_MDM_CHECKIN_TYPE) - 1
-        || ngx_strncasecmp(ct->data, (u_char *) NGX_HTTP_MDM_CHECKIN_TYPE,
-                           sizeof(NGX_HTTP_MDM_CHECKIN_TYPE) - 1) != 0)
-    {
+    if (!ngx_http_mdm_is_checkin(r)) {
         return ngx_http_mdm_reject(r, ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                    "Content-Type is not "
                                    NGX_HTTP_MDM_CHECKIN_TYPE);
@@ -219,7 +208,7 @@ ngx_http_mdm_checkin_process(ngx_http_request_t *r)
 
     if (ctx->message_type.len == 0) {
         return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                   "no MessageType string");
+                                   "no MessageType string (or not a word)");
     }
 
     m = ngx_http_mdm_checkin_message(&ctx->message_type);

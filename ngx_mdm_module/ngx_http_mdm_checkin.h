@@ -14,5 +14,8 @@
 /* the content handler of mdm_checkin */
 ngx_int_t ngx_http_mdm_checkin_handler(ngx_http_request_t *r);
 
+/* a check-in whose body has been read */
+ngx_int_t ngx_http_mdm_checkin_process(ngx_http_request_t *r);
+
 
 #endif /* _NGX_HTTP_MDM_CHECKIN_H_INCLUDED_ */

@@ -12,6 +12,7 @@
 #include "ngx_http_mdm_redis.h"
 #include "ngx_http_mdm_scripts.h"
 #include "ngx_http_mdm_checkin.h"
+#include "ngx_http_mdm_connect.h"
 #include "ngx_http_mdm_identity.h"
 #include "ngx_http_mdm_variables.h"
 
@@ -23,8 +24,8 @@ static char *ngx_http_mdm_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_mdm_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
-static char *ngx_http_mdm_checkin(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+static char *ngx_http_mdm_handler_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_mdm_init_process(ngx_cycle_t *cycle);
 static void ngx_http_mdm_exit_process(ngx_cycle_t *cycle);
 
@@ -55,10 +56,24 @@ static ngx_command_t  ngx_http_mdm_commands[] = {
 
     { ngx_string("mdm_checkin"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_mdm_checkin,
+      ngx_http_mdm_handler_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      ngx_http_mdm_checkin_handler },
+
+    { ngx_string("mdm_connect"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_mdm_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_mdm_connect_handler },
+
+    { ngx_string("mdm_server"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_mdm_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_mdm_server_handler },
 
     { ngx_string("mdm_identity"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -249,14 +264,16 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (!mmcf->configured) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mdm_checkin needs \"mdm_redis\" in http{}");
+                           "mdm_checkin, mdm_connect and mdm_server need "
+                           "\"mdm_redis\" in http{}");
         return NGX_CONF_ERROR;
     }
 
     if (conf->identity->nelts && conf->ca == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mdm_checkin needs \"mdm_identity_ca\" to verify "
-                           "devices (or \"mdm_identity off\")");
+                           "mdm_checkin, mdm_connect and mdm_server need "
+                           "\"mdm_identity_ca\" to verify devices (or "
+                           "\"mdm_identity off\")");
         return NGX_CONF_ERROR;
     }
 
@@ -270,29 +287,34 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
 
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "mdm_checkin without device identity: any client "
-                           "can act as any device");
+                           "device requests without device identity: any "
+                           "client can act as any device");
     }
 
     return NGX_CONF_OK;
 }
 
 
+/* mdm_checkin, mdm_connect, mdm_server: cmd->post is the content handler */
+
 static char *
-ngx_http_mdm_checkin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_mdm_handler_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_mdm_loc_conf_t *mlcf = conf;
 
     ngx_http_core_loc_conf_t  *clcf;
 
     if (mlcf->checkin != NGX_CONF_UNSET) {
-        return "is duplicate";
+        return (mlcf->handler == cmd->post) ? "is duplicate"
+               : "conflicts with another mdm_checkin, mdm_connect or "
+                 "mdm_server in this location";
     }
 
     mlcf->checkin = 1;
+    mlcf->handler = cmd->post;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_mdm_checkin_handler;
+    clcf->handler = (ngx_http_handler_pt) cmd->post;
 
     return NGX_CONF_OK;
 }

@@ -58,7 +58,8 @@ typedef struct {
 
 
 typedef struct {
-    ngx_flag_t                  checkin;
+    ngx_flag_t                  checkin;     /* a device location */
+    void                       *handler;     /* its content handler */
     ngx_array_t                *identity;    /* of ngx_http_mdm_identity_source_t;
                                                 empty array = mdm_identity off */
     ngx_http_mdm_ca_t          *ca;
@@ -76,6 +77,7 @@ typedef struct {
     ngx_str_t                   device_id;   /* device-channel id (hash tag) */
     ngx_str_t                   user_suffix; /* ":<user>" on user channels */
     ngx_str_t                   udid;
+    ngx_str_t                   command_uuid; /* of a command report */
 
     ngx_str_t                   body;
     plist_t                     plist;

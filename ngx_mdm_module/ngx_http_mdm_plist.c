@@ -10,6 +10,11 @@
 #include "ngx_http_mdm_plist.h"
 
 
+/* Apple's plists nest a few levels; libplist recurses per level */
+#define NGX_HTTP_MDM_PLIST_DEPTH  128
+
+
+static ngx_uint_t ngx_http_mdm_plist_shallow(ngx_str_t *body);
 static void ngx_http_mdm_plist_cleanup(void *data);
 
 
@@ -19,7 +24,9 @@ ngx_http_mdm_plist_parse(ngx_http_request_t *r, ngx_str_t *body)
     plist_t              root;
     ngx_pool_cleanup_t  *cln;
 
-    if (body->len == 0 || body->len > NGX_MAX_UINT32_VALUE) {
+    if (body->len == 0 || body->len > NGX_MAX_UINT32_VALUE
+        || !ngx_http_mdm_plist_shallow(body))
+    {
         return NULL;
     }
 
@@ -28,8 +35,12 @@ ngx_http_mdm_plist_parse(ngx_http_request_t *r, ngx_str_t *body)
         return NULL;
     }
 
+    /*
+     * XML only: the protocol is XML, and libplist 2.2's binary parser
+     * takes time quadratic in the nesting depth.
+     */
     root = NULL;
-    plist_from_memory((const char *) body->data, (uint32_t) body->len, &root);
+    plist_from_xml((const char *) body->data, (uint32_t) body->len, &root);
 
     if (root == NULL) {
         return NULL;
@@ -43,6 +54,54 @@ ngx_http_mdm_plist_parse(ngx_http_request_t *r, ngx_str_t *body)
     }
 
     return root;
+}
+
+
+/*
+ * Counts opening <array> and <dict> tags against closing ones; anything
+ * deeper than NGX_HTTP_MDM_PLIST_DEPTH, or a binary plist, is refused
+ * before libplist recurses into it.
+ */
+
+static ngx_uint_t
+ngx_http_mdm_plist_shallow(ngx_str_t *body)
+{
+    u_char      *p, *last;
+    ngx_uint_t   depth;
+
+    p = body->data;
+    last = body->data + body->len;
+    depth = 0;
+
+    if (body->len >= 6 && ngx_strncmp(p, "bplist", 6) == 0) {
+        return 0;
+    }
+
+    while (p < last) {
+        p = ngx_strlchr(p, last, '<');
+        if (p == NULL) {
+            break;
+        }
+
+        p++;
+
+        if (last - p >= 6 && (ngx_strncmp(p, "array>", 6) == 0
+                              || ngx_strncmp(p, "dict>", 5) == 0))
+        {
+            if (++depth > NGX_HTTP_MDM_PLIST_DEPTH) {
+                return 0;
+            }
+
+        } else if (last - p >= 6 && (ngx_strncmp(p, "/array", 6) == 0
+                                     || ngx_strncmp(p, "/dict", 5) == 0))
+        {
+            if (depth) {
+                depth--;
+            }
+        }
+    }
+
+    return 1;
 }
 
 

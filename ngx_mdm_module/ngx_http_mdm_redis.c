@@ -51,7 +51,9 @@ typedef struct {
     ngx_event_t                     reconnect;
     ngx_event_t                     connect_timer;
     ngx_msec_t                      backoff;
+    ngx_uint_t                      setup_pending; /* AUTH, SELECT replies */
     unsigned                        connected:1;
+    unsigned                        setup_failed:1;
     unsigned                        exiting:1;
     unsigned                        down_logged:1;
 } ngx_http_mdm_redis_t;
@@ -68,6 +70,7 @@ static void ngx_http_mdm_redis_on_disconnect(const redisAsyncContext *ac,
     int status);
 static void ngx_http_mdm_redis_setup_reply(redisAsyncContext *ac, void *r,
     void *privdata);
+static void ngx_http_mdm_redis_ready(void);
 static ngx_int_t ngx_http_mdm_redis_attach(redisAsyncContext *ac);
 static void ngx_http_mdm_redis_add_read(void *data);
 static void ngx_http_mdm_redis_del_read(void *data);
@@ -283,21 +286,32 @@ ngx_http_mdm_redis_connect(void)
     }
 
     ngx_http_mdm_redis.ac = ac;
+    ngx_http_mdm_redis.setup_pending = 0;
+    ngx_http_mdm_redis.setup_failed = 0;
 
     redisAsyncSetConnectCallback(ac, ngx_http_mdm_redis_on_connect);
     redisAsyncSetDisconnectCallback(ac, ngx_http_mdm_redis_on_disconnect);
 
-    /* hiredis buffers these until the socket is connected */
+    /*
+     * hiredis buffers these until the socket is connected; requests that
+     * come meanwhile queue up behind them
+     */
 
     if (mmcf->password.len) {
         s = mmcf->password;
-        redisAsyncCommand(ac, ngx_http_mdm_redis_setup_reply, "AUTH",
-                          "AUTH %b", s.data, s.len);
+        if (redisAsyncCommand(ac, ngx_http_mdm_redis_setup_reply, "AUTH",
+                              "AUTH %b", s.data, s.len) == REDIS_OK)
+        {
+            ngx_http_mdm_redis.setup_pending++;
+        }
     }
 
     if (mmcf->db) {
-        redisAsyncCommand(ac, ngx_http_mdm_redis_setup_reply, "SELECT",
-                          "SELECT %d", (int) mmcf->db);
+        if (redisAsyncCommand(ac, ngx_http_mdm_redis_setup_reply, "SELECT",
+                              "SELECT %d", (int) mmcf->db) == REDIS_OK)
+        {
+            ngx_http_mdm_redis.setup_pending++;
+        }
     }
 
     ngx_add_timer(&ngx_http_mdm_redis.connect_timer, mmcf->timeout);
@@ -395,6 +409,20 @@ ngx_http_mdm_redis_on_connect(const redisAsyncContext *ac, int status)
     }
 
     rd->connected = 1;
+
+    if (rd->setup_pending == 0) {
+        ngx_http_mdm_redis_ready();
+    }
+}
+
+
+/* connected, authenticated, on the right db: only now is Redis "back" */
+
+static void
+ngx_http_mdm_redis_ready(void)
+{
+    ngx_http_mdm_redis_t  *rd = &ngx_http_mdm_redis;
+
     rd->backoff = NGX_HTTP_MDM_REDIS_BACKOFF_MIN;
 
     if (rd->connect_timer.timer_set) {
@@ -421,14 +449,32 @@ ngx_http_mdm_redis_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply  *reply = r;
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR) {
+    if (reply == NULL) {
         return;
     }
 
-    /* a wrong password or db is a configuration error: say so, keep trying */
-    ngx_log_error(NGX_LOG_ERR, ngx_http_mdm_redis.log, 0,
-                  "mdm: redis %s failed: %*s", (char *) privdata,
-                  (size_t) reply->len, reply->str);
+    if (reply->type != REDIS_REPLY_ERROR) {
+        if (--ngx_http_mdm_redis.setup_pending == 0
+            && ngx_http_mdm_redis.connected)
+        {
+            ngx_http_mdm_redis_ready();
+        }
+
+        return;
+    }
+
+    /*
+     * A wrong password or db is a configuration error: say so and keep
+     * trying with backoff.  Replies already on their way behind it belong
+     * to a connection that never worked: they fail as if it had dropped.
+     */
+    if (!ngx_http_mdm_redis.setup_failed) {
+        ngx_log_error(NGX_LOG_ERR, ngx_http_mdm_redis.log, 0,
+                      "mdm: redis %s failed: %*s", (char *) privdata,
+                      (size_t) reply->len, reply->str);
+    }
+
+    ngx_http_mdm_redis.setup_failed = 1;
 
     redisAsyncDisconnect(ac);
 }
@@ -684,11 +730,13 @@ ngx_http_mdm_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
 
-    if (reply == NULL) {
+    if (reply == NULL || ngx_http_mdm_redis.setup_failed) {
         t->refs--;
         ngx_http_mdm_redis_finish(op, NULL,
-                                  ac->errstr[0] ? ac->errstr
-                                                : "connection lost");
+                                  ngx_http_mdm_redis.setup_failed
+                                  ? "AUTH or SELECT failed"
+                                  : ac->errstr[0] ? ac->errstr
+                                                  : "connection lost");
         return;
     }
 

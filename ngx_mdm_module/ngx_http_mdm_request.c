@@ -15,6 +15,7 @@
 
 
 static ngx_int_t ngx_http_mdm_body(ngx_http_request_t *r, ngx_str_t *body);
+static ngx_uint_t ngx_http_mdm_is_word(ngx_str_t *s);
 
 
 ngx_int_t
@@ -67,12 +68,17 @@ ngx_http_mdm_device_prepare(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
     ctx->plist = ngx_http_mdm_plist_parse(r, &ctx->body);
     if (ctx->plist == NULL) {
         return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                   "body is not a plist dictionary");
+                                   "body is not an XML plist dictionary "
+                                   "(or nests deeper than 128)");
     }
 
-    /* named early, so that every later rejection says what was refused */
+    /*
+     * Named early, so that every later rejection says what was refused;
+     * only a plain word, since it goes into the log.
+     */
     if (ngx_http_mdm_plist_string(ctx->plist, type_key, &ctx->message_type)
-        != NGX_OK)
+        != NGX_OK
+        || !ngx_http_mdm_is_word(&ctx->message_type))
     {
         ngx_str_null(&ctx->message_type);
     }
@@ -106,6 +112,54 @@ ngx_http_mdm_device_prepare(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
     ctx->has_cert = 1;
 
     return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_mdm_is_word(ngx_str_t *s)
+{
+    ngx_uint_t  i;
+
+    if (s->len == 0 || s->len > 32) {
+        return 0;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        if (!((s->data[i] >= 'A' && s->data[i] <= 'Z')
+              || (s->data[i] >= 'a' && s->data[i] <= 'z')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+ngx_uint_t
+ngx_http_mdm_is_checkin(ngx_http_request_t *r)
+{
+    size_t      n;
+    ngx_str_t  *ct;
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+
+    ct = &r->headers_in.content_type->value;
+
+    n = sizeof(NGX_HTTP_MDM_CHECKIN_TYPE) - 1;
+
+    if (ct->len < n
+        || ngx_strncasecmp(ct->data, (u_char *) NGX_HTTP_MDM_CHECKIN_TYPE, n)
+           != 0)
+    {
+        return 0;
+    }
+
+    /* parameters such as "; charset=UTF-8" may follow, nothing else */
+    return ct->len == n || ct->data[n] == ';' || ct->data[n] == ' '
+           || ct->data[n] == '\t';
 }
 
 

@@ -28,6 +28,11 @@ ngx_int_t ngx_http_mdm_device_read(ngx_http_request_t *r,
 ngx_int_t ngx_http_mdm_device_prepare(ngx_http_request_t *r,
     ngx_http_mdm_ctx_t *ctx, const char *type_key);
 
+#define NGX_HTTP_MDM_CHECKIN_TYPE  "application/x-apple-aspen-mdm-checkin"
+
+/* whether the request carries the check-in Content-Type */
+ngx_uint_t ngx_http_mdm_is_checkin(ngx_http_request_t *r);
+
 /*
  * The first KEYS of every device script: enrollment, device enrollment,
  * certificate bindings, certificate index, event stream.

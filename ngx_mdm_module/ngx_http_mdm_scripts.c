@@ -18,6 +18,8 @@
 static ngx_http_mdm_script_t  ngx_http_mdm_scripts[NGX_HTTP_MDM_SCRIPT_N] = {
     { "checkin", ngx_http_mdm_lua_checkin, sizeof(ngx_http_mdm_lua_checkin) - 1,
       "" },
+    { "connect", ngx_http_mdm_lua_connect, sizeof(ngx_http_mdm_lua_connect) - 1,
+      "" },
 };
 
 

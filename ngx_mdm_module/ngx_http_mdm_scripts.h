@@ -13,7 +13,8 @@
 
 /* the server-side scripts, from lua/<name>.lua */
 #define NGX_HTTP_MDM_SCRIPT_CHECKIN  0
-#define NGX_HTTP_MDM_SCRIPT_N        1
+#define NGX_HTTP_MDM_SCRIPT_CONNECT  1
+#define NGX_HTTP_MDM_SCRIPT_N        2
 
 
 typedef struct {

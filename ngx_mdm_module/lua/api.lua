@@ -1,0 +1,286 @@
+-- The admin API (see ngx_http_mdm_api.c): one operation per call.
+-- ARGV[1] is the operation, ARGV[2] the time (ms); the rest depends on it.
+-- Returns {http status, JSON body}.
+--
+-- Commands are stored once (mdm:cmd:UUID) and shared by every enrollment
+-- they were enqueued for, as NanoMDM does: these keys are not hash-tagged by
+-- device, so the API needs a single Redis (with replicas), not a Cluster.
+
+local op, now = ARGV[1], ARGV[2]
+local now_n = tonumber(now)
+
+local function json_error(status, message)
+    return {status, cjson.encode({error = message})}
+end
+
+local function json_array(items)
+    return '[' .. table.concat(items, ',') .. ']'
+end
+
+local function enr_key(id)
+    local did, suffix = mdm_split_id(id)
+    return mdm_key('mdm:enr:', did, suffix)
+end
+
+local function queue_key(id)
+    local did, suffix = mdm_split_id(id)
+    return mdm_key('mdm:q:', did, suffix)
+end
+
+local function result_key(id, uuid)
+    local did, suffix = mdm_split_id(id)
+    return mdm_result_key(did, suffix, uuid)
+end
+
+local function push(id)
+    redis.call('RPUSH', 'mdm:push', id)
+end
+
+-- {"status": {id: {...}}, ...} with 200 (all ok), 207 (some) or 400 (none)
+local function per_id_result(status, ok, total, extra)
+    local code = (ok == total) and 200 or ((ok > 0) and 207 or 400)
+    extra.status = status
+    return {code, cjson.encode(extra)}
+end
+
+local ops = {}
+
+-- ARGV: 3 uuid, 4 plist, 5 request type, 6 priority (0|1), 7 expires_at
+-- (ms, "" for none), 8 max deliveries ("" for none), 9 no push (0|1),
+-- 10.. enrollment ids
+function ops.enqueue()
+    local uuid, plist, rtype, priority = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+    local expires_at, max_deliveries, nopush = ARGV[7], ARGV[8], ARGV[9]
+    local ckey = 'mdm:cmd:' .. uuid
+
+    if redis.call('EXISTS', ckey) == 1 then
+        return json_error(409, 'command UUID ' .. uuid .. ' already exists')
+    end
+
+    local status, ok, total = {}, 0, 0
+    for i = 10, #ARGV do
+        local id = ARGV[i]
+        total = total + 1
+        if redis.call('EXISTS', enr_key(id)) == 0 then
+            status[id] = {command_error = 'unknown enrollment'}
+        else
+            if priority == '1' then
+                redis.call('LPUSH', queue_key(id), uuid)
+            else
+                redis.call('RPUSH', queue_key(id), uuid)
+            end
+            redis.call('SADD', ckey .. ':targets', id)
+            if nopush == '1' then
+                status[id] = {}
+            else
+                push(id)
+                status[id] = {push_result = 'queued'}
+            end
+            ok = ok + 1
+        end
+    end
+
+    if ok > 0 then
+        redis.call('HSET', ckey, 'plist', plist, 'request_type', rtype,
+                   'created_at', now, 'priority', priority)
+        if expires_at ~= '' then
+            redis.call('HSET', ckey, 'expires_at', expires_at)
+        end
+        if max_deliveries ~= '' then
+            redis.call('HSET', ckey, 'max_deliveries', max_deliveries)
+        end
+    end
+
+    return per_id_result(status, ok, total, {
+        command_uuid = uuid, request_type = rtype, no_push = (nopush == '1')
+    })
+end
+
+-- ARGV: 3.. enrollment ids
+function ops.push()
+    local status, ok, total = {}, 0, 0
+    for i = 3, #ARGV do
+        local id = ARGV[i]
+        total = total + 1
+        if redis.call('EXISTS', enr_key(id)) == 0 then
+            status[id] = {push_error = 'unknown enrollment'}
+        else
+            push(id)
+            status[id] = {push_result = 'queued'}
+            ok = ok + 1
+        end
+    end
+    return per_id_result(status, ok, total, {})
+end
+
+-- what inspection shows of an enrollment; secrets only as "has_"
+local shown = {
+    'type', 'parent', 'device_id', 'udid', 'enrollment_id', 'topic',
+    'enabled', 'serial_number', 'os_version', 'build_version',
+    'product_name', 'model', 'model_name', 'device_name', 'imei', 'meid',
+    'user_id', 'user_short_name', 'user_long_name', 'enrollment_user_id',
+    'awaiting_configuration', 'token_update_tally', 'cert_hash',
+    'cert_not_after', 'authenticated_at', 'token_updated_at',
+    'checked_out_at', 'last_seen', 'push_result', 'push_error', 'push_at',
+    'push_apns_id'
+}
+local numeric = {
+    token_update_tally = true, cert_not_after = true, authenticated_at = true,
+    token_updated_at = true, checked_out_at = true, last_seen = true,
+    push_at = true
+}
+local boolean = {enabled = true, awaiting_configuration = true}
+
+local function enrollment_object(id, key)
+    local v = redis.call('HMGET', key, unpack(shown))
+    local o = {id = id}
+    for i, f in ipairs(shown) do
+        if v[i] then
+            if numeric[f] then o[f] = tonumber(v[i])
+            elseif boolean[f] then o[f] = (v[i] == '1')
+            else o[f] = v[i] end
+        end
+    end
+    local secrets = redis.call('HMGET', key, 'unlock_token', 'bootstrap_token',
+                               'token')
+    o.has_unlock_token = secrets[1] ~= false
+    o.has_bootstrap_token = secrets[2] ~= false
+    o.has_push_token = secrets[3] ~= false
+    return o
+end
+
+-- the enrollment id a key "mdm:enr:{did}suffix" stands for
+local function key_id(key)
+    local did, suffix = string.match(key, '^mdm:enr:{([^}]*)}(.*)$')
+    return did and (did .. suffix) or nil
+end
+
+-- ARGV: 3 cursor, 4 count, 5 type ("" any), 6 enabled ("", "1", "0"),
+-- 7 last seen after (ms, "" any)
+function ops.enrollments()
+    local cursor, count = ARGV[3], ARGV[4]
+    local want_type, want_enabled, seen_after = ARGV[5], ARGV[6], ARGV[7]
+
+    local r = redis.call('SCAN', cursor, 'MATCH', 'mdm:enr:{*', 'COUNT', count)
+    local items = {}
+    for _, key in ipairs(r[2]) do
+        local id = key_id(key)
+        if id and redis.call('TYPE', key).ok == 'hash' then
+            local f = redis.call('HMGET', key, 'type', 'enabled', 'last_seen')
+            if (want_type == '' or f[1] == want_type)
+               and (want_enabled == '' or f[2] == want_enabled)
+               and (seen_after == ''
+                    or tonumber(f[3] or '0') > tonumber(seen_after)) then
+                items[#items + 1] = cjson.encode(enrollment_object(id, key))
+            end
+        end
+    end
+
+    local next_cursor = (r[1] == '0') and '' or r[1]
+    return {200, '{"enrollments":' .. json_array(items) .. ',"cursor":'
+                 .. cjson.encode(next_cursor) .. '}'}
+end
+
+-- ARGV: 3 enrollment id
+function ops.enrollment()
+    local id = ARGV[3]
+    local key = enr_key(id)
+    if redis.call('EXISTS', key) == 0 then
+        return json_error(404, 'unknown enrollment')
+    end
+    local o = enrollment_object(id, key)
+    o.queue_length = redis.call('LLEN', queue_key(id))
+    return {200, cjson.encode(o)}
+end
+
+-- ARGV: 3 enrollment id
+function ops.queue()
+    local id = ARGV[3]
+    if redis.call('EXISTS', enr_key(id)) == 0 then
+        return json_error(404, 'unknown enrollment')
+    end
+    local items = {}
+    for _, uuid in ipairs(redis.call('LRANGE', queue_key(id), 0, -1)) do
+        local c = redis.call('HMGET', 'mdm:cmd:' .. uuid, 'request_type',
+                             'created_at', 'expires_at', 'max_deliveries')
+        local r = redis.call('HMGET', result_key(id, uuid), 'status',
+                             'deliveries', 'not_now_tally', 'updated_at')
+        items[#items + 1] = cjson.encode({
+            command_uuid = uuid, request_type = c[1] or nil,
+            created_at = tonumber(c[2] or ''),
+            expires_at = tonumber(c[3] or ''),
+            max_deliveries = tonumber(c[4] or ''),
+            deliveries = tonumber(r[2] or '0'),
+            last_status = r[1] or nil,
+            not_now_tally = tonumber(r[3] or '0'),
+            updated_at = tonumber(r[4] or '')
+        })
+    end
+    return {200, '{"id":' .. cjson.encode(id) .. ',"commands":'
+                 .. json_array(items) .. '}'}
+end
+
+-- ARGV: 3 enrollment id, 4 command uuid ("" for the whole queue)
+function ops.dequeue()
+    local id, uuid = ARGV[3], ARGV[4]
+    local q = queue_key(id)
+    local removed = {}
+
+    if uuid ~= '' then
+        if redis.call('LREM', q, 0, uuid) == 0 then
+            return json_error(404, 'command is not queued for this enrollment')
+        end
+        removed[1] = uuid
+    else
+        removed = redis.call('LRANGE', q, 0, -1)
+        redis.call('DEL', q)
+    end
+
+    local items = {}
+    for _, u in ipairs(removed) do
+        redis.call('HSET', result_key(id, u), 'status', 'Deleted',
+                   'updated_at', now, 'completed_at', now)
+        items[#items + 1] = cjson.encode(u)
+    end
+    return {200, '{"id":' .. cjson.encode(id) .. ',"removed":'
+                 .. json_array(items) .. '}'}
+end
+
+-- ARGV: 3 command uuid
+function ops.command()
+    local uuid = ARGV[3]
+    local ckey = 'mdm:cmd:' .. uuid
+    local c = redis.call('HMGET', ckey, 'plist', 'request_type', 'created_at',
+                         'expires_at', 'max_deliveries', 'priority')
+    if not c[1] then
+        return json_error(404, 'unknown command')
+    end
+
+    local per = {}
+    for _, id in ipairs(redis.call('SMEMBERS', ckey .. ':targets')) do
+        local r = redis.call('HMGET', result_key(id, uuid), 'status', 'report',
+                             'updated_at', 'deliveries', 'not_now_tally',
+                             'completed_at')
+        per[id] = {
+            status = r[1] or 'Queued', report = r[2] or nil,
+            updated_at = tonumber(r[3] or ''),
+            deliveries = tonumber(r[4] or '0'),
+            not_now_tally = tonumber(r[5] or '0'),
+            completed_at = tonumber(r[6] or '')
+        }
+    end
+
+    local o = {
+        command_uuid = uuid, plist = c[1], request_type = c[2],
+        created_at = tonumber(c[3]), expires_at = tonumber(c[4] or ''),
+        max_deliveries = tonumber(c[5] or ''), priority = (c[6] == '1')
+    }
+    local body = cjson.encode(o)
+    -- cjson writes an empty table as {}: right for a map of enrollments
+    return {200, string.sub(body, 1, -2) .. ',"enrollments":'
+                 .. cjson.encode(per) .. '}'}
+end
+
+local f = ops[op]
+if not f then return json_error(404, 'unknown operation') end
+return f()
