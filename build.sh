@@ -130,6 +130,11 @@ run() {
         "$ROOT/conf/demo-pki.sh" "$RUN/pki"
     fi
 
+    if [ ! -f "$RUN/api.key" ]; then
+        openssl rand -hex 24 > "$RUN/api.key"
+        chmod 600 "$RUN/api.key"
+    fi
+
     if ! redis-cli -p "$redis_port" ping >/dev/null 2>&1; then
         say "starting redis-server on 127.0.0.1:$redis_port"
         redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$RUN/redis" \
@@ -160,6 +165,9 @@ Send a signed check-in as a device would:
   curl -i -X PUT --data-binary @"\$body" -H "Mdm-Signature: \$sig" \\
        -H "Content-Type: application/x-apple-aspen-mdm-checkin" http://127.0.0.1:$port/mdm/checkin
   redis-cli -p $redis_port --scan --pattern 'mdm:*'
+
+The admin API (user nanomdm, key in run/api.key):
+  curl -u nanomdm:\$(cat run/api.key) http://127.0.0.1:$port/v1/enrollments
 
 Stop everything with ./build.sh stop
 EOF

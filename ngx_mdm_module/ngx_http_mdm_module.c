@@ -13,6 +13,7 @@
 #include "ngx_http_mdm_scripts.h"
 #include "ngx_http_mdm_checkin.h"
 #include "ngx_http_mdm_connect.h"
+#include "ngx_http_mdm_api.h"
 #include "ngx_http_mdm_identity.h"
 #include "ngx_http_mdm_variables.h"
 
@@ -26,6 +27,10 @@ static char *ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_mdm_handler_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_mdm_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_mdm_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_mdm_init_process(ngx_cycle_t *cycle);
 static void ngx_http_mdm_exit_process(ngx_cycle_t *cycle);
 
@@ -74,6 +79,27 @@ static ngx_command_t  ngx_http_mdm_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       ngx_http_mdm_server_handler },
+
+    { ngx_string("mdm_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_mdm_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mdm_api_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, api_key),
+      NULL },
+
+    { ngx_string("mdm_api_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_mdm_api_key_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("mdm_identity"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -207,6 +233,14 @@ ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mlcf->handler = NULL;
+     *     mlcf->api = 0;
+     *     mlcf->api_key = { 0, NULL };
+     */
+
     mlcf->checkin = NGX_CONF_UNSET;
     mlcf->identity = NGX_CONF_UNSET_PTR;
     mlcf->ca = NGX_CONF_UNSET_PTR;
@@ -255,12 +289,19 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->user_authenticate,
                               prev->user_authenticate,
                               NGX_HTTP_MDM_UA_DECLINE);
+    ngx_conf_merge_str_value(conf->api_key, prev->api_key, "");
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
+
+    if (conf->api && !mmcf->configured) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mdm_api needs \"mdm_redis\" in http{}");
+        return NGX_CONF_ERROR;
+    }
 
     if (!conf->checkin) {
         return NGX_CONF_OK;
     }
-
-    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
 
     if (!mmcf->configured) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -315,6 +356,94 @@ ngx_http_mdm_handler_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = (ngx_http_handler_pt) cmd->post;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_mdm_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_loc_conf_t *mlcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (mlcf->api) {
+        return "is duplicate";
+    }
+
+    mlcf->api = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_mdm_api_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* the key from a file (kept out of nginx.conf), without trailing space */
+
+static char *
+ngx_http_mdm_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_loc_conf_t *mlcf = conf;
+
+    ssize_t          n;
+    ngx_fd_t         fd;
+    ngx_str_t       *value, name;
+    ngx_file_info_t  fi;
+
+    if (mlcf->api_key.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "cannot open mdm_api_key_file \"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > 4096)
+    {
+        ngx_close_file(fd);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mdm_api_key_file \"%V\" is unreadable or over "
+                           "4 KB", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    mlcf->api_key.data = ngx_pnalloc(cf->pool, 4096);
+    if (mlcf->api_key.data == NULL) {
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_fd(fd, mlcf->api_key.data, 4096);
+    ngx_close_file(fd);
+
+    while (n > 0 && (mlcf->api_key.data[n - 1] == '\n'
+                     || mlcf->api_key.data[n - 1] == '\r'
+                     || mlcf->api_key.data[n - 1] == ' '))
+    {
+        n--;
+    }
+
+    if (n <= 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mdm_api_key_file \"%V\" is empty", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    mlcf->api_key.len = n;
 
     return NGX_CONF_OK;
 }

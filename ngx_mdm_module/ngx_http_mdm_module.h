@@ -60,12 +60,14 @@ typedef struct {
 typedef struct {
     ngx_flag_t                  checkin;     /* a device location */
     void                       *handler;     /* its content handler */
+    ngx_flag_t                  api;         /* mdm_api */
     ngx_array_t                *identity;    /* of ngx_http_mdm_identity_source_t;
                                                 empty array = mdm_identity off */
     ngx_http_mdm_ca_t          *ca;
     time_t                      skew;
     ngx_uint_t                  cert_auth;
     ngx_uint_t                  user_authenticate;
+    ngx_str_t                   api_key;     /* mdm_api_key(_file) */
 } ngx_http_mdm_loc_conf_t;
 
 

@@ -14,7 +14,6 @@
 #include "ngx_http_mdm_enrollment.h"
 
 
-static ngx_int_t ngx_http_mdm_body(ngx_http_request_t *r, ngx_str_t *body);
 static ngx_uint_t ngx_http_mdm_is_word(ngx_str_t *s);
 
 
@@ -56,7 +55,7 @@ ngx_http_mdm_device_prepare(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
     ngx_http_mdm_loc_conf_t  *mlcf;
     ngx_http_mdm_identity_t   id;
 
-    rc = ngx_http_mdm_body(r, &ctx->body);
+    rc = ngx_http_mdm_request_body(r, &ctx->body);
     if (rc != NGX_OK) {
         return ngx_http_mdm_reject(r, ctx, rc == NGX_DECLINED
                                            ? NGX_HTTP_BAD_REQUEST
@@ -168,8 +167,8 @@ ngx_http_mdm_is_checkin(ngx_http_request_t *r)
  * temporary file; reading it back is what nginx's own modules do.
  */
 
-static ngx_int_t
-ngx_http_mdm_body(ngx_http_request_t *r, ngx_str_t *body)
+ngx_int_t
+ngx_http_mdm_request_body(ngx_http_request_t *r, ngx_str_t *body)
 {
     u_char       *p;
     off_t         len;

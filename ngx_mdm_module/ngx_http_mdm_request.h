@@ -21,6 +21,12 @@ ngx_int_t ngx_http_mdm_device_read(ngx_http_request_t *r,
     ngx_http_client_body_handler_pt post);
 
 /*
+ * The read body as one string (bodies over client_body_buffer_size are read
+ * back from their temporary file).  NGX_DECLINED when it is empty.
+ */
+ngx_int_t ngx_http_mdm_request_body(ngx_http_request_t *r, ngx_str_t *body);
+
+/*
  * With the body read: parse it, note the message's type_key ("MessageType",
  * "Status"), resolve the enrollment and verify the device identity.
  * NGX_OK, or an HTTP status already logged.

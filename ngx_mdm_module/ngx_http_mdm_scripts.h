@@ -14,7 +14,8 @@
 /* the server-side scripts, from lua/<name>.lua */
 #define NGX_HTTP_MDM_SCRIPT_CHECKIN  0
 #define NGX_HTTP_MDM_SCRIPT_CONNECT  1
-#define NGX_HTTP_MDM_SCRIPT_N        2
+#define NGX_HTTP_MDM_SCRIPT_API      2
+#define NGX_HTTP_MDM_SCRIPT_N        3
 
 
 typedef struct {
