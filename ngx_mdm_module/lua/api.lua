@@ -281,6 +281,38 @@ function ops.command()
                  .. cjson.encode(per) .. '}'}
 end
 
+-- ARGV: 3 topic, 4 certificate PEM, 5 key PEM, 6 notAfter (unix),
+-- 7 notAfter (RFC 3339), 8 force (0|1)
+function ops.pushcert()
+    local topic, force = ARGV[3], ARGV[8]
+
+    -- replacing instead of renewing a push certificate gives a new topic
+    -- and silently strands every enrolled device
+    if force ~= '1' and redis.call('SCARD', 'mdm:topics') > 0
+       and redis.call('SISMEMBER', 'mdm:topics', topic) == 0 then
+        local used = redis.call('SRANDMEMBER', 'mdm:topics')
+        return json_error(409, 'the certificate is for topic ' .. topic
+            .. ' but enrolled devices listen on ' .. used
+            .. ': renew the existing push certificate instead of creating '
+            .. 'a new one, or add ?force=1 if every device will re-enroll')
+    end
+
+    redis.call('HSET', 'mdm:pushcert:' .. topic, 'cert', ARGV[4],
+               'key', ARGV[5], 'not_after', ARGV[6],
+               'not_after_rfc3339', ARGV[7], 'updated_at', now)
+    return {200, cjson.encode({topic = topic, not_after = ARGV[7]})}
+end
+
+-- ARGV: 3 topic
+function ops.pushcert_get()
+    local c = redis.call('HGET', 'mdm:pushcert:' .. ARGV[3],
+                         'not_after_rfc3339')
+    if not c then
+        return json_error(404, 'no push certificate for this topic')
+    end
+    return {200, cjson.encode({topic = ARGV[3], not_after = c})}
+end
+
 local f = ops[op]
 if not f then return json_error(404, 'unknown operation') end
 return f()

@@ -70,8 +70,15 @@ function handlers.Authenticate()
 end
 
 function handlers.TokenUpdate()
+    local f = fields()
     redis.call('HSET', enr, 'type', etype, 'device_id', did, 'enabled', '1',
-        'token_updated_at', now, 'last_seen', now, unpack(fields()))
+        'token_updated_at', now, 'last_seen', now, unpack(f))
+    -- a fresh token: whatever APNs said of the old one no longer holds
+    redis.call('HDEL', enr, 'token_invalid', 'repushes')
+    for i = 1, #f, 2 do
+        -- the topics enrolled devices listen on, to guard push certificates
+        if f[i] == 'topic' then redis.call('SADD', 'mdm:topics', f[i + 1]) end
+    end
     if suffix ~= '' then
         redis.call('HSET', enr, 'parent', did)
         redis.call('SADD', users, suffix)

@@ -1,0 +1,924 @@
+/*
+ * Copyright (C) ngx_mdm contributors
+ *
+ * APNs pushes.  Jobs are enrollment ids in the Redis list mdm:push; each is
+ * moved atomically to this worker's processing list and removed from it
+ * only once its result is recorded, so a SIGKILL loses nothing: the list is
+ * put back at the next start (or by another worker once this one's
+ * heartbeat has expired).
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "mdm_worker.h"
+
+
+typedef struct mw_cert_s  mw_cert_t;
+
+struct mw_cert_s {
+    mw_cert_t   *next;
+    char        *topic;
+    char        *stamp;        /* updated_at: a new upload replaces it */
+    char        *cert;
+    size_t       cert_len;
+    char        *key;
+    size_t       key_len;
+};
+
+
+typedef struct mw_job_s  mw_job_t;
+
+struct mw_job_s {
+    mw_job_t    *next, *prev;
+    char        *id;
+    char        *topic;
+    char        *token;
+    char        *magic;
+    int          attempts;
+    ev_timer     retry;
+    mw_http_t   *http;
+};
+
+
+/* moves up to ARGV[1] jobs to this worker's processing list */
+static const char mw_take_lua[] =
+    "local t = {}\n"
+    "for i = 1, tonumber(ARGV[1]) do\n"
+    "  local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')\n"
+    "  if not id then break end\n"
+    "  t[#t + 1] = id\n"
+    "end\n"
+    "return t\n";
+
+/* what a push needs: topic, token, magic, token times, cert version */
+static const char mw_info_lua[] =
+    "local id = ARGV[1]\n"
+    "local c = string.find(id, ':', 1, true)\n"
+    "local did, sfx = id, ''\n"
+    "if c then did = string.sub(id, 1, c - 1); sfx = string.sub(id, c) end\n"
+    "local e = redis.call('HMGET', 'mdm:enr:{' .. did .. '}' .. sfx,\n"
+    "  'topic', 'token', 'push_magic', 'token_updated_at', 'token_invalid')\n"
+    "local stamp = e[1] and redis.call('HGET', 'mdm:pushcert:' .. e[1],\n"
+    "  'updated_at')\n"
+    "return {e[1] or '', e[2] or '', e[3] or '', e[4] or '', e[5] or '',\n"
+    "  stamp or ''}\n";
+
+/*
+ * Records a push's outcome and drops the job.  ARGV: id, processing list,
+ * now (ms), apns-id, error, 410 timestamp, requeue (0|1), counter.  A 410
+ * marks the token dead only if no TokenUpdate came after its timestamp.
+ */
+static const char mw_result_lua[] =
+    "local id = ARGV[1]\n"
+    "redis.call('LREM', ARGV[2], 1, id)\n"
+    "if ARGV[7] == '1' then redis.call('RPUSH', 'mdm:push', id) return 0 end\n"
+    "redis.call('HINCRBY', 'mdm:stats:apns', ARGV[8], 1)\n"
+    "local c = string.find(id, ':', 1, true)\n"
+    "local did, sfx = id, ''\n"
+    "if c then did = string.sub(id, 1, c - 1); sfx = string.sub(id, c) end\n"
+    "local k = 'mdm:enr:{' .. did .. '}' .. sfx\n"
+    "if redis.call('EXISTS', k) == 0 then return 0 end\n"
+    "if ARGV[5] == '' then\n"
+    "  redis.call('HSET', k, 'push_at', ARGV[3], 'push_result', ARGV[4])\n"
+    "  redis.call('HDEL', k, 'push_error')\n"
+    "  return 1\n"
+    "end\n"
+    "redis.call('HSET', k, 'push_at', ARGV[3], 'push_error', ARGV[5])\n"
+    "if ARGV[6] ~= '' and tonumber(redis.call('HGET', k, 'token_updated_at')\n"
+    "    or '0') < tonumber(ARGV[6]) then\n"
+    "  redis.call('HSET', k, 'token_invalid', ARGV[6])\n"
+    "end\n"
+    "return 1\n";
+
+/* puts back the processing lists of workers whose heartbeat expired */
+static const char mw_recover_lua[] =
+    "local moved, cursor = 0, '0'\n"
+    "repeat\n"
+    "  local r = redis.call('SCAN', cursor, 'MATCH', 'mdm:push:proc:*',\n"
+    "                       'COUNT', 100)\n"
+    "  cursor = r[1]\n"
+    "  for _, k in ipairs(r[2]) do\n"
+    "    if k == ARGV[1] or redis.call('EXISTS', 'mdm:worker:'\n"
+    "        .. string.sub(k, 15)) == 0 then\n"
+    "      while redis.call('LMOVE', k, 'mdm:push', 'LEFT', 'RIGHT') do\n"
+    "        moved = moved + 1\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "until cursor == '0'\n"
+    "return moved\n";
+
+/*
+ * One step of the re-push schedule: enrollments with queued commands whose
+ * last push is older than the interval, doubled for every push the device
+ * did not answer (up to 64 times), are pushed again.  ARGV: cursor, now
+ * (ms), interval (ms).  Returns the next cursor.
+ */
+static const char mw_repush_lua[] =
+    "local r = redis.call('SCAN', ARGV[1], 'MATCH', 'mdm:q:{*', 'COUNT', 500)\n"
+    "local now, every = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "for _, q in ipairs(r[2]) do\n"
+    "  local did, sfx = string.match(q, '^mdm:q:{([^}]*)}(.*)$')\n"
+    "  if did and redis.call('LLEN', q) > 0 then\n"
+    "    local k = 'mdm:enr:{' .. did .. '}' .. sfx\n"
+    "    local e = redis.call('HMGET', k, 'enabled', 'push_at', 'last_seen',\n"
+    "                         'repushes')\n"
+    "    if e[1] == '1' then\n"
+    "      local at, seen = tonumber(e[2] or '0'), tonumber(e[3] or '0')\n"
+    "      local n = tonumber(e[4] or '0')\n"
+    "      if seen > at then n = 0 end\n"
+    "      if now - at >= every * 2 ^ math.min(n, 6) then\n"
+    "        redis.call('RPUSH', 'mdm:push', did .. sfx)\n"
+    "        redis.call('HSET', k, 'repushes', n + 1, 'push_at', now)\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return r[1]\n";
+
+
+static mw_cert_t  *mw_certs;
+static mw_job_t    mw_jobs;          /* list head */
+static int         mw_njobs;
+static int         mw_taking;
+static int         mw_pending;       /* redis calls awaiting replies */
+static int         mw_bad_requests;  /* 400s in a row */
+static char        mw_proc[256];     /* this worker's processing list */
+static char        mw_beat_key[256];
+static char        mw_repush_cursor[32] = "0";
+static ev_timer    mw_beat_timer;
+static ev_timer    mw_repush_timer;
+static ev_timer    mw_take_timer;
+
+
+static void mw_apns_take(void);
+static void mw_apns_taken(redisAsyncContext *ac, void *reply, void *data);
+static void mw_apns_popped(redisAsyncContext *ac, void *reply, void *data);
+static void mw_apns_job(const char *id);
+static void mw_apns_info(redisAsyncContext *ac, void *reply, void *data);
+static void mw_apns_cert(redisAsyncContext *ac, void *reply, void *data);
+static void mw_apns_send(mw_job_t *job, mw_cert_t *cert);
+static void mw_apns_done(mw_http_t *h);
+static void mw_apns_retry(mw_job_t *job, const char *why);
+static void mw_apns_retry_timer(struct ev_loop *loop, ev_timer *t,
+    int revents);
+static void mw_apns_result(mw_job_t *job, const char *apns_id,
+    const char *error, const char *dead_ts, const char *counter, int requeue);
+static void mw_apns_recorded(redisAsyncContext *ac, void *reply, void *data);
+static void mw_apns_free(mw_job_t *job);
+static void mw_apns_beat(struct ev_loop *loop, ev_timer *t, int revents);
+static void mw_apns_repush(struct ev_loop *loop, ev_timer *t, int revents);
+static void mw_apns_repushed(redisAsyncContext *ac, void *reply, void *data);
+static void mw_apns_recovered(redisAsyncContext *ac, void *reply,
+    void *data);
+static void mw_apns_retake(struct ev_loop *loop, ev_timer *t, int revents);
+static mw_cert_t *mw_apns_find_cert(const char *topic);
+static int mw_eval(redisCallbackFn *cb, void *data, const char *script,
+    int nkeys, int argc, const char **argv);
+static long long mw_now_ms(void);
+static char *mw_dup(const char *s, size_t n);
+
+
+void
+mw_apns_start(void)
+{
+    const char  *argv[1];
+
+    if (mw_jobs.next == NULL) {
+        mw_jobs.next = mw_jobs.prev = &mw_jobs;
+
+        snprintf(mw_proc, sizeof(mw_proc), "mdm:push:proc:%s",
+                 mw_conf.worker_id);
+        snprintf(mw_beat_key, sizeof(mw_beat_key), "mdm:worker:%s",
+                 mw_conf.worker_id);
+
+        ev_timer_init(&mw_beat_timer, mw_apns_beat, 0., mw_conf.heartbeat);
+        ev_timer_init(&mw_take_timer, mw_apns_retake, 0.5, 0.);
+        ev_timer_init(&mw_repush_timer, mw_apns_repush, 1., 1.);
+    }
+
+    ev_timer_again(mw_loop, &mw_beat_timer);
+    mw_apns_beat(mw_loop, &mw_beat_timer, 0);
+
+    if (mw_conf.repush_interval > 0) {
+        ev_timer_again(mw_loop, &mw_repush_timer);
+    }
+
+    /* what a killed predecessor (same worker_id) left, and expired peers' */
+    argv[0] = mw_proc;
+    if (mw_eval(mw_apns_recovered, NULL, mw_recover_lua, 0, 1, argv) != 0) {
+        mw_apns_take();
+    }
+}
+
+
+static void
+mw_apns_recovered(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply  *r = reply;
+
+    (void) ac;
+    (void) data;
+
+    mw_pending--;
+
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+        mw_log("notice", "put back %lld unfinished pushes", r->integer);
+    }
+
+    mw_apns_take();
+}
+
+
+void
+mw_apns_stop(void)
+{
+    mw_job_t  *job, *next;
+
+    ev_timer_stop(mw_loop, &mw_beat_timer);
+    ev_timer_stop(mw_loop, &mw_repush_timer);
+    ev_timer_stop(mw_loop, &mw_take_timer);
+
+    /* jobs waiting to retry go back to the shared list for later */
+    for (job = mw_jobs.next; job && job != &mw_jobs; job = next) {
+        next = job->next;
+
+        if (job->http == NULL && ev_is_active(&job->retry)) {
+            ev_timer_stop(mw_loop, &job->retry);
+            mw_apns_result(job, "", "", "", "", 1);
+        }
+    }
+}
+
+
+int
+mw_apns_idle(void)
+{
+    return mw_njobs == 0 && mw_pending == 0 && !mw_taking;
+}
+
+
+void
+mw_apns_cleanup(void)
+{
+    mw_cert_t  *c;
+
+    while (mw_certs) {
+        c = mw_certs;
+        mw_certs = c->next;
+        free(c->topic);
+        free(c->stamp);
+        free(c->cert);
+        free(c->key);
+        free(c);
+    }
+
+    while (mw_jobs.next && mw_jobs.next != &mw_jobs) {
+        mw_apns_free(mw_jobs.next);
+    }
+}
+
+
+/* taking jobs: a batch when there are some, else a blocking wait of 1 s */
+
+static void
+mw_apns_take(void)
+{
+    char         max[16];
+    const char  *argv[3];
+
+    if (mw_stopping || mw_taking || mw_njobs >= mw_conf.max_inflight) {
+        return;
+    }
+
+    snprintf(max, sizeof(max), "%d", mw_conf.max_inflight - mw_njobs);
+
+    argv[0] = "mdm:push";
+    argv[1] = mw_proc;
+    argv[2] = max;
+
+    if (mw_eval(mw_apns_taken, NULL, mw_take_lua, 2, 3, argv) != 0) {
+        /* Redis is down: look again when it may be back */
+        ev_timer_again(mw_loop, &mw_take_timer);
+        return;
+    }
+
+    mw_taking = 1;
+}
+
+
+static void
+mw_apns_retake(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void) loop;
+    (void) t;
+    (void) revents;
+
+    mw_apns_take();
+}
+
+
+static void
+mw_apns_taken(redisAsyncContext *ac, void *reply, void *data)
+{
+    size_t       i;
+    redisReply  *r = reply;
+
+    (void) ac;
+    (void) data;
+
+    mw_pending--;
+    mw_taking = 0;
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        ev_timer_again(mw_loop, &mw_take_timer);
+        return;
+    }
+
+    for (i = 0; i < r->elements; i++) {
+        mw_apns_job(r->element[i]->str);
+    }
+
+    if (r->elements > 0) {
+        mw_apns_take();
+        return;
+    }
+
+    if (mw_stopping) {
+        return;
+    }
+
+    /* nothing queued: wait for one on the blocking connection */
+    if (mw_redis_command(&mw_blk, mw_apns_popped, NULL,
+                         "BLMOVE mdm:push %s LEFT RIGHT 1", mw_proc) != 0)
+    {
+        ev_timer_again(mw_loop, &mw_take_timer);
+        return;
+    }
+
+    mw_taking = 1;
+}
+
+
+static void
+mw_apns_popped(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply  *r = reply;
+
+    (void) ac;
+    (void) data;
+
+    mw_taking = 0;
+
+    if (r && r->type == REDIS_REPLY_STRING) {
+        mw_apns_job(r->str);
+    }
+
+    if (r == NULL) {
+        ev_timer_again(mw_loop, &mw_take_timer);
+        return;
+    }
+
+    mw_apns_take();
+}
+
+
+static void
+mw_apns_job(const char *id)
+{
+    mw_job_t    *job;
+    const char  *argv[1];
+
+    job = calloc(1, sizeof(mw_job_t));
+    if (job == NULL || (job->id = strdup(id)) == NULL) {
+        free(job);
+        mw_log("error", "out of memory for push to \"%s\"", id);
+        return;
+    }
+
+    job->next = &mw_jobs;
+    job->prev = mw_jobs.prev;
+    mw_jobs.prev->next = job;
+    mw_jobs.prev = job;
+    mw_njobs++;
+
+    ev_timer_init(&job->retry, mw_apns_retry_timer, 0., 0.);
+    job->retry.data = job;
+
+    argv[0] = id;
+    if (mw_eval(mw_apns_info, job, mw_info_lua, 0, 1, argv) != 0) {
+        mw_apns_retry(job, "redis unavailable");
+    }
+}
+
+
+static void
+mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
+{
+    mw_job_t    *job = data;
+    mw_cert_t   *cert;
+    redisReply  *r = reply, **e;
+
+    (void) ac;
+
+    mw_pending--;
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
+        mw_apns_retry(job, "redis unavailable");
+        return;
+    }
+
+    e = r->element;
+
+    if (e[1]->len == 0 || e[2]->len == 0) {
+        mw_apns_result(job, "", "no push token: no TokenUpdate yet", "",
+                       "no_token", 0);
+        return;
+    }
+
+    if (e[4]->len && atoll(e[4]->str) >= atoll(e[3]->str)) {
+        mw_apns_result(job, "", "token unregistered (APNs 410); waiting "
+                       "for a TokenUpdate", "", "dead_token", 0);
+        return;
+    }
+
+    if (e[5]->len == 0) {
+        mw_log("error", "no push certificate for topic \"%s\": upload it "
+               "with PUT /v1/pushcert", e[0]->str);
+        mw_apns_result(job, "", "no push certificate for the topic", "",
+                       "no_certificate", 0);
+        return;
+    }
+
+    free(job->topic);
+    free(job->token);
+    free(job->magic);
+    job->topic = strdup(e[0]->str);
+    job->token = strdup(e[1]->str);
+    job->magic = strdup(e[2]->str);
+
+    if (!job->topic || !job->token || !job->magic) {
+        mw_apns_retry(job, "out of memory");
+        return;
+    }
+
+    cert = mw_apns_find_cert(job->topic);
+
+    if (cert && cert->stamp && strcmp(cert->stamp, e[5]->str) == 0) {
+        mw_apns_send(job, cert);
+        return;
+    }
+
+    /* a certificate not loaded yet, or replaced since: no restart needed */
+    if (mw_redis_command(&mw_cmd, mw_apns_cert, job,
+                         "HMGET mdm:pushcert:%s cert key updated_at",
+                         job->topic) != 0)
+    {
+        mw_apns_retry(job, "redis unavailable");
+        return;
+    }
+
+    mw_pending++;
+}
+
+
+static void
+mw_apns_cert(redisAsyncContext *ac, void *reply, void *data)
+{
+    mw_job_t    *job = data;
+    mw_cert_t   *cert;
+    redisReply  *r = reply, **e;
+
+    (void) ac;
+
+    mw_pending--;
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3
+        || r->element[0]->type != REDIS_REPLY_STRING
+        || r->element[1]->type != REDIS_REPLY_STRING)
+    {
+        mw_apns_retry(job, "push certificate unreadable");
+        return;
+    }
+
+    e = r->element;
+
+    cert = mw_apns_find_cert(job->topic);
+
+    if (cert == NULL) {
+        cert = calloc(1, sizeof(mw_cert_t));
+        if (cert == NULL || (cert->topic = strdup(job->topic)) == NULL) {
+            free(cert);
+            mw_apns_retry(job, "out of memory");
+            return;
+        }
+
+        cert->next = mw_certs;
+        mw_certs = cert;
+    }
+
+    free(cert->cert);
+    free(cert->key);
+    free(cert->stamp);
+    cert->cert = mw_dup(e[0]->str, e[0]->len);
+    cert->cert_len = e[0]->len;
+    cert->key = mw_dup(e[1]->str, e[1]->len);
+    cert->key_len = e[1]->len;
+    cert->stamp = e[2]->type == REDIS_REPLY_STRING
+                  ? mw_dup(e[2]->str, e[2]->len) : NULL;
+
+    if (!cert->cert || !cert->key) {
+        mw_apns_retry(job, "out of memory");
+        return;
+    }
+
+    mw_log("notice", "push certificate for topic \"%s\" loaded", job->topic);
+
+    mw_apns_send(job, cert);
+}
+
+
+static void
+mw_apns_send(mw_job_t *job, mw_cert_t *cert)
+{
+    char                url[1024], hdr[512], body[512];
+    mw_http_t          *h;
+    struct curl_blob    blob;
+
+    h = mw_http_new(mw_apns_done, job);
+    if (h == NULL) {
+        mw_apns_retry(job, "out of memory");
+        return;
+    }
+
+    snprintf(url, sizeof(url), "%s/3/device/%s", mw_conf.apns_url,
+             job->token);
+    snprintf(body, sizeof(body), "{\"mdm\":\"%s\"}", job->magic);
+
+    curl_easy_setopt(h->easy, CURLOPT_URL, url);
+    curl_easy_setopt(h->easy, CURLOPT_COPYPOSTFIELDS, body);
+    curl_easy_setopt(h->easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(h->easy, CURLOPT_PIPEWAIT, 1L);
+
+    blob.data = cert->cert;
+    blob.len = cert->cert_len;
+    blob.flags = CURL_BLOB_COPY;
+    curl_easy_setopt(h->easy, CURLOPT_SSLCERT_BLOB, &blob);
+    curl_easy_setopt(h->easy, CURLOPT_SSLCERTTYPE, "PEM");
+
+    blob.data = cert->key;
+    blob.len = cert->key_len;
+    curl_easy_setopt(h->easy, CURLOPT_SSLKEY_BLOB, &blob);
+    curl_easy_setopt(h->easy, CURLOPT_SSLKEYTYPE, "PEM");
+
+    if (mw_conf.apns_ca && mw_conf.apns_ca[0]) {
+        curl_easy_setopt(h->easy, CURLOPT_CAINFO, mw_conf.apns_ca);
+    }
+
+    h->headers = curl_slist_append(h->headers,
+                                   "Content-Type: application/json");
+    h->headers = curl_slist_append(h->headers, "apns-push-type: mdm");
+
+    snprintf(hdr, sizeof(hdr), "apns-topic: %s", job->topic);
+    h->headers = curl_slist_append(h->headers, hdr);
+
+    snprintf(hdr, sizeof(hdr), "apns-priority: %d", mw_conf.apns_priority);
+    h->headers = curl_slist_append(h->headers, hdr);
+
+    snprintf(hdr, sizeof(hdr), "apns-expiration: %lld",
+             mw_conf.apns_expiration
+             ? mw_now_ms() / 1000 + mw_conf.apns_expiration : 0LL);
+    h->headers = curl_slist_append(h->headers, hdr);
+
+    job->http = h;
+
+    if (h->headers == NULL || mw_http_start(h) != 0) {
+        job->http = NULL;
+        mw_http_free(h);
+        mw_apns_retry(job, "cannot start the request");
+    }
+}
+
+
+/* what APNs said, and what follows from it */
+
+static void
+mw_apns_done(mw_http_t *h)
+{
+    char        why[512], reason[128], ts[32];
+    char       *p;
+    mw_job_t   *job = h->data;
+
+    job->http = NULL;
+
+    reason[0] = '\0';
+    p = strstr(h->body, "\"reason\"");
+    if (p && sscanf(p, "\"reason\" : \"%127[^\"]\"", reason) != 1) {
+        sscanf(p, "\"reason\":\"%127[^\"]\"", reason);
+    }
+
+    if (h->result != CURLE_OK) {
+        if (h->result == CURLE_SSL_CONNECT_ERROR
+            || h->result == CURLE_SSL_CERTPROBLEM
+            || h->result == CURLE_PEER_FAILED_VERIFICATION
+            || h->result == CURLE_SSL_CACERT_BADFILE)
+        {
+            mw_log("error", "TLS to APNs failed for topic \"%s\": %s (is the "
+                   "push certificate expired or revoked?)", job->topic,
+                   h->error[0] ? h->error : curl_easy_strerror(h->result));
+            mw_redis_command(&mw_cmd, NULL, NULL,
+                             "HINCRBY mdm:stats:apns tls_failure 1");
+        }
+
+        snprintf(why, sizeof(why), "%s",
+                 h->error[0] ? h->error : curl_easy_strerror(h->result));
+        mw_http_free(h);
+        mw_apns_retry(job, why);
+        return;
+    }
+
+    if (h->status == 200) {
+        mw_bad_requests = 0;
+        mw_apns_result(job, h->apns_id, "", "", "ok", 0);
+        mw_http_free(h);
+        return;
+    }
+
+    snprintf(why, sizeof(why), "APNs %ld %s", h->status,
+             reason[0] ? reason : "");
+
+    if (h->status == 410) {
+        ts[0] = '\0';
+        p = strstr(h->body, "\"timestamp\"");
+        if (p) {
+            p += sizeof("\"timestamp\"") - 1;
+            p += strspn(p, " :");
+            snprintf(ts, sizeof(ts), "%.*s", (int) strspn(p, "0123456789"),
+                     p);
+        }
+
+        mw_apns_result(job, "", why, ts[0] ? ts : "0", "unregistered", 0);
+
+    } else if (h->status == 429 || h->status >= 500) {
+        mw_http_free(h);
+        mw_apns_retry(job, why);
+        return;
+
+    } else if (h->status == 403) {
+        mw_log("error", "APNs refused the push certificate for topic \"%s\": "
+               "%s", job->topic, why);
+        mw_apns_result(job, "", why, "", "bad_certificate", 0);
+
+    } else if (h->status == 400) {
+        /*
+         * A bad request for every token is a configuration error (wrong
+         * host, environment or topic), not a fleet of dead tokens.
+         */
+        if (++mw_bad_requests == 10) {
+            mw_log("error", "APNs answered 400 (%s) to the last 10 pushes: "
+                   "check apns_url (production or sandbox) and the push "
+                   "certificate's topic; tokens are not marked dead",
+                   reason);
+        }
+
+        mw_apns_result(job, "", why, "", "bad_request", 0);
+
+    } else {
+        mw_apns_result(job, "", why, "", "error", 0);
+    }
+
+    mw_http_free(h);
+}
+
+
+static void
+mw_apns_retry(mw_job_t *job, const char *why)
+{
+    double  delay;
+
+    if (mw_stopping) {
+        mw_apns_result(job, "", "", "", "", 1);
+        return;
+    }
+
+    if (++job->attempts > mw_conf.push_retries) {
+        char  err[600];
+
+        snprintf(err, sizeof(err), "gave up after %d attempts: %s",
+                 job->attempts, why);
+        mw_apns_result(job, "", err, "", "gave_up", 0);
+        return;
+    }
+
+    delay = mw_conf.push_backoff_ms / 1000. * (1 << (job->attempts - 1));
+    if (delay > 60.) {
+        delay = 60.;
+    }
+
+    ev_timer_set(&job->retry, delay, 0.);
+    ev_timer_start(mw_loop, &job->retry);
+}
+
+
+static void
+mw_apns_retry_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    mw_job_t    *job = t->data;
+    const char  *argv[1];
+
+    (void) loop;
+    (void) revents;
+
+    argv[0] = job->id;
+    if (mw_eval(mw_apns_info, job, mw_info_lua, 0, 1, argv) != 0) {
+        mw_apns_retry(job, "redis unavailable");
+    }
+}
+
+
+static void
+mw_apns_result(mw_job_t *job, const char *apns_id, const char *error,
+    const char *dead_ts, const char *counter, int requeue)
+{
+    char         now[32];
+    const char  *argv[8];
+
+    snprintf(now, sizeof(now), "%lld", mw_now_ms());
+
+    argv[0] = job->id;
+    argv[1] = mw_proc;
+    argv[2] = now;
+    argv[3] = apns_id;
+    argv[4] = error;
+    argv[5] = dead_ts;
+    argv[6] = requeue ? "1" : "0";
+    argv[7] = counter;
+
+    if (mw_eval(mw_apns_recorded, job, mw_result_lua, 0, 8, argv) != 0) {
+        /* not recorded: it stays in the processing list for next time */
+        mw_apns_free(job);
+    }
+}
+
+
+static void
+mw_apns_recorded(redisAsyncContext *ac, void *reply, void *data)
+{
+    (void) ac;
+    (void) reply;
+
+    mw_pending--;
+    mw_apns_free(data);
+    mw_apns_take();
+}
+
+
+static void
+mw_apns_free(mw_job_t *job)
+{
+    ev_timer_stop(mw_loop, &job->retry);
+
+    if (job->http) {
+        /* only at exit: the transfer is abandoned */
+        mw_http_free(job->http);
+    }
+
+    job->prev->next = job->next;
+    job->next->prev = job->prev;
+    mw_njobs--;
+
+    free(job->id);
+    free(job->topic);
+    free(job->token);
+    free(job->magic);
+    free(job);
+}
+
+
+static void
+mw_apns_beat(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void) loop;
+    (void) t;
+    (void) revents;
+
+    mw_redis_command(&mw_cmd, NULL, NULL, "SET %s %d PX %ld", mw_beat_key,
+                     (int) getpid(), mw_conf.heartbeat * 3000);
+}
+
+
+static void
+mw_apns_repush(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    char         now[32], every[32];
+    const char  *argv[3];
+
+    (void) loop;
+    (void) t;
+    (void) revents;
+
+    snprintf(now, sizeof(now), "%lld", mw_now_ms());
+    snprintf(every, sizeof(every), "%ld", mw_conf.repush_interval * 1000);
+
+    argv[0] = mw_repush_cursor;
+    argv[1] = now;
+    argv[2] = every;
+
+    mw_eval(mw_apns_repushed, NULL, mw_repush_lua, 0, 3, argv);
+}
+
+
+static void
+mw_apns_repushed(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply  *r = reply;
+
+    (void) ac;
+    (void) data;
+
+    mw_pending--;
+
+    if (r && r->type == REDIS_REPLY_STRING) {
+        snprintf(mw_repush_cursor, sizeof(mw_repush_cursor), "%s", r->str);
+    }
+}
+
+
+static mw_cert_t *
+mw_apns_find_cert(const char *topic)
+{
+    mw_cert_t  *c;
+
+    for (c = mw_certs; c; c = c->next) {
+        if (strcmp(c->topic, topic) == 0) {
+            return c;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* EVAL on the command connection; the scripts are small */
+
+static int
+mw_eval(redisCallbackFn *cb, void *data, const char *script, int nkeys,
+    int argc, const char **argv)
+{
+    int          i, n;
+    char         nk[8];
+    const char  *av[16];
+    size_t       lens[16];
+
+    n = 0;
+    av[n++] = "EVAL";
+    av[n++] = script;
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    av[n++] = nk;
+
+    for (i = 0; i < argc && n < 16; i++) {
+        av[n++] = argv[i];
+    }
+
+    for (i = 0; i < n; i++) {
+        lens[i] = strlen(av[i]);
+    }
+
+    if (mw_redis_argv(&mw_cmd, cb, data, n, av, lens) != 0) {
+        return -1;
+    }
+
+    mw_pending++;
+
+    return 0;
+}
+
+
+static long long
+mw_now_ms(void)
+{
+    struct timeval  tv;
+
+    gettimeofday(&tv, NULL);
+
+    return (long long) tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+
+static char *
+mw_dup(const char *s, size_t n)
+{
+    char  *p;
+
+    p = malloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+
+    return p;
+}

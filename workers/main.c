@@ -1,0 +1,381 @@
+/*
+ * Copyright (C) ngx_mdm contributors
+ *
+ * mdm-worker: configuration, logging, signals and the event loop.
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mdm_worker.h"
+
+
+mw_conf_t        mw_conf;
+struct ev_loop  *mw_loop;
+mw_redis_t       mw_cmd;
+mw_redis_t       mw_blk;
+int              mw_stopping;
+
+
+typedef struct {
+    const char  *name;
+    char         type;           /* s: string, i: int, l: long */
+    void        *field;
+    const char  *help;
+} mw_option_t;
+
+
+static mw_option_t  mw_options[] = {
+    { "redis", 's', &mw_conf.redis,
+      "Redis address, host:port or unix:/path (127.0.0.1:6379)" },
+    { "redis_db", 'i', &mw_conf.redis_db, "Redis database (0)" },
+    { "redis_password", 's', &mw_conf.redis_password,
+      "Redis password (none)" },
+    { "apns_url", 's', &mw_conf.apns_url,
+      "APNs base URL: https://api.push.apple.com, or "
+      "https://api.sandbox.push.apple.com" },
+    { "apns_ca", 's', &mw_conf.apns_ca,
+      "CA bundle that signs the APNs server certificate (system CAs)" },
+    { "apns_expiration", 'l', &mw_conf.apns_expiration,
+      "apns-expiration, seconds from now; 0: deliver now or never (604800)" },
+    { "apns_priority", 'i', &mw_conf.apns_priority, "apns-priority (10)" },
+    { "push_retries", 'i', &mw_conf.push_retries,
+      "attempts after a 429, a 5xx or a connection failure (8)" },
+    { "push_backoff_ms", 'l', &mw_conf.push_backoff_ms,
+      "first retry delay, doubled each time up to 60 s (1000)" },
+    { "max_inflight", 'i', &mw_conf.max_inflight,
+      "pushes in flight at once (1000)" },
+    { "repush_interval", 'l', &mw_conf.repush_interval,
+      "seconds before an enrollment with queued commands is pushed again, "
+      "doubled while it does not answer; 0: off (900)" },
+    { "heartbeat", 'l', &mw_conf.heartbeat,
+      "seconds between heartbeats; a worker silent for 3 is taken for "
+      "dead and its unfinished pushes are taken over (5)" },
+    { "worker_id", 's', &mw_conf.worker_id,
+      "this worker's name, unique among the workers of one Redis "
+      "(the host name)" },
+    { NULL, 0, NULL, NULL }
+};
+
+
+static void mw_defaults(void);
+static int mw_set(const char *name, const char *value);
+static int mw_read_conf(const char *path);
+static void mw_usage(FILE *out);
+static void mw_signal(struct ev_loop *loop, ev_signal *w, int revents);
+static void mw_check_idle(struct ev_loop *loop, ev_timer *w, int revents);
+static void mw_ready(mw_redis_t *r);
+static void mw_free_conf(void);
+
+
+int
+main(int argc, char **argv)
+{
+    int         i;
+    ev_signal   sigterm, sigint;
+
+    mw_defaults();
+
+    for (i = 1; i < argc; i++) {
+
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            mw_usage(stdout);
+            mw_free_conf();
+            return 0;
+        }
+
+        if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--version") == 0) {
+            printf("mdm-worker %s\n", MW_VERSION);
+            mw_free_conf();
+            return 0;
+        }
+
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
+            && i + 1 < argc)
+        {
+            if (mw_read_conf(argv[++i]) != 0) {
+                mw_free_conf();
+                return 2;
+            }
+            continue;
+        }
+
+        if (strncmp(argv[i], "--", 2) == 0 && i + 1 < argc
+            && mw_set(argv[i] + 2, argv[i + 1]) == 0)
+        {
+            i++;
+            continue;
+        }
+
+        fprintf(stderr, "mdm-worker: unknown option \"%s\"\n\n", argv[i]);
+        mw_usage(stderr);
+        mw_free_conf();
+        return 2;
+    }
+
+    if (mw_conf.worker_id == NULL) {
+        char  host[256];
+
+        if (gethostname(host, sizeof(host)) != 0) {
+            snprintf(host, sizeof(host), "worker");
+        }
+        host[sizeof(host) - 1] = '\0';
+        mw_conf.worker_id = strdup(host);
+    }
+
+    mw_loop = EV_DEFAULT;
+
+    if (mw_http_init() != 0) {
+        mw_log("error", "cannot initialize libcurl");
+        mw_free_conf();
+        return 1;
+    }
+
+    mw_log("notice", "mdm-worker %s (%s) starting: redis %s, apns %s",
+           MW_VERSION, mw_conf.worker_id, mw_conf.redis, mw_conf.apns_url);
+
+    ev_signal_init(&sigterm, mw_signal, SIGTERM);
+    ev_signal_init(&sigint, mw_signal, SIGINT);
+    ev_signal_start(mw_loop, &sigterm);
+    ev_signal_start(mw_loop, &sigint);
+
+    mw_redis_start(&mw_cmd, "commands", mw_ready);
+    mw_redis_start(&mw_blk, "blocking", NULL);
+
+    ev_run(mw_loop, 0);
+
+    mw_redis_stop(&mw_cmd);
+    mw_redis_stop(&mw_blk);
+    mw_apns_cleanup();
+    mw_http_cleanup();
+    ev_loop_destroy(mw_loop);
+
+    mw_log("notice", "stopped");
+    mw_free_conf();
+
+    return 0;
+}
+
+
+static void
+mw_ready(mw_redis_t *r)
+{
+    (void) r;
+
+    mw_apns_start();
+}
+
+
+/* SIGTERM: stop taking work, finish what is in flight, then exit */
+
+static void
+mw_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    static ev_timer  idle;
+
+    (void) revents;
+
+    if (mw_stopping) {
+        return;
+    }
+
+    mw_log("notice", "signal %d: finishing %d pushes in flight", w->signum,
+           mw_http_inflight());
+
+    mw_stopping = 1;
+    mw_apns_stop();
+
+    ev_timer_init(&idle, mw_check_idle, 0., 0.05);
+    ev_timer_again(loop, &idle);
+}
+
+
+static void
+mw_check_idle(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) revents;
+
+    if (mw_http_inflight() == 0 && mw_apns_idle()) {
+        ev_timer_stop(loop, w);
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+
+static void
+mw_defaults(void)
+{
+    mw_conf.redis = strdup("127.0.0.1:6379");
+    mw_conf.apns_url = strdup("https://api.push.apple.com");
+    mw_conf.apns_expiration = 604800;
+    mw_conf.apns_priority = 10;
+    mw_conf.push_retries = 8;
+    mw_conf.push_backoff_ms = 1000;
+    mw_conf.max_inflight = 1000;
+    mw_conf.repush_interval = 900;
+    mw_conf.heartbeat = 5;
+}
+
+
+static int
+mw_set(const char *name, const char *value)
+{
+    char         *end;
+    mw_option_t  *o;
+
+    for (o = mw_options; o->name; o++) {
+        if (strcmp(o->name, name) != 0) {
+            continue;
+        }
+
+        if (o->type == 's') {
+            free(*(char **) o->field);
+            *(char **) o->field = strdup(value);
+            return *(char **) o->field ? 0 : -1;
+        }
+
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || *end || end == value || v < 0) {
+            fprintf(stderr, "mdm-worker: %s: \"%s\" is not a number\n",
+                    name, value);
+            return -1;
+        }
+
+        if (o->type == 'i') {
+            *(int *) o->field = (int) v;
+        } else {
+            *(long *) o->field = v;
+        }
+
+        return 0;
+    }
+
+    return -1;
+}
+
+
+/* "name = value" lines; "#" starts a comment */
+
+static int
+mw_read_conf(const char *path)
+{
+    int    n;
+    FILE  *f;
+    char   line[4096], *p, *eq, *name, *value, *end;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "mdm-worker: cannot open %s: %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+
+    for (n = 1; fgets(line, sizeof(line), f); n++) {
+        p = strchr(line, '#');
+        if (p) {
+            *p = '\0';
+        }
+
+        for (p = line; isspace((unsigned char) *p); p++) { /* void */ }
+        if (*p == '\0') {
+            continue;
+        }
+
+        eq = strchr(p, '=');
+        if (eq == NULL) {
+            goto invalid;
+        }
+
+        name = p;
+        for (end = eq; end > name && isspace((unsigned char) end[-1]); end--)
+        { /* void */ }
+        *end = '\0';
+
+        for (value = eq + 1; isspace((unsigned char) *value); value++)
+        { /* void */ }
+        for (end = value + strlen(value);
+             end > value && isspace((unsigned char) end[-1]); end--)
+        { /* void */ }
+        *end = '\0';
+
+        if (mw_set(name, value) != 0) {
+            goto invalid;
+        }
+    }
+
+    fclose(f);
+    return 0;
+
+invalid:
+
+    fprintf(stderr, "mdm-worker: %s:%d: invalid line\n", path, n);
+    fclose(f);
+    return -1;
+}
+
+
+static void
+mw_usage(FILE *out)
+{
+    mw_option_t  *o;
+
+    fprintf(out,
+        "usage: mdm-worker [-c FILE] [--NAME VALUE ...]\n\n"
+        "Sends the APNs pushes ngx_http_mdm_module queues in Redis.\n"
+        "Settings come from the file (\"name = value\" lines, # comments),\n"
+        "then from --name value flags, which win:\n\n");
+
+    for (o = mw_options; o->name; o++) {
+        fprintf(out, "  %-18s %s\n", o->name, o->help);
+    }
+
+    fprintf(out,
+        "\n  -c, --config FILE  read settings from FILE\n"
+        "  -h, --help         this help\n"
+        "  -v, --version      the version\n\n"
+        "SIGTERM or SIGINT: finish the pushes in flight, put back the ones\n"
+        "waiting to be retried, and exit.\n");
+}
+
+
+static void
+mw_free_conf(void)
+{
+    mw_option_t  *o;
+
+    for (o = mw_options; o->name; o++) {
+        if (o->type == 's') {
+            free(*(char **) o->field);
+            *(char **) o->field = NULL;
+        }
+    }
+}
+
+
+void
+mw_log(const char *level, const char *fmt, ...)
+{
+    char        ts[32];
+    time_t      now;
+    va_list     ap;
+    struct tm   tm;
+
+    now = time(NULL);
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+    fprintf(stderr, "%s mdm-worker[%d] %s: ", ts, (int) getpid(), level);
+
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+
+    fputc('\n', stderr);
+}
