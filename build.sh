@@ -19,7 +19,7 @@ NGINX=/usr/sbin/nginx
 PACKAGES=(nginx nginx-dev libssl-dev libplist-dev libhiredis-dev
           libcurl4-openssl-dev libnghttp2-dev redis-server redis-tools
           libtest-base-perl libprotocol-http2-perl wrk openssl gcc make
-          perl curl)
+          perl curl libev-dev libio-socket-ssl-perl valgrind)
 
 # -W is nginx's spelling of -Wextra; nginx's own flags come first, so these
 # are what the module is held to.
@@ -70,6 +70,8 @@ build() {
     build_module "$BUILD/nginx" "$WARN -O2 -g" ""
     # the module must load into Debian's own nginx
     check_loads "$BUILD/nginx/ngx_http_mdm_module.so"
+    say "building mdm-worker"
+    make -s -C "$ROOT/workers" || die "mdm-worker build failed"
 }
 
 build_asan() {
@@ -98,6 +100,8 @@ test_suite() {
     cd "$ROOT"
     export MDM_SHARED=${MDM_SHARED:-$ROOT/../shared}
     [ -d "$MDM_SHARED/vectors" ] || die "test vectors not found at $MDM_SHARED (set MDM_SHARED)"
+
+    export MDM_WORKER=$ROOT/workers/mdm-worker
 
     say "test suite"
     TEST_NGINX_LOAD_MODULES=$so TEST_NGINX_BINARY=$NGINX \
@@ -147,6 +151,15 @@ run() {
         -e "s|@PKI@|$RUN/pki|" -e "s|@RUN@|$RUN|" \
         "$ROOT/conf/nginx-local.conf" > "$RUN/conf/nginx.conf"
 
+    if [ -f "$RUN/worker.pid" ] && kill -0 "$(cat "$RUN/worker.pid")" 2>/dev/null; then
+        kill "$(cat "$RUN/worker.pid")"
+    fi
+    say "starting mdm-worker"
+    nohup "$ROOT/workers/mdm-worker" -c "$ROOT/conf/mdm-worker.conf" \
+        --redis "127.0.0.1:$redis_port" --worker_id local \
+        >> "$RUN/logs/mdm-worker.log" 2>&1 &
+    echo $! > "$RUN/worker.pid"
+
     if [ -f "$RUN/logs/nginx.pid" ] && kill -0 "$(cat "$RUN/logs/nginx.pid")" 2>/dev/null; then
         "$NGINX" -p "$RUN/" -c conf/nginx.conf -e logs/error.log -s reload
     else
@@ -155,7 +168,8 @@ run() {
 
     cat <<EOF
 
-ngx_mdm is running on http://127.0.0.1:$port (redis on 127.0.0.1:$redis_port).
+ngx_mdm is running on http://127.0.0.1:$port (redis on 127.0.0.1:$redis_port),
+with mdm-worker beside it (log: run/logs/mdm-worker.log).
 Config: run/conf/nginx.conf    Logs: run/logs/    Demo PKI: run/pki/
 
 Send a signed check-in as a device would:
@@ -175,6 +189,7 @@ EOF
 
 stop() {
     [ -f "$RUN/logs/nginx.pid" ] && "$NGINX" -p "$RUN/" -c conf/nginx.conf -e logs/error.log -s quit || true
+    [ -f "$RUN/worker.pid" ] && kill "$(cat "$RUN/worker.pid")" 2>/dev/null || true
     [ -f "$RUN/redis/redis.pid" ] && kill "$(cat "$RUN/redis/redis.pid")" 2>/dev/null || true
     say "stopped"
 }

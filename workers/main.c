@@ -20,6 +20,7 @@ mw_conf_t        mw_conf;
 struct ev_loop  *mw_loop;
 mw_redis_t       mw_cmd;
 mw_redis_t       mw_blk;
+mw_redis_t       mw_evt;
 int              mw_stopping;
 
 
@@ -57,6 +58,17 @@ static mw_option_t  mw_options[] = {
     { "heartbeat", 'l', &mw_conf.heartbeat,
       "seconds between heartbeats; a worker silent for 3 is taken for "
       "dead and its unfinished pushes are taken over (5)" },
+    { "webhook_url", 's', &mw_conf.webhook_url,
+      "where events are POSTed as NanoMDM webhooks (none: off)" },
+    { "webhook_hmac_key", 's', &mw_conf.webhook_hmac_key,
+      "key of the X-Hmac-Signature header (none: no header)" },
+    { "webhook_retries", 'i', &mw_conf.webhook_retries,
+      "attempts before an event goes to mdm:webhooks:dead (10)" },
+    { "webhook_backoff_ms", 'l', &mw_conf.webhook_backoff_ms,
+      "first retry delay, doubled each time up to 300 s (1000)" },
+    { "webhook_claim_ms", 'l', &mw_conf.webhook_claim_ms,
+      "idle time after which another worker's undelivered events are "
+      "taken over (30000)" },
     { "worker_id", 's', &mw_conf.worker_id,
       "this worker's name, unique among the workers of one Redis "
       "(the host name)" },
@@ -148,11 +160,17 @@ main(int argc, char **argv)
     mw_redis_start(&mw_cmd, "commands", mw_ready);
     mw_redis_start(&mw_blk, "blocking", NULL);
 
+    if (mw_conf.webhook_url && mw_conf.webhook_url[0]) {
+        mw_redis_start(&mw_evt, "events", NULL);
+    }
+
     ev_run(mw_loop, 0);
 
     mw_redis_stop(&mw_cmd);
     mw_redis_stop(&mw_blk);
+    mw_redis_stop(&mw_evt);
     mw_apns_cleanup();
+    mw_webhook_cleanup();
     mw_http_cleanup();
     ev_loop_destroy(mw_loop);
 
@@ -169,6 +187,7 @@ mw_ready(mw_redis_t *r)
     (void) r;
 
     mw_apns_start();
+    mw_webhook_start();
 }
 
 
@@ -190,6 +209,7 @@ mw_signal(struct ev_loop *loop, ev_signal *w, int revents)
 
     mw_stopping = 1;
     mw_apns_stop();
+    mw_webhook_stop();
 
     ev_timer_init(&idle, mw_check_idle, 0., 0.05);
     ev_timer_again(loop, &idle);
@@ -201,7 +221,7 @@ mw_check_idle(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void) revents;
 
-    if (mw_http_inflight() == 0 && mw_apns_idle()) {
+    if (mw_http_inflight() == 0 && mw_apns_idle() && mw_webhook_idle()) {
         ev_timer_stop(loop, w);
         ev_break(loop, EVBREAK_ALL);
     }
@@ -220,6 +240,9 @@ mw_defaults(void)
     mw_conf.max_inflight = 1000;
     mw_conf.repush_interval = 900;
     mw_conf.heartbeat = 5;
+    mw_conf.webhook_retries = 10;
+    mw_conf.webhook_backoff_ms = 1000;
+    mw_conf.webhook_claim_ms = 30000;
 }
 
 
@@ -328,7 +351,8 @@ mw_usage(FILE *out)
 
     fprintf(out,
         "usage: mdm-worker [-c FILE] [--NAME VALUE ...]\n\n"
-        "Sends the APNs pushes ngx_http_mdm_module queues in Redis.\n"
+        "Sends the APNs pushes ngx_http_mdm_module queues in Redis, and\n"
+        "delivers its events as webhooks.\n"
         "Settings come from the file (\"name = value\" lines, # comments),\n"
         "then from --name value flags, which win:\n\n");
 

@@ -35,6 +35,11 @@ typedef struct {
     long         repush_interval;   /* seconds; 0: off */
     long         heartbeat;         /* seconds */
     char        *worker_id;
+    char        *webhook_url;       /* none: webhooks off */
+    char        *webhook_hmac_key;
+    int          webhook_retries;
+    long         webhook_backoff_ms;
+    long         webhook_claim_ms;
 } mw_conf_t;
 
 
@@ -74,6 +79,7 @@ extern mw_conf_t        mw_conf;
 extern struct ev_loop  *mw_loop;
 extern mw_redis_t       mw_cmd;      /* commands */
 extern mw_redis_t       mw_blk;      /* blocking pops only */
+extern mw_redis_t       mw_evt;      /* blocking stream reads only */
 extern int              mw_stopping;
 
 
@@ -102,5 +108,11 @@ void mw_apns_start(void);
 void mw_apns_stop(void);
 int mw_apns_idle(void);
 void mw_apns_cleanup(void);
+
+/* webhook.c */
+void mw_webhook_start(void);
+void mw_webhook_stop(void);
+int mw_webhook_idle(void);
+void mw_webhook_cleanup(void);
 
 #endif /* MDM_WORKER_H */
