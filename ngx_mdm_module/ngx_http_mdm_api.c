@@ -355,6 +355,34 @@ ngx_http_mdm_api_dispatch(ngx_http_request_t *r, ngx_http_mdm_api_route_t *rt)
         return ngx_http_mdm_api_call(r, args);
     }
 
+    if (ngx_http_mdm_api_is(rt->endpoint, "webhooks") && rt->arg.len == 0) {
+        if (r->method != NGX_HTTP_GET) {
+            return ngx_http_mdm_api_error(r, NGX_HTTP_NOT_ALLOWED,
+                                          "webhooks takes GET");
+        }
+
+        ngx_http_mdm_api_arg(r, "count", &v[0]);
+        if (v[0].len == 0) {
+            ngx_str_set(&v[0], "50");
+        }
+
+        if (ngx_atoi(v[0].data, v[0].len) <= 0
+            || ngx_atoi(v[0].data, v[0].len) > 1000)
+        {
+            return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "count is 1 to 1000");
+        }
+
+        args = ngx_http_mdm_api_args(r, "webhooks");
+        if (args == NULL
+            || ngx_http_mdm_push_arg(args, v[0].data, v[0].len) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_mdm_api_call(r, args);
+    }
+
     if (ngx_http_mdm_api_is(rt->endpoint, "pushcert") && rt->arg.len == 0) {
         if (r->method != NGX_HTTP_GET) {
             return ngx_http_mdm_api_error(r, NGX_HTTP_NOT_ALLOWED,

@@ -313,6 +313,29 @@ function ops.pushcert_get()
     return {200, cjson.encode({topic = ARGV[3], not_after = c})}
 end
 
+-- webhook delivery as mdm-worker leaves it: the backlog, what is in
+-- flight, and the dead letters (newest first); ARGV: 3 how many dead
+function ops.webhooks()
+    local backlog = redis.call('XLEN', 'mdm:events')
+    local pending = 0
+    local ok, p = pcall(redis.call, 'XPENDING', 'mdm:events', 'webhooks')
+    if ok and type(p) == 'table' then pending = p[1] end
+
+    local dead = {}
+    for _, e in ipairs(redis.call('XREVRANGE', 'mdm:webhooks:dead', '+', '-',
+                                  'COUNT', tonumber(ARGV[3]))) do
+        local o = {dead_id = e[1]}
+        for i = 1, #e[2], 2 do
+            if e[2][i] ~= 'body' then o[e[2][i]] = e[2][i + 1] end
+        end
+        dead[#dead + 1] = cjson.encode(o)
+    end
+
+    return {200, '{"backlog":' .. backlog .. ',"pending":' .. pending
+                 .. ',"dead_total":' .. redis.call('XLEN', 'mdm:webhooks:dead')
+                 .. ',"dead":' .. json_array(dead) .. '}'}
+end
+
 local f = ops[op]
 if not f then return json_error(404, 'unknown operation') end
 return f()
