@@ -65,8 +65,8 @@ package t::MDM;
 #
 # --- signature_opts: ber noattr chain
 #     Options for mdm_signature(), separated by spaces or commas:
-#     `ber` (indefinite-length BER), `noattr` (no signed attributes),
-#     `chain` (also include the issuer certificate).
+#     `ber` (indefinite-length BER, still detached), `noattr` (no signed
+#     attributes), `chain` (also include the issuer certificate).
 #
 # --- redis_setup
 #     One Redis command per line, split like a shell would split it
@@ -958,12 +958,75 @@ sub _resolve_cert {
 # cert_sha256($name_or_cert) -> lowercase hex SHA-256 of the DER.
 sub cert_sha256 { return _resolve_cert($_[0])->{sha256} }
 
+# A DER TLV at $pos -> (tag, header length, content length). Single-byte
+# tags only, which is all CMS uses at the levels _ber_signature touches.
+sub _der_tlv {
+    my ($der, $pos) = @_;
+    die "DER: truncated at offset $pos\n" if $pos + 2 > length $der;
+    my $tag = ord substr($der, $pos, 1);
+    my $len = ord substr($der, $pos + 1, 1);
+    my $hl = 2;
+    if ($len & 0x80) {
+        my $n = $len & 0x7f;
+        die "DER: indefinite or oversized length at offset $pos\n"
+            if $n == 0 || $n > 4;
+        $len = 0;
+        $len = ($len << 8) | ord substr($der, $pos + 2 + $_, 1) for 0 .. $n - 1;
+        $hl += $n;
+    }
+    die "DER: length at offset $pos runs past the end\n"
+        if $pos + $hl + $len > length $der;
+    return ($tag, $hl, $len);
+}
+
+# Re-encodes a DER detached CMS signature the way Apple devices send it: the
+# ContentInfo, its [0], the SignedData, its encapContentInfo and its
+# signerInfos in indefinite-length BER (0x80 ... 00 00). Certificates are
+# left alone: their signatures cover their own encoding. The content stays
+# detached (`openssl cms -sign -stream` would also give BER, but embeds the
+# content).
+sub _ber_signature {
+    my ($der) = @_;
+
+    my $indef = sub {
+        my ($tlv) = @_;
+        my ($tag, $hl) = _der_tlv($tlv, 0);
+        return chr($tag) . "\x80" . substr($tlv, $hl) . "\0\0";
+    };
+
+    my ($ci_tag, $hl, $ci_len) = _der_tlv($der, 0);       # ContentInfo
+    die "DER: not a SEQUENCE\n" unless $ci_tag == 0x30;
+    my $end = $hl + $ci_len;
+    my $pos = $hl;
+    my (undef, $oid_hl, $oid_len) = _der_tlv($der, $pos); # contentType
+    my $oid = substr($der, $pos, $oid_hl + $oid_len);
+    $pos += $oid_hl + $oid_len;
+    my (undef, $x_hl) = _der_tlv($der, $pos);             # [0] EXPLICIT
+    $pos += $x_hl;
+    my (undef, $sd_hl) = _der_tlv($der, $pos);            # SignedData
+    $pos += $sd_hl;
+
+    my $sd = '';
+    while ($pos < $end) {
+        my ($t, $h, $l) = _der_tlv($der, $pos);
+        my $tlv = substr($der, $pos, $h + $l);
+        # encapContentInfo (SEQUENCE) and signerInfos (the last SET)
+        $tlv = $indef->($tlv)
+            if $t == 0x30 || ($t == 0x31 && $pos + $h + $l == $end);
+        $sd .= $tlv;
+        $pos += $h + $l;
+    }
+
+    return "\x30\x80" . $oid . "\xa0\x80" . "\x30\x80" . $sd . "\0\0" x 3;
+}
+
 # mdm_signature($body, $name_or_cert, %opt) -> single-line base64 of a
 # detached CMS SignedData over the exact bytes of $body, as a device puts in
 # the Mdm-Signature header: SHA-256, signed attributes (contentType,
 # signingTime, messageDigest), the signer certificate included, no chain.
-# Options: ber => 1 (indefinite-length BER, like some Apple clients),
-# noattr => 1 (no signed attributes), chain => 1 (also include the issuer).
+# Options: ber => 1 (indefinite-length BER, like Apple clients; still
+# detached), noattr => 1 (no signed attributes), chain => 1 (also include
+# the issuer).
 sub mdm_signature {
     my ($body, $who, %opt) = @_;
     for (keys %opt) {
@@ -981,21 +1044,23 @@ sub mdm_signature {
          '-signer', $c->{cert}, '-inkey', $c->{key},
          # The signer is always included; -certfile adds only the issuer.
          ($opt{chain} ? ('-certfile', $c->{_ca_cert}) : ()),
-         ($opt{ber} ? ('-stream') : ()),
          ($opt{noattr} ? ('-noattr') : ()),
          '-in', $in, '-out', $out);
 
     my $sig = _slurp($out);
     unlink $in, $out;
 
-    # The point of `ber` is the indefinite length (0x80) of the outer
-    # ContentInfo; make sure OpenSSL really produced it, and DER otherwise.
-    my $len_byte = substr($sig, 1, 1);
+    die "mdm_signature: openssl produced BER where DER was expected\n"
+        if substr($sig, 1, 1) eq "\x80";
+
     if ($opt{ber}) {
-        die "mdm_signature: openssl did not produce indefinite-length BER\n"
-            unless $len_byte eq "\x80";
-    } elsif ($len_byte eq "\x80") {
-        die "mdm_signature: openssl produced BER where DER was expected\n";
+        $sig = eval { _ber_signature($sig) };
+        die "mdm_signature: cannot re-encode the signature as BER: $@" if $@;
+        # The point of `ber` is the indefinite lengths (0x80) of the
+        # ContentInfo, its [0] and the SignedData; make sure we have them.
+        die "mdm_signature: the BER signature has no indefinite lengths\n"
+            unless $sig =~ /\A\x30\x80\x06/ && index($sig, "\xa0\x80\x30\x80") > 0
+                   && substr($sig, -6) eq "\0" x 6;
     }
 
     return encode_base64($sig, '');

@@ -322,6 +322,11 @@ subtest 'Mdm-Signature' => sub {
     is(substr($bder, 0, 2), "\x30\x80", 'BER: indefinite length');
     ($st, $out) = cms_verify($ber, $body, $ica);
     is($st, 0, 'BER signature verifies') or diag $out;
+    like(cms_print($ber), qr/eContent: <ABSENT>/, 'BER: still detached');
+    is(substr($bder, -6), "\0" x 6, 'BER: ends with end-of-contents octets');
+    my $ber_na = mdm_signature($body, 'dev1', ber => 1, noattr => 1);
+    ($st, $out) = cms_verify($ber_na, $body, $ica);
+    is($st, 0, 'BER + noattr signature verifies') or diag $out;
 
     my $na = mdm_signature($body, 'dev1', noattr => 1);
     ($st, $out) = cms_verify($na, $body, $ica);
