@@ -27,7 +27,10 @@
 
 
 /* what one enqueue or push may name */
-#define NGX_HTTP_MDM_API_MAX_IDS  10000
+#define NGX_HTTP_MDM_API_MAX_IDS      10000
+
+/* ten years: longer than any device lives */
+#define NGX_HTTP_MDM_API_MAX_EXPIRES  (10 * 365 * 86400)
 
 
 typedef struct {
@@ -52,7 +55,7 @@ static ngx_int_t ngx_http_mdm_api_bio_arg(ngx_http_request_t *r, BIO *bio,
 static int ngx_http_mdm_api_no_password(char *buf, int size, int rwflag,
     void *u);
 static ngx_int_t ngx_http_mdm_api_enqueue(ngx_http_request_t *r);
-static ngx_int_t ngx_http_mdm_api_command(ngx_http_request_t *r,
+static const char *ngx_http_mdm_api_command(ngx_http_request_t *r,
     plist_t root, ngx_str_t *body, ngx_str_t *uuid, ngx_str_t *rtype);
 static ngx_int_t ngx_http_mdm_api_ids(ngx_http_request_t *r, ngx_str_t *list,
     ngx_array_t *args);
@@ -64,6 +67,8 @@ static ngx_int_t ngx_http_mdm_api_call(ngx_http_request_t *r,
 static void ngx_http_mdm_api_done(ngx_http_request_t *r, redisReply *reply,
     const char *err);
 static ngx_int_t ngx_http_mdm_api_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *message);
+static ngx_int_t ngx_http_mdm_api_refuse(ngx_http_request_t *r,
     ngx_uint_t status, const char *message);
 static ngx_int_t ngx_http_mdm_api_arg(ngx_http_request_t *r, const char *name,
     ngx_str_t *value);
@@ -80,15 +85,16 @@ ngx_http_mdm_api_handler(ngx_http_request_t *r)
 
     rc = ngx_http_mdm_api_auth(r, mlcf);
     if (rc != NGX_OK) {
-        return ngx_http_mdm_api_error(r, rc, rc == NGX_HTTP_FORBIDDEN
-                                             ? "the API is off: no mdm_api_key"
-                                             : "wrong or missing API "
-                                               "credentials");
+        return ngx_http_mdm_api_refuse(r, rc, rc == NGX_HTTP_FORBIDDEN
+                                              ? "the API is off: no "
+                                                "mdm_api_key"
+                                              : "wrong or missing API "
+                                                "credentials");
     }
 
     if (ngx_http_mdm_api_route(r, &rt) != NGX_OK) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_NOT_FOUND,
-                                      "unknown endpoint");
+        return ngx_http_mdm_api_refuse(r, NGX_HTTP_NOT_FOUND,
+                                       "unknown endpoint");
     }
 
     if ((rt.endpoint.len == 7
@@ -97,8 +103,14 @@ ngx_http_mdm_api_handler(ngx_http_request_t *r)
             && ngx_strncmp(rt.endpoint.data, "pushcert", 8) == 0))
     {
         if (!(r->method & (NGX_HTTP_PUT|NGX_HTTP_POST))) {
-            return ngx_http_mdm_api_error(r, NGX_HTTP_NOT_ALLOWED,
-                                          "enqueue takes PUT or POST");
+            return ngx_http_mdm_api_refuse(r, NGX_HTTP_NOT_ALLOWED,
+                                           "enqueue takes PUT or POST");
+        }
+
+        /* 6: nothing may follow the id list */
+        if (rt.arg2.len) {
+            return ngx_http_mdm_api_refuse(r, NGX_HTTP_NOT_FOUND,
+                                           "unknown endpoint");
         }
 
         rc = ngx_http_read_client_request_body(r, ngx_http_mdm_api_body);
@@ -189,15 +201,14 @@ ngx_http_mdm_api_route(ngx_http_request_t *r, ngx_http_mdm_api_route_t *rt)
 
     last = r->uri.data + r->uri.len;
 
-    if (r->uri.len >= 8
-        && ngx_strncmp(last - 8, "/version", 8) == 0)
-    {
-        ngx_str_set(&rt->endpoint, "version");
-        return NGX_OK;
-    }
-
     p = ngx_strnstr(r->uri.data, "/v1/", r->uri.len);
+
     if (p == NULL) {
+        if (r->uri.len >= 8 && ngx_strncmp(last - 8, "/version", 8) == 0) {
+            ngx_str_set(&rt->endpoint, "version");
+            return NGX_OK;
+        }
+
         return NGX_DECLINED;
     }
 
@@ -249,7 +260,7 @@ ngx_http_mdm_api_dispatch(ngx_http_request_t *r, ngx_http_mdm_api_route_t *rt)
                                  &version);
     }
 
-    if (ngx_http_mdm_api_is(rt->endpoint, "push")) {
+    if (ngx_http_mdm_api_is(rt->endpoint, "push") && rt->arg2.len == 0) {
         args = ngx_http_mdm_api_args(r, "push");
         if (args == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -464,8 +475,9 @@ ngx_http_mdm_api_enqueue(ngx_http_request_t *r)
 {
     u_char                    *p;
     plist_t                    root;
-    ngx_int_t                  n, rc;
+    ngx_int_t                  n;
     ngx_str_t                  body, uuid, rtype, v, ids;
+    const char                *err;
     ngx_time_t                *tp;
     ngx_array_t               *args;
     ngx_http_mdm_api_route_t   rt;
@@ -488,9 +500,11 @@ ngx_http_mdm_api_enqueue(ngx_http_request_t *r)
                                       "dictionary");
     }
 
-    rc = ngx_http_mdm_api_command(r, root, &body, &uuid, &rtype);
-    if (rc != NGX_OK) {
-        return rc;
+    err = ngx_http_mdm_api_command(r, root, &body, &uuid, &rtype);
+    if (err) {
+        return (err[0] == '!')
+               ? NGX_HTTP_INTERNAL_SERVER_ERROR
+               : ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST, err);
     }
 
     args = ngx_http_mdm_api_args(r, "enqueue");
@@ -514,9 +528,10 @@ ngx_http_mdm_api_enqueue(ngx_http_request_t *r)
 
     ngx_http_mdm_api_arg(r, "expires", &v);
     n = v.len ? ngx_atoi(v.data, v.len) : 0;
-    if (n == NGX_ERROR) {
+    if (n == NGX_ERROR || n > NGX_HTTP_MDM_API_MAX_EXPIRES) {
         return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "expires is a number of seconds");
+                                      "expires is a number of seconds, up "
+                                      "to ten years");
     }
 
     /* in milliseconds, as every time the scripts keep */
@@ -759,10 +774,11 @@ ngx_http_mdm_api_no_password(char *buf, int size, int rwflag, void *u)
 
 /*
  * Command.RequestType must be there; a missing CommandUUID is made up and
- * written into the plist, which is then stored as re-serialized.
+ * written into the plist, which is then stored as re-serialized.  Returns
+ * NULL, why the command is refused, or "!..." for an internal failure.
  */
 
-static ngx_int_t
+static const char *
 ngx_http_mdm_api_command(ngx_http_request_t *r, plist_t root,
     ngx_str_t *body, ngx_str_t *uuid, ngx_str_t *rtype)
 {
@@ -776,31 +792,26 @@ ngx_http_mdm_api_command(ngx_http_request_t *r, plist_t root,
         || ngx_http_mdm_plist_string(cmd, "RequestType", rtype) != NGX_OK
         || rtype->len == 0)
     {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "no Command dictionary with a "
-                                      "RequestType string");
+        return "no Command dictionary with a RequestType string";
     }
 
     rc = ngx_http_mdm_plist_string(root, "CommandUUID", uuid);
 
     if (rc == NGX_OK) {
         if (!ngx_http_mdm_enrollment_valid_part(uuid)) {
-            return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                          "CommandUUID has characters "
-                                          "outside [A-Za-z0-9._@+-] or is "
-                                          "longer than 128");
+            return "CommandUUID has characters outside [A-Za-z0-9._@+-] or "
+                   "is longer than 128";
         }
 
-        return NGX_OK;
+        return NULL;
     }
 
     if (rc == NGX_ERROR) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "CommandUUID is not a string");
+        return "CommandUUID is not a string";
     }
 
     if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return "!RAND_bytes() failed";
     }
 
     /* a version 4 UUID */
@@ -809,7 +820,7 @@ ngx_http_mdm_api_command(ngx_http_request_t *r, plist_t root,
 
     p = ngx_pnalloc(r->pool, 37);
     if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return "!out of memory";
     }
 
     uuid->data = p;
@@ -834,10 +845,10 @@ ngx_http_mdm_api_command(ngx_http_request_t *r, plist_t root,
                         plist_new_string((char *) uuid->data));
 
     if (ngx_http_mdm_plist_xml(r->pool, root, body) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return "!out of memory";
     }
 
-    return NGX_OK;
+    return NULL;
 }
 
 
@@ -1005,6 +1016,23 @@ done:
 }
 
 
+/*
+ * An answer before the body was read: the body is discarded first, or on a
+ * keep-alive connection it would be taken for the next request.
+ */
+
+static ngx_int_t
+ngx_http_mdm_api_refuse(ngx_http_request_t *r, ngx_uint_t status,
+    const char *message)
+{
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_mdm_api_error(r, status, message);
+}
+
+
 /* {"error": "..."} with its status, so API clients always get JSON */
 
 static ngx_int_t
@@ -1034,14 +1062,36 @@ ngx_http_mdm_api_error(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/* a query argument, percent-decoded ("type=User%20Enrollment") */
+
 static ngx_int_t
 ngx_http_mdm_api_arg(ngx_http_request_t *r, const char *name,
     ngx_str_t *value)
 {
-    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), value) != NGX_OK) {
+    u_char      *dst, *src;
+    ngx_str_t    raw;
+    ngx_uint_t   i;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
         ngx_str_null(value);
         return NGX_DECLINED;
     }
+
+    value->data = ngx_pnalloc(r->pool, raw.len + 1);
+    if (value->data == NULL) {
+        ngx_str_null(value);
+        return NGX_DECLINED;
+    }
+
+    /* in a query string "+" is a space too */
+    for (i = 0; i < raw.len; i++) {
+        value->data[i] = (raw.data[i] == '+') ? ' ' : raw.data[i];
+    }
+
+    dst = value->data;
+    src = value->data;
+    ngx_unescape_uri(&dst, &src, raw.len, 0);
+    value->len = dst - value->data;
 
     return NGX_OK;
 }

@@ -57,13 +57,18 @@ function ops.enqueue()
         return json_error(409, 'command UUID ' .. uuid .. ' already exists')
     end
 
-    local status, ok, total = {}, 0, 0
+    local status, ok, total, seen = {}, 0, 0, {}
     for i = 10, #ARGV do
         local id = ARGV[i]
-        total = total + 1
-        if redis.call('EXISTS', enr_key(id)) == 0 then
+        if seen[id] then
+            -- named twice: queued once, or one Acknowledged would not do
+        elseif redis.call('EXISTS', enr_key(id)) == 0 then
+            seen[id] = true
+            total = total + 1
             status[id] = {command_error = 'unknown enrollment'}
         else
+            seen[id] = true
+            total = total + 1
             if priority == '1' then
                 redis.call('LPUSH', queue_key(id), uuid)
             else
@@ -98,13 +103,18 @@ end
 
 -- ARGV: 3.. enrollment ids
 function ops.push()
-    local status, ok, total = {}, 0, 0
+    local status, ok, total, seen = {}, 0, 0, {}
     for i = 3, #ARGV do
         local id = ARGV[i]
-        total = total + 1
-        if redis.call('EXISTS', enr_key(id)) == 0 then
+        if seen[id] then
+            -- named twice: pushed once
+        elseif redis.call('EXISTS', enr_key(id)) == 0 then
+            seen[id] = true
+            total = total + 1
             status[id] = {push_error = 'unknown enrollment'}
         else
+            seen[id] = true
+            total = total + 1
             push(id)
             status[id] = {push_result = 'queued'}
             ok = ok + 1
