@@ -1107,7 +1107,7 @@ EXISTS mdm:cmd:BADIDS => 0
 --- error_code eval
 [ (400) x 5 ]
 --- json eval
-[ (exact({ error => "expires is a number of seconds" })) x 2,
+[ (exact({ error => "expires is a number of seconds, up to ten years" })) x 2,
   (exact({ error => "max_deliveries is a positive number" })) x 3 ]
 --- redis_check
 EXISTS mdm:cmd:BADQ => 0
