@@ -72,6 +72,7 @@ static ngx_int_t ngx_http_mdm_api_refuse(ngx_http_request_t *r,
     ngx_uint_t status, const char *message);
 static ngx_int_t ngx_http_mdm_api_arg(ngx_http_request_t *r, const char *name,
     ngx_str_t *value);
+static ngx_int_t ngx_http_mdm_api_flag(ngx_str_t *v);
 
 
 ngx_int_t
@@ -519,8 +520,13 @@ ngx_http_mdm_api_enqueue(ngx_http_request_t *r)
 
     /* priority: to the front of the queue, for EraseDevice or DeviceLock */
     ngx_http_mdm_api_arg(r, "priority", &v);
-    if (ngx_http_mdm_push_arg(args, (u_char *) (v.len == 1 && v.data[0] == '1'
-                                                ? "1" : "0"), 1)
+    n = ngx_http_mdm_api_flag(&v);
+    if (n == NGX_ERROR) {
+        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                      "priority is 1, true, 0 or false");
+    }
+
+    if (ngx_http_mdm_push_arg(args, (u_char *) (n ? "1" : "0"), 1)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -528,7 +534,9 @@ ngx_http_mdm_api_enqueue(ngx_http_request_t *r)
 
     ngx_http_mdm_api_arg(r, "expires", &v);
     n = v.len ? ngx_atoi(v.data, v.len) : 0;
-    if (n == NGX_ERROR || n > NGX_HTTP_MDM_API_MAX_EXPIRES) {
+    if (n == NGX_ERROR || n > NGX_HTTP_MDM_API_MAX_EXPIRES
+        || (v.len && n == 0))
+    {
         return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
                                       "expires is a number of seconds, up "
                                       "to ten years");
@@ -556,8 +564,13 @@ ngx_http_mdm_api_enqueue(ngx_http_request_t *r)
     }
 
     ngx_http_mdm_api_arg(r, "nopush", &v);
-    if (ngx_http_mdm_push_arg(args, (u_char *) (v.len && v.data[0] != '0'
-                                                ? "1" : "0"), 1)
+    n = ngx_http_mdm_api_flag(&v);
+    if (n == NGX_ERROR) {
+        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                      "nopush is 1, true, 0 or false");
+    }
+
+    if (ngx_http_mdm_push_arg(args, (u_char *) (n ? "1" : "0"), 1)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1059,6 +1072,30 @@ ngx_http_mdm_api_error(ngx_http_request_t *r, ngx_uint_t status,
     json.len = p - json.data;
 
     return ngx_http_mdm_send(r, status, "application/json", &json);
+}
+
+
+/* 1 for "1" or "true", 0 for "0", "false" or absent, else NGX_ERROR */
+
+static ngx_int_t
+ngx_http_mdm_api_flag(ngx_str_t *v)
+{
+    if (v->len == 0
+        || (v->len == 1 && v->data[0] == '0')
+        || (v->len == 5 && ngx_strncasecmp(v->data, (u_char *) "false", 5)
+                           == 0))
+    {
+        return 0;
+    }
+
+    if ((v->len == 1 && v->data[0] == '1')
+        || (v->len == 4 && ngx_strncasecmp(v->data, (u_char *) "true", 4)
+                           == 0))
+    {
+        return 1;
+    }
+
+    return NGX_ERROR;
 }
 
 

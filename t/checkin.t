@@ -247,6 +247,8 @@ checkin_request("nanomdm/mdm/testdata/Authenticate.2.plist")
 [
   [ "EXISTS mdm:q:{$::MAC}", "0" ],
   [ "EXISTS mdm:q:{$::MAC}:$::MACUSER", "0" ],
+  [ "HGET mdm:r:{$::MAC}:cmd-1 status", "Cleared" ],
+  [ "HGET mdm:r:{$::MAC}:$::MACUSER:cmd-2 status", "Cleared" ],
   [ "HGET mdm:enr:{$::MAC} enabled", "0" ],
   [ "HGET mdm:enr:{$::MAC}:$::MACUSER enabled", "0" ],
   [ "HGET mdm:enr:{$::MAC} token_update_tally", "0" ],

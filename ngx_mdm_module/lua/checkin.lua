@@ -24,6 +24,17 @@ end
 local function user_key(s) return mdm_key('mdm:enr:', did, s) end
 local function queue_key(s) return mdm_key('mdm:q:', did, s) end
 
+-- a new enrollment drops what was queued for the old one, and says so in
+-- each command's result
+local function clear_queue(s)
+    local q = queue_key(s)
+    for _, u in ipairs(redis.call('LRANGE', q, 0, -1)) do
+        redis.call('HSET', mdm_result_key(did, s, u), 'status', 'Cleared',
+                   'updated_at', now, 'completed_at', now)
+    end
+    redis.call('DEL', q)
+end
+
 local function prune_expired_bindings()
     local t = redis.call('HGETALL', certs)
     local sec = math.floor(tonumber(now) / 1000)
@@ -52,14 +63,15 @@ local handlers = {}
 
 function handlers.Authenticate()
     -- a new enrollment of this device: nothing of the old one carries over
-    redis.call('DEL', enr, queue_key(''))
+    clear_queue('')
+    redis.call('DEL', enr)
     redis.call('HSET', enr, 'type', etype, 'device_id', did,
         'enabled', '0', 'token_update_tally', '0', 'authenticate', body,
         'authenticated_at', now, 'last_seen', now,
         'cert_hash', hash, 'cert_not_after', not_after, unpack(fields()))
     each_user(function(s)
         redis.call('HSET', user_key(s), 'enabled', '0')
-        redis.call('DEL', queue_key(s))
+        clear_queue(s)
     end)
     if hash ~= '' and mode ~= 'off' then
         prune_expired_bindings()
