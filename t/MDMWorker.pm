@@ -16,7 +16,8 @@ package t::MDMWorker;
 use strict;
 use warnings;
 
-use Exporter 'import';
+use Exporter ();
+our @ISA = ('Exporter');
 use File::Basename qw(dirname);
 use File::Temp qw(tempdir);
 use Cwd qw(abs_path);
@@ -26,6 +27,14 @@ use Test::More ();
 
 our @EXPORT = qw(start_worker stop_worker kill_worker worker_log wait_for
                  valgrind_clean worker_binary);
+
+# Test::Base evaluates `--- xxx eval` sections in Test::Base::Filter: the
+# helpers must be callable there too
+sub import {
+    no strict 'refs';
+    __PACKAGE__->export_to_level(1, @_);
+    *{"Test::Base::Filter::$_"} = \&{$_} for @EXPORT;
+}
 
 my $Root = dirname(dirname(abs_path(__FILE__)));
 my $Dir = tempdir('mdm-worker-XXXXXX', TMPDIR => 1, CLEANUP => 1);

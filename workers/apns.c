@@ -18,6 +18,7 @@
 
 
 typedef struct mw_cert_s  mw_cert_t;
+typedef struct mw_job_s   mw_job_t;
 
 struct mw_cert_s {
     mw_cert_t   *next;
@@ -27,13 +28,23 @@ struct mw_cert_s {
     size_t       cert_len;
     char        *key;
     size_t       key_len;
+
+    /*
+     * Until one push has gone through, curl cannot know that the
+     * connection multiplexes: a burst would open one connection per push
+     * up to the host limit.  So one push goes first, the others wait for
+     * its answer in "parked", then all share its connection.
+     */
+    int          warm;
+    mw_job_t    *warming;
+    mw_job_t    *parked;
 };
 
 
-typedef struct mw_job_s  mw_job_t;
-
 struct mw_job_s {
     mw_job_t    *next, *prev;
+    mw_job_t    *parked_next;
+    mw_cert_t   *cert;
     char        *id;
     char        *topic;
     char        *token;
@@ -170,6 +181,7 @@ static void mw_apns_result(mw_job_t *job, const char *apns_id,
     const char *error, const char *dead_ts, const char *counter, int requeue);
 static void mw_apns_recorded(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_free(mw_job_t *job);
+static void mw_apns_unpark(mw_cert_t *cert);
 static void mw_apns_beat(struct ev_loop *loop, ev_timer *t, int revents);
 static void mw_apns_repush(struct ev_loop *loop, ev_timer *t, int revents);
 static void mw_apns_repushed(redisAsyncContext *ac, void *reply, void *data);
@@ -524,6 +536,7 @@ mw_apns_cert(redisAsyncContext *ac, void *reply, void *data)
     free(cert->cert);
     free(cert->key);
     free(cert->stamp);
+    cert->warm = 0;
     cert->cert = mw_dup(e[0]->str, e[0]->len);
     cert->cert_len = e[0]->len;
     cert->key = mw_dup(e[1]->str, e[1]->len);
@@ -548,6 +561,18 @@ mw_apns_send(mw_job_t *job, mw_cert_t *cert)
     char                url[1024], hdr[512], body[512];
     mw_http_t          *h;
     struct curl_blob    blob;
+
+    job->cert = cert;
+
+    if (!cert->warm) {
+        if (cert->warming && cert->warming != job) {
+            job->parked_next = cert->parked;
+            cert->parked = job;
+            return;
+        }
+
+        cert->warming = job;
+    }
 
     h = mw_http_new(mw_apns_done, job);
     if (h == NULL) {
@@ -612,8 +637,19 @@ mw_apns_done(mw_http_t *h)
     char        why[512], reason[128], ts[32];
     char       *p;
     mw_job_t   *job = h->data;
+    mw_cert_t  *cert = job->cert;
 
     job->http = NULL;
+
+    if (cert && cert->warming == job) {
+        /* the connection is known now: release the pushes that waited */
+        cert->warm = (h->result == CURLE_OK);
+        mw_apns_unpark(cert);
+
+    } else if (cert && h->result != CURLE_OK) {
+        /* the connection may be gone: the next push warms a new one */
+        cert->warm = 0;
+    }
 
     reason[0] = '\0';
     p = strstr(h->body, "\"reason\"");
@@ -778,8 +814,33 @@ mw_apns_recorded(redisAsyncContext *ac, void *reply, void *data)
 
 
 static void
+mw_apns_unpark(mw_cert_t *cert)
+{
+    mw_job_t  *parked;
+
+    cert->warming = NULL;
+
+    while ((parked = cert->parked) != NULL) {
+        cert->parked = parked->parked_next;
+        parked->parked_next = NULL;
+
+        if (mw_stopping) {
+            mw_apns_result(parked, "", "", "", "", 1);
+        } else {
+            mw_apns_send(parked, cert);
+        }
+    }
+}
+
+
+static void
 mw_apns_free(mw_job_t *job)
 {
+    if (job->cert && job->cert->warming == job) {
+        /* it ends without an answer: the next one warms the connection */
+        mw_apns_unpark(job->cert);
+    }
+
     ev_timer_stop(mw_loop, &job->retry);
 
     if (job->http) {
