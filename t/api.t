@@ -896,6 +896,28 @@ my $in_an_hour = sub { my $t = $_[0]; abs($t - (Time::HiRes::time() + 3600) * 10
 
 
 
+=== TEST 39b: several priority commands keep their order (DeviceLock before EraseDevice), ahead of the rest
+--- redis_setup
+DEL mdm:q:{ENQ-2} mdm:qp:{ENQ-2}
+--- request eval
+[ "PUT /v1/enqueue/ENQ-2?nopush=1\n" . cmd_plist("ProfileList", "LANE-A"),
+  "PUT /v1/enqueue/ENQ-2?nopush=1&priority=1\n" . cmd_plist("DeviceLock", "LANE-B"),
+  "PUT /v1/enqueue/ENQ-2?nopush=1&priority=true\n" . cmd_plist("EraseDevice", "LANE-C"),
+  "GET /v1/queue/ENQ-2" ]
+--- error_code eval
+[ 200, 200, 200, 200 ]
+--- json eval
+[ undef, undef, undef,
+  { id => "ENQ-2", commands => [ { command_uuid => "LANE-B" }, { command_uuid => "LANE-C" },
+                                 { command_uuid => "LANE-A" } ] } ]
+--- redis_check eval
+[
+  [ "LRANGE mdm:qp:{ENQ-2} 0 -1", [ "LANE-B", "LANE-C" ] ],
+  [ "LRANGE mdm:q:{ENQ-2} 0 -1", [ "LANE-A" ] ],
+]
+
+
+
 === TEST 40: enqueue takes PUT or POST only
 --- request eval
 [ "GET /v1/enqueue/ENQ-1", "DELETE /v1/enqueue/ENQ-1", "PATCH /v1/enqueue/ENQ-1\n" . cmd_plist("ProfileList", "PATCHED") ]

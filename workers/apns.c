@@ -130,10 +130,10 @@ static const char mw_recover_lua[] =
  * (ms), interval (ms).  Returns the next cursor.
  */
 static const char mw_repush_lua[] =
-    "local r = redis.call('SCAN', ARGV[1], 'MATCH', 'mdm:q:{*', 'COUNT', 500)\n"
+    "local r = redis.call('SCAN', ARGV[1], 'MATCH', 'mdm:q*', 'COUNT', 500)\n"
     "local now, every = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "for _, q in ipairs(r[2]) do\n"
-    "  local did, sfx = string.match(q, '^mdm:q:{([^}]*)}(.*)$')\n"
+    "  local did, sfx = string.match(q, '^mdm:qp?:{([^}]*)}(.*)$')\n"
     "  if did and redis.call('LLEN', q) > 0 then\n"
     "    local k = 'mdm:enr:{' .. did .. '}' .. sfx\n"
     "    local e = redis.call('HMGET', k, 'enabled', 'push_at', 'last_seen',\n"

@@ -22,9 +22,9 @@ local function enr_key(id)
     return mdm_key('mdm:enr:', did, suffix)
 end
 
-local function queue_key(id)
-    local did, suffix = mdm_split_id(id)
-    return mdm_key('mdm:q:', did, suffix)
+-- the priority lane and the queue of an enrollment
+local function queue_keys(id)
+    return mdm_queue_keys(mdm_split_id(id))
 end
 
 local function result_key(id, uuid)
@@ -69,11 +69,8 @@ function ops.enqueue()
         else
             seen[id] = true
             total = total + 1
-            if priority == '1' then
-                redis.call('LPUSH', queue_key(id), uuid)
-            else
-                redis.call('RPUSH', queue_key(id), uuid)
-            end
+            local lane, queue = queue_keys(id)
+            redis.call('RPUSH', priority == '1' and lane or queue, uuid)
             redis.call('SADD', ckey .. ':targets', id)
             if nopush == '1' then
                 status[id] = {}
@@ -199,7 +196,8 @@ function ops.enrollment()
         return json_error(404, 'unknown enrollment')
     end
     local o = enrollment_object(id, key)
-    o.queue_length = redis.call('LLEN', queue_key(id))
+    local lane, queue = queue_keys(id)
+    o.queue_length = redis.call('LLEN', lane) + redis.call('LLEN', queue)
     return {200, cjson.encode(o)}
 end
 
@@ -210,7 +208,7 @@ function ops.queue()
         return json_error(404, 'unknown enrollment')
     end
     local items = {}
-    for _, uuid in ipairs(redis.call('LRANGE', queue_key(id), 0, -1)) do
+    for _, uuid in ipairs(mdm_queued(mdm_split_id(id))) do
         local c = redis.call('HMGET', 'mdm:cmd:' .. uuid, 'request_type',
                              'created_at', 'expires_at', 'max_deliveries')
         local r = redis.call('HMGET', result_key(id, uuid), 'status',
@@ -233,17 +231,17 @@ end
 -- ARGV: 3 enrollment id, 4 command uuid ("" for the whole queue)
 function ops.dequeue()
     local id, uuid = ARGV[3], ARGV[4]
-    local q = queue_key(id)
+    local did, suffix = mdm_split_id(id)
     local removed = {}
 
     if uuid ~= '' then
-        if redis.call('LREM', q, 0, uuid) == 0 then
+        if mdm_unqueue(did, suffix, uuid) == 0 then
             return json_error(404, 'command is not queued for this enrollment')
         end
         removed[1] = uuid
     else
-        removed = redis.call('LRANGE', q, 0, -1)
-        redis.call('DEL', q)
+        removed = mdm_queued(did, suffix)
+        redis.call('DEL', mdm_queue_keys(did, suffix))
     end
 
     local items = {}

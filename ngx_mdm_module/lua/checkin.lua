@@ -22,17 +22,15 @@ local function fields()
 end
 
 local function user_key(s) return mdm_key('mdm:enr:', did, s) end
-local function queue_key(s) return mdm_key('mdm:q:', did, s) end
 
 -- a new enrollment drops what was queued for the old one, and says so in
 -- each command's result
 local function clear_queue(s)
-    local q = queue_key(s)
-    for _, u in ipairs(redis.call('LRANGE', q, 0, -1)) do
+    for _, u in ipairs(mdm_queued(did, s)) do
         redis.call('HSET', mdm_result_key(did, s, u), 'status', 'Cleared',
                    'updated_at', now, 'completed_at', now)
     end
-    redis.call('DEL', q)
+    redis.call('DEL', mdm_queue_keys(did, s))
 end
 
 local function prune_expired_bindings()

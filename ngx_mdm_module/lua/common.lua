@@ -16,6 +16,23 @@ local function mdm_result_key(did, suffix, uuid)
     return mdm_key('mdm:r:', did, suffix) .. ':' .. uuid
 end
 
+-- an enrollment's commands: the priority lane, then the queue, both FIFO
+local function mdm_queue_keys(did, suffix)
+    return mdm_key('mdm:qp:', did, suffix), mdm_key('mdm:q:', did, suffix)
+end
+
+local function mdm_queued(did, suffix)
+    local p, q = mdm_queue_keys(did, suffix)
+    local t = redis.call('LRANGE', p, 0, -1)
+    for _, u in ipairs(redis.call('LRANGE', q, 0, -1)) do t[#t + 1] = u end
+    return t
+end
+
+local function mdm_unqueue(did, suffix, uuid)
+    local p, q = mdm_queue_keys(did, suffix)
+    return redis.call('LREM', p, 0, uuid) + redis.call('LREM', q, 0, uuid)
+end
+
 local function mdm_bind(certs, certidx, did, hash, not_after)
     redis.call('HSET', certs, hash, not_after)
     redis.call('SET', certidx, did)

@@ -1,7 +1,8 @@
 -- One command report, atomically: store the result, drop an answered command,
 -- pick the next one (see ngx_http_mdm_connect.c).
 -- KEYS: 1 enrollment, 2 device enrollment, 3 certificate bindings,
---       4 certificate index, 5 event stream, 6 the enrollment's queue.
+--       4 certificate index, 5 event stream, 6 the enrollment's queue (its
+--       priority lane, served first, is mdm:qp: beside it).
 -- ARGV: 1 Status, 2 CommandUUID ("" for Idle), 3 enrollment id,
 --       4 enrollment type, 5 device id, 6 user suffix, 7 cert sha256,
 --       8 cert notAfter, 9 mdm_cert_auth mode, 10 now (ms), 11 raw body,
@@ -9,13 +10,14 @@
 -- Returns {"ok", next command plist or "", "queued" | "not queued" | ""}
 -- or {"err", reason}.
 
-local enr, dev, certs, certidx, events, queue =
-    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local enr, dev, certs, certidx, events =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local status, uuid, id, etype, did, suffix =
     ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local hash, not_after, mode, now, body, params =
     ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local now_n = tonumber(now)
+local lane, queue = mdm_queue_keys(did, suffix)
 
 if redis.call('HGET', enr, 'enabled') ~= '1' then
     if redis.call('EXISTS', enr) == 0 then
@@ -37,7 +39,8 @@ local known = ''
 
 if status ~= 'Idle' then
     local rk = mdm_result_key(did, suffix, uuid)
-    known = redis.call('LPOS', queue, uuid) and 'queued' or 'not queued'
+    known = (redis.call('LPOS', lane, uuid) or redis.call('LPOS', queue, uuid))
+            and 'queued' or 'not queued'
 
     redis.call('HSET', rk, 'status', status, 'report', body,
                'updated_at', now)
@@ -45,7 +48,7 @@ if status ~= 'Idle' then
         redis.call('HINCRBY', rk, 'not_now_tally', 1)
     elseif known == 'queued' then
         -- Acknowledged, Error, CommandFormatError: answered
-        redis.call('LREM', queue, 1, uuid)
+        mdm_unqueue(did, suffix, uuid)
         redis.call('HSET', rk, 'completed_at', now)
     end
 end
@@ -57,8 +60,8 @@ redis.call('XADD', events, '*', 'type', 'Connect', 'id', id,
 -- A command leaves the queue when it expires or has been delivered its
 -- maximum number of times, with an "Expired" result, so one command a
 -- device never answers does not block the rest.
-local function expire(u, rk)
-    redis.call('LREM', queue, 1, u)
+local function expire(list, u, rk)
+    redis.call('LREM', list, 1, u)
     redis.call('HSET', rk, 'status', 'Expired', 'updated_at', now,
                'completed_at', now)
 end
@@ -66,35 +69,38 @@ end
 -- NotNow'd commands are skipped only in the reply to a NotNow (NanoMDM)
 local skip_not_now = (status == 'NotNow')
 
-local pos = 0
-while true do
-    local batch = redis.call('LRANGE', queue, pos, pos + 15)
-    if #batch == 0 then break end
+-- the first command of list that can go out now, or nil
+local function pick(list)
+    local pos = 0
+    while true do
+        local batch = redis.call('LRANGE', list, pos, pos + 15)
+        if #batch == 0 then return nil end
 
-    local removed = 0
-    for _, u in ipairs(batch) do
-        local c = redis.call('HMGET', 'mdm:cmd:' .. u, 'plist', 'expires_at',
-                             'max_deliveries')
-        local rk = mdm_result_key(did, suffix, u)
-        local r = redis.call('HMGET', rk, 'status', 'deliveries')
-        local deliveries = tonumber(r[2] or '0')
+        local removed = 0
+        for _, u in ipairs(batch) do
+            local c = redis.call('HMGET', 'mdm:cmd:' .. u, 'plist',
+                                 'expires_at', 'max_deliveries')
+            local rk = mdm_result_key(did, suffix, u)
+            local r = redis.call('HMGET', rk, 'status', 'deliveries')
+            local deliveries = tonumber(r[2] or '0')
 
-        if not c[1] then
-            -- deleted through the API
-            redis.call('LREM', queue, 1, u)
-            removed = removed + 1
-        elseif (c[2] and tonumber(c[2]) <= now_n)
-               or (c[3] and deliveries >= tonumber(c[3])) then
-            expire(u, rk)
-            removed = removed + 1
-        elseif not (skip_not_now and r[1] == 'NotNow') then
-            redis.call('HSET', rk, 'deliveries', deliveries + 1,
-                       'delivered_at', now)
-            return {'ok', c[1], known}
+            if not c[1] then
+                -- deleted through the API
+                redis.call('LREM', list, 1, u)
+                removed = removed + 1
+            elseif (c[2] and tonumber(c[2]) <= now_n)
+                   or (c[3] and deliveries >= tonumber(c[3])) then
+                expire(list, u, rk)
+                removed = removed + 1
+            elseif not (skip_not_now and r[1] == 'NotNow') then
+                redis.call('HSET', rk, 'deliveries', deliveries + 1,
+                           'delivered_at', now)
+                return c[1]
+            end
         end
-    end
 
-    pos = pos + #batch - removed
+        pos = pos + #batch - removed
+    end
 end
 
-return {'ok', '', known}
+return {'ok', pick(lane) or pick(queue) or '', known}
