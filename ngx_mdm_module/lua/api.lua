@@ -36,11 +36,28 @@ local function push(id)
     redis.call('RPUSH', 'mdm:push', id)
 end
 
--- {"status": {id: {...}}, ...} with 200 (all ok), 207 (some) or 400 (none)
-local function per_id_result(status, ok, total, extra)
+-- Runs act(id) once for each distinct known enrollment among ARGV[first..]
+-- (an id named twice counts once: one Acknowledged must answer it), and
+-- answers {"status": {id: ...}} with 200 (all known), 207 (some) or 400
+-- (none); unknown ids get {[unknown_key] = "unknown enrollment"}.
+local function for_each_enrollment(first, unknown_key, act, extra)
+    local status, ok, total, seen = {}, 0, 0, {}
+    for i = first, #ARGV do
+        local id = ARGV[i]
+        if not seen[id] then
+            seen[id] = true
+            total = total + 1
+            if redis.call('EXISTS', enr_key(id)) == 0 then
+                status[id] = {[unknown_key] = 'unknown enrollment'}
+            else
+                status[id] = act(id)
+                ok = ok + 1
+            end
+        end
+    end
     local code = (ok == total) and 200 or ((ok > 0) and 207 or 400)
     extra.status = status
-    return {code, cjson.encode(extra)}
+    return code, extra, ok
 end
 
 local ops = {}
@@ -57,30 +74,16 @@ function ops.enqueue()
         return json_error(409, 'command UUID ' .. uuid .. ' already exists')
     end
 
-    local status, ok, total, seen = {}, 0, 0, {}
-    for i = 10, #ARGV do
-        local id = ARGV[i]
-        if seen[id] then
-            -- named twice: queued once, or one Acknowledged would not do
-        elseif redis.call('EXISTS', enr_key(id)) == 0 then
-            seen[id] = true
-            total = total + 1
-            status[id] = {command_error = 'unknown enrollment'}
-        else
-            seen[id] = true
-            total = total + 1
+    local code, result, ok = for_each_enrollment(10, 'command_error',
+        function(id)
             local lane, queue = queue_keys(id)
             redis.call('RPUSH', priority == '1' and lane or queue, uuid)
             redis.call('SADD', ckey .. ':targets', id)
-            if nopush == '1' then
-                status[id] = {}
-            else
-                push(id)
-                status[id] = {push_result = 'queued'}
-            end
-            ok = ok + 1
-        end
-    end
+            if nopush == '1' then return {} end
+            push(id)
+            return {push_result = 'queued'}
+        end,
+        {command_uuid = uuid, request_type = rtype, no_push = (nopush == '1')})
 
     if ok > 0 then
         redis.call('HSET', ckey, 'plist', plist, 'request_type', rtype,
@@ -93,31 +96,16 @@ function ops.enqueue()
         end
     end
 
-    return per_id_result(status, ok, total, {
-        command_uuid = uuid, request_type = rtype, no_push = (nopush == '1')
-    })
+    return {code, cjson.encode(result)}
 end
 
 -- ARGV: 3.. enrollment ids
 function ops.push()
-    local status, ok, total, seen = {}, 0, 0, {}
-    for i = 3, #ARGV do
-        local id = ARGV[i]
-        if seen[id] then
-            -- named twice: pushed once
-        elseif redis.call('EXISTS', enr_key(id)) == 0 then
-            seen[id] = true
-            total = total + 1
-            status[id] = {push_error = 'unknown enrollment'}
-        else
-            seen[id] = true
-            total = total + 1
-            push(id)
-            status[id] = {push_result = 'queued'}
-            ok = ok + 1
-        end
-    end
-    return per_id_result(status, ok, total, {})
+    local code, result = for_each_enrollment(3, 'push_error', function(id)
+        push(id)
+        return {push_result = 'queued'}
+    end, {})
+    return {code, cjson.encode(result)}
 end
 
 -- what inspection shows of an enrollment; secrets only as "has_"
