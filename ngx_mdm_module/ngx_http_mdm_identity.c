@@ -10,6 +10,7 @@
 
 
 #include "ngx_http_mdm_identity.h"
+#include "ngx_http_mdm_fastsig.h"
 
 #include <openssl/cms.h>
 #include <openssl/err.h>
@@ -23,6 +24,9 @@ typedef struct {
 } ngx_http_mdm_presented_t;
 
 
+static ngx_int_t ngx_http_mdm_identity_fast(ngx_http_request_t *r,
+    ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *body,
+    ngx_http_mdm_identity_t *id);
 static ngx_int_t ngx_http_mdm_identity_present(ngx_http_request_t *r,
     ngx_http_mdm_identity_source_t *src, ngx_str_t *body,
     ngx_http_mdm_presented_t *p, const char **reason);
@@ -59,6 +63,12 @@ ngx_http_mdm_identity_verify(ngx_http_request_t *r,
     src = mlcf->identity->elts;
 
     for (i = 0; i < mlcf->identity->nelts; i++) {
+
+        if (src[i].type == NGX_HTTP_MDM_ID_SIGNATURE
+            && ngx_http_mdm_identity_fast(r, mlcf, body, id) == NGX_OK)
+        {
+            return NGX_OK;
+        }
 
         ngx_memzero(&p, sizeof(ngx_http_mdm_presented_t));
 
@@ -116,6 +126,9 @@ ngx_http_mdm_identity_verify(ngx_http_request_t *r,
         switch (src[i].type) {
         case NGX_HTTP_MDM_ID_SIGNATURE:
             id->source = "Mdm-Signature";
+            ngx_http_mdm_fastsig_store(mlcf, p.cert,
+                ngx_http_mdm_identity_time(X509_get0_notBefore(p.cert)),
+                id->not_after, id->sha256);
             break;
         case NGX_HTTP_MDM_ID_TLS:
             id->source = "TLS";
@@ -131,6 +144,31 @@ ngx_http_mdm_identity_verify(ngx_http_request_t *r,
               "TLS client certificate or certificate header";
 
     return NGX_DECLINED;
+}
+
+
+/* a signature by a certificate the full path verified before */
+
+static ngx_int_t
+ngx_http_mdm_identity_fast(ngx_http_request_t *r,
+    ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *body,
+    ngx_http_mdm_identity_t *id)
+{
+    ngx_str_t         name, der;
+    ngx_table_elt_t  *h;
+
+    ngx_str_set(&name, "mdm-signature");
+    h = ngx_http_mdm_identity_header(r, &name);
+    if (h == NULL || h->value.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    der.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(h->value.len));
+    if (der.data == NULL || ngx_decode_base64(&der, &h->value) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_mdm_fastsig_verify(mlcf, &der, body, id);
 }
 
 

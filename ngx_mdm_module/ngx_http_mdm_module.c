@@ -16,6 +16,7 @@
 #include "ngx_http_mdm_api.h"
 #include "ngx_http_mdm_identity.h"
 #include "ngx_http_mdm_variables.h"
+#include "ngx_http_mdm_fastsig.h"
 
 
 static ngx_int_t ngx_http_mdm_preconfiguration(ngx_conf_t *cf);
@@ -30,6 +31,8 @@ static char *ngx_http_mdm_handler_directive(ngx_conf_t *cf,
 static char *ngx_http_mdm_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_mdm_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_mdm_identity_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_mdm_init_process(ngx_cycle_t *cycle);
 static void ngx_http_mdm_exit_process(ngx_cycle_t *cycle);
@@ -111,6 +114,13 @@ static ngx_command_t  ngx_http_mdm_commands[] = {
     { ngx_string("mdm_identity_ca"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_mdm_identity_ca_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mdm_identity_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_mdm_identity_cache,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -247,6 +257,7 @@ ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
     mlcf->skew = NGX_CONF_UNSET;
     mlcf->cert_auth = NGX_CONF_UNSET_UINT;
     mlcf->user_authenticate = NGX_CONF_UNSET_UINT;
+    mlcf->identity_cache = NGX_CONF_UNSET_UINT;
 
     return mlcf;
 }
@@ -290,8 +301,14 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->user_authenticate,
                               NGX_HTTP_MDM_UA_DECLINE);
     ngx_conf_merge_str_value(conf->api_key, prev->api_key, "");
+    ngx_conf_merge_uint_value(conf->identity_cache, prev->identity_cache,
+                              10000);
 
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
+
+    /* one cache per worker, as large as the largest location wants */
+    mmcf->identity_cache = ngx_max(mmcf->identity_cache,
+                                   conf->identity_cache);
 
     if (conf->api && !mmcf->configured) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -449,12 +466,58 @@ ngx_http_mdm_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* mdm_identity_cache N | off */
+
+static char *
+ngx_http_mdm_identity_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_loc_conf_t *mlcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (mlcf->identity_cache != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        mlcf->identity_cache = 0;
+        return NGX_CONF_OK;
+    }
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n == NGX_ERROR || n == 0 || n > 10000000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid mdm_identity_cache \"%V\": a number of "
+                           "certificates up to 10000000, or \"off\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    mlcf->identity_cache = n;
+
+    return NGX_CONF_OK;
+}
+
+
 static ngx_int_t
 ngx_http_mdm_init_process(ngx_cycle_t *cycle)
 {
+    ngx_http_mdm_main_conf_t  *mmcf;
+
     /* cache manager and loader processes never serve devices */
     if (ngx_process == NGX_PROCESS_HELPER) {
         return NGX_OK;
+    }
+
+    mmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mdm_module);
+
+    if (mmcf && mmcf->configured
+        && ngx_http_mdm_fastsig_init(cycle, mmcf->identity_cache) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     return ngx_http_mdm_redis_init_process(cycle);
@@ -465,4 +528,5 @@ static void
 ngx_http_mdm_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_mdm_redis_exit_process(cycle);
+    ngx_http_mdm_fastsig_exit();
 }

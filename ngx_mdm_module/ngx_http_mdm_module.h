@@ -54,6 +54,7 @@ typedef struct {
     ngx_str_t                   password;
     ngx_msec_t                  timeout;
     ngx_uint_t                  configured;
+    ngx_uint_t                  identity_cache; /* entries, per worker */
 } ngx_http_mdm_main_conf_t;
 
 
@@ -68,6 +69,7 @@ typedef struct {
     ngx_uint_t                  cert_auth;
     ngx_uint_t                  user_authenticate;
     ngx_str_t                   api_key;     /* mdm_api_key(_file) */
+    ngx_uint_t                  identity_cache; /* entries; 0: off */
 } ngx_http_mdm_loc_conf_t;
 
 

@@ -210,7 +210,10 @@ ngx_http_mdm_request_body(ngx_http_request_t *r, ngx_str_t *body)
         b = cl->buf;
 
         if (!b->in_file) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            /* a chunked body ends with an empty buffer (pos NULL) */
+            if (b->last != b->pos) {
+                p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            }
             continue;
         }
 

@@ -1,0 +1,716 @@
+
+/*
+ * Copyright (C) ngx_mdm contributors
+ *
+ * The Mdm-Signature fast path.  A device signs every request with the same
+ * certificate, so once its certificate has passed the full verification
+ * (CMS parse, chain, purpose) it is kept, with its public key, in a bounded
+ * per-worker cache keyed by the SHA-256 of its DER.  A request whose
+ * signature carries a cached certificate then costs a walk of the DER, two
+ * digests and one signature verify.
+ *
+ * The walk accepts only the plain shape devices send: definite lengths,
+ * one certificate, one signer identified by issuer and serial, DER-ordered
+ * signed attributes with contentType id-data and a messageDigest, an RSA
+ * PKCS#1 v1.5 or ECDSA signature.  Anything else, and every failure, goes
+ * to the full path, which gives the verdict and its reason: both paths
+ * accept exactly the same requests.
+ */
+
+
+#include "ngx_http_mdm_fastsig.h"
+
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/sha.h>
+
+
+/* how long a cached chain verdict holds before it is checked again */
+#define NGX_HTTP_MDM_FASTSIG_TTL  3600
+
+
+typedef struct {
+    u_char             key[SHA256_DIGEST_LENGTH];   /* of the cert DER */
+    ngx_http_mdm_ca_t *ca;           /* the verdict is for this CA */
+    EVP_PKEY          *pkey;
+    u_char            *issuer;       /* DER of the issuer Name */
+    size_t             issuer_len;
+    u_char            *serial;       /* DER of the serial INTEGER */
+    size_t             serial_len;
+    time_t             not_before;
+    time_t             not_after;
+    time_t             expires;      /* when the chain is checked again */
+    u_char             hex[64];
+} ngx_http_mdm_fastsig_entry_t;
+
+
+/* a DER element: tag, then the bounds of its content */
+typedef struct {
+    u_int              tag;
+    u_char            *start;        /* the tag byte */
+    u_char            *pos;          /* the content */
+    u_char            *end;
+} ngx_http_mdm_der_t;
+
+
+typedef struct {
+    u_char            *cert;         /* the certificate's whole DER */
+    size_t             cert_len;
+    u_char            *issuer;
+    size_t             issuer_len;
+    u_char            *serial;
+    size_t             serial_len;
+    const EVP_MD      *md;
+    u_char            *attrs;        /* signedAttrs, tag included */
+    size_t             attrs_len;
+    u_char            *digest;       /* the messageDigest value */
+    size_t             digest_len;
+    u_char            *signing_time; /* UTCTime or GeneralizedTime */
+    int                sig_nid;
+    u_char            *sig;
+    size_t             sig_len;
+} ngx_http_mdm_signed_t;
+
+
+static ngx_int_t ngx_http_mdm_der(u_char **p, u_char *end,
+    ngx_http_mdm_der_t *e);
+static ngx_int_t ngx_http_mdm_der_expect(u_char **p, u_char *end, u_int tag,
+    ngx_http_mdm_der_t *e);
+static ngx_int_t ngx_http_mdm_fastsig_walk(ngx_str_t *der,
+    ngx_http_mdm_signed_t *s);
+static ngx_int_t ngx_http_mdm_fastsig_signer(u_char *p, u_char *end,
+    ngx_http_mdm_signed_t *s);
+static ngx_int_t ngx_http_mdm_fastsig_attrs(u_char *p, u_char *end,
+    ngx_http_mdm_signed_t *s);
+static ngx_int_t ngx_http_mdm_oid_is(ngx_http_mdm_der_t *e, int nid);
+static int ngx_http_mdm_oid_nid(ngx_http_mdm_der_t *e);
+static time_t ngx_http_mdm_der_time(u_char *p, u_char *end);
+static ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_slot(u_char *key);
+static void ngx_http_mdm_fastsig_clear(ngx_http_mdm_fastsig_entry_t *e);
+
+
+static ngx_http_mdm_fastsig_entry_t  *ngx_http_mdm_fastsig_cache;
+static ngx_uint_t                     ngx_http_mdm_fastsig_size;
+
+
+ngx_int_t
+ngx_http_mdm_fastsig_init(ngx_cycle_t *cycle, ngx_uint_t size)
+{
+    if (size == 0) {
+        return NGX_OK;
+    }
+
+    ngx_http_mdm_fastsig_cache = ngx_calloc(
+                               size * sizeof(ngx_http_mdm_fastsig_entry_t),
+                               cycle->log);
+    if (ngx_http_mdm_fastsig_cache == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_mdm_fastsig_size = size;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_mdm_fastsig_exit(void)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < ngx_http_mdm_fastsig_size; i++) {
+        ngx_http_mdm_fastsig_clear(&ngx_http_mdm_fastsig_cache[i]);
+    }
+
+    ngx_free(ngx_http_mdm_fastsig_cache);
+    ngx_http_mdm_fastsig_cache = NULL;
+    ngx_http_mdm_fastsig_size = 0;
+}
+
+
+/*
+ * NGX_OK: the signature verifies with a cached, verified certificate, and
+ * id is filled.  NGX_DECLINED: the full path decides.
+ */
+
+ngx_int_t
+ngx_http_mdm_fastsig_verify(ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *der,
+    ngx_str_t *body, ngx_http_mdm_identity_t *id)
+{
+    int                             ok;
+    u_char                          key[SHA256_DIGEST_LENGTH];
+    u_char                          md[EVP_MAX_MD_SIZE];
+    time_t                          now, signed_at;
+    unsigned int                    mdlen;
+    EVP_MD_CTX                     *ctx;
+    ngx_http_mdm_signed_t           s;
+    ngx_http_mdm_fastsig_entry_t   *e;
+
+    if (ngx_http_mdm_fastsig_size == 0 || !mlcf->identity_cache) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memzero(&s, sizeof(ngx_http_mdm_signed_t));
+
+    if (ngx_http_mdm_fastsig_walk(der, &s) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    SHA256(s.cert, s.cert_len, key);
+
+    e = ngx_http_mdm_fastsig_slot(key);
+    now = ngx_time();
+
+    if (e->pkey == NULL || ngx_memcmp(e->key, key, sizeof(key)) != 0
+        || e->ca != mlcf->ca || now >= e->expires || now > e->not_after
+        || now + mlcf->skew < e->not_before
+        || s.issuer_len != e->issuer_len || s.serial_len != e->serial_len
+        || ngx_memcmp(s.issuer, e->issuer, s.issuer_len) != 0
+        || ngx_memcmp(s.serial, e->serial, s.serial_len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* the skew rule of the full path */
+    if (s.signing_time) {
+        signed_at = ngx_http_mdm_der_time(s.signing_time, s.attrs
+                                                          + s.attrs_len);
+        if (signed_at == (time_t) -1
+            || signed_at + mlcf->skew < e->not_before)
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    /* the content: its digest is what the signed attributes vouch for */
+    if (EVP_Digest(body->data, body->len, md, &mdlen, s.md, NULL) != 1
+        || mdlen != s.digest_len
+        || ngx_memcmp(md, s.digest, mdlen) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* the signature is over the attributes encoded as a SET (0x31) */
+    ctx = EVP_MD_CTX_new();
+    if (ctx == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ok = EVP_DigestVerifyInit(ctx, NULL, s.md, NULL, e->pkey) == 1
+         && EVP_DigestVerifyUpdate(ctx, "\x31", 1) == 1
+         && EVP_DigestVerifyUpdate(ctx, s.attrs + 1, s.attrs_len - 1) == 1
+         && EVP_DigestVerifyFinal(ctx, s.sig, s.sig_len) == 1;
+
+    EVP_MD_CTX_free(ctx);
+
+    if (!ok) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(id->sha256, e->hex, sizeof(id->sha256));
+    id->not_after = e->not_after;
+    id->source = "Mdm-Signature";
+
+    return NGX_OK;
+}
+
+
+/* after the full path accepted cert for this CA: remember it */
+
+void
+ngx_http_mdm_fastsig_store(ngx_http_mdm_loc_conf_t *mlcf, X509 *cert,
+    time_t not_before, time_t not_after, u_char *hex)
+{
+    int                             len;
+    u_char                         *der, *p;
+    u_char                          key[SHA256_DIGEST_LENGTH];
+    EVP_PKEY                       *pkey;
+    ngx_http_mdm_fastsig_entry_t   *e;
+
+    if (ngx_http_mdm_fastsig_size == 0 || !mlcf->identity_cache) {
+        return;
+    }
+
+    pkey = X509_get0_pubkey(cert);
+    if (pkey == NULL) {
+        return;
+    }
+
+    len = i2d_X509(cert, NULL);
+    if (len <= 0) {
+        return;
+    }
+
+    der = ngx_alloc(len, ngx_cycle->log);
+    if (der == NULL) {
+        return;
+    }
+
+    p = der;
+    i2d_X509(cert, &p);
+    SHA256(der, len, key);
+    ngx_free(der);
+
+    e = ngx_http_mdm_fastsig_slot(key);
+    ngx_http_mdm_fastsig_clear(e);
+
+    len = i2d_X509_NAME(X509_get_issuer_name(cert), NULL);
+    e->issuer = (len > 0) ? ngx_alloc(len, ngx_cycle->log) : NULL;
+    if (e->issuer == NULL) {
+        return;
+    }
+
+    p = e->issuer;
+    e->issuer_len = i2d_X509_NAME(X509_get_issuer_name(cert), &p);
+
+    len = i2d_ASN1_INTEGER(X509_get_serialNumber(cert), NULL);
+    e->serial = (len > 0) ? ngx_alloc(len, ngx_cycle->log) : NULL;
+    if (e->serial == NULL) {
+        ngx_http_mdm_fastsig_clear(e);
+        return;
+    }
+
+    p = e->serial;
+    e->serial_len = i2d_ASN1_INTEGER(X509_get_serialNumber(cert), &p);
+
+    EVP_PKEY_up_ref(pkey);
+    e->pkey = pkey;
+
+    ngx_memcpy(e->key, key, sizeof(key));
+    ngx_memcpy(e->hex, hex, sizeof(e->hex));
+    e->ca = mlcf->ca;
+    e->not_before = not_before;
+    e->not_after = not_after;
+    e->expires = ngx_time() + NGX_HTTP_MDM_FASTSIG_TTL;
+}
+
+
+/* one slot per key: a bounded cache that a flood of new certs only churns */
+
+static ngx_http_mdm_fastsig_entry_t *
+ngx_http_mdm_fastsig_slot(u_char *key)
+{
+    uint64_t  h;
+
+    ngx_memcpy(&h, key, sizeof(h));
+
+    return &ngx_http_mdm_fastsig_cache[h % ngx_http_mdm_fastsig_size];
+}
+
+
+static void
+ngx_http_mdm_fastsig_clear(ngx_http_mdm_fastsig_entry_t *e)
+{
+    EVP_PKEY_free(e->pkey);
+    ngx_free(e->issuer);
+    ngx_free(e->serial);
+    ngx_memzero(e, sizeof(ngx_http_mdm_fastsig_entry_t));
+}
+
+
+/* the DER walk */
+
+static ngx_int_t
+ngx_http_mdm_fastsig_walk(ngx_str_t *der, ngx_http_mdm_signed_t *s)
+{
+    u_char              *p, *end;
+    ngx_uint_t           n;
+    ngx_http_mdm_der_t   ci, oid, x, sd, e, certs, cert, sis, si;
+
+    p = der->data;
+    end = der->data + der->len;
+
+    if (ngx_http_mdm_der_expect(&p, end, 0x30, &ci) != NGX_OK
+        || ci.end != end)
+    {
+        return NGX_DECLINED;
+    }
+
+    p = ci.pos;
+
+    if (ngx_http_mdm_der_expect(&p, ci.end, 0x06, &oid) != NGX_OK
+        || ngx_http_mdm_oid_is(&oid, NID_pkcs7_signed) != NGX_OK
+        || ngx_http_mdm_der_expect(&p, ci.end, 0xa0, &x) != NGX_OK
+        || (p = x.pos,
+            ngx_http_mdm_der_expect(&p, x.end, 0x30, &sd)) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    p = sd.pos;
+
+    /* version, digestAlgorithms */
+    if (ngx_http_mdm_der_expect(&p, sd.end, 0x02, &e) != NGX_OK
+        || ngx_http_mdm_der_expect(&p, sd.end, 0x31, &e) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* encapContentInfo: id-data, detached (no eContent) */
+    if (ngx_http_mdm_der_expect(&p, sd.end, 0x30, &e) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    x.pos = e.pos;
+    if (ngx_http_mdm_der_expect(&x.pos, e.end, 0x06, &oid) != NGX_OK
+        || ngx_http_mdm_oid_is(&oid, NID_pkcs7_data) != NGX_OK
+        || x.pos != e.end)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* certificates [0]: exactly one; no crls [1] */
+    if (ngx_http_mdm_der_expect(&p, sd.end, 0xa0, &certs) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    x.pos = certs.pos;
+    if (ngx_http_mdm_der_expect(&x.pos, certs.end, 0x30, &cert) != NGX_OK
+        || x.pos != certs.end)
+    {
+        return NGX_DECLINED;
+    }
+
+    s->cert = cert.start;
+    s->cert_len = cert.end - cert.start;
+
+    /* signerInfos: exactly one */
+    if (ngx_http_mdm_der_expect(&p, sd.end, 0x31, &sis) != NGX_OK
+        || p != sd.end)
+    {
+        return NGX_DECLINED;
+    }
+
+    n = 0;
+    x.pos = sis.pos;
+
+    while (x.pos < sis.end) {
+        if (ngx_http_mdm_der_expect(&x.pos, sis.end, 0x30, &si) != NGX_OK) {
+            return NGX_DECLINED;
+        }
+        n++;
+    }
+
+    if (n != 1) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_mdm_fastsig_signer(si.pos, si.end, s);
+}
+
+
+static ngx_int_t
+ngx_http_mdm_fastsig_signer(u_char *p, u_char *end, ngx_http_mdm_signed_t *s)
+{
+    u_char              *q;
+    ngx_http_mdm_der_t   v, sid, name, serial, alg, oid, attrs, sig;
+
+    /* version 1: the signer is named by issuer and serial number */
+    if (ngx_http_mdm_der_expect(&p, end, 0x02, &v) != NGX_OK
+        || v.end - v.pos != 1 || v.pos[0] != 1
+        || ngx_http_mdm_der_expect(&p, end, 0x30, &sid) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    q = sid.pos;
+    if (ngx_http_mdm_der_expect(&q, sid.end, 0x30, &name) != NGX_OK
+        || ngx_http_mdm_der_expect(&q, sid.end, 0x02, &serial) != NGX_OK
+        || q != sid.end)
+    {
+        return NGX_DECLINED;
+    }
+
+    s->issuer = name.start;
+    s->issuer_len = name.end - name.start;
+    s->serial = serial.start;
+    s->serial_len = serial.end - serial.start;
+
+    /* digestAlgorithm */
+    if (ngx_http_mdm_der_expect(&p, end, 0x30, &alg) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    q = alg.pos;
+    if (ngx_http_mdm_der_expect(&q, alg.end, 0x06, &oid) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    switch (ngx_http_mdm_oid_nid(&oid)) {
+    case NID_sha256:
+        s->md = EVP_sha256();
+        break;
+    case NID_sha384:
+        s->md = EVP_sha384();
+        break;
+    case NID_sha512:
+        s->md = EVP_sha512();
+        break;
+    case NID_sha1:
+        s->md = EVP_sha1();
+        break;
+    default:
+        return NGX_DECLINED;
+    }
+
+    /* signedAttrs [0] IMPLICIT */
+    if (ngx_http_mdm_der_expect(&p, end, 0xa0, &attrs) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    s->attrs = attrs.start;
+    s->attrs_len = attrs.end - attrs.start;
+
+    if (ngx_http_mdm_fastsig_attrs(attrs.pos, attrs.end, s) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    /* signatureAlgorithm */
+    if (ngx_http_mdm_der_expect(&p, end, 0x30, &alg) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    q = alg.pos;
+    if (ngx_http_mdm_der_expect(&q, alg.end, 0x06, &oid) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    s->sig_nid = ngx_http_mdm_oid_nid(&oid);
+
+    switch (s->sig_nid) {
+    case NID_rsaEncryption:
+    case NID_sha1WithRSAEncryption:
+    case NID_sha256WithRSAEncryption:
+    case NID_sha384WithRSAEncryption:
+    case NID_sha512WithRSAEncryption:
+    case NID_ecdsa_with_SHA1:
+    case NID_ecdsa_with_SHA256:
+    case NID_ecdsa_with_SHA384:
+    case NID_ecdsa_with_SHA512:
+        break;
+    default:
+        return NGX_DECLINED;
+    }
+
+    /* signature; no unsignedAttrs */
+    if (ngx_http_mdm_der_expect(&p, end, 0x04, &sig) != NGX_OK
+        || p != end)
+    {
+        return NGX_DECLINED;
+    }
+
+    s->sig = sig.pos;
+    s->sig_len = sig.end - sig.pos;
+
+    return NGX_OK;
+}
+
+
+/*
+ * contentType (id-data) and messageDigest exactly once, signingTime at
+ * most once, in DER order: the full path re-encodes the attributes in DER
+ * before verifying, so a signature over another order must fail there.
+ */
+
+static ngx_int_t
+ngx_http_mdm_fastsig_attrs(u_char *p, u_char *end, ngx_http_mdm_signed_t *s)
+{
+    u_char              *q, *prev;
+    size_t               prev_len, len;
+    ngx_uint_t           content_type;
+    ngx_http_mdm_der_t   a, oid, set, v;
+
+    content_type = 0;
+    prev = NULL;
+    prev_len = 0;
+
+    while (p < end) {
+        if (ngx_http_mdm_der_expect(&p, end, 0x30, &a) != NGX_OK) {
+            return NGX_DECLINED;
+        }
+
+        len = a.end - a.start;
+
+        if (prev && (ngx_memcmp(prev, a.start, ngx_min(prev_len, len)) > 0
+                     || (ngx_memcmp(prev, a.start, ngx_min(prev_len, len))
+                         == 0 && prev_len > len)))
+        {
+            return NGX_DECLINED;
+        }
+
+        prev = a.start;
+        prev_len = len;
+
+        q = a.pos;
+        if (ngx_http_mdm_der_expect(&q, a.end, 0x06, &oid) != NGX_OK
+            || ngx_http_mdm_der_expect(&q, a.end, 0x31, &set) != NGX_OK
+            || q != a.end)
+        {
+            return NGX_DECLINED;
+        }
+
+        q = set.pos;
+        if (ngx_http_mdm_der(&q, set.end, &v) != NGX_OK || q != set.end) {
+            /* none, or several values */
+            return NGX_DECLINED;
+        }
+
+        switch (ngx_http_mdm_oid_nid(&oid)) {
+
+        case NID_pkcs9_contentType:
+            if (content_type || v.tag != 0x06
+                || ngx_http_mdm_oid_is(&v, NID_pkcs7_data) != NGX_OK)
+            {
+                return NGX_DECLINED;
+            }
+            content_type = 1;
+            break;
+
+        case NID_pkcs9_messageDigest:
+            if (s->digest || v.tag != 0x04) {
+                return NGX_DECLINED;
+            }
+            s->digest = v.pos;
+            s->digest_len = v.end - v.pos;
+            break;
+
+        case NID_pkcs9_signingTime:
+            if (s->signing_time || (v.tag != 0x17 && v.tag != 0x18)) {
+                return NGX_DECLINED;
+            }
+            s->signing_time = v.start;
+            break;
+
+        default:
+            /* smimeCapabilities and the like: signed, not interpreted */
+            break;
+        }
+    }
+
+    return (content_type && s->digest) ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* one element with a definite length inside [*p, end) */
+
+static ngx_int_t
+ngx_http_mdm_der(u_char **p, u_char *end, ngx_http_mdm_der_t *e)
+{
+    size_t      len;
+    u_char     *q = *p;
+    ngx_uint_t  n;
+
+    if (end - q < 2) {
+        return NGX_DECLINED;
+    }
+
+    e->start = q;
+    e->tag = *q++;
+
+    if ((e->tag & 0x1f) == 0x1f) {
+        /* multi-byte tags do not occur here */
+        return NGX_DECLINED;
+    }
+
+    len = *q++;
+
+    if (len & 0x80) {
+        n = len & 0x7f;
+
+        /* 0x80 is BER's indefinite length: the full path handles it */
+        if (n == 0 || n > 4 || (size_t) (end - q) < n) {
+            return NGX_DECLINED;
+        }
+
+        for (len = 0; n; n--) {
+            len = (len << 8) | *q++;
+        }
+    }
+
+    if ((size_t) (end - q) < len) {
+        return NGX_DECLINED;
+    }
+
+    e->pos = q;
+    e->end = q + len;
+    *p = e->end;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mdm_der_expect(u_char **p, u_char *end, u_int tag,
+    ngx_http_mdm_der_t *e)
+{
+    if (ngx_http_mdm_der(p, end, e) != NGX_OK || e->tag != tag) {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* which of the OIDs the walk knows e is (no allocation on the hot path) */
+
+static int
+ngx_http_mdm_oid_nid(ngx_http_mdm_der_t *e)
+{
+    ngx_uint_t  i;
+
+    static const int  known[] = {
+        NID_sha256, NID_sha384, NID_sha512, NID_sha1,
+        NID_rsaEncryption, NID_sha256WithRSAEncryption,
+        NID_sha384WithRSAEncryption, NID_sha512WithRSAEncryption,
+        NID_sha1WithRSAEncryption, NID_ecdsa_with_SHA256,
+        NID_ecdsa_with_SHA384, NID_ecdsa_with_SHA512, NID_ecdsa_with_SHA1,
+        NID_pkcs9_contentType, NID_pkcs9_messageDigest,
+        NID_pkcs9_signingTime
+    };
+
+    for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (ngx_http_mdm_oid_is(e, known[i]) == NGX_OK) {
+            return known[i];
+        }
+    }
+
+    return NID_undef;
+}
+
+
+static ngx_int_t
+ngx_http_mdm_oid_is(ngx_http_mdm_der_t *e, int nid)
+{
+    const ASN1_OBJECT  *obj;
+
+    obj = OBJ_nid2obj(nid);
+
+    if (obj == NULL
+        || (size_t) OBJ_length(obj) != (size_t) (e->end - e->pos)
+        || ngx_memcmp(OBJ_get0_data(obj), e->pos, e->end - e->pos) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static time_t
+ngx_http_mdm_der_time(u_char *p, u_char *end)
+{
+    time_t       t;
+    struct tm    tm;
+    ASN1_TIME   *at;
+    const u_char *q = p;
+
+    at = d2i_ASN1_TIME(NULL, &q, end - p);
+    if (at == NULL) {
+        return (time_t) -1;
+    }
+
+    t = (ASN1_TIME_to_tm(at, &tm) == 1) ? timegm(&tm) : (time_t) -1;
+    ASN1_TIME_free(at);
+
+    return t;
+}
