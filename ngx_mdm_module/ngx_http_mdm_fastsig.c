@@ -66,6 +66,7 @@ typedef struct {
     u_char            *digest;       /* the messageDigest value */
     size_t             digest_len;
     u_char            *signing_time; /* UTCTime or GeneralizedTime */
+    ngx_http_mdm_der_t digest_algs;  /* the SignedData's SET */
     int                sig_nid;
     u_char            *sig;
     size_t             sig_len;
@@ -82,6 +83,8 @@ static ngx_int_t ngx_http_mdm_fastsig_signer(u_char *p, u_char *end,
     ngx_http_mdm_signed_t *s);
 static ngx_int_t ngx_http_mdm_fastsig_attrs(u_char *p, u_char *end,
     ngx_http_mdm_signed_t *s);
+static ngx_int_t ngx_http_mdm_fastsig_alg(ngx_http_mdm_der_t *alg,
+    ngx_http_mdm_der_t *oid);
 static ngx_int_t ngx_http_mdm_oid_is(ngx_http_mdm_der_t *e, int nid);
 static int ngx_http_mdm_oid_nid(ngx_http_mdm_der_t *e);
 static time_t ngx_http_mdm_der_time(u_char *p, u_char *end);
@@ -339,9 +342,11 @@ ngx_http_mdm_fastsig_walk(ngx_str_t *der, ngx_http_mdm_signed_t *s)
 
     p = sd.pos;
 
-    /* version, digestAlgorithms */
+    /* version 1, digestAlgorithms (checked against the signer's) */
     if (ngx_http_mdm_der_expect(&p, sd.end, 0x02, &e) != NGX_OK
-        || ngx_http_mdm_der_expect(&p, sd.end, 0x31, &e) != NGX_OK)
+        || e.end - e.pos != 1 || e.pos[0] != 1
+        || ngx_http_mdm_der_expect(&p, sd.end, 0x31, &s->digest_algs)
+           != NGX_OK)
     {
         return NGX_DECLINED;
     }
@@ -426,13 +431,17 @@ ngx_http_mdm_fastsig_signer(u_char *p, u_char *end, ngx_http_mdm_signed_t *s)
     s->serial = serial.start;
     s->serial_len = serial.end - serial.start;
 
-    /* digestAlgorithm */
-    if (ngx_http_mdm_der_expect(&p, end, 0x30, &alg) != NGX_OK) {
-        return NGX_DECLINED;
-    }
-
-    q = alg.pos;
-    if (ngx_http_mdm_der_expect(&q, alg.end, 0x06, &oid) != NGX_OK) {
+    /*
+     * digestAlgorithm: the one digestAlgorithms names, byte for byte,
+     * without parameters or with NULL ones
+     */
+    if (ngx_http_mdm_der_expect(&p, end, 0x30, &alg) != NGX_OK
+        || ngx_http_mdm_fastsig_alg(&alg, &oid) != NGX_OK
+        || (size_t) (s->digest_algs.end - s->digest_algs.pos)
+           != (size_t) (alg.end - alg.start)
+        || ngx_memcmp(s->digest_algs.pos, alg.start, alg.end - alg.start)
+           != 0)
+    {
         return NGX_DECLINED;
     }
 
@@ -466,12 +475,9 @@ ngx_http_mdm_fastsig_signer(u_char *p, u_char *end, ngx_http_mdm_signed_t *s)
     }
 
     /* signatureAlgorithm */
-    if (ngx_http_mdm_der_expect(&p, end, 0x30, &alg) != NGX_OK) {
-        return NGX_DECLINED;
-    }
-
-    q = alg.pos;
-    if (ngx_http_mdm_der_expect(&q, alg.end, 0x06, &oid) != NGX_OK) {
+    if (ngx_http_mdm_der_expect(&p, end, 0x30, &alg) != NGX_OK
+        || ngx_http_mdm_fastsig_alg(&alg, &oid) != NGX_OK)
+    {
         return NGX_DECLINED;
     }
 
@@ -588,6 +594,26 @@ ngx_http_mdm_fastsig_attrs(u_char *p, u_char *end, ngx_http_mdm_signed_t *s)
     }
 
     return (content_type && s->digest) ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* AlgorithmIdentifier { OID, NULL or nothing }, and nothing else */
+
+static ngx_int_t
+ngx_http_mdm_fastsig_alg(ngx_http_mdm_der_t *alg, ngx_http_mdm_der_t *oid)
+{
+    u_char  *q = alg->pos;
+
+    if (ngx_http_mdm_der_expect(&q, alg->end, 0x06, oid) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    if (q == alg->end) {
+        return NGX_OK;
+    }
+
+    return (alg->end - q == 2 && q[0] == 0x05 && q[1] == 0x00)
+           ? NGX_OK : NGX_DECLINED;
 }
 
 

@@ -67,6 +67,9 @@ ngx_http_mdm_identity_verify(ngx_http_request_t *r,
         if (src[i].type == NGX_HTTP_MDM_ID_SIGNATURE
             && ngx_http_mdm_identity_fast(r, mlcf, body, id) == NGX_OK)
         {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "mdm: signature verified with a cached "
+                           "certificate");
             return NGX_OK;
         }
 
