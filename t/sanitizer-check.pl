@@ -11,7 +11,16 @@ use warnings;
 my $dir = shift or die "usage: $0 DIR\n";
 my $bad = 0;
 
+# failed-start.PID: nginx refused its configuration (set aside by the
+# wrapper in build.sh); only its leak report is expected there
 for my $file (sort glob "$dir/*") {
+    if ($file =~ m{/failed-start\.\d+$}) {
+        open my $fh, '<', $file or die "$file: $!\n";
+        my $text = do { local $/; <$fh> };
+        next if $text !~ /ERROR: AddressSanitizer|runtime error/
+                && $text !~ /ngx_http_mdm|hiredis|libplist|libcrypto|libssl/;
+    }
+
     open my $fh, '<', $file or die "$file: $!\n";
     my $text = do { local $/; <$fh> };
 
