@@ -124,14 +124,18 @@ static const char mw_recover_lua[] =
     "return moved\n";
 
 /*
- * One step of the re-push schedule: enrollments with queued commands whose
- * last push is older than the interval, doubled for every push the device
- * did not answer (up to 64 times), are pushed again.  ARGV: cursor, now
- * (ms), interval (ms).  Returns the next cursor.
+ * One step (run every second) of the re-push schedule: enrollments with
+ * queued commands whose last push is older than the interval, doubled for
+ * every push the device did not answer (up to 64 times), are pushed again.
+ * A step scans enough keys for a pass over the whole keyspace to take half
+ * the interval, and at most 100,000, so Redis is never held up for long.
+ * ARGV: cursor, now (ms), interval (ms).  Returns the next cursor.
  */
 static const char mw_repush_lua[] =
-    "local r = redis.call('SCAN', ARGV[1], 'MATCH', 'mdm:q*', 'COUNT', 500)\n"
     "local now, every = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local step = math.min(100000, math.max(500,\n"
+    "  math.ceil(redis.call('DBSIZE') * 2000 / every)))\n"
+    "local r = redis.call('SCAN', ARGV[1], 'MATCH', 'mdm:q*', 'COUNT', step)\n"
     "for _, q in ipairs(r[2]) do\n"
     "  local did, sfx = string.match(q, '^mdm:qp?:{([^}]*)}(.*)$')\n"
     "  if did and redis.call('LLEN', q) > 0 then\n"
@@ -658,10 +662,17 @@ mw_apns_done(mw_http_t *h)
     }
 
     if (h->result != CURLE_OK) {
+        /*
+         * Under TLS 1.3 the server refuses a client certificate after the
+         * handshake, so curl sees the alert on its first read or write.
+         */
         if (h->result == CURLE_SSL_CONNECT_ERROR
             || h->result == CURLE_SSL_CERTPROBLEM
             || h->result == CURLE_PEER_FAILED_VERIFICATION
-            || h->result == CURLE_SSL_CACERT_BADFILE)
+            || h->result == CURLE_SSL_CACERT_BADFILE
+            || ((h->result == CURLE_RECV_ERROR
+                 || h->result == CURLE_SEND_ERROR)
+                && strstr(h->error, "alert") != NULL))
         {
             mw_log("error", "TLS to APNs failed for topic \"%s\": %s (is the "
                    "push certificate expired or revoked?)", job->topic,
