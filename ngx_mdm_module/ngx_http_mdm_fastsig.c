@@ -20,6 +20,7 @@
 
 #include "ngx_http_mdm_fastsig.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/sha.h>
@@ -33,6 +34,8 @@ typedef struct {
     u_char             key[SHA256_DIGEST_LENGTH];   /* of the cert DER */
     ngx_http_mdm_ca_t *ca;           /* the verdict is for this CA */
     EVP_PKEY          *pkey;
+    EVP_PKEY_CTX      *pctx;         /* ready to verify with md */
+    const EVP_MD      *md;
     u_char            *issuer;       /* DER of the issuer Name */
     size_t             issuer_len;
     u_char            *serial;       /* DER of the serial INTEGER */
@@ -89,11 +92,24 @@ static ngx_int_t ngx_http_mdm_oid_is(ngx_http_mdm_der_t *e, int nid);
 static int ngx_http_mdm_oid_nid(ngx_http_mdm_der_t *e);
 static time_t ngx_http_mdm_der_time(u_char *p, u_char *end);
 static ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_slot(u_char *key);
+static ngx_int_t ngx_http_mdm_fastsig_alloc(ngx_cycle_t *cycle,
+    ngx_uint_t size);
+static ngx_int_t ngx_http_mdm_fastsig_ready(ngx_http_mdm_fastsig_entry_t *e,
+    const EVP_MD *md);
 static void ngx_http_mdm_fastsig_clear(ngx_http_mdm_fastsig_entry_t *e);
 
 
 static ngx_http_mdm_fastsig_entry_t  *ngx_http_mdm_fastsig_cache;
 static ngx_uint_t                     ngx_http_mdm_fastsig_size;
+
+/*
+ * OpenSSL 3 looks algorithms up by name and builds contexts on every
+ * one-shot call, which costs as much as the RSA verify itself: the digests
+ * are fetched once, one digest context is reused, and each cached key keeps
+ * a context ready to verify.
+ */
+static EVP_MD                        *ngx_http_mdm_fastsig_md[4];
+static EVP_MD_CTX                    *ngx_http_mdm_fastsig_mdctx;
 
 
 ngx_int_t
@@ -103,10 +119,30 @@ ngx_http_mdm_fastsig_init(ngx_cycle_t *cycle, ngx_uint_t size)
         return NGX_OK;
     }
 
+    return ngx_http_mdm_fastsig_alloc(cycle, size);
+}
+
+
+static ngx_int_t
+ngx_http_mdm_fastsig_alloc(ngx_cycle_t *cycle, ngx_uint_t size)
+{
+    ngx_uint_t   i;
+
+    static const char  *names[] = { "SHA256", "SHA384", "SHA512", "SHA1" };
+
+    for (i = 0; i < 4; i++) {
+        ngx_http_mdm_fastsig_md[i] = EVP_MD_fetch(NULL, names[i], NULL);
+    }
+
+    ngx_http_mdm_fastsig_mdctx = EVP_MD_CTX_new();
+
     ngx_http_mdm_fastsig_cache = ngx_calloc(
                                size * sizeof(ngx_http_mdm_fastsig_entry_t),
                                cycle->log);
-    if (ngx_http_mdm_fastsig_cache == NULL) {
+    if (ngx_http_mdm_fastsig_cache == NULL
+        || ngx_http_mdm_fastsig_mdctx == NULL
+        || ngx_http_mdm_fastsig_md[0] == NULL)
+    {
         return NGX_ERROR;
     }
 
@@ -128,6 +164,14 @@ ngx_http_mdm_fastsig_exit(void)
     ngx_free(ngx_http_mdm_fastsig_cache);
     ngx_http_mdm_fastsig_cache = NULL;
     ngx_http_mdm_fastsig_size = 0;
+
+    for (i = 0; i < 4; i++) {
+        EVP_MD_free(ngx_http_mdm_fastsig_md[i]);
+        ngx_http_mdm_fastsig_md[i] = NULL;
+    }
+
+    EVP_MD_CTX_free(ngx_http_mdm_fastsig_mdctx);
+    ngx_http_mdm_fastsig_mdctx = NULL;
 }
 
 
@@ -140,7 +184,6 @@ ngx_int_t
 ngx_http_mdm_fastsig_verify(ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *der,
     ngx_str_t *body, ngx_http_mdm_identity_t *id)
 {
-    int                             ok;
     u_char                          key[SHA256_DIGEST_LENGTH];
     u_char                          md[EVP_MAX_MD_SIZE];
     time_t                          now, signed_at;
@@ -159,7 +202,14 @@ ngx_http_mdm_fastsig_verify(ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *der,
         return NGX_DECLINED;
     }
 
-    SHA256(s.cert, s.cert_len, key);
+    ctx = ngx_http_mdm_fastsig_mdctx;
+
+    if (EVP_DigestInit_ex2(ctx, ngx_http_mdm_fastsig_md[0], NULL) != 1
+        || EVP_DigestUpdate(ctx, s.cert, s.cert_len) != 1
+        || EVP_DigestFinal_ex(ctx, key, &mdlen) != 1)
+    {
+        return NGX_DECLINED;
+    }
 
     e = ngx_http_mdm_fastsig_slot(key);
     now = ngx_time();
@@ -186,7 +236,9 @@ ngx_http_mdm_fastsig_verify(ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *der,
     }
 
     /* the content: its digest is what the signed attributes vouch for */
-    if (EVP_Digest(body->data, body->len, md, &mdlen, s.md, NULL) != 1
+    if (EVP_DigestInit_ex2(ctx, s.md, NULL) != 1
+        || EVP_DigestUpdate(ctx, body->data, body->len) != 1
+        || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1
         || mdlen != s.digest_len
         || ngx_memcmp(md, s.digest, mdlen) != 0)
     {
@@ -194,19 +246,14 @@ ngx_http_mdm_fastsig_verify(ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *der,
     }
 
     /* the signature is over the attributes encoded as a SET (0x31) */
-    ctx = EVP_MD_CTX_new();
-    if (ctx == NULL) {
-        return NGX_DECLINED;
-    }
-
-    ok = EVP_DigestVerifyInit(ctx, NULL, s.md, NULL, e->pkey) == 1
-         && EVP_DigestVerifyUpdate(ctx, "\x31", 1) == 1
-         && EVP_DigestVerifyUpdate(ctx, s.attrs + 1, s.attrs_len - 1) == 1
-         && EVP_DigestVerifyFinal(ctx, s.sig, s.sig_len) == 1;
-
-    EVP_MD_CTX_free(ctx);
-
-    if (!ok) {
+    if (EVP_DigestInit_ex2(ctx, s.md, NULL) != 1
+        || EVP_DigestUpdate(ctx, "\x31", 1) != 1
+        || EVP_DigestUpdate(ctx, s.attrs + 1, s.attrs_len - 1) != 1
+        || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1
+        || ngx_http_mdm_fastsig_ready(e, s.md) != NGX_OK
+        || EVP_PKEY_verify(e->pctx, s.sig, s.sig_len, md, mdlen) != 1)
+    {
+        ERR_clear_error();
         return NGX_DECLINED;
     }
 
@@ -288,6 +335,35 @@ ngx_http_mdm_fastsig_store(ngx_http_mdm_loc_conf_t *mlcf, X509 *cert,
 }
 
 
+/* the entry's verify context, for digests made with md */
+
+static ngx_int_t
+ngx_http_mdm_fastsig_ready(ngx_http_mdm_fastsig_entry_t *e, const EVP_MD *md)
+{
+    if (e->pctx && e->md == md) {
+        return NGX_OK;
+    }
+
+    EVP_PKEY_CTX_free(e->pctx);
+    e->md = NULL;
+
+    e->pctx = EVP_PKEY_CTX_new_from_pkey(NULL, e->pkey, NULL);
+
+    if (e->pctx == NULL
+        || EVP_PKEY_verify_init(e->pctx) != 1
+        || EVP_PKEY_CTX_set_signature_md(e->pctx, md) != 1)
+    {
+        EVP_PKEY_CTX_free(e->pctx);
+        e->pctx = NULL;
+        return NGX_DECLINED;
+    }
+
+    e->md = md;
+
+    return NGX_OK;
+}
+
+
 /* one slot per key: a bounded cache that a flood of new certs only churns */
 
 static ngx_http_mdm_fastsig_entry_t *
@@ -304,6 +380,7 @@ ngx_http_mdm_fastsig_slot(u_char *key)
 static void
 ngx_http_mdm_fastsig_clear(ngx_http_mdm_fastsig_entry_t *e)
 {
+    EVP_PKEY_CTX_free(e->pctx);
     EVP_PKEY_free(e->pkey);
     ngx_free(e->issuer);
     ngx_free(e->serial);
@@ -447,18 +524,22 @@ ngx_http_mdm_fastsig_signer(u_char *p, u_char *end, ngx_http_mdm_signed_t *s)
 
     switch (ngx_http_mdm_oid_nid(&oid)) {
     case NID_sha256:
-        s->md = EVP_sha256();
+        s->md = ngx_http_mdm_fastsig_md[0];
         break;
     case NID_sha384:
-        s->md = EVP_sha384();
+        s->md = ngx_http_mdm_fastsig_md[1];
         break;
     case NID_sha512:
-        s->md = EVP_sha512();
+        s->md = ngx_http_mdm_fastsig_md[2];
         break;
     case NID_sha1:
-        s->md = EVP_sha1();
+        s->md = ngx_http_mdm_fastsig_md[3];
         break;
     default:
+        return NGX_DECLINED;
+    }
+
+    if (s->md == NULL) {
         return NGX_DECLINED;
     }
 
