@@ -356,7 +356,7 @@ sub _pick_port {
         close $s;
         return $port;
     }
-    die "no free TCP port found for redis-server\n";
+    die "no free TCP port found\n";
 }
 
 # Starts redis-server on $port and waits until *our* process answers (a

@@ -93,6 +93,13 @@ sub import {
     *{"Test::Base::Filter::$_"} = \&{$_} for @EXPORT;
 }
 
+# Processes, ports and files as t::MDM handles them (every suite loads it)
+use t::MDM ();
+sub _spawn { t::MDM::_spawn($_[0], $_[1], $_[2], 1) }
+*_run = \&t::MDM::_run;
+*_spew = \&t::MDM::_spew;
+*_pick_port = \&t::MDM::_pick_port;
+
 my $OwnerPid = $$;
 my $ServersDir = dirname(abs_path(__FILE__)) . '/servers';
 my $JSON = JSON::PP->new->utf8->canonical;
@@ -119,72 +126,14 @@ sub _slurp {
     return $data // '';
 }
 
-sub _spew {
-    my ($file, $data) = @_;
-    open my $fh, '>:raw', $file or die "write $file: $!\n";
-    print {$fh} $data;
-    close $fh or die "write $file: $!\n";
-}
 
 # prctl(2): the kernel kills our servers when the test process dies.
 my $SysPrctl = $Config::Config{archname} =~ /^x86_64/  ? 157
              : $Config::Config{archname} =~ /^aarch64/ ? 167
              : undef;
 
-sub _spawn {
-    my ($cmd, $out, $err) = @_;
-    my $parent = $$;
-    my $pid = fork;
-    die "fork: $!\n" unless defined $pid;
-    if ($pid == 0) {
-        if ($^O eq 'linux' && defined $SysPrctl) {
-            syscall($SysPrctl, 1, 9);    # PR_SET_PDEATHSIG, SIGKILL
-            POSIX::_exit(1) if getppid() != $parent;
-        }
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', $out or POSIX::_exit(126);
-        open STDERR, '>', $err or POSIX::_exit(126);
-        { no warnings 'exec'; exec { $cmd->[0] } @$cmd; }
-        print STDERR "exec $cmd->[0]: $!\n";
-        POSIX::_exit(127);
-    }
-    return $pid;
-}
 
-sub _run {
-    my @cmd = @_;
-    my $n = ++$Counter;
-    my ($out, $err) = (_dir() . "/cmd-$n.out", _dir() . "/cmd-$n.err");
-    my $pid = fork;
-    die "fork: $!\n" unless defined $pid;
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', $out or POSIX::_exit(126);
-        open STDERR, '>', $err or POSIX::_exit(126);
-        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
-        POSIX::_exit(127);
-    }
-    waitpid($pid, 0);
-    my $status = $?;
-    my ($o, $e) = (_slurp($out), _slurp($err));
-    unlink $out, $err;
-    die "command failed ($status): @cmd\n$e" if $status;
-    return $o;
-}
 
-# A port outside the Linux ephemeral range (32768-60999).
-sub _pick_port {
-    for (1 .. 200) {
-        my $port = 20000 + int(rand(12000));
-        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-                                      LocalPort => $port, Proto => 'tcp',
-                                      Listen => 1, ReuseAddr => 1)
-            or next;
-        close $s;
-        return $port;
-    }
-    die "no free TCP port found\n";
-}
 
 # ---------------------------------------------------------------------------
 # Certificates
