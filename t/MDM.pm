@@ -35,7 +35,7 @@ package t::MDM;
 #     The CAs are valid from 5 years ago to 20 years from now, so an "expired"
 #     device certificate was valid inside its issuer's lifetime.
 #   * The exported helpers are also installed in package Test::Base::Filter,
-#     where Test::Base evaluates `--- xxx eval` sections. So eval sections can
+#     where Test::Base evaluates `--- NAME eval` sections. So eval sections can
 #     call them without a package name, for example:
 #         --- request eval
 #         "PUT /mdm/checkin\n" . plist_set(vector("nanomdm/mdm/testdata/Authenticate.2.plist"), UDID => "U1")
@@ -104,7 +104,7 @@ package t::MDM;
 #     A single coderef runs after every request. If a hook dies, that is
 #     reported as a failed test.
 #
-# Any `--- xxx eval` section whose eval died makes the block die with the
+# Any `--- NAME eval` section whose eval died makes the block die with the
 # Perl error (Test::Base would otherwise use the error text as the value).
 #
 # Exported functions (details above each sub below):
@@ -175,7 +175,7 @@ sub import {
 
     __PACKAGE__->export_to_level(1, $class, @_);
 
-    # Test::Base evaluates `--- xxx eval` sections in Test::Base::Filter, so
+    # Test::Base evaluates `--- NAME eval` sections in Test::Base::Filter, so
     # the helpers must exist there too, or eval sections would need
     # `t::MDM::` everywhere.
     {

@@ -85,7 +85,7 @@ our @EXPORT = qw(
     stop_server make_push_cert apple_ca
 );
 
-# Test::Base evaluates `--- xxx eval` sections in Test::Base::Filter: the
+# Test::Base evaluates `--- NAME eval` sections in Test::Base::Filter: the
 # helpers must be callable there too
 sub import {
     no strict 'refs';

@@ -28,7 +28,7 @@ use Test::More ();
 our @EXPORT = qw(start_worker stop_worker kill_worker worker_log wait_for
                  valgrind_clean worker_binary);
 
-# Test::Base evaluates `--- xxx eval` sections in Test::Base::Filter: the
+# Test::Base evaluates `--- NAME eval` sections in Test::Base::Filter: the
 # helpers must be callable there too
 sub import {
     no strict 'refs';
