@@ -310,7 +310,7 @@ my ($a, $b) = (substr($body, 0, 300), substr($body, 300));
                                length $a, $a, length $b, $b)
 --- error_code: 200
 --- redis_check eval
-[ [ "HGET mdm:enr:{$::MAC} authenticate", vector($::AUTH) ] ]
+[ [ "GET mdm:auth:{$::MAC}", vector($::AUTH) ] ]
 --- no_error_log
 [error]
 

@@ -63,8 +63,11 @@ function handlers.Authenticate()
     -- a new enrollment of this device: nothing of the old one carries over
     clear_queue('')
     redis.call('DEL', enr)
+    -- the raw message in a key of its own: a long value would make Redis
+    -- keep the whole enrollment hash as a hashtable, several times larger
+    redis.call('SET', mdm_key('mdm:auth:', did, ''), body)
     redis.call('HSET', enr, 'type', etype, 'device_id', did,
-        'enabled', '0', 'token_update_tally', '0', 'authenticate', body,
+        'enabled', '0', 'token_update_tally', '0',
         'authenticated_at', now, 'last_seen', now,
         'cert_hash', hash, 'cert_not_after', not_after, unpack(fields()))
     each_user(function(s)
