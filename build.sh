@@ -6,6 +6,7 @@
 #   ./build.sh stop     stop what "run" started
 #   ./build.sh test     ... then run the whole suite, plain and under ASan+UBSan
 #   ./build.sh asan     build only the sanitized module (build/asan)
+#   ./build.sh bench    ... then run the benchmarks (bench/run.sh; --quick, --scenario NAME)
 #
 # Everything it builds goes to build/, everything "run" starts lives in run/.
 set -euo pipefail
@@ -215,5 +216,6 @@ case "${1:-build}" in
     run)   run ;;
     stop)  stop ;;
     test)  test_suite ;;
+    bench) build; "$ROOT/bench/run.sh" "${@:2}" ;;
     *)     die "usage: $0 [build|run|stop|test]" ;;
 esac
