@@ -27,7 +27,13 @@
 
 
 /* how long a cached chain verdict holds before it is checked again */
-#define NGX_HTTP_MDM_FASTSIG_TTL  3600
+#define NGX_HTTP_MDM_FASTSIG_TTL   3600
+
+/*
+ * Entries per set: a direct-mapped cache would let two devices whose keys
+ * share a slot evict each other on every request.
+ */
+#define NGX_HTTP_MDM_FASTSIG_WAYS  4
 
 
 typedef struct {
@@ -91,7 +97,8 @@ static ngx_int_t ngx_http_mdm_fastsig_alg(ngx_http_mdm_der_t *alg,
 static ngx_int_t ngx_http_mdm_oid_is(ngx_http_mdm_der_t *e, int nid);
 static int ngx_http_mdm_oid_nid(ngx_http_mdm_der_t *e);
 static time_t ngx_http_mdm_der_time(u_char *p, u_char *end);
-static ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_slot(u_char *key);
+static ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_set(u_char *key);
+static ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_find(u_char *key);
 static ngx_int_t ngx_http_mdm_fastsig_alloc(ngx_cycle_t *cycle,
     ngx_uint_t size);
 static ngx_int_t ngx_http_mdm_fastsig_ready(ngx_http_mdm_fastsig_entry_t *e,
@@ -101,6 +108,7 @@ static void ngx_http_mdm_fastsig_clear(ngx_http_mdm_fastsig_entry_t *e);
 
 static ngx_http_mdm_fastsig_entry_t  *ngx_http_mdm_fastsig_cache;
 static ngx_uint_t                     ngx_http_mdm_fastsig_size;
+static ngx_uint_t                     ngx_http_mdm_fastsig_sets;
 
 /*
  * OpenSSL 3 looks algorithms up by name and builds contexts on every
@@ -135,6 +143,10 @@ ngx_http_mdm_fastsig_alloc(ngx_cycle_t *cycle, ngx_uint_t size)
     }
 
     ngx_http_mdm_fastsig_mdctx = EVP_MD_CTX_new();
+
+    ngx_http_mdm_fastsig_sets = (size + NGX_HTTP_MDM_FASTSIG_WAYS - 1)
+                                / NGX_HTTP_MDM_FASTSIG_WAYS;
+    size = ngx_http_mdm_fastsig_sets * NGX_HTTP_MDM_FASTSIG_WAYS;
 
     ngx_http_mdm_fastsig_cache = ngx_calloc(
                                size * sizeof(ngx_http_mdm_fastsig_entry_t),
@@ -211,10 +223,10 @@ ngx_http_mdm_fastsig_verify(ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *der,
         return NGX_DECLINED;
     }
 
-    e = ngx_http_mdm_fastsig_slot(key);
+    e = ngx_http_mdm_fastsig_find(key);
     now = ngx_time();
 
-    if (e->pkey == NULL || ngx_memcmp(e->key, key, sizeof(key)) != 0
+    if (e == NULL
         || e->ca != mlcf->ca || now >= e->expires || now > e->not_after
         || now + mlcf->skew < e->not_before
         || s.issuer_len != e->issuer_len || s.serial_len != e->serial_len
@@ -275,7 +287,8 @@ ngx_http_mdm_fastsig_store(ngx_http_mdm_loc_conf_t *mlcf, X509 *cert,
     u_char                         *der, *p;
     u_char                          key[SHA256_DIGEST_LENGTH];
     EVP_PKEY                       *pkey;
-    ngx_http_mdm_fastsig_entry_t   *e;
+    ngx_uint_t                      i;
+    ngx_http_mdm_fastsig_entry_t   *e, *victim;
 
     if (ngx_http_mdm_fastsig_size == 0 || !mlcf->identity_cache) {
         return;
@@ -301,7 +314,27 @@ ngx_http_mdm_fastsig_store(ngx_http_mdm_loc_conf_t *mlcf, X509 *cert,
     SHA256(der, len, key);
     ngx_free(der);
 
-    e = ngx_http_mdm_fastsig_slot(key);
+    e = ngx_http_mdm_fastsig_find(key);
+
+    if (e == NULL) {
+        /* an empty entry of the set, or the one stored longest ago */
+        e = ngx_http_mdm_fastsig_set(key);
+        victim = e;
+
+        for (i = 0; i < NGX_HTTP_MDM_FASTSIG_WAYS; i++) {
+            if (e[i].pkey == NULL) {
+                victim = &e[i];
+                break;
+            }
+
+            if (e[i].expires < victim->expires) {
+                victim = &e[i];
+            }
+        }
+
+        e = victim;
+    }
+
     ngx_http_mdm_fastsig_clear(e);
 
     len = i2d_X509_NAME(X509_get_issuer_name(cert), NULL);
@@ -364,16 +397,36 @@ ngx_http_mdm_fastsig_ready(ngx_http_mdm_fastsig_entry_t *e, const EVP_MD *md)
 }
 
 
-/* one slot per key: a bounded cache that a flood of new certs only churns */
+/* the set a key belongs to: a bounded cache that new certs only churn */
 
 static ngx_http_mdm_fastsig_entry_t *
-ngx_http_mdm_fastsig_slot(u_char *key)
+ngx_http_mdm_fastsig_set(u_char *key)
 {
     uint64_t  h;
 
     ngx_memcpy(&h, key, sizeof(h));
 
-    return &ngx_http_mdm_fastsig_cache[h % ngx_http_mdm_fastsig_size];
+    return &ngx_http_mdm_fastsig_cache[(h % ngx_http_mdm_fastsig_sets)
+                                       * NGX_HTTP_MDM_FASTSIG_WAYS];
+}
+
+
+static ngx_http_mdm_fastsig_entry_t *
+ngx_http_mdm_fastsig_find(u_char *key)
+{
+    ngx_uint_t                      i;
+    ngx_http_mdm_fastsig_entry_t   *e;
+
+    e = ngx_http_mdm_fastsig_set(key);
+
+    for (i = 0; i < NGX_HTTP_MDM_FASTSIG_WAYS; i++) {
+        if (e[i].pkey && ngx_memcmp(e[i].key, key, SHA256_DIGEST_LENGTH) == 0)
+        {
+            return &e[i];
+        }
+    }
+
+    return NULL;
 }
 
 
