@@ -82,7 +82,8 @@ KEYS_PER=$(awk -v a="$KEYS0" -v b="$KEYS1" -v n="$DEVICES" 'BEGIN { printf "%.2f
 note "used_memory $MEM0 -> $MEM1: $PER bytes per enrollment ($KEYS_PER keys each; $EVENTS events deleted)"
 
 U0=$(head -1 "$POP/udids.txt")
-HASH0=$(rcli HGET "mdm:enr:{$U0}" cert_hash)
+# the certificate bound to it: its enrollment hash's field named by a SHA-256
+HASH0=$(rcli HKEYS "mdm:enr:{$U0}" | grep -E '^[0-9a-f]{64}$' | head -1)
 BREAKDOWN=$(
     { rcli --scan --pattern "*{$U0}*" | sort; echo "mdm:certidx:$HASH0"; } | while read -r k; do
         printf '| `%s` | %s | %s | %s |\n' "$k" "$(rcli TYPE "$k")" \
@@ -146,8 +147,9 @@ fi
     echo "|---|---|---|---:|"
     echo "$BREAKDOWN"
     echo
-    echo "The enrollment hash has $FIELDS fields. \`MEMORY USAGE\` counts a key's own allocations; used_memory"
-    echo "also has the keyspace's dictionary entries, hence the difference."
+    echo "The enrollment hash has $FIELDS fields, the certificate binding among them. \`MEMORY USAGE\` counts a"
+    echo "key's own allocations; used_memory also has the keyspace's dictionary entries, hence the difference."
+    echo "With \`mdm_store_authenticate on\` each device also keeps its raw Authenticate (\`mdm:auth:{ID}\`, about 1 KB)."
     echo
     if [ "$REQUESTS" -gt 0 ]; then
         echo "## nginx worker RSS: $(kb_to_mb "$RSS_BEFORE") MB → $(kb_to_mb "$RSS_AFTER") MB over $TOTAL requests (target: within 2 MB)"

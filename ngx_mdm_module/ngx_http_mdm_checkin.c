@@ -71,8 +71,8 @@ static ngx_int_t ngx_http_mdm_checkin_userauth(ngx_http_request_t *r,
 
 static ngx_http_mdm_field_t  ngx_http_mdm_authenticate_fields[] = {
     { "Topic", "topic", NGX_HTTP_MDM_F_STRING, 1 },
-    { "UDID", "udid", NGX_HTTP_MDM_F_STRING, 0 },
-    { "EnrollmentID", "enrollment_id", NGX_HTTP_MDM_F_STRING, 0 },
+    { "UDID", NULL, NGX_HTTP_MDM_F_STRING, 0 },
+    { "EnrollmentID", NULL, NGX_HTTP_MDM_F_STRING, 0 },
     { "SerialNumber", "serial_number", NGX_HTTP_MDM_F_STRING, 0 },
     { "OSVersion", "os_version", NGX_HTTP_MDM_F_STRING, 0 },
     { "BuildVersion", "build_version", NGX_HTTP_MDM_F_STRING, 0 },
@@ -93,8 +93,8 @@ static ngx_http_mdm_field_t  ngx_http_mdm_token_update_fields[] = {
     { "UnlockToken", "unlock_token", NGX_HTTP_MDM_F_BASE64, 0 },
     { "AwaitingConfiguration", "awaiting_configuration",
       NGX_HTTP_MDM_F_BOOL, 0 },
-    { "UDID", "udid", NGX_HTTP_MDM_F_STRING, 0 },
-    { "EnrollmentID", "enrollment_id", NGX_HTTP_MDM_F_STRING, 0 },
+    { "UDID", NULL, NGX_HTTP_MDM_F_STRING, 0 },
+    { "EnrollmentID", NULL, NGX_HTTP_MDM_F_STRING, 0 },
     { "UserID", "user_id", NGX_HTTP_MDM_F_STRING, 0 },
     { "UserShortName", "user_short_name", NGX_HTTP_MDM_F_STRING, 0 },
     { "UserLongName", "user_long_name", NGX_HTTP_MDM_F_STRING, 0 },
@@ -290,17 +290,21 @@ ngx_http_mdm_checkin_channel(ngx_http_mdm_ctx_t *ctx,
 
 /*
  * KEYS: the device keys, the device's user channels.  ARGV: MessageType,
- * the device argv, then field/value pairs for the enrollment hash.
+ * the device argv, mdm_store_authenticate, then field/value pairs for the
+ * enrollment hash.
  */
 
 static ngx_int_t
 ngx_http_mdm_checkin_call(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
     ngx_http_mdm_message_t *m)
 {
-    ngx_int_t     rc;
-    ngx_str_t    *users;
-    const char   *reason;
-    ngx_array_t  *args;
+    ngx_int_t                 rc;
+    ngx_str_t                *users;
+    const char               *reason;
+    ngx_array_t              *args;
+    ngx_http_mdm_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
 
     args = ngx_array_create(r->pool, 40, sizeof(ngx_str_t));
     if (args == NULL
@@ -310,7 +314,11 @@ ngx_http_mdm_checkin_call(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
            != NGX_OK
         || ngx_http_mdm_push_arg(args, ctx->message_type.data,
                                  ctx->message_type.len) != NGX_OK
-        || ngx_http_mdm_device_argv(r, ctx, args) != NGX_OK)
+        || ngx_http_mdm_device_argv(r, ctx, args) != NGX_OK
+        || ngx_http_mdm_push_arg(args,
+                                 (u_char *) (mlcf->store_authenticate
+                                             ? "1" : "0"), 1)
+           != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -119,6 +119,28 @@ static ngx_uint_t                     ngx_http_mdm_fastsig_sets;
 static EVP_MD                        *ngx_http_mdm_fastsig_md[4];
 static EVP_MD_CTX                    *ngx_http_mdm_fastsig_mdctx;
 
+/*
+ * The OIDs the walk knows, as DER content bytes taken from OpenSSL's own
+ * table once: looking each one up per request cost more than the walk.
+ */
+#define NGX_HTTP_MDM_FASTSIG_OIDS  18
+
+static const int  ngx_http_mdm_fastsig_nids[NGX_HTTP_MDM_FASTSIG_OIDS] = {
+    NID_pkcs7_signed, NID_pkcs7_data,
+    NID_pkcs9_contentType, NID_pkcs9_messageDigest, NID_pkcs9_signingTime,
+    NID_sha256, NID_sha384, NID_sha512, NID_sha1,
+    NID_rsaEncryption, NID_sha256WithRSAEncryption,
+    NID_sha384WithRSAEncryption, NID_sha512WithRSAEncryption,
+    NID_sha1WithRSAEncryption, NID_ecdsa_with_SHA256,
+    NID_ecdsa_with_SHA384, NID_ecdsa_with_SHA512, NID_ecdsa_with_SHA1
+};
+
+static struct {
+    int                               nid;
+    const u_char                     *data;
+    size_t                            len;
+} ngx_http_mdm_fastsig_oid[NGX_HTTP_MDM_FASTSIG_OIDS];
+
 
 ngx_int_t
 ngx_http_mdm_fastsig_init(ngx_cycle_t *cycle, ngx_uint_t size)
@@ -134,7 +156,8 @@ ngx_http_mdm_fastsig_init(ngx_cycle_t *cycle, ngx_uint_t size)
 static ngx_int_t
 ngx_http_mdm_fastsig_alloc(ngx_cycle_t *cycle, ngx_uint_t size)
 {
-    ngx_uint_t   i;
+    ngx_uint_t           i;
+    const ASN1_OBJECT   *obj;
 
     static const char  *names[] = { "SHA256", "SHA384", "SHA512", "SHA1" };
 
@@ -143,6 +166,17 @@ ngx_http_mdm_fastsig_alloc(ngx_cycle_t *cycle, ngx_uint_t size)
     }
 
     ngx_http_mdm_fastsig_mdctx = EVP_MD_CTX_new();
+
+    for (i = 0; i < NGX_HTTP_MDM_FASTSIG_OIDS; i++) {
+        obj = OBJ_nid2obj(ngx_http_mdm_fastsig_nids[i]);
+        if (obj == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_mdm_fastsig_oid[i].nid = ngx_http_mdm_fastsig_nids[i];
+        ngx_http_mdm_fastsig_oid[i].data = OBJ_get0_data(obj);
+        ngx_http_mdm_fastsig_oid[i].len = OBJ_length(obj);
+    }
 
     ngx_http_mdm_fastsig_sets = (size + NGX_HTTP_MDM_FASTSIG_WAYS - 1)
                                 / NGX_HTTP_MDM_FASTSIG_WAYS;
@@ -811,26 +845,21 @@ ngx_http_mdm_der_expect(u_char **p, u_char *end, u_int tag,
 }
 
 
-/* which of the OIDs the walk knows e is (no allocation on the hot path) */
+/* which of the OIDs the walk knows e is */
 
 static int
 ngx_http_mdm_oid_nid(ngx_http_mdm_der_t *e)
 {
-    ngx_uint_t  i;
+    size_t       len;
+    ngx_uint_t   i;
 
-    static const int  known[] = {
-        NID_sha256, NID_sha384, NID_sha512, NID_sha1,
-        NID_rsaEncryption, NID_sha256WithRSAEncryption,
-        NID_sha384WithRSAEncryption, NID_sha512WithRSAEncryption,
-        NID_sha1WithRSAEncryption, NID_ecdsa_with_SHA256,
-        NID_ecdsa_with_SHA384, NID_ecdsa_with_SHA512, NID_ecdsa_with_SHA1,
-        NID_pkcs9_contentType, NID_pkcs9_messageDigest,
-        NID_pkcs9_signingTime
-    };
+    len = e->end - e->pos;
 
-    for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
-        if (ngx_http_mdm_oid_is(e, known[i]) == NGX_OK) {
-            return known[i];
+    for (i = 0; i < NGX_HTTP_MDM_FASTSIG_OIDS; i++) {
+        if (ngx_http_mdm_fastsig_oid[i].len == len
+            && ngx_memcmp(ngx_http_mdm_fastsig_oid[i].data, e->pos, len) == 0)
+        {
+            return ngx_http_mdm_fastsig_oid[i].nid;
         }
     }
 
@@ -841,36 +870,90 @@ ngx_http_mdm_oid_nid(ngx_http_mdm_der_t *e)
 static ngx_int_t
 ngx_http_mdm_oid_is(ngx_http_mdm_der_t *e, int nid)
 {
-    const ASN1_OBJECT  *obj;
-
-    obj = OBJ_nid2obj(nid);
-
-    if (obj == NULL
-        || (size_t) OBJ_length(obj) != (size_t) (e->end - e->pos)
-        || ngx_memcmp(OBJ_get0_data(obj), e->pos, e->end - e->pos) != 0)
-    {
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
+    return (ngx_http_mdm_oid_nid(e) == nid) ? NGX_OK : NGX_DECLINED;
 }
 
+
+/*
+ * signingTime in the two forms DER allows (RFC 5280 4.1.2.5):
+ * UTCTime YYMMDDHHMMSSZ and GeneralizedTime YYYYMMDDHHMMSSZ.  Anything
+ * else is -1 and goes to the full path; what is accepted here gets the
+ * value ASN1_TIME_to_tm() and timegm() give it there, without their
+ * allocations.
+ */
 
 static time_t
 ngx_http_mdm_der_time(u_char *p, u_char *end)
 {
-    time_t       t;
-    struct tm    tm;
-    ASN1_TIME   *at;
-    const u_char *q = p;
+    u_char      *d;
+    ngx_int_t    v[6], year, m, days;
+    ngx_uint_t   i, n;
 
-    at = d2i_ASN1_TIME(NULL, &q, end - p);
-    if (at == NULL) {
+    static const ngx_int_t  max[] = { 9999, 12, 31, 23, 59, 59 };
+    static const ngx_int_t  mdays[] = { 31, 28, 31, 30, 31, 30,
+                                        31, 31, 30, 31, 30, 31 };
+
+    if (end - p < 2) {
         return (time_t) -1;
     }
 
-    t = (ASN1_TIME_to_tm(at, &tm) == 1) ? timegm(&tm) : (time_t) -1;
-    ASN1_TIME_free(at);
+    n = (p[0] == 0x17) ? 13 : 15;
 
-    return t;
+    if ((p[0] != 0x17 && p[0] != 0x18) || p[1] != n
+        || (size_t) (end - p) < n + 2 || p[n + 1] != 'Z')
+    {
+        return (time_t) -1;
+    }
+
+    d = p + 2;
+
+    for (i = 0; i < n - 1; i++) {
+        if (d[i] < '0' || d[i] > '9') {
+            return (time_t) -1;
+        }
+    }
+
+    if (n == 13) {
+        v[0] = (d[0] - '0') * 10 + (d[1] - '0');
+        v[0] += (v[0] < 50) ? 2000 : 1900;
+        d += 2;
+
+    } else {
+        v[0] = (d[0] - '0') * 1000 + (d[1] - '0') * 100
+               + (d[2] - '0') * 10 + (d[3] - '0');
+        d += 4;
+
+        /* before UTCTime's range: no device clock says that */
+        if (v[0] < 1950) {
+            return (time_t) -1;
+        }
+    }
+
+    for (i = 1; i < 6; i++, d += 2) {
+        v[i] = (d[0] - '0') * 10 + (d[1] - '0');
+
+        if (v[i] > max[i] || (i <= 2 && v[i] == 0)) {
+            return (time_t) -1;
+        }
+    }
+
+    year = v[0];
+    m = v[1];
+
+    if (v[2] > mdays[m - 1] + (m == 2 && year % 4 == 0
+                               && (year % 100 != 0 || year % 400 == 0)))
+    {
+        return (time_t) -1;
+    }
+
+    /* days since 1970-01-01 of a proleptic Gregorian date */
+    if (m <= 2) {
+        year--;
+        m += 12;
+    }
+
+    days = 365 * year + year / 4 - year / 100 + year / 400
+           + (153 * (m - 3) + 2) / 5 + v[2] - 719469;
+
+    return (time_t) days * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
 }

@@ -139,6 +139,13 @@ static ngx_command_t  ngx_http_mdm_commands[] = {
       offsetof(ngx_http_mdm_loc_conf_t, cert_auth),
       &ngx_http_mdm_cert_auth_modes },
 
+    { ngx_string("mdm_store_authenticate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, store_authenticate),
+      NULL },
+
     { ngx_string("mdm_user_authenticate"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_enum_slot,
@@ -258,6 +265,7 @@ ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
     mlcf->cert_auth = NGX_CONF_UNSET_UINT;
     mlcf->user_authenticate = NGX_CONF_UNSET_UINT;
     mlcf->identity_cache = NGX_CONF_UNSET_UINT;
+    mlcf->store_authenticate = NGX_CONF_UNSET;
 
     return mlcf;
 }
@@ -303,6 +311,8 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->api_key, prev->api_key, "");
     ngx_conf_merge_uint_value(conf->identity_cache, prev->identity_cache,
                               10000);
+    ngx_conf_merge_value(conf->store_authenticate, prev->store_authenticate,
+                         0);
 
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
 

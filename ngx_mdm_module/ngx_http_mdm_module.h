@@ -70,6 +70,7 @@ typedef struct {
     ngx_uint_t                  user_authenticate;
     ngx_str_t                   api_key;     /* mdm_api_key(_file) */
     ngx_uint_t                  identity_cache; /* entries; 0: off */
+    ngx_flag_t                  store_authenticate;
 } ngx_http_mdm_loc_conf_t;
 
 

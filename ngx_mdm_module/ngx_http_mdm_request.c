@@ -246,8 +246,6 @@ ngx_http_mdm_device_keys(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
     if (ngx_http_mdm_enrollment_key(r->pool, "mdm:enr:", ctx, 1, &a[0])
            != NGX_OK
         || ngx_http_mdm_enrollment_key(r->pool, "mdm:enr:", ctx, 0, &a[1])
-           != NGX_OK
-        || ngx_http_mdm_enrollment_key(r->pool, "mdm:certs:", ctx, 0, &a[2])
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -258,14 +256,14 @@ ngx_http_mdm_device_keys(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    a[3].data = p;
+    a[2].data = p;
     p = ngx_cpymem(p, "mdm:certidx:", sizeof("mdm:certidx:") - 1);
     if (ctx->has_cert) {
         p = ngx_cpymem(p, ctx->cert_hash, 64);
     }
-    a[3].len = p - a[3].data;
+    a[2].len = p - a[2].data;
 
-    ngx_str_set(&a[4], "mdm:events");
+    ngx_str_set(&a[3], "mdm:events");
 
     return NGX_OK;
 }

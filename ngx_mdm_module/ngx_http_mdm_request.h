@@ -40,10 +40,10 @@ ngx_int_t ngx_http_mdm_device_prepare(ngx_http_request_t *r,
 ngx_uint_t ngx_http_mdm_is_checkin(ngx_http_request_t *r);
 
 /*
- * The first KEYS of every device script: enrollment, device enrollment,
- * certificate bindings, certificate index, event stream.
+ * The first KEYS of every device script: enrollment, device enrollment
+ * (which holds the certificate bindings), certificate index, event stream.
  */
-#define NGX_HTTP_MDM_DEVICE_NKEYS  5
+#define NGX_HTTP_MDM_DEVICE_NKEYS  4
 
 ngx_int_t ngx_http_mdm_device_keys(ngx_http_request_t *r,
     ngx_http_mdm_ctx_t *ctx, ngx_array_t *args);

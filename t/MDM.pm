@@ -110,7 +110,7 @@ package t::MDM;
 # Exported functions (details above each sub below):
 #     redis redis_try redis_stop redis_start redis_flush redis_port
 #     pki_dir device_cert cert_sha256 mdm_signature rfc9440_header
-#     escaped_pem_header
+#     escaped_pem_header cert_bindings cert_unbind_all
 #     vector vectors_dir plist_set plist_get
 #     concurrent_requests http_request parse_http_response
 
@@ -138,7 +138,7 @@ our @ISA = ('Exporter');
 our @EXPORT = qw(
     redis redis_try redis_stop redis_start redis_flush redis_port
     pki_dir device_cert cert_sha256 mdm_signature rfc9440_header
-    escaped_pem_header
+    escaped_pem_header cert_bindings cert_unbind_all
     vector vectors_dir plist_set plist_get
     concurrent_requests http_request parse_http_response
     mdm_defaults checkin_request
@@ -957,6 +957,46 @@ sub _resolve_cert {
 
 # cert_sha256($name_or_cert) -> lowercase hex SHA-256 of the DER.
 sub cert_sha256 { return _resolve_cert($_[0])->{sha256} }
+
+# The certificates bound to a device are the fields of its enrollment hash
+# named by a SHA-256 (64 hex digits).
+my $BindingFields = q{
+    local t, b = redis.call('HGETALL', KEYS[1]), {}
+    for i = 1, #t, 2 do
+        if #t[i] == 64 and not string.find(t[i], '[^0-9a-f]') then
+            b[#b + 1] = t[i]
+        end
+    end
+    table.sort(b)
+};
+
+sub _enr_key {
+    my ($id) = @_;
+    my ($did, $user) = split /:/, $id, 2;
+    return "mdm:enr:{$did}" . (defined $user ? ":$user" : '');
+}
+
+# cert_bindings($enrollment_id) -> a redis_check command whose reply is
+# [ sha256, notAfter, ... ] of the enrollment's bindings, by sha256.
+sub cert_bindings {
+    return [ 'EVAL', $BindingFields . q{
+        local r = {}
+        for _, h in ipairs(b) do
+            r[#r + 1] = h
+            r[#r + 1] = redis.call('HGET', KEYS[1], h)
+        end
+        return r
+    }, 1, _enr_key($_[0]) ];
+}
+
+# cert_unbind_all($enrollment_id) -> a redis_setup command that drops every
+# binding of the enrollment, as an admin resetting it would.
+sub cert_unbind_all {
+    return [ 'EVAL', $BindingFields . q{
+        for _, h in ipairs(b) do redis.call('HDEL', KEYS[1], h) end
+        return #b
+    }, 1, _enr_key($_[0]) ];
+}
 
 # A DER TLV at $pos -> (tag, header length, content length). Single-byte
 # tags only, which is all CMS uses at the levels _ber_signature touches.

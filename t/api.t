@@ -598,13 +598,17 @@ all_of({ id => $::DEV, type => "Device", enabled => JSON::PP::true,
   topic => plist_get(vector($::AUTHN), "Topic"),
   token_update_tally => num(1), queue_length => num(0),
   cert_hash => cert_sha256("flow"), cert_not_after => num(qr/^\d{10}$/),
+  device_id => $::DEV, udid => $::DEV, enrollment_id => absent(),
   has_push_token => JSON::PP::true, has_unlock_token => JSON::PP::false,
   has_bootstrap_token => JSON::PP::false,
   token => absent(), push_magic => absent(), unlock_token => absent(),
   bootstrap_token => absent(), authenticate => absent() },
   sub { my $hex = redis("HGET", "mdm:enr:{$::DEV}", "token");
         length $hex == 64 && index($::JBody, $hex) < 0
-        && index($::JBody, $magic) < 0 && index($::JBody, $token) < 0 })
+        && index($::JBody, $magic) < 0 && index($::JBody, $token) < 0 },
+  sub { my $c = JSON::PP::decode_json($::JBody)->{certificates};
+        ref $c eq "HASH" && keys %$c == 1
+        && $c->{ cert_sha256("flow") } =~ /^\d{10}$/ })
 --- no_error_log
 [error]
 

@@ -1,5 +1,5 @@
 # mdm_cert_auth: NanoMDM's certauth, binding identity certificates to
-# enrollments. Authenticate binds (mdm:certs:{DEVICE} sha256 -> notAfter,
+# enrollments. Authenticate binds (mdm:enr:{DEVICE} field sha256 -> notAfter,
 # mdm:certidx:sha256 -> DEVICE); every other message must come with a bound
 # certificate; renewals keep the old binding; `retro` binds enrollments that
 # have none; `off` checks and binds nothing. Every rejection is a 400 with
@@ -73,10 +73,8 @@ checkin_request($::AUTH, UDID => "CA-D1")
 --- error_code: 200
 --- redis_check eval
 [
-  [ "HGETALL mdm:certs:{CA-D1}", [ cert_sha256("c1"), not_after("c1") ] ],
+  [ cert_bindings("CA-D1"), [ cert_sha256("c1"), not_after("c1") ] ],
   [ "GET mdm:certidx:" . cert_sha256("c1"), "CA-D1" ],
-  [ "HGET mdm:enr:{CA-D1} cert_hash", cert_sha256("c1") ],
-  [ "HGET mdm:enr:{CA-D1} cert_not_after", not_after("c1") ],
 ]
 --- no_error_log
 [error]
@@ -110,7 +108,7 @@ qr/\[error\]/
 --- redis_check eval
 [
   [ "HGET mdm:enr:{CA-D1} token_update_tally", "1" ],
-  [ "HKEYS mdm:certs:{CA-D1}", [ cert_sha256("c1") ] ],
+  [ cert_bindings("CA-D1"), [ cert_sha256("c1"), not_after("c1") ] ],
   [ "EXISTS mdm:certidx:" . cert_sha256("c2"), "0" ],
 ]
 
@@ -160,7 +158,7 @@ checkin_request($::USER, UDID => "CA-D1")
 --- redis_check eval
 [
   [ "HGET mdm:enr:{CA-D1}:$::USERID enabled", "1" ],
-  [ "EXISTS mdm:certs:{CA-D1}:$::USERID", "0" ],
+  [ cert_bindings("CA-D1:$::USERID"), [] ],
 ]
 --- no_error_log
 [error]
@@ -197,7 +195,7 @@ qr/\[error\]/
 --- redis_check eval
 [
   [ "EXISTS mdm:enr:{CA-D2}", "0" ],
-  [ "EXISTS mdm:certs:{CA-D2}", "0" ],
+  [ cert_bindings("CA-D2"), [] ],
   [ "GET mdm:certidx:" . cert_sha256("c1"), "CA-D1" ],
 ]
 
@@ -210,7 +208,7 @@ checkin_request($::AUTH, UDID => "CA-D1")
 --- error_code: 200
 --- redis_check eval
 [
-  [ "HKEYS mdm:certs:{CA-D1}", [ cert_sha256("c1") ] ],
+  [ cert_bindings("CA-D1"), [ cert_sha256("c1"), not_after("c1") ] ],
   [ "GET mdm:certidx:" . cert_sha256("c1"), "CA-D1" ],
 ]
 --- no_error_log
@@ -225,12 +223,11 @@ checkin_request($::AUTH, UDID => "CA-D1")
 --- error_code: 200
 --- redis_check eval
 [
-  [ "HGET mdm:certs:{CA-D1} " . cert_sha256("c3"), not_after("c3") ],
-  [ "HGET mdm:certs:{CA-D1} " . cert_sha256("c1"), not_after("c1") ],
-  [ "HLEN mdm:certs:{CA-D1}", "2" ],
+  [ "HGET mdm:enr:{CA-D1} " . cert_sha256("c3"), not_after("c3") ],
+  [ "HGET mdm:enr:{CA-D1} " . cert_sha256("c1"), not_after("c1") ],
+  [ cert_bindings("CA-D1"), sub { @{ $_[0] } == 4 } ],
   [ "GET mdm:certidx:" . cert_sha256("c3"), "CA-D1" ],
   [ "GET mdm:certidx:" . cert_sha256("c1"), "CA-D1" ],
-  [ "HGET mdm:enr:{CA-D1} cert_hash", cert_sha256("c3") ],
 ]
 --- no_error_log
 [error]
@@ -278,7 +275,7 @@ qr/\[error\]/
 
 === TEST 14: Authenticate prunes expired bindings (and their index), keeps the valid ones
 --- redis_setup eval
-[ [ "HSET", "mdm:certs:{CA-D1}", $::EXPIRED, "1000000000" ],
+[ [ "HSET", "mdm:enr:{CA-D1}", $::EXPIRED, "1000000000" ],
   [ "SET", "mdm:certidx:$::EXPIRED", "CA-D1" ] ]
 --- request eval
 checkin_request($::AUTH, UDID => "CA-D1")
@@ -286,11 +283,11 @@ checkin_request($::AUTH, UDID => "CA-D1")
 --- error_code: 200
 --- redis_check eval
 [
-  [ "HEXISTS mdm:certs:{CA-D1} $::EXPIRED", "0" ],
+  [ "HEXISTS mdm:enr:{CA-D1} $::EXPIRED", "0" ],
   [ "EXISTS mdm:certidx:$::EXPIRED", "0" ],
-  [ "HLEN mdm:certs:{CA-D1}", "2" ],
-  [ "HEXISTS mdm:certs:{CA-D1} " . cert_sha256("c1"), "1" ],
-  [ "HEXISTS mdm:certs:{CA-D1} " . cert_sha256("c3"), "1" ],
+  [ cert_bindings("CA-D1"), sub { @{ $_[0] } == 4 } ],
+  [ "HEXISTS mdm:enr:{CA-D1} " . cert_sha256("c1"), "1" ],
+  [ "HEXISTS mdm:enr:{CA-D1} " . cert_sha256("c3"), "1" ],
 ]
 --- no_error_log
 [error]
@@ -311,7 +308,7 @@ qr/\[error\]/
 --- redis_check eval
 [
   [ "EXISTS mdm:enr:{CA-UNKNOWN}", "0" ],
-  [ "EXISTS mdm:certs:{CA-UNKNOWN}", "0" ],
+  [ cert_bindings("CA-UNKNOWN"), [] ],
   [ "EXISTS mdm:certidx:" . cert_sha256("c9"), "0" ],
 ]
 
@@ -330,7 +327,7 @@ qr/\[error\]/
 [error]
 --- redis_check eval
 [
-  [ "EXISTS mdm:certs:{CA-UNKNOWN}", "0" ],
+  [ cert_bindings("CA-UNKNOWN"), [] ],
   [ "EXISTS mdm:certidx:" . cert_sha256("c9"), "0" ],
 ]
 
@@ -358,7 +355,7 @@ checkin_request("/off/checkin $::AUTH", UDID => "CA-D3")
 --- redis_check eval
 [
   [ "HGET mdm:enr:{CA-D3} enabled", "0" ],
-  [ "EXISTS mdm:certs:{CA-D3}", "0" ],
+  [ cert_bindings("CA-D3"), [] ],
   [ "EXISTS mdm:certidx:" . cert_sha256("c4"), "0" ],
 ]
 --- no_error_log
@@ -379,7 +376,7 @@ qr/\[error\]/
 [error]
 --- redis_check eval
 [
-  [ "EXISTS mdm:certs:{CA-D3}", "0" ],
+  [ cert_bindings("CA-D3"), [] ],
   [ "HGET mdm:enr:{CA-D3} enabled", "0" ],
 ]
 
@@ -392,7 +389,7 @@ checkin_request("/retro/checkin $::TOKEN", UDID => "CA-D3")
 --- error_code: 200
 --- redis_check eval
 [
-  [ "HGETALL mdm:certs:{CA-D3}", [ cert_sha256("c4"), not_after("c4") ] ],
+  [ cert_bindings("CA-D3"), [ cert_sha256("c4"), not_after("c4") ] ],
   [ "GET mdm:certidx:" . cert_sha256("c4"), "CA-D3" ],
   [ "HGET mdm:enr:{CA-D3} enabled", "1" ],
 ]
@@ -414,7 +411,7 @@ qr/\[error\]/
 [error]
 --- redis_check eval
 [
-  [ "HKEYS mdm:certs:{CA-D3}", [ cert_sha256("c4") ] ],
+  [ cert_bindings("CA-D3"), [ cert_sha256("c4"), not_after("c4") ] ],
   [ "EXISTS mdm:certidx:" . cert_sha256("c5"), "0" ],
 ]
 
@@ -450,7 +447,7 @@ qr/\[error\]/
   [ "HGET mdm:enr:{CA-D3} enabled", "1" ],
   [ "HGET mdm:enr:{CA-D3} token_update_tally", "2" ],
   [ "LRANGE mdm:q:{CA-D3} 0 -1", [ "cmd-1" ] ],
-  [ "HKEYS mdm:certs:{CA-D3}", [ cert_sha256("c4") ] ],
+  [ cert_bindings("CA-D3"), [ cert_sha256("c4"), not_after("c4") ] ],
   [ "GET mdm:certidx:" . cert_sha256("c1"), "CA-D1" ],
 ]
 
@@ -463,7 +460,7 @@ checkin_request("/off/checkin $::AUTH", UDID => "CA-D4")
 --- error_code: 200
 --- redis_check eval
 [
-  [ "EXISTS mdm:certs:{CA-D4}", "0" ],
+  [ cert_bindings("CA-D4"), [] ],
   [ "GET mdm:certidx:" . cert_sha256("c1"), "CA-D1" ],
 ]
 --- no_error_log
@@ -484,7 +481,7 @@ qr/\[error\]/
 [error]
 --- redis_check eval
 [
-  [ "EXISTS mdm:certs:{CA-D4}", "0" ],
+  [ cert_bindings("CA-D4"), [] ],
   [ "GET mdm:certidx:" . cert_sha256("c1"), "CA-D1" ],
   [ "HGET mdm:enr:{CA-D4} enabled", "0" ],
 ]
@@ -498,25 +495,25 @@ checkin_request("/retro/checkin $::USER", UDID => "CA-D4")
 --- error_code: 200
 --- redis_check eval
 [
-  [ "HKEYS mdm:certs:{CA-D4}", [ cert_sha256("c6") ] ],
+  [ cert_bindings("CA-D4"), [ cert_sha256("c6"), not_after("c6") ] ],
   [ "GET mdm:certidx:" . cert_sha256("c6"), "CA-D4" ],
-  [ "EXISTS mdm:certs:{CA-D4}:$::USERID", "0" ],
+  [ cert_bindings("CA-D4:$::USERID"), [] ],
 ]
 --- no_error_log
 [error]
 
 
 
-=== TEST 27: retro after the enrollment's mdm:certs key was deleted: a fresh certificate is bound
---- redis_setup
-DEL mdm:certs:{CA-D1}
+=== TEST 27: retro after an admin dropped the enrollment's bindings: a fresh certificate is bound
+--- redis_setup eval
+[ cert_unbind_all("CA-D1") ]
 --- request eval
 checkin_request("/retro/checkin $::TOKEN", UDID => "CA-D1")
 --- signed_by: c7
 --- error_code: 200
 --- redis_check eval
 [
-  [ "HGETALL mdm:certs:{CA-D1}", [ cert_sha256("c7"), not_after("c7") ] ],
+  [ cert_bindings("CA-D1"), [ cert_sha256("c7"), not_after("c7") ] ],
   [ "GET mdm:certidx:" . cert_sha256("c7"), "CA-D1" ],
 ]
 --- no_error_log
@@ -531,7 +528,7 @@ checkin_request("/off/checkin $::TOKEN", UDID => "CA-D1")
 --- error_code: 200
 --- redis_check eval
 [
-  [ "HKEYS mdm:certs:{CA-D1}", [ cert_sha256("c7") ] ],
+  [ cert_bindings("CA-D1"), [ cert_sha256("c7"), not_after("c7") ] ],
   [ "EXISTS mdm:certidx:" . cert_sha256("c8"), "0" ],
 ]
 --- no_error_log
@@ -565,7 +562,7 @@ checkin_request("/retro/checkin $::AUTH", UDID => "CA-D5")
 --- error_code: 200
 --- redis_check eval
 [
-  [ "HKEYS mdm:certs:{CA-D5}", [ cert_sha256("c5") ] ],
+  [ cert_bindings("CA-D5"), [ cert_sha256("c5"), not_after("c5") ] ],
   [ "GET mdm:certidx:" . cert_sha256("c5"), "CA-D5" ],
 ]
 --- no_error_log

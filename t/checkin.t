@@ -12,10 +12,15 @@ mdm_defaults(
         location = /mdm/checkin {
             mdm_checkin;
             mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+            mdm_store_authenticate on;
             add_header X-Id $mdm_enrollment_id always;
             add_header X-Type $mdm_enrollment_type always;
             add_header X-Msg $mdm_message_type always;
             add_header X-Udid $mdm_udid always;
+        }
+        location = /default/checkin {
+            mdm_checkin;
+            mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
         }
     },
     more_headers => "Content-Type: $t::MDM::CheckinType",
@@ -55,9 +60,9 @@ my $k = "mdm:enr:{$::MAC}";
   [ "HGET $k token_update_tally", "0" ],
   [ "GET mdm:auth:{$::MAC}", vector("nanomdm/mdm/testdata/Authenticate.2.plist") =~ s/\s+\z//r ],
   [ "OBJECT ENCODING $k", "listpack" ],
-  [ "HGET $k cert_hash", cert_sha256("mac") ],
-  [ "HGET $k cert_not_after", qr/^\d{10}$/ ],
-  [ "HEXISTS mdm:certs:{$::MAC} " . cert_sha256("mac"), "1" ],
+  [ "HGET $k " . cert_sha256("mac"), qr/^\d{10}$/ ],
+  [ "HEXISTS $k device_id", "0" ],
+  [ "HEXISTS $k udid", "0" ],
   [ "GET mdm:certidx:" . cert_sha256("mac"), $::MAC ],
   [ "XLEN mdm:events", "1" ],
 ]
@@ -324,7 +329,7 @@ X-Id: UE-1234-ABCD
 X-Type: User Enrollment (Device)
 --- redis_check
 HGET mdm:enr:{UE-1234-ABCD} type => User Enrollment (Device)
-HGET mdm:enr:{UE-1234-ABCD} enrollment_id => UE-1234-ABCD
+HEXISTS mdm:enr:{UE-1234-ABCD} enrollment_id => 0
 
 
 
@@ -395,6 +400,30 @@ my $field = sub { my ($f, $want) = @_; sub { my %h = @{ $_[0][0][1] }; $h{$f} eq
   [ $last, $field->(params => "tenant=acme&x=1") ],
   [ $last, $field->(token_update_tally => "1") ],
   [ $last, $field->(body => vector("nanomdm/mdm/testdata/TokenUpdate.2.plist") =~ s/\s+\z//r) ],
+]
+--- no_error_log
+[error]
+
+
+
+=== TEST 22: without mdm_store_authenticate the raw Authenticate is not kept (an older copy goes); the event stream still has it
+--- redis_setup
+SET mdm:auth:{66ADE930-5FDF-5EC4-8429-15640684C489} old
+--- request eval
+checkin_request("/default/checkin nanomdm/mdm/testdata/Authenticate.2.plist")
+--- signed_by: mac
+--- error_code: 200
+--- redis_check eval
+my $k = "mdm:enr:{$::MAC}";
+my $last = ["XREVRANGE", "mdm:events", "+", "-", "COUNT", "1"];
+[
+  [ "EXISTS mdm:auth:{$::MAC}", "0" ],
+  [ "HGET $k serial_number", "C02MT66KFLHH" ],
+  [ "HGET $k " . cert_sha256("mac"), qr/^\d{10}$/ ],
+  [ "OBJECT ENCODING $k", "listpack" ],
+  [ $last, sub { my %h = @{ $_[0][0][1] };
+                 $h{type} eq "Authenticate"
+                 && $h{body} eq vector("nanomdm/mdm/testdata/Authenticate.2.plist") =~ s/\s+\z//r } ],
 ]
 --- no_error_log
 [error]

@@ -163,7 +163,7 @@ checkin_request($::AUTH)
 --- redis_check eval
 [
   [ "HGET mdm:enr:{$::MAC} type", "Device" ],
-  [ "HGET mdm:enr:{$::MAC} cert_hash", "" ],
+  [ cert_bindings($::MAC), [] ],
 ]
 --- error_log eval
 qr/\[warn\] .*device requests without device identity/

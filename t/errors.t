@@ -26,6 +26,7 @@ mdm_defaults(
         location = /mdm/checkin {
             mdm_checkin;
             mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+            mdm_store_authenticate on;
         }
     },
     more_headers => "Content-Type: $t::MDM::CheckinType",

@@ -236,8 +236,7 @@ checkin_request($::AUTH, UDID => "ID-SIG-1")
 X-Id: ID-SIG-1
 --- redis_check eval
 [
-  [ "HGET mdm:enr:{ID-SIG-1} cert_hash", cert_sha256("sig1") ],
-  [ "HEXISTS mdm:certs:{ID-SIG-1} " . cert_sha256("sig1"), "1" ],
+  [ "HGET mdm:enr:{ID-SIG-1} " . cert_sha256("sig1"), qr/^\d{10}$/ ],
   [ "GET mdm:certidx:" . cert_sha256("sig1"), "ID-SIG-1" ],
 ]
 --- no_error_log
@@ -252,7 +251,7 @@ checkin_request($::AUTH, UDID => "ID-SIG-BER")
 --- signature_opts: ber
 --- error_code: 200
 --- redis_check eval
-[ [ "HGET mdm:enr:{ID-SIG-BER} cert_hash", cert_sha256("sig-ber") ] ]
+[ [ "HGET mdm:enr:{ID-SIG-BER} " . cert_sha256("sig-ber"), qr/^\d{10}$/ ] ]
 --- no_error_log
 [error]
 
@@ -265,7 +264,7 @@ checkin_request($::AUTH, UDID => "ID-SIG-NOATTR")
 --- signature_opts: noattr
 --- error_code: 200
 --- redis_check eval
-[ [ "HGET mdm:enr:{ID-SIG-NOATTR} cert_hash", cert_sha256("sig-noattr") ] ]
+[ [ "HGET mdm:enr:{ID-SIG-NOATTR} " . cert_sha256("sig-noattr"), qr/^\d{10}$/ ] ]
 --- no_error_log
 [error]
 
@@ -289,7 +288,7 @@ checkin_request("/root-ca/checkin $::AUTH", UDID => "ID-SIG-CHAIN")
 --- signature_opts: chain
 --- error_code: 200
 --- redis_check eval
-[ [ "HGET mdm:enr:{ID-SIG-CHAIN} cert_hash", cert_sha256("sig-chain") ] ]
+[ [ "HGET mdm:enr:{ID-SIG-CHAIN} " . cert_sha256("sig-chain"), qr/^\d{10}$/ ] ]
 --- no_error_log
 [error]
 
@@ -515,7 +514,7 @@ checkin_request($::AUTH, UDID => "ID-SKEW-5")
 --- signed_by: skew5 not_before_in=5
 --- error_code: 200
 --- redis_check eval
-[ [ "HGET mdm:enr:{ID-SKEW-5} cert_hash", cert_sha256(device_cert("skew5", not_before_in => 5)) ] ]
+[ [ "HGET mdm:enr:{ID-SKEW-5} " . cert_sha256(device_cert("skew5", not_before_in => 5)), qr/^\d{10}$/ ] ]
 --- no_error_log
 [error]
 
@@ -608,8 +607,7 @@ checkin_request("/tls/dev $::AUTH", UDID => "ID-TLS-1")
 X-Id: ID-TLS-1
 --- redis_check eval
 [
-  [ "HGET mdm:enr:{ID-TLS-1} cert_hash", cert_sha256("tls-dev") ],
-  [ "HEXISTS mdm:certs:{ID-TLS-1} " . cert_sha256("tls-dev"), "1" ],
+  [ "HGET mdm:enr:{ID-TLS-1} " . cert_sha256("tls-dev"), qr/^\d{10}$/ ],
   [ "GET mdm:certidx:" . cert_sha256("tls-dev"), "ID-TLS-1" ],
 ]
 --- no_error_log
@@ -672,7 +670,7 @@ qr/\[error\]/
 checkin_request("/tls/sig-tls $::AUTH", UDID => "ID-TLS-1")
 --- error_code: 200
 --- redis_check eval
-[ [ "HGET mdm:enr:{ID-TLS-1} cert_hash", cert_sha256("tls-dev") ] ]
+[ [ "HGET mdm:enr:{ID-TLS-1} " . cert_sha256("tls-dev"), qr/^\d{10}$/ ] ]
 --- no_error_log
 [error]
 
@@ -699,7 +697,7 @@ checkin_request("/tls/tls-sig $::AUTH", UDID => "ID-TLS-FIRST")
 --- error_code: 200
 --- redis_check eval
 [
-  [ "HGET mdm:enr:{ID-TLS-FIRST} cert_hash", cert_sha256("tls-first") ],
+  [ "HGET mdm:enr:{ID-TLS-FIRST} " . cert_sha256("tls-first"), qr/^\d{10}$/ ],
   [ "EXISTS mdm:certidx:" . cert_sha256("first-signer"), "0" ],
 ]
 --- no_error_log
@@ -715,7 +713,7 @@ checkin_request("/hdr/checkin $::AUTH", UDID => "ID-HDR-9440")
 --- error_code: 200
 --- redis_check eval
 [
-  [ "HGET mdm:enr:{ID-HDR-9440} cert_hash", cert_sha256("hdr-9440") ],
+  [ "HGET mdm:enr:{ID-HDR-9440} " . cert_sha256("hdr-9440"), qr/^\d{10}$/ ],
   [ "GET mdm:certidx:" . cert_sha256("hdr-9440"), "ID-HDR-9440" ],
 ]
 --- no_error_log
@@ -730,7 +728,7 @@ checkin_request("/hdr/checkin $::AUTH", UDID => "ID-HDR-PEM")
 "X-Client-Cert: " . escaped_pem_header("hdr-pem")
 --- error_code: 200
 --- redis_check eval
-[ [ "HGET mdm:enr:{ID-HDR-PEM} cert_hash", cert_sha256("hdr-pem") ] ]
+[ [ "HGET mdm:enr:{ID-HDR-PEM} " . cert_sha256("hdr-pem"), qr/^\d{10}$/ ] ]
 --- no_error_log
 [error]
 
@@ -743,7 +741,7 @@ checkin_request("/hdr/checkin $::AUTH", UDID => "ID-HDR-PLUS")
 "X-Client-Cert: " . escaped_pem_header("hdr-plus", plus => 1)
 --- error_code: 200
 --- redis_check eval
-[ [ "HGET mdm:enr:{ID-HDR-PLUS} cert_hash", cert_sha256("hdr-plus") ] ]
+[ [ "HGET mdm:enr:{ID-HDR-PLUS} " . cert_sha256("hdr-plus"), qr/^\d{10}$/ ] ]
 --- no_error_log
 [error]
 
@@ -846,7 +844,7 @@ checkin_request("/tls/fwd $::AUTH", UDID => "ID-HDR-FWD")
 --- error_code: 200
 --- redis_check eval
 [
-  [ "HGET mdm:enr:{ID-HDR-FWD} cert_hash", cert_sha256("tls-fwd") ],
+  [ "HGET mdm:enr:{ID-HDR-FWD} " . cert_sha256("tls-fwd"), qr/^\d{10}$/ ],
   [ "GET mdm:certidx:" . cert_sha256("tls-fwd"), "ID-HDR-FWD" ],
 ]
 --- no_error_log
@@ -873,7 +871,7 @@ checkin_request("/hdr-sig/checkin $::AUTH", UDID => "ID-HDR-SIG")
 --- signed_by: hdr-sig
 --- error_code: 200
 --- redis_check eval
-[ [ "HGET mdm:enr:{ID-HDR-SIG} cert_hash", cert_sha256("hdr-sig") ] ]
+[ [ "HGET mdm:enr:{ID-HDR-SIG} " . cert_sha256("hdr-sig"), qr/^\d{10}$/ ] ]
 --- no_error_log
 [error]
 
@@ -933,9 +931,11 @@ location = /mdm/checkin {
 --- request eval
 checkin_request($::AUTH, UDID => "ID-OFF")
 --- error_code: 200
---- redis_check
-HGET mdm:enr:{ID-OFF} enabled => 0
-EXISTS mdm:certs:{ID-OFF} => 0
+--- redis_check eval
+[
+  [ "HGET mdm:enr:{ID-OFF} enabled", "0" ],
+  [ cert_bindings("ID-OFF"), [] ],
+]
 --- no_error_log
 [error]
 

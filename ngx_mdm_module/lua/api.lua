@@ -110,12 +110,11 @@ end
 
 -- what inspection shows of an enrollment; secrets only as "has_"
 local shown = {
-    'type', 'parent', 'device_id', 'udid', 'enrollment_id', 'topic',
+    'type', 'parent', 'topic',
     'enabled', 'serial_number', 'os_version', 'build_version',
     'product_name', 'model', 'model_name', 'device_name', 'imei', 'meid',
     'user_id', 'user_short_name', 'user_long_name', 'enrollment_user_id',
-    'awaiting_configuration', 'token_update_tally', 'cert_hash',
-    'cert_not_after', 'authenticated_at', 'token_updated_at',
+    'awaiting_configuration', 'token_update_tally', 'authenticated_at', 'token_updated_at',
     'checked_out_at', 'last_seen', 'push_result', 'push_error', 'push_at',
     'push_apns_id'
 }
@@ -125,6 +124,32 @@ local numeric = {
     push_at = true
 }
 local boolean = {enabled = true, awaiting_configuration = true}
+
+-- what the enrollment's ID says (not stored: the key holds it)
+local by_enrollment_id = {
+    ['User Enrollment (Device)'] = true, ['User Enrollment'] = true
+}
+
+local function identity_fields(o, id, key)
+    local did, suffix = mdm_split_id(id)
+    o.device_id = did
+    if by_enrollment_id[o.type] then o.enrollment_id = did
+    elseif o.type then o.udid = did end
+
+    if suffix ~= '' then return end
+
+    -- the certificates bound to the device; cert_hash is the one valid
+    -- longest, i.e. the newest
+    local certs, newest = {}, nil
+    for h, na in pairs(mdm_bindings(key)) do
+        certs[h] = tonumber(na)
+        if not newest or certs[h] > certs[newest] then newest = h end
+    end
+    if newest then
+        o.certificates = certs
+        o.cert_hash, o.cert_not_after = newest, certs[newest]
+    end
+end
 
 local function enrollment_object(id, key)
     local v = redis.call('HMGET', key, unpack(shown))
@@ -141,6 +166,7 @@ local function enrollment_object(id, key)
     o.has_unlock_token = secrets[1] ~= false
     o.has_bootstrap_token = secrets[2] ~= false
     o.has_push_token = secrets[3] ~= false
+    identity_fields(o, id, key)
     return o
 end
 

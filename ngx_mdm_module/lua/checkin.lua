@@ -1,23 +1,24 @@
 -- One check-in message, atomically (see ngx_http_mdm_checkin.c).
--- KEYS: 1 enrollment, 2 device enrollment, 3 device certificate bindings
---       (hash: sha256 -> notAfter), 4 certificate index (sha256 -> device
---       id), 5 event stream, 6 the device's user channels (set of ":<user>"
---       suffixes).
+-- KEYS: 1 enrollment, 2 device enrollment (which also holds the device's
+--       certificate bindings, see common.lua), 3 certificate index (sha256
+--       -> device id), 4 event stream, 5 the device's user channels (set of
+--       ":<user>" suffixes).
 -- ARGV: 1 MessageType, 2 enrollment id, 3 enrollment type, 4 device id,
 --       5 user suffix, 6 cert sha256 ("" without identity), 7 cert notAfter,
 --       8 mdm_cert_auth (off|on|retro), 9 now (ms), 10 raw body,
---       11 query string, 12.. field/value pairs for the enrollment hash.
+--       11 query string, 12 mdm_store_authenticate ("1" or "0"),
+--       13.. field/value pairs for the enrollment hash.
 -- Returns {"ok", value} or {"err", reason}.
 
-local enr, dev, certs, certidx, events, users =
-    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local enr, dev, certidx, events, users =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local mtype, id, etype, did, suffix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local hash, not_after, mode, now = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local body, params = ARGV[10], ARGV[11]
+local body, params, store_auth = ARGV[10], ARGV[11], ARGV[12]
 
 local function fields()
     local t = {}
-    for i = 12, #ARGV do t[#t + 1] = ARGV[i] end
+    for i = 13, #ARGV do t[#t + 1] = ARGV[i] end
     return t
 end
 
@@ -33,17 +34,19 @@ local function clear_queue(s)
     redis.call('DEL', mdm_queue_keys(did, s))
 end
 
-local function prune_expired_bindings()
-    local t = redis.call('HGETALL', certs)
-    local sec = math.floor(tonumber(now) / 1000)
-    for i = 1, #t, 2 do
-        if t[i] ~= hash and tonumber(t[i + 1]) < sec then
-            redis.call('HDEL', certs, t[i])
-            if redis.call('GET', 'mdm:certidx:' .. t[i]) == did then
-                redis.call('DEL', 'mdm:certidx:' .. t[i])
-            end
+-- the device's bindings that still hold, as HSET arguments; the index
+-- entries of the expired ones go
+local function unexpired_bindings()
+    local sec, keep = math.floor(tonumber(now) / 1000), {}
+    for h, na in pairs(mdm_bindings(dev)) do
+        if h == hash or tonumber(na) >= sec then
+            keep[#keep + 1] = h
+            keep[#keep + 1] = na
+        elseif redis.call('GET', 'mdm:certidx:' .. h) == did then
+            redis.call('DEL', 'mdm:certidx:' .. h)
         end
     end
+    return keep
 end
 
 local function each_user(f)
@@ -61,22 +64,29 @@ local handlers = {}
 
 function handlers.Authenticate()
     -- a new enrollment of this device: nothing of the old one carries over
+    -- but the certificates bound to it (a renewal keeps the old one bound
+    -- until it expires)
+    local keep = unexpired_bindings()
     clear_queue('')
     redis.call('DEL', enr)
-    -- the raw message in a key of its own: a long value would make Redis
-    -- keep the whole enrollment hash as a hashtable, several times larger
-    redis.call('SET', mdm_key('mdm:auth:', did, ''), body)
-    redis.call('HSET', enr, 'type', etype, 'device_id', did,
-        'enabled', '0', 'token_update_tally', '0',
-        'authenticated_at', now, 'last_seen', now,
-        'cert_hash', hash, 'cert_not_after', not_after, unpack(fields()))
+    local auth = mdm_key('mdm:auth:', did, '')
+    if store_auth == '1' then
+        -- a key of its own: a long value would make Redis keep the whole
+        -- enrollment hash as a hashtable, several times larger
+        redis.call('SET', auth, body)
+    else
+        redis.call('DEL', auth)
+    end
+    redis.call('HSET', enr, 'type', etype, 'enabled', '0',
+        'token_update_tally', '0', 'authenticated_at', now,
+        'last_seen', now, unpack(fields()))
+    if #keep > 0 then redis.call('HSET', enr, unpack(keep)) end
     each_user(function(s)
         redis.call('HSET', user_key(s), 'enabled', '0')
         clear_queue(s)
     end)
     if hash ~= '' and mode ~= 'off' then
-        prune_expired_bindings()
-        mdm_bind(certs, certidx, did, hash, not_after)
+        mdm_bind(dev, certidx, did, hash, not_after)
     end
     event(nil)
     return nil
@@ -84,7 +94,7 @@ end
 
 function handlers.TokenUpdate()
     local f = fields()
-    redis.call('HSET', enr, 'type', etype, 'device_id', did, 'enabled', '1',
+    redis.call('HSET', enr, 'type', etype, 'enabled', '1',
         'token_updated_at', now, 'last_seen', now, unpack(f))
     -- a fresh token: whatever APNs said of the old one no longer holds
     redis.call('HDEL', enr, 'token_invalid', 'repushes')
@@ -141,7 +151,7 @@ if mtype ~= 'Authenticate' and mtype ~= 'TokenUpdate'
     return {'err', 'unknown enrollment'}
 end
 
-local denied = mdm_authorize(mtype, mode, certs, certidx, did, hash, not_after)
+local denied = mdm_authorize(mtype, mode, dev, certidx, did, hash, not_after)
 if denied then return {'err', denied} end
 
 local h = handlers[mtype]

@@ -33,15 +33,32 @@ local function mdm_unqueue(did, suffix, uuid)
     return redis.call('LREM', p, 0, uuid) + redis.call('LREM', q, 0, uuid)
 end
 
-local function mdm_bind(certs, certidx, did, hash, not_after)
-    redis.call('HSET', certs, hash, not_after)
+-- Certificates bound to a device are fields of its device-channel
+-- enrollment hash, named by their SHA-256 (64 hex digits) -> notAfter: a
+-- name of 64 characters still lets Redis keep the hash as a listpack, so a
+-- binding costs tens of bytes instead of a key of its own.
+local function mdm_is_cert_field(f)
+    return #f == 64 and not string.find(f, '[^0-9a-f]')
+end
+
+-- {sha256 = notAfter} of every certificate bound to the device
+local function mdm_bindings(dev)
+    local t, b = redis.call('HGETALL', dev), {}
+    for i = 1, #t, 2 do
+        if mdm_is_cert_field(t[i]) then b[t[i]] = t[i + 1] end
+    end
+    return b
+end
+
+local function mdm_bind(dev, certidx, did, hash, not_after)
+    redis.call('HSET', dev, hash, not_after)
     redis.call('SET', certidx, did)
 end
 
 -- NanoMDM's certauth: Authenticate binds, everything else must be bound;
 -- renewed certificates are kept alongside the old ones until they expire.
 -- Returns nil, or why the request is refused.
-local function mdm_authorize(mtype, mode, certs, certidx, did, hash, not_after)
+local function mdm_authorize(mtype, mode, dev, certidx, did, hash, not_after)
     if mode == 'off' then return nil end
 
     if mtype == 'Authenticate' then
@@ -52,14 +69,13 @@ local function mdm_authorize(mtype, mode, certs, certidx, did, hash, not_after)
         return nil
     end
 
-    if redis.call('HEXISTS', certs, hash) == 1 then return nil end
+    if redis.call('HEXISTS', dev, hash) == 1 then return nil end
 
-    if mode == 'retro' and redis.call('EXISTS', certs) == 0
+    if mode == 'retro' and next(mdm_bindings(dev)) == nil
        and redis.call('EXISTS', certidx) == 0 then
-        mdm_bind(certs, certidx, did, hash, not_after)
+        mdm_bind(dev, certidx, did, hash, not_after)
         return nil
     end
 
     return 'certificate is not bound to this enrollment'
 end
-

@@ -1,8 +1,8 @@
 -- One command report, atomically: store the result, drop an answered command,
 -- pick the next one (see ngx_http_mdm_connect.c).
--- KEYS: 1 enrollment, 2 device enrollment, 3 certificate bindings,
---       4 certificate index, 5 event stream, 6 the enrollment's queue (its
---       priority lane, served first, is mdm:qp: beside it).
+-- KEYS: 1 enrollment, 2 device enrollment (with the certificate
+--       bindings), 3 certificate index, 4 event stream, 5 the enrollment's
+--       queue (its priority lane, served first, is mdm:qp: beside it).
 -- ARGV: 1 Status, 2 CommandUUID ("" for Idle), 3 enrollment id,
 --       4 enrollment type, 5 device id, 6 user suffix, 7 cert sha256,
 --       8 cert notAfter, 9 mdm_cert_auth mode, 10 now (ms), 11 raw body,
@@ -10,8 +10,7 @@
 -- Returns {"ok", next command plist or "", "queued" | "not queued" | ""}
 -- or {"err", reason}.
 
-local enr, dev, certs, certidx, events =
-    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local enr, dev, certidx, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local status, uuid, id, etype, did, suffix =
     ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local hash, not_after, mode, now, body, params =
@@ -27,7 +26,7 @@ if redis.call('HGET', enr, 'enabled') ~= '1' then
                    .. 'Authenticate, or checked out)'}
 end
 
-local denied = mdm_authorize('Connect', mode, certs, certidx, did, hash,
+local denied = mdm_authorize('Connect', mode, dev, certidx, did, hash,
                              not_after)
 if denied then return {'err', denied} end
 
