@@ -682,6 +682,9 @@ ngx_http_mdm_redis_eval(ngx_http_request_t *r, ngx_uint_t script,
 static ngx_int_t
 ngx_http_mdm_redis_send(ngx_http_mdm_redis_op_t *op)
 {
+    u_char                 *cmd, *p;
+    size_t                  len;
+    ngx_int_t               i;
     ngx_http_mdm_script_t  *s;
 
     if (ngx_http_mdm_redis.ac == NULL) {
@@ -703,8 +706,35 @@ ngx_http_mdm_redis_send(ngx_http_mdm_redis_op_t *op)
 
     op->argvlen[0] = ngx_strlen(op->argv[0]);
 
-    if (redisAsyncCommandArgv(ngx_http_mdm_redis.ac, ngx_http_mdm_redis_reply,
-                              op->ticket, op->argc, op->argv, op->argvlen)
+    /*
+     * The protocol is written here, in one pass into the request pool:
+     * hiredis's own formatting builds it argument by argument with
+     * allocations, a tenth of a device request's time.
+     */
+
+    len = sizeof("*\r\n") - 1 + NGX_INT_T_LEN;
+
+    for (i = 0; i < op->argc; i++) {
+        len += sizeof("$\r\n\r\n") - 1 + NGX_SIZE_T_LEN + op->argvlen[i];
+    }
+
+    cmd = ngx_pnalloc(op->request->pool, len);
+    if (cmd == NULL) {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_sprintf(cmd, "*%i\r\n", (ngx_int_t) op->argc);
+
+    for (i = 0; i < op->argc; i++) {
+        p = ngx_sprintf(p, "$%uz\r\n", op->argvlen[i]);
+        p = ngx_cpymem(p, op->argv[i], op->argvlen[i]);
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+
+    if (redisAsyncFormattedCommand(ngx_http_mdm_redis.ac,
+                                   ngx_http_mdm_redis_reply, op->ticket,
+                                   (const char *) cmd, p - cmd)
         != REDIS_OK)
     {
         return NGX_DECLINED;
