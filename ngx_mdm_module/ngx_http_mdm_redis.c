@@ -41,7 +41,15 @@ typedef struct {
 struct ngx_http_mdm_redis_ticket_s {
     ngx_http_mdm_redis_op_t        *op;
     ngx_uint_t                      refs;
+    ngx_http_mdm_redis_ticket_t    *next;   /* in the free list */
 };
+
+/*
+ * Released tickets are kept for the next requests, so that a device request
+ * costs no heap allocation of ours; the list is bounded, and what is beyond
+ * it is freed.
+ */
+#define NGX_HTTP_MDM_REDIS_FREE_TICKETS  1024
 
 
 typedef struct {
@@ -56,6 +64,8 @@ typedef struct {
     unsigned                        setup_failed:1;
     unsigned                        exiting:1;
     unsigned                        down_logged:1;
+    ngx_http_mdm_redis_ticket_t    *free_tickets;
+    ngx_uint_t                      nfree_tickets;
 } ngx_http_mdm_redis_t;
 
 
@@ -86,6 +96,7 @@ static void ngx_http_mdm_redis_finish(ngx_http_mdm_redis_op_t *op,
     redisReply *reply, const char *err);
 static void ngx_http_mdm_redis_op_timeout(ngx_event_t *ev);
 static void ngx_http_mdm_redis_op_cleanup(void *data);
+static ngx_http_mdm_redis_ticket_t *ngx_http_mdm_redis_ticket(ngx_log_t *log);
 static void ngx_http_mdm_redis_release(ngx_http_mdm_redis_ticket_t *t);
 
 
@@ -236,19 +247,29 @@ ngx_http_mdm_redis_init_process(ngx_cycle_t *cycle)
 void
 ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle)
 {
-    redisAsyncContext  *ac;
+    redisAsyncContext            *ac;
+    ngx_http_mdm_redis_ticket_t  *t;
 
     ngx_http_mdm_redis.exiting = 1;
 
     ac = ngx_http_mdm_redis.ac;
-    if (ac == NULL) {
-        return;
+
+    if (ac) {
+        ngx_http_mdm_redis.ac = NULL;
+        ac->onDisconnect = NULL;
+        ac->onConnect = NULL;
+
+        /* the callbacks of what is pending release their tickets here */
+        redisAsyncFree(ac);
     }
 
-    ngx_http_mdm_redis.ac = NULL;
-    ac->onDisconnect = NULL;
-    ac->onConnect = NULL;
-    redisAsyncFree(ac);
+    while (ngx_http_mdm_redis.free_tickets) {
+        t = ngx_http_mdm_redis.free_tickets;
+        ngx_http_mdm_redis.free_tickets = t->next;
+        ngx_free(t);
+    }
+
+    ngx_http_mdm_redis.nfree_tickets = 0;
 }
 
 
@@ -649,7 +670,7 @@ ngx_http_mdm_redis_eval(ngx_http_request_t *r, ngx_uint_t script,
         return NGX_ERROR;
     }
 
-    t = ngx_alloc(sizeof(ngx_http_mdm_redis_ticket_t), r->connection->log);
+    t = ngx_http_mdm_redis_ticket(r->connection->log);
     if (t == NULL) {
         return NGX_ERROR;
     }
@@ -849,10 +870,38 @@ ngx_http_mdm_redis_op_cleanup(void *data)
 }
 
 
+static ngx_http_mdm_redis_ticket_t *
+ngx_http_mdm_redis_ticket(ngx_log_t *log)
+{
+    ngx_http_mdm_redis_ticket_t  *t;
+
+    t = ngx_http_mdm_redis.free_tickets;
+
+    if (t) {
+        ngx_http_mdm_redis.free_tickets = t->next;
+        ngx_http_mdm_redis.nfree_tickets--;
+        return t;
+    }
+
+    return ngx_alloc(sizeof(ngx_http_mdm_redis_ticket_t), log);
+}
+
+
 static void
 ngx_http_mdm_redis_release(ngx_http_mdm_redis_ticket_t *t)
 {
-    if (--t->refs == 0) {
-        ngx_free(t);
+    if (--t->refs) {
+        return;
     }
+
+    if (ngx_http_mdm_redis.exiting
+        || ngx_http_mdm_redis.nfree_tickets >= NGX_HTTP_MDM_REDIS_FREE_TICKETS)
+    {
+        ngx_free(t);
+        return;
+    }
+
+    t->next = ngx_http_mdm_redis.free_tickets;
+    ngx_http_mdm_redis.free_tickets = t;
+    ngx_http_mdm_redis.nfree_tickets++;
 }
