@@ -9,6 +9,13 @@
  * signature carries a cached certificate then costs a walk of the DER, two
  * digests and one signature verify.
  *
+ * Behind it a larger table keeps only verdicts: the SHA-256 of a verified
+ * certificate, its CA and validity.  A device whose key object was evicted
+ * has its RSA key rebuilt from the certificate it sends (a few µs, where
+ * parsing the certificate again through OpenSSL 3's decoders costs more than
+ * 100 µs), so a fleet larger than the key cache does not fall back to the
+ * full verification.
+ *
  * The walk accepts only the plain shape devices send: definite lengths,
  * one certificate, one signer identified by issuer and serial, DER-ordered
  * signed attributes with contentType id-data and a messageDigest, an RSA
@@ -24,6 +31,8 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/sha.h>
+#include <openssl/core_names.h>
+#include <openssl/param_build.h>
 
 
 /* how long a cached chain verdict holds before it is checked again */
@@ -51,6 +60,16 @@ typedef struct {
     time_t             expires;      /* when the chain is checked again */
     u_char             hex[64];
 } ngx_http_mdm_fastsig_entry_t;
+
+
+/* a certificate that passed the full verification, without its key */
+typedef struct {
+    u_char             key[SHA256_DIGEST_LENGTH];
+    ngx_http_mdm_ca_t *ca;
+    time_t             not_before;
+    time_t             not_after;
+    time_t             expires;
+} ngx_http_mdm_fastsig_verdict_t;
 
 
 /* a DER element: tag, then the bounds of its content */
@@ -99,8 +118,21 @@ static int ngx_http_mdm_oid_nid(ngx_http_mdm_der_t *e);
 static time_t ngx_http_mdm_der_time(u_char *p, u_char *end);
 static ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_set(u_char *key);
 static ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_find(u_char *key);
+static ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_slot(u_char *key);
+static ngx_int_t ngx_http_mdm_fastsig_copy(u_char **dst, size_t *dst_len,
+    u_char *src, size_t len);
+static ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_promote(
+    ngx_http_mdm_loc_conf_t *mlcf, u_char *key, ngx_http_mdm_signed_t *s,
+    time_t now);
+static ngx_int_t ngx_http_mdm_fastsig_cert(ngx_http_mdm_signed_t *s,
+    ngx_http_mdm_der_t *issuer, ngx_http_mdm_der_t *serial,
+    ngx_http_mdm_der_t *n, ngx_http_mdm_der_t *e);
+static EVP_PKEY *ngx_http_mdm_fastsig_rsa_key(ngx_http_mdm_der_t *n,
+    ngx_http_mdm_der_t *e);
+static void ngx_http_mdm_fastsig_remember(ngx_http_mdm_loc_conf_t *mlcf,
+    u_char *key, time_t not_before, time_t not_after, time_t expires);
 static ngx_int_t ngx_http_mdm_fastsig_alloc(ngx_cycle_t *cycle,
-    ngx_uint_t size);
+    ngx_uint_t size, ngx_uint_t verdicts);
 static ngx_int_t ngx_http_mdm_fastsig_ready(ngx_http_mdm_fastsig_entry_t *e,
     const EVP_MD *md);
 static void ngx_http_mdm_fastsig_clear(ngx_http_mdm_fastsig_entry_t *e);
@@ -109,6 +141,9 @@ static void ngx_http_mdm_fastsig_clear(ngx_http_mdm_fastsig_entry_t *e);
 static ngx_http_mdm_fastsig_entry_t  *ngx_http_mdm_fastsig_cache;
 static ngx_uint_t                     ngx_http_mdm_fastsig_size;
 static ngx_uint_t                     ngx_http_mdm_fastsig_sets;
+
+static ngx_http_mdm_fastsig_verdict_t *ngx_http_mdm_fastsig_verdicts;
+static ngx_uint_t                      ngx_http_mdm_fastsig_vsets;
 
 /*
  * OpenSSL 3 looks algorithms up by name and builds contexts on every
@@ -143,18 +178,20 @@ static struct {
 
 
 ngx_int_t
-ngx_http_mdm_fastsig_init(ngx_cycle_t *cycle, ngx_uint_t size)
+ngx_http_mdm_fastsig_init(ngx_cycle_t *cycle, ngx_uint_t size,
+    ngx_uint_t verdicts)
 {
     if (size == 0) {
         return NGX_OK;
     }
 
-    return ngx_http_mdm_fastsig_alloc(cycle, size);
+    return ngx_http_mdm_fastsig_alloc(cycle, size, verdicts);
 }
 
 
 static ngx_int_t
-ngx_http_mdm_fastsig_alloc(ngx_cycle_t *cycle, ngx_uint_t size)
+ngx_http_mdm_fastsig_alloc(ngx_cycle_t *cycle, ngx_uint_t size,
+    ngx_uint_t verdicts)
 {
     ngx_uint_t           i;
     const ASN1_OBJECT   *obj;
@@ -194,6 +231,21 @@ ngx_http_mdm_fastsig_alloc(ngx_cycle_t *cycle, ngx_uint_t size)
 
     ngx_http_mdm_fastsig_size = size;
 
+    if (verdicts == 0) {
+        return NGX_OK;
+    }
+
+    ngx_http_mdm_fastsig_vsets = (verdicts + NGX_HTTP_MDM_FASTSIG_WAYS - 1)
+                                 / NGX_HTTP_MDM_FASTSIG_WAYS;
+
+    ngx_http_mdm_fastsig_verdicts = ngx_calloc(ngx_http_mdm_fastsig_vsets
+                                    * NGX_HTTP_MDM_FASTSIG_WAYS
+                                    * sizeof(ngx_http_mdm_fastsig_verdict_t),
+                                    cycle->log);
+    if (ngx_http_mdm_fastsig_verdicts == NULL) {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -210,6 +262,10 @@ ngx_http_mdm_fastsig_exit(void)
     ngx_free(ngx_http_mdm_fastsig_cache);
     ngx_http_mdm_fastsig_cache = NULL;
     ngx_http_mdm_fastsig_size = 0;
+
+    ngx_free(ngx_http_mdm_fastsig_verdicts);
+    ngx_http_mdm_fastsig_verdicts = NULL;
+    ngx_http_mdm_fastsig_vsets = 0;
 
     for (i = 0; i < 4; i++) {
         EVP_MD_free(ngx_http_mdm_fastsig_md[i]);
@@ -260,8 +316,11 @@ ngx_http_mdm_fastsig_verify(ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *der,
     e = ngx_http_mdm_fastsig_find(key);
     now = ngx_time();
 
-    if (e == NULL
-        || e->ca != mlcf->ca || now >= e->expires || now > e->not_after
+    if (e == NULL || e->ca != mlcf->ca || now >= e->expires) {
+        e = ngx_http_mdm_fastsig_promote(mlcf, key, &s, now);
+    }
+
+    if (e == NULL || now > e->not_after
         || now + mlcf->skew < e->not_before
         || s.issuer_len != e->issuer_len || s.serial_len != e->serial_len
         || ngx_memcmp(s.issuer, e->issuer, s.issuer_len) != 0
@@ -321,8 +380,7 @@ ngx_http_mdm_fastsig_store(ngx_http_mdm_loc_conf_t *mlcf, X509 *cert,
     u_char                         *der, *p;
     u_char                          key[SHA256_DIGEST_LENGTH];
     EVP_PKEY                       *pkey;
-    ngx_uint_t                      i;
-    ngx_http_mdm_fastsig_entry_t   *e, *victim;
+    ngx_http_mdm_fastsig_entry_t   *e;
 
     if (ngx_http_mdm_fastsig_size == 0 || !mlcf->identity_cache) {
         return;
@@ -348,28 +406,7 @@ ngx_http_mdm_fastsig_store(ngx_http_mdm_loc_conf_t *mlcf, X509 *cert,
     SHA256(der, len, key);
     ngx_free(der);
 
-    e = ngx_http_mdm_fastsig_find(key);
-
-    if (e == NULL) {
-        /* an empty entry of the set, or the one stored longest ago */
-        e = ngx_http_mdm_fastsig_set(key);
-        victim = e;
-
-        for (i = 0; i < NGX_HTTP_MDM_FASTSIG_WAYS; i++) {
-            if (e[i].pkey == NULL) {
-                victim = &e[i];
-                break;
-            }
-
-            if (e[i].expires < victim->expires) {
-                victim = &e[i];
-            }
-        }
-
-        e = victim;
-    }
-
-    ngx_http_mdm_fastsig_clear(e);
+    e = ngx_http_mdm_fastsig_slot(key);
 
     len = i2d_X509_NAME(X509_get_issuer_name(cert), NULL);
     e->issuer = (len > 0) ? ngx_alloc(len, ngx_cycle->log) : NULL;
@@ -399,6 +436,285 @@ ngx_http_mdm_fastsig_store(ngx_http_mdm_loc_conf_t *mlcf, X509 *cert,
     e->not_before = not_before;
     e->not_after = not_after;
     e->expires = ngx_time() + NGX_HTTP_MDM_FASTSIG_TTL;
+
+    ngx_http_mdm_fastsig_remember(mlcf, key, not_before, not_after,
+                                  e->expires);
+}
+
+
+/* the entry for key, cleared: its own, an empty one, or the oldest */
+
+static ngx_http_mdm_fastsig_entry_t *
+ngx_http_mdm_fastsig_slot(u_char *key)
+{
+    ngx_uint_t                      i;
+    ngx_http_mdm_fastsig_entry_t   *e, *victim;
+
+    e = ngx_http_mdm_fastsig_find(key);
+
+    if (e == NULL) {
+        e = ngx_http_mdm_fastsig_set(key);
+        victim = e;
+
+        for (i = 0; i < NGX_HTTP_MDM_FASTSIG_WAYS; i++) {
+            if (e[i].pkey == NULL) {
+                victim = &e[i];
+                break;
+            }
+
+            if (e[i].expires < victim->expires) {
+                victim = &e[i];
+            }
+        }
+
+        e = victim;
+    }
+
+    ngx_http_mdm_fastsig_clear(e);
+
+    return e;
+}
+
+
+/* the verdict on a certificate the full path verified */
+
+static void
+ngx_http_mdm_fastsig_remember(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
+    time_t not_before, time_t not_after, time_t expires)
+{
+    uint64_t                         h;
+    ngx_uint_t                       i;
+    ngx_http_mdm_fastsig_verdict_t  *v, *victim;
+
+    if (ngx_http_mdm_fastsig_vsets == 0 || mlcf->identity_verdicts == 0) {
+        return;
+    }
+
+    ngx_memcpy(&h, key, sizeof(h));
+    v = &ngx_http_mdm_fastsig_verdicts[(h % ngx_http_mdm_fastsig_vsets)
+                                       * NGX_HTTP_MDM_FASTSIG_WAYS];
+    victim = v;
+
+    for (i = 0; i < NGX_HTTP_MDM_FASTSIG_WAYS; i++) {
+        if (v[i].ca == NULL
+            || ngx_memcmp(v[i].key, key, SHA256_DIGEST_LENGTH) == 0)
+        {
+            victim = &v[i];
+            break;
+        }
+
+        if (v[i].expires < victim->expires) {
+            victim = &v[i];
+        }
+    }
+
+    ngx_memcpy(victim->key, key, SHA256_DIGEST_LENGTH);
+    victim->ca = mlcf->ca;
+    victim->not_before = not_before;
+    victim->not_after = not_after;
+    victim->expires = expires;
+}
+
+
+/*
+ * A certificate with a verdict but no key entry: its RSA key is rebuilt
+ * from its DER, and it gets a key entry again.  Anything unusual (another
+ * key type, a non-canonical encoding) is NULL: the full path decides.
+ */
+
+static ngx_http_mdm_fastsig_entry_t *
+ngx_http_mdm_fastsig_promote(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
+    ngx_http_mdm_signed_t *s, time_t now)
+{
+    uint64_t                         h;
+    EVP_PKEY                        *pkey;
+    ngx_uint_t                       i;
+    ngx_http_mdm_der_t               issuer, serial, n, e;
+    ngx_http_mdm_fastsig_entry_t    *entry;
+    ngx_http_mdm_fastsig_verdict_t  *v;
+
+    if (ngx_http_mdm_fastsig_vsets == 0 || mlcf->identity_verdicts == 0) {
+        return NULL;
+    }
+
+    ngx_memcpy(&h, key, sizeof(h));
+    v = &ngx_http_mdm_fastsig_verdicts[(h % ngx_http_mdm_fastsig_vsets)
+                                       * NGX_HTTP_MDM_FASTSIG_WAYS];
+
+    for (i = 0; i < NGX_HTTP_MDM_FASTSIG_WAYS; i++, v++) {
+        if (v->ca && ngx_memcmp(v->key, key, SHA256_DIGEST_LENGTH) == 0) {
+            break;
+        }
+    }
+
+    if (i == NGX_HTTP_MDM_FASTSIG_WAYS || v->ca != mlcf->ca
+        || now >= v->expires
+        || ngx_http_mdm_fastsig_cert(s, &issuer, &serial, &n, &e) != NGX_OK)
+    {
+        return NULL;
+    }
+
+    pkey = ngx_http_mdm_fastsig_rsa_key(&n, &e);
+    if (pkey == NULL) {
+        return NULL;
+    }
+
+    entry = ngx_http_mdm_fastsig_slot(key);
+
+    if (ngx_http_mdm_fastsig_copy(&entry->issuer, &entry->issuer_len,
+                                  issuer.start, issuer.end - issuer.start)
+        != NGX_OK
+        || ngx_http_mdm_fastsig_copy(&entry->serial, &entry->serial_len,
+                                     serial.start, serial.end - serial.start)
+           != NGX_OK)
+    {
+        EVP_PKEY_free(pkey);
+        ngx_http_mdm_fastsig_clear(entry);
+        return NULL;
+    }
+
+    entry->pkey = pkey;
+    ngx_memcpy(entry->key, key, SHA256_DIGEST_LENGTH);
+    ngx_hex_dump(entry->hex, key, SHA256_DIGEST_LENGTH);
+    entry->ca = v->ca;
+    entry->not_before = v->not_before;
+    entry->not_after = v->not_after;
+    entry->expires = v->expires;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "mdm: certificate key rebuilt from a cached verdict");
+
+    return entry;
+}
+
+
+static ngx_int_t
+ngx_http_mdm_fastsig_copy(u_char **dst, size_t *dst_len, u_char *src,
+    size_t len)
+{
+    *dst = ngx_alloc(len, ngx_cycle->log);
+    if (*dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(*dst, src, len);
+    *dst_len = len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The signer certificate's issuer and serial number, and its RSA modulus
+ * and exponent, from its DER: Certificate { TBSCertificate { [0] version,
+ * serial, signature, issuer, validity, subject, subjectPublicKeyInfo ...
+ */
+
+static ngx_int_t
+ngx_http_mdm_fastsig_cert(ngx_http_mdm_signed_t *s, ngx_http_mdm_der_t *issuer,
+    ngx_http_mdm_der_t *serial, ngx_http_mdm_der_t *n, ngx_http_mdm_der_t *e)
+{
+    u_char              *p, *q;
+    ngx_http_mdm_der_t   cert, tbs, x, spki, alg, oid, bits, rsa;
+
+    p = s->cert;
+
+    if (ngx_http_mdm_der_expect(&p, s->cert + s->cert_len, 0x30, &cert)
+        != NGX_OK
+        || (p = cert.pos,
+            ngx_http_mdm_der_expect(&p, cert.end, 0x30, &tbs)) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    p = tbs.pos;
+
+    /* version 3, the only one with the extensions a device cert needs */
+    if (ngx_http_mdm_der_expect(&p, tbs.end, 0xa0, &x) != NGX_OK
+        || ngx_http_mdm_der_expect(&p, tbs.end, 0x02, serial) != NGX_OK
+        || ngx_http_mdm_der_expect(&p, tbs.end, 0x30, &x) != NGX_OK
+        || ngx_http_mdm_der_expect(&p, tbs.end, 0x30, issuer) != NGX_OK
+        || ngx_http_mdm_der_expect(&p, tbs.end, 0x30, &x) != NGX_OK
+        || ngx_http_mdm_der_expect(&p, tbs.end, 0x30, &x) != NGX_OK
+        || ngx_http_mdm_der_expect(&p, tbs.end, 0x30, &spki) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* { { rsaEncryption, NULL }, BIT STRING { 0 unused, { n, e } } } */
+    p = spki.pos;
+    if (ngx_http_mdm_der_expect(&p, spki.end, 0x30, &alg) != NGX_OK
+        || ngx_http_mdm_fastsig_alg(&alg, &oid) != NGX_OK
+        || alg.end - oid.end != 2
+        || ngx_http_mdm_oid_nid(&oid) != NID_rsaEncryption
+        || ngx_http_mdm_der_expect(&p, spki.end, 0x03, &bits) != NGX_OK
+        || p != spki.end
+        || bits.end - bits.pos < 1 || bits.pos[0] != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    q = bits.pos + 1;
+    if (ngx_http_mdm_der_expect(&q, bits.end, 0x30, &rsa) != NGX_OK
+        || q != bits.end
+        || (q = rsa.pos,
+            ngx_http_mdm_der_expect(&q, rsa.end, 0x02, n)) != NGX_OK
+        || ngx_http_mdm_der_expect(&q, rsa.end, 0x02, e) != NGX_OK
+        || q != rsa.end)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* positive, minimally encoded integers only */
+    if (n->end == n->pos || e->end == e->pos
+        || (n->pos[0] & 0x80) || (e->pos[0] & 0x80)
+        || (n->end - n->pos > 1 && n->pos[0] == 0 && !(n->pos[1] & 0x80))
+        || (e->end - e->pos > 1 && e->pos[0] == 0 && !(e->pos[1] & 0x80)))
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static EVP_PKEY *
+ngx_http_mdm_fastsig_rsa_key(ngx_http_mdm_der_t *n, ngx_http_mdm_der_t *e)
+{
+    BIGNUM          *bn, *be;
+    EVP_PKEY        *pkey;
+    OSSL_PARAM      *params;
+    EVP_PKEY_CTX    *ctx;
+    OSSL_PARAM_BLD  *bld;
+
+    pkey = NULL;
+    params = NULL;
+    ctx = NULL;
+
+    bn = BN_bin2bn(n->pos, n->end - n->pos, NULL);
+    be = BN_bin2bn(e->pos, e->end - e->pos, NULL);
+    bld = OSSL_PARAM_BLD_new();
+
+    if (bn == NULL || be == NULL || bld == NULL
+        || OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) != 1
+        || OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) != 1
+        || (params = OSSL_PARAM_BLD_to_param(bld)) == NULL
+        || (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL
+        || EVP_PKEY_fromdata_init(ctx) != 1
+        || EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+    {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+        ERR_clear_error();
+    }
+
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    BN_free(bn);
+    BN_free(be);
+
+    return pkey;
 }
 
 

@@ -12,8 +12,13 @@
 #include "ngx_http_mdm_identity.h"
 
 
-/* the per-worker cache of verified signer certificates: size entries */
-ngx_int_t ngx_http_mdm_fastsig_init(ngx_cycle_t *cycle, ngx_uint_t size);
+/*
+ * The per-worker cache of verified signer certificates: size entries with
+ * their public keys, and verdicts entries of certificates verified before,
+ * whose keys are rebuilt from the certificate when they come back.
+ */
+ngx_int_t ngx_http_mdm_fastsig_init(ngx_cycle_t *cycle, ngx_uint_t size,
+    ngx_uint_t verdicts);
 void ngx_http_mdm_fastsig_exit(void);
 
 /*

@@ -119,7 +119,7 @@ static ngx_command_t  ngx_http_mdm_commands[] = {
       NULL },
 
     { ngx_string("mdm_identity_cache"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_mdm_identity_cache,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -265,6 +265,7 @@ ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
     mlcf->cert_auth = NGX_CONF_UNSET_UINT;
     mlcf->user_authenticate = NGX_CONF_UNSET_UINT;
     mlcf->identity_cache = NGX_CONF_UNSET_UINT;
+    mlcf->identity_verdicts = NGX_CONF_UNSET_UINT;
     mlcf->store_authenticate = NGX_CONF_UNSET;
 
     return mlcf;
@@ -311,14 +312,26 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->api_key, prev->api_key, "");
     ngx_conf_merge_uint_value(conf->identity_cache, prev->identity_cache,
                               10000);
+    ngx_conf_merge_uint_value(conf->identity_verdicts,
+                              prev->identity_verdicts, 100000);
     ngx_conf_merge_value(conf->store_authenticate, prev->store_authenticate,
                          0);
 
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
 
-    /* one cache per worker, as large as the largest location wants */
-    mmcf->identity_cache = ngx_max(mmcf->identity_cache,
-                                   conf->identity_cache);
+    /*
+     * One cache per worker, as large as the largest device location wants:
+     * the levels above them only pass their settings down.
+     */
+    if (conf->checkin) {
+        mmcf->identity_cache = ngx_max(mmcf->identity_cache,
+                                       conf->identity_cache);
+    }
+
+    if (conf->checkin && conf->identity_cache) {
+        mmcf->identity_verdicts = ngx_max(mmcf->identity_verdicts,
+                                          conf->identity_verdicts);
+    }
 
     if (conf->api && !mmcf->configured) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -476,14 +489,14 @@ ngx_http_mdm_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* mdm_identity_cache N | off */
+/* mdm_identity_cache N [verdicts=M] | off */
 
 static char *
 ngx_http_mdm_identity_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_mdm_loc_conf_t *mlcf = conf;
 
-    ngx_int_t   n;
+    ngx_int_t   n, m;
     ngx_str_t  *value;
 
     if (mlcf->identity_cache != NGX_CONF_UNSET_UINT) {
@@ -492,7 +505,7 @@ ngx_http_mdm_identity_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (ngx_strcmp(value[1].data, "off") == 0) {
+    if (ngx_strcmp(value[1].data, "off") == 0 && cf->args->nelts == 2) {
         mlcf->identity_cache = 0;
         return NGX_CONF_OK;
     }
@@ -504,6 +517,24 @@ ngx_http_mdm_identity_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "certificates up to 10000000, or \"off\"",
                            &value[1]);
         return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+        m = NGX_ERROR;
+
+        if (ngx_strncmp(value[2].data, "verdicts=", 9) == 0) {
+            m = ngx_atoi(value[2].data + 9, value[2].len - 9);
+        }
+
+        if (m == NGX_ERROR || m > 100000000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid mdm_identity_cache parameter "
+                               "\"%V\": \"verdicts=\" and a number up to "
+                               "100000000", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        mlcf->identity_verdicts = m;
     }
 
     mlcf->identity_cache = n;
@@ -525,7 +556,9 @@ ngx_http_mdm_init_process(ngx_cycle_t *cycle)
     mmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mdm_module);
 
     if (mmcf && mmcf->configured
-        && ngx_http_mdm_fastsig_init(cycle, mmcf->identity_cache) != NGX_OK)
+        && ngx_http_mdm_fastsig_init(cycle, mmcf->identity_cache,
+                                     mmcf->identity_verdicts)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -55,6 +55,7 @@ typedef struct {
     ngx_msec_t                  timeout;
     ngx_uint_t                  configured;
     ngx_uint_t                  identity_cache; /* entries, per worker */
+    ngx_uint_t                  identity_verdicts;
 } ngx_http_mdm_main_conf_t;
 
 
@@ -70,6 +71,7 @@ typedef struct {
     ngx_uint_t                  user_authenticate;
     ngx_str_t                   api_key;     /* mdm_api_key(_file) */
     ngx_uint_t                  identity_cache; /* entries; 0: off */
+    ngx_uint_t                  identity_verdicts;
     ngx_flag_t                  store_authenticate;
 } ngx_http_mdm_loc_conf_t;
 

@@ -657,3 +657,47 @@ checkin_request($::AUTH)
 --- error_code: 200
 --- no_error_log
 [error]
+
+
+
+=== TEST 43: mdm_identity_cache takes a number of certificates
+--- config
+location = /mdm/checkin {
+    mdm_checkin;
+    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+    mdm_identity_cache many;
+}
+--- must_die
+--- suppress_stderr
+--- error_log eval
+::emerg('invalid mdm_identity_cache "many": a number of certificates up to 10000000, or "off"')
+
+
+
+=== TEST 44: mdm_identity_cache's second parameter is verdicts=M
+--- config
+location = /mdm/checkin {
+    mdm_checkin;
+    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+    mdm_identity_cache 1000 keys=10;
+}
+--- must_die
+--- suppress_stderr
+--- error_log eval
+::emerg('invalid mdm_identity_cache parameter "keys=10": "verdicts=" and a number up to 100000000')
+
+
+
+=== TEST 45: mdm_identity_cache 100 verdicts=5000 is accepted
+--- config
+location = /mdm/checkin {
+    mdm_checkin;
+    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+    mdm_identity_cache 100 verdicts=5000;
+}
+--- request eval
+checkin_request($::AUTH)
+--- signed_by: mac
+--- error_code: 200
+--- no_error_log
+[error]

@@ -135,3 +135,35 @@ my $body = ::body_for(2);
 --- error_code: 400
 --- error_log eval
 qr/answered 400: .*(notBefore|not yet valid)/
+
+
+
+=== TEST 3: with room for 4 keys and 12 devices, keys rebuilt from the cached verdicts give the same verdicts
+--- config
+mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+location = /fast { mdm_checkin; mdm_identity_cache 4 verdicts=1000; }
+location = /full { mdm_checkin; mdm_identity_cache off; }
+--- request
+GET /fast
+--- error_code: 405
+--- after_each eval
+[ sub { ::differential() } ]
+--- grep_error_log eval
+qr/certificate key rebuilt from a cached verdict/
+--- grep_error_log_out eval
+qr/\A(certificate key rebuilt from a cached verdict\n){8,}\z/
+
+
+
+=== TEST 4: without verdicts, the same 12 devices through 4 keys: no key is rebuilt, verdicts still agree
+--- config
+mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+location = /fast { mdm_checkin; mdm_identity_cache 4 verdicts=0; }
+location = /full { mdm_checkin; mdm_identity_cache off; }
+--- request
+GET /fast
+--- error_code: 405
+--- after_each eval
+[ sub { ::differential() } ]
+--- no_error_log
+certificate key rebuilt from a cached verdict
