@@ -184,6 +184,9 @@ http {
 
     mdm_redis 127.0.0.1:$REDIS_PORT timeout=5s;
 
+    # BENCH_NGINX: directives to try, e.g. "mdm_identity_cache 10000 verdicts=400000;"
+    ${BENCH_NGINX:-}
+
     # the module, as conf/nginx-local.conf sets it up
     server {
         listen 127.0.0.1:$PORT;
