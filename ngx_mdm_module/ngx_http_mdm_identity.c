@@ -244,7 +244,7 @@ static ngx_int_t
 ngx_http_mdm_identity_cms(ngx_http_request_t *r, ngx_str_t *value,
     ngx_str_t *body, ngx_http_mdm_presented_t *p, const char **reason)
 {
-    BIO                         *content;
+    BIO                         *content, *mem;
     ngx_str_t                    der;
     const u_char                *q;
     CMS_SignerInfo              *si;
@@ -293,23 +293,34 @@ ngx_http_mdm_identity_cms(ngx_http_request_t *r, ngx_str_t *value,
         goto failed;
     }
 
-    content = BIO_new_mem_buf(body->data, (int) body->len);
-    if (content == NULL) {
+    /*
+     * The body behind a null filter: given a memory BIO, OpenSSL 3.0 before
+     * 3.0.22 makes a copy of it that CMS_verify() leaks when the signature
+     * names a digest it cannot set up, which a device could repeat at will.
+     */
+    content = BIO_new(BIO_f_null());
+    mem = BIO_new_mem_buf(body->data, (int) body->len);
+
+    if (content == NULL || mem == NULL) {
+        BIO_free(content);
+        BIO_free(mem);
         CMS_ContentInfo_free(cms);
         return NGX_ERROR;
     }
+
+    BIO_push(content, mem);
 
     /* the chain is checked separately, the same way for every source */
     if (CMS_verify(cms, NULL, NULL, content, NULL,
                    CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY | CMS_NOCRL)
         != 1)
     {
-        BIO_free(content);
+        BIO_free_all(content);
         *reason = "Mdm-Signature does not match the body";
         goto failed;
     }
 
-    BIO_free(content);
+    BIO_free_all(content);
 
     signers = CMS_get0_signers(cms);
     if (signers == NULL || sk_X509_num(signers) != 1) {

@@ -748,7 +748,12 @@ ngx_http_mdm_redis_send(ngx_http_mdm_redis_op_t *op)
 
     for (i = 0; i < op->argc; i++) {
         p = ngx_sprintf(p, "$%uz\r\n", op->argvlen[i]);
-        p = ngx_cpymem(p, op->argv[i], op->argvlen[i]);
+
+        /* an empty argument may have no data at all */
+        if (op->argvlen[i]) {
+            p = ngx_cpymem(p, op->argv[i], op->argvlen[i]);
+        }
+
         *p++ = '\r';
         *p++ = '\n';
     }
