@@ -136,6 +136,7 @@ static ngx_int_t ngx_http_mdm_fastsig_alloc(ngx_cycle_t *cycle,
 static ngx_int_t ngx_http_mdm_fastsig_ready(ngx_http_mdm_fastsig_entry_t *e,
     const EVP_MD *md);
 static void ngx_http_mdm_fastsig_clear(ngx_http_mdm_fastsig_entry_t *e);
+static ngx_int_t ngx_http_mdm_fastsig_sig_fits(EVP_PKEY *pkey, int sig_nid);
 
 
 static ngx_http_mdm_fastsig_entry_t  *ngx_http_mdm_fastsig_cache;
@@ -219,6 +220,10 @@ ngx_http_mdm_fastsig_alloc(ngx_cycle_t *cycle, ngx_uint_t size,
                                 / NGX_HTTP_MDM_FASTSIG_WAYS;
     size = ngx_http_mdm_fastsig_sets * NGX_HTTP_MDM_FASTSIG_WAYS;
 
+    if (size > NGX_MAX_SIZE_T_VALUE / sizeof(ngx_http_mdm_fastsig_entry_t)) {
+        return NGX_ERROR;
+    }
+
     ngx_http_mdm_fastsig_cache = ngx_calloc(
                                size * sizeof(ngx_http_mdm_fastsig_entry_t),
                                cycle->log);
@@ -237,6 +242,14 @@ ngx_http_mdm_fastsig_alloc(ngx_cycle_t *cycle, ngx_uint_t size,
 
     ngx_http_mdm_fastsig_vsets = (verdicts + NGX_HTTP_MDM_FASTSIG_WAYS - 1)
                                  / NGX_HTTP_MDM_FASTSIG_WAYS;
+
+    if (ngx_http_mdm_fastsig_vsets > NGX_MAX_SIZE_T_VALUE
+                                     / NGX_HTTP_MDM_FASTSIG_WAYS
+                                     / sizeof(ngx_http_mdm_fastsig_verdict_t))
+    {
+        ngx_http_mdm_fastsig_vsets = 0;
+        return NGX_ERROR;
+    }
 
     ngx_http_mdm_fastsig_verdicts = ngx_calloc(ngx_http_mdm_fastsig_vsets
                                     * NGX_HTTP_MDM_FASTSIG_WAYS
@@ -320,12 +333,21 @@ ngx_http_mdm_fastsig_verify(ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *der,
         e = ngx_http_mdm_fastsig_promote(mlcf, key, &s, now);
     }
 
-    if (e == NULL || now > e->not_after
+    /* X509_cmp_time() counts the notAfter second as expired */
+    if (e == NULL || now >= e->not_after
         || now + mlcf->skew < e->not_before
         || s.issuer_len != e->issuer_len || s.serial_len != e->serial_len
         || ngx_memcmp(s.issuer, e->issuer, s.issuer_len) != 0
         || ngx_memcmp(s.serial, e->serial, s.serial_len) != 0)
     {
+        return NGX_DECLINED;
+    }
+
+    /*
+     * OpenSSL verifies an RSA key only under rsaEncryption or an RSA
+     * signature OID, and an EC key under an ECDSA one
+     */
+    if (ngx_http_mdm_fastsig_sig_fits(e->pkey, s.sig_nid) != NGX_OK) {
         return NGX_DECLINED;
     }
 
@@ -715,6 +737,26 @@ ngx_http_mdm_fastsig_rsa_key(ngx_http_mdm_der_t *n, ngx_http_mdm_der_t *e)
     BN_free(be);
 
     return pkey;
+}
+
+
+static ngx_int_t
+ngx_http_mdm_fastsig_sig_fits(EVP_PKEY *pkey, int sig_nid)
+{
+    switch (sig_nid) {
+
+    case NID_rsaEncryption:
+    case NID_sha1WithRSAEncryption:
+    case NID_sha256WithRSAEncryption:
+    case NID_sha384WithRSAEncryption:
+    case NID_sha512WithRSAEncryption:
+        return (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA)
+               ? NGX_OK : NGX_DECLINED;
+
+    default: /* the ECDSA OIDs the walk lets through */
+        return (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_EC)
+               ? NGX_OK : NGX_DECLINED;
+    }
 }
 
 
@@ -1127,13 +1169,21 @@ ngx_http_mdm_der(u_char **p, u_char *end, ngx_http_mdm_der_t *e)
     if (len & 0x80) {
         n = len & 0x7f;
 
-        /* 0x80 is BER's indefinite length: the full path handles it */
-        if (n == 0 || n > 4 || (size_t) (end - q) < n) {
+        /*
+         * 0x80 is BER's indefinite length, and DER has no leading zero
+         * octets nor long forms for short lengths: the full path handles
+         * them (it re-encodes what it verifies)
+         */
+        if (n == 0 || n > 4 || (size_t) (end - q) < n || q[0] == 0) {
             return NGX_DECLINED;
         }
 
         for (len = 0; n; n--) {
             len = (len << 8) | *q++;
+        }
+
+        if (len < 0x80) {
+            return NGX_DECLINED;
         }
     }
 

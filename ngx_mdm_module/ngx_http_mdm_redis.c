@@ -51,6 +51,9 @@ struct ngx_http_mdm_redis_ticket_s {
  */
 #define NGX_HTTP_MDM_REDIS_FREE_TICKETS  1024
 
+/* the command buffer kept between calls, enough for every check-in */
+#define NGX_HTTP_MDM_REDIS_BUFFER_KEEP   65536
+
 
 typedef struct {
     redisAsyncContext              *ac;
@@ -66,6 +69,8 @@ typedef struct {
     unsigned                        down_logged:1;
     ngx_http_mdm_redis_ticket_t    *free_tickets;
     ngx_uint_t                      nfree_tickets;
+    u_char                         *buf;          /* commands are written */
+    size_t                          buf_size;
 } ngx_http_mdm_redis_t;
 
 
@@ -97,6 +102,8 @@ static void ngx_http_mdm_redis_finish(ngx_http_mdm_redis_op_t *op,
 static void ngx_http_mdm_redis_op_timeout(ngx_event_t *ev);
 static void ngx_http_mdm_redis_op_cleanup(void *data);
 static ngx_http_mdm_redis_ticket_t *ngx_http_mdm_redis_ticket(ngx_log_t *log);
+static u_char *ngx_http_mdm_redis_buffer(size_t len);
+static void ngx_http_mdm_redis_buffer_done(void);
 static void ngx_http_mdm_redis_release(ngx_http_mdm_redis_ticket_t *t);
 
 
@@ -262,6 +269,10 @@ ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle)
         /* the callbacks of what is pending release their tickets here */
         redisAsyncFree(ac);
     }
+
+    ngx_free(ngx_http_mdm_redis.buf);
+    ngx_http_mdm_redis.buf = NULL;
+    ngx_http_mdm_redis.buf_size = 0;
 
     while (ngx_http_mdm_redis.free_tickets) {
         t = ngx_http_mdm_redis.free_tickets;
@@ -627,6 +638,7 @@ ngx_http_mdm_redis_eval(ngx_http_request_t *r, ngx_uint_t script,
     ngx_uint_t nkeys, ngx_array_t *args, ngx_http_mdm_redis_done_pt done)
 {
     int                           i;
+    ngx_int_t                     rc;
     ngx_str_t                    *a;
     ngx_uint_t                    n;
     ngx_pool_cleanup_t           *cln;
@@ -690,8 +702,9 @@ ngx_http_mdm_redis_eval(ngx_http_request_t *r, ngx_uint_t script,
     cln->handler = ngx_http_mdm_redis_op_cleanup;
     cln->data = op;
 
-    if (ngx_http_mdm_redis_send(op) != NGX_OK) {
-        return NGX_DECLINED;
+    rc = ngx_http_mdm_redis_send(op);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     ngx_add_timer(&op->timer, ngx_http_mdm_redis.conf->timeout);
@@ -703,6 +716,7 @@ ngx_http_mdm_redis_eval(ngx_http_request_t *r, ngx_uint_t script,
 static ngx_int_t
 ngx_http_mdm_redis_send(ngx_http_mdm_redis_op_t *op)
 {
+    int                     rc;
     u_char                 *cmd, *p;
     size_t                  len;
     ngx_int_t               i;
@@ -728,9 +742,10 @@ ngx_http_mdm_redis_send(ngx_http_mdm_redis_op_t *op)
     op->argvlen[0] = ngx_strlen(op->argv[0]);
 
     /*
-     * The protocol is written here, in one pass into the request pool:
-     * hiredis's own formatting builds it argument by argument with
-     * allocations, a tenth of a device request's time.
+     * The protocol is written here in one pass, into a buffer the worker
+     * reuses (hiredis copies what it is given): hiredis's own formatting
+     * builds it argument by argument with allocations, a tenth of a device
+     * request's time.
      */
 
     len = sizeof("*\r\n") - 1 + NGX_INT_T_LEN;
@@ -739,9 +754,9 @@ ngx_http_mdm_redis_send(ngx_http_mdm_redis_op_t *op)
         len += sizeof("$\r\n\r\n") - 1 + NGX_SIZE_T_LEN + op->argvlen[i];
     }
 
-    cmd = ngx_pnalloc(op->request->pool, len);
+    cmd = ngx_http_mdm_redis_buffer(len);
     if (cmd == NULL) {
-        return NGX_DECLINED;
+        return NGX_ERROR;
     }
 
     p = ngx_sprintf(cmd, "*%i\r\n", (ngx_int_t) op->argc);
@@ -758,17 +773,53 @@ ngx_http_mdm_redis_send(ngx_http_mdm_redis_op_t *op)
         *p++ = '\n';
     }
 
-    if (redisAsyncFormattedCommand(ngx_http_mdm_redis.ac,
-                                   ngx_http_mdm_redis_reply, op->ticket,
-                                   (const char *) cmd, p - cmd)
-        != REDIS_OK)
-    {
+    rc = redisAsyncFormattedCommand(ngx_http_mdm_redis.ac,
+                                    ngx_http_mdm_redis_reply, op->ticket,
+                                    (const char *) cmd, p - cmd);
+
+    ngx_http_mdm_redis_buffer_done();
+
+    if (rc != REDIS_OK) {
         return NGX_DECLINED;
     }
 
     op->ticket->refs++;
 
     return NGX_OK;
+}
+
+
+/* the worker's command buffer, at least len bytes */
+
+static u_char *
+ngx_http_mdm_redis_buffer(size_t len)
+{
+    if (ngx_http_mdm_redis.buf_size < len) {
+        ngx_free(ngx_http_mdm_redis.buf);
+
+        ngx_http_mdm_redis.buf_size = ngx_max(len, 4096);
+        ngx_http_mdm_redis.buf = ngx_alloc(ngx_http_mdm_redis.buf_size,
+                                           ngx_http_mdm_redis.log);
+
+        if (ngx_http_mdm_redis.buf == NULL) {
+            ngx_http_mdm_redis.buf_size = 0;
+        }
+    }
+
+    return ngx_http_mdm_redis.buf;
+}
+
+
+/* a buffer grown for a large command report is not kept */
+
+static void
+ngx_http_mdm_redis_buffer_done(void)
+{
+    if (ngx_http_mdm_redis.buf_size > NGX_HTTP_MDM_REDIS_BUFFER_KEEP) {
+        ngx_free(ngx_http_mdm_redis.buf);
+        ngx_http_mdm_redis.buf = NULL;
+        ngx_http_mdm_redis.buf_size = 0;
+    }
 }
 
 
@@ -805,7 +856,9 @@ ngx_http_mdm_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         op->retried = 1;
 
         if (ngx_http_mdm_redis_send(op) != NGX_OK) {
-            ngx_http_mdm_redis_finish(op, NULL, "connection lost");
+            ngx_http_mdm_redis_finish(op, NULL, ngx_http_mdm_redis.ac
+                                                ? "out of memory"
+                                                : "connection lost");
         }
 
         return;

@@ -580,3 +580,47 @@ location = /mdm/checkin {
 --- must_die
 --- error_log
 invalid value "sometimes"
+
+
+
+=== TEST 31: an enrollment bound by an earlier version (mdm:certs:{ID}) keeps working; its bindings move into the enrollment hash
+--- redis_setup eval
+[ [ "HSET", "mdm:enr:{CA-L1}", "type", "Device", "enabled", "1", "device_id", "CA-L1",
+    "cert_hash", cert_sha256("c10") ],
+  [ "HSET", "mdm:certs:{CA-L1}", cert_sha256("c10"), not_after("c10") ],
+  [ "SET", "mdm:certidx:" . cert_sha256("c10"), "CA-L1" ] ]
+--- request eval
+checkin_request($::TOKEN, UDID => "CA-L1")
+--- signed_by: c10
+--- error_code: 200
+--- redis_check eval
+[
+  [ cert_bindings("CA-L1"), [ cert_sha256("c10"), not_after("c10") ] ],
+  [ "EXISTS mdm:certs:{CA-L1}", "0" ],
+  [ "HGET mdm:enr:{CA-L1} enabled", "1" ],
+]
+--- no_error_log
+[error]
+
+
+
+=== TEST 32: a re-Authenticate of such an enrollment keeps its old binding and adds the new one
+--- redis_setup eval
+[ [ "HSET", "mdm:enr:{CA-L2}", "type", "Device", "enabled", "1" ],
+  [ "HSET", "mdm:certs:{CA-L2}", cert_sha256("c11"), not_after("c11") ],
+  [ "SET", "mdm:certidx:" . cert_sha256("c11"), "CA-L2" ] ]
+--- request eval
+checkin_request($::AUTH, UDID => "CA-L2")
+--- signed_by: c12
+--- error_code: 200
+--- redis_check eval
+my @b = sort { $a->[0] cmp $b->[0] }
+         [ cert_sha256("c11"), not_after("c11") ],
+         [ cert_sha256("c12"), not_after("c12") ];
+[
+  [ cert_bindings("CA-L2"), [ map { @$_ } @b ] ],
+  [ "EXISTS mdm:certs:{CA-L2}", "0" ],
+  [ "GET mdm:certidx:" . cert_sha256("c12"), "CA-L2" ],
+]
+--- no_error_log
+[error]

@@ -37,6 +37,77 @@ sub req ($$$) {
           defined $sig ? ('Mdm-Signature' => $sig) : () ]);
 }
 
+# A DER tree: constructed elements (tag bit 0x20) as [tag, [children]],
+# primitive ones as [tag, bytes]; der_encode(der_parse($x)) eq $x for DER.
+sub der_parse ($) {
+    my ($der) = @_;
+    my @nodes;
+    while (length $der) {
+        my ($tag, $hl, $len) = t::MDM::_der_tlv($der, 0);
+        my $content = substr($der, $hl, $len);
+        push @nodes, [ $tag, ($tag & 0x20) ? [ der_parse($content) ] : $content ];
+        $der = substr($der, $hl + $len);
+    }
+    return @nodes;
+}
+
+sub der_len ($) {
+    my ($n) = @_;
+    return chr($n) if $n < 0x80;
+    my $b = '';
+    while ($n) { $b = chr($n & 0xff) . $b; $n >>= 8 }
+    return chr(0x80 | length $b) . $b;
+}
+
+sub der_encode (@) {
+    return join '', map {
+        my ($tag, $c) = @$_;
+        my $content = ref $c ? der_encode(@$c) : $c;
+        chr($tag) . (($_->[2] // '') eq 'long' ? "\x81" . chr(length $content)
+                                               : der_len(length $content))
+                  . $content
+    } @_;
+}
+
+# the SignerInfo of a parsed ContentInfo: [0] -> SignedData -> last SET -> 1st
+sub signer_info ($) {
+    my ($ci) = @_;
+    return $ci->[1][1][1][0][1][-1][1][0];
+}
+
+# the signer's signatureAlgorithm replaced by ecdsa-with-SHA256: an RSA key
+# under an ECDSA OID, which OpenSSL refuses
+sub ecdsa_oid ($) {
+    my ($sig) = @_;
+    my ($ci) = der_parse(decode_base64($sig));
+    my $si = signer_info($ci);
+    $si->[1][4] = [ 0x30, [ [ 0x06, "\x2a\x86\x48\xce\x3d\x04\x03\x02" ] ] ];
+    return encode_base64(der_encode($ci), '');
+}
+
+# the signed attributes with a long-form length where DER has a short one,
+# signed as sent: the full path re-encodes them as DER before verifying
+sub long_attrs ($$) {
+    my ($sig, $dev) = @_;
+    my ($ci) = der_parse(decode_base64($sig));
+    my $si = signer_info($ci);
+    my $attrs = $si->[1][3];
+    $attrs->[2] = 'long';
+    my $set = der_encode([ 0x31, $attrs->[1], 'long' ]);
+
+    my $dir = pki_dir();
+    open my $fh, '>:raw', "$dir/long-attrs.bin" or die $!;
+    print $fh $set;
+    close $fh;
+    my ($st, $out, $err) = t::MDM::run_cmd('openssl', 'dgst', '-sha256', '-sign',
+        $dev->{key}, '-out', "$dir/long-attrs.sig", "$dir/long-attrs.bin");
+    die "openssl dgst: $err" if $st;
+    open $fh, '<:raw', "$dir/long-attrs.sig" or die $!;
+    my $signature = do { local $/; <$fh> };
+    $si->[1][5] = [ 0x04, $signature ];
+    return encode_base64(der_encode($ci), '');
+}
+
 # every input as [label, body, signature]
 sub inputs () {
     my @in;
@@ -54,6 +125,8 @@ sub inputs () {
                   [ "body tampered $i", $body =~ s/Fruit/Fruiz/r, $good ],
                   [ "body of another $i", body_for($i % $DEVICES + 1), $good ],
                   [ "truncated $i", $body, encode_base64(substr($der, 0, -7), '') ],
+                  [ "RSA key under an ECDSA OID $i", $body, ecdsa_oid($good) ],
+                  [ "long-form attribute length $i", $body, long_attrs($good, $dev) ],
                   [ "garbage $i", $body, "not base64 at all!" ];
 
         # one byte changed at a time, all through the structure

@@ -140,8 +140,13 @@ local function identity_fields(o, id, key)
 
     -- the certificates bound to the device; cert_hash is the one valid
     -- longest, i.e. the newest
-    local certs, newest = {}, nil
-    for h, na in pairs(mdm_bindings(key)) do
+    local certs, newest, bound = {}, nil, mdm_bindings(key)
+    if next(bound) == nil then
+        -- an enrollment of an earlier version, not migrated yet
+        local t = redis.call('HGETALL', mdm_key('mdm:certs:', did, ''))
+        for i = 1, #t, 2 do bound[t[i]] = t[i + 1] end
+    end
+    for h, na in pairs(bound) do
         certs[h] = tonumber(na)
         if not newest or certs[h] > certs[newest] then newest = h end
     end

@@ -66,6 +66,7 @@ function handlers.Authenticate()
     -- a new enrollment of this device: nothing of the old one carries over
     -- but the certificates bound to it (a renewal keeps the old one bound
     -- until it expires)
+    mdm_migrate_bindings(dev, did)
     local keep = unexpired_bindings()
     clear_queue('')
     redis.call('DEL', enr)

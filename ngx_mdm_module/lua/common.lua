@@ -50,6 +50,18 @@ local function mdm_bindings(dev)
     return b
 end
 
+-- Bindings that earlier versions kept in a hash of their own
+-- (mdm:certs:{ID}) move into the enrollment hash the first time they are
+-- looked for.  Returns whether there were any.
+local function mdm_migrate_bindings(dev, did)
+    local old = mdm_key('mdm:certs:', did, '')
+    local t = redis.call('HGETALL', old)
+    if #t == 0 then return false end
+    redis.call('HSET', dev, unpack(t))
+    redis.call('DEL', old)
+    return true
+end
+
 local function mdm_bind(dev, certidx, did, hash, not_after)
     redis.call('HSET', dev, hash, not_after)
     redis.call('SET', certidx, did)
@@ -70,6 +82,11 @@ local function mdm_authorize(mtype, mode, dev, certidx, did, hash, not_after)
     end
 
     if redis.call('HEXISTS', dev, hash) == 1 then return nil end
+
+    if mdm_migrate_bindings(dev, did)
+       and redis.call('HEXISTS', dev, hash) == 1 then
+        return nil
+    end
 
     if mode == 'retro' and next(mdm_bindings(dev)) == nil
        and redis.call('EXISTS', certidx) == 0 then
