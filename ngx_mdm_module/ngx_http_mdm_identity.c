@@ -294,9 +294,10 @@ ngx_http_mdm_identity_cms(ngx_http_request_t *r, ngx_str_t *value,
     }
 
     /*
-     * The body behind a null filter: given a memory BIO, OpenSSL 3.0 before
-     * 3.0.22 makes a copy of it that CMS_verify() leaks when the signature
-     * names a digest it cannot set up, which a device could repeat at will.
+     * The body behind a null filter: given a memory BIO, CMS_verify() of
+     * OpenSSL 3.0.19 (Debian 12's at the time) makes a copy of it that it
+     * leaks when the signature names a digest it cannot set up, which a
+     * device could repeat at will.
      */
     content = BIO_new(BIO_f_null());
     mem = BIO_new_mem_buf(body->data, (int) body->len);
