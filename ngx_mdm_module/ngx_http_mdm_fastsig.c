@@ -118,6 +118,7 @@ static int ngx_http_mdm_oid_nid(ngx_http_mdm_der_t *e);
 static time_t ngx_http_mdm_der_time(u_char *p, u_char *end);
 static ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_set(u_char *key);
 static ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_find(u_char *key);
+static ngx_http_mdm_fastsig_verdict_t *ngx_http_mdm_fastsig_vset(u_char *key);
 static ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_slot(u_char *key);
 static ngx_int_t ngx_http_mdm_fastsig_copy(u_char **dst, size_t *dst_len,
     u_char *src, size_t len);
@@ -396,11 +397,10 @@ ngx_http_mdm_fastsig_verify(ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *der,
 
 void
 ngx_http_mdm_fastsig_store(ngx_http_mdm_loc_conf_t *mlcf, X509 *cert,
-    time_t not_before, time_t not_after, u_char *hex)
+    u_char *key, time_t not_before, time_t not_after)
 {
     int                             len;
-    u_char                         *der, *p;
-    u_char                          key[SHA256_DIGEST_LENGTH];
+    u_char                         *p;
     EVP_PKEY                       *pkey;
     ngx_http_mdm_fastsig_entry_t   *e;
 
@@ -412,21 +412,6 @@ ngx_http_mdm_fastsig_store(ngx_http_mdm_loc_conf_t *mlcf, X509 *cert,
     if (pkey == NULL) {
         return;
     }
-
-    len = i2d_X509(cert, NULL);
-    if (len <= 0) {
-        return;
-    }
-
-    der = ngx_alloc(len, ngx_cycle->log);
-    if (der == NULL) {
-        return;
-    }
-
-    p = der;
-    i2d_X509(cert, &p);
-    SHA256(der, len, key);
-    ngx_free(der);
 
     e = ngx_http_mdm_fastsig_slot(key);
 
@@ -452,8 +437,8 @@ ngx_http_mdm_fastsig_store(ngx_http_mdm_loc_conf_t *mlcf, X509 *cert,
     EVP_PKEY_up_ref(pkey);
     e->pkey = pkey;
 
-    ngx_memcpy(e->key, key, sizeof(key));
-    ngx_memcpy(e->hex, hex, sizeof(e->hex));
+    ngx_memcpy(e->key, key, SHA256_DIGEST_LENGTH);
+    ngx_hex_dump(e->hex, key, SHA256_DIGEST_LENGTH);
     e->ca = mlcf->ca;
     e->not_before = not_before;
     e->not_after = not_after;
@@ -504,7 +489,6 @@ static void
 ngx_http_mdm_fastsig_remember(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
     time_t not_before, time_t not_after, time_t expires)
 {
-    uint64_t                         h;
     ngx_uint_t                       i;
     ngx_http_mdm_fastsig_verdict_t  *v, *victim;
 
@@ -512,9 +496,7 @@ ngx_http_mdm_fastsig_remember(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
         return;
     }
 
-    ngx_memcpy(&h, key, sizeof(h));
-    v = &ngx_http_mdm_fastsig_verdicts[(h % ngx_http_mdm_fastsig_vsets)
-                                       * NGX_HTTP_MDM_FASTSIG_WAYS];
+    v = ngx_http_mdm_fastsig_vset(key);
     victim = v;
 
     for (i = 0; i < NGX_HTTP_MDM_FASTSIG_WAYS; i++) {
@@ -548,7 +530,6 @@ static ngx_http_mdm_fastsig_entry_t *
 ngx_http_mdm_fastsig_promote(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
     ngx_http_mdm_signed_t *s, time_t now)
 {
-    uint64_t                         h;
     EVP_PKEY                        *pkey;
     ngx_uint_t                       i;
     ngx_http_mdm_der_t               issuer, serial, n, e;
@@ -559,9 +540,7 @@ ngx_http_mdm_fastsig_promote(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
         return NULL;
     }
 
-    ngx_memcpy(&h, key, sizeof(h));
-    v = &ngx_http_mdm_fastsig_verdicts[(h % ngx_http_mdm_fastsig_vsets)
-                                       * NGX_HTTP_MDM_FASTSIG_WAYS];
+    v = ngx_http_mdm_fastsig_vset(key);
 
     for (i = 0; i < NGX_HTTP_MDM_FASTSIG_WAYS; i++, v++) {
         if (v->ca && ngx_memcmp(v->key, key, SHA256_DIGEST_LENGTH) == 0) {
@@ -800,6 +779,20 @@ ngx_http_mdm_fastsig_set(u_char *key)
 
     return &ngx_http_mdm_fastsig_cache[(h % ngx_http_mdm_fastsig_sets)
                                        * NGX_HTTP_MDM_FASTSIG_WAYS];
+}
+
+
+/* the same for the verdicts */
+
+static ngx_http_mdm_fastsig_verdict_t *
+ngx_http_mdm_fastsig_vset(u_char *key)
+{
+    uint64_t  h;
+
+    ngx_memcpy(&h, key, sizeof(h));
+
+    return &ngx_http_mdm_fastsig_verdicts[(h % ngx_http_mdm_fastsig_vsets)
+                                          * NGX_HTTP_MDM_FASTSIG_WAYS];
 }
 
 

@@ -28,9 +28,10 @@ void ngx_http_mdm_fastsig_exit(void);
 ngx_int_t ngx_http_mdm_fastsig_verify(ngx_http_mdm_loc_conf_t *mlcf,
     ngx_str_t *der, ngx_str_t *body, ngx_http_mdm_identity_t *id);
 
-/* cert passed the full verification for mlcf's CA */
+/* cert, whose DER has this SHA-256, passed the full verification for
+ * mlcf's CA */
 void ngx_http_mdm_fastsig_store(ngx_http_mdm_loc_conf_t *mlcf, X509 *cert,
-    time_t not_before, time_t not_after, u_char *hex);
+    u_char *sha256, time_t not_before, time_t not_after);
 
 
 #endif /* _NGX_HTTP_MDM_FASTSIG_H_INCLUDED_ */

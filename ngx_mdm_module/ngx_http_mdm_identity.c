@@ -129,9 +129,9 @@ ngx_http_mdm_identity_verify(ngx_http_request_t *r,
         switch (src[i].type) {
         case NGX_HTTP_MDM_ID_SIGNATURE:
             id->source = "Mdm-Signature";
-            ngx_http_mdm_fastsig_store(mlcf, p.cert,
+            ngx_http_mdm_fastsig_store(mlcf, p.cert, md,
                 ngx_http_mdm_identity_time(X509_get0_notBefore(p.cert)),
-                id->not_after, id->sha256);
+                id->not_after);
             break;
         case NGX_HTTP_MDM_ID_TLS:
             id->source = "TLS";

@@ -1497,3 +1497,17 @@ exact({ enrollments => [], cursor => "" })
 [ 404, 404, 200 ]
 --- json eval
 [ { error => "unknown endpoint" }, { error => "unknown endpoint" }, { version => "0.1.0" } ]
+
+
+
+=== TEST 75: an enrollment bound by an earlier version (mdm:certs:{ID}), not migrated yet, shows its certificates
+--- redis_setup eval
+[ [ "HSET", "mdm:enr:{OLD-DEV}", "type", "Device", "enabled", "1" ],
+  [ "HSET", "mdm:certs:{OLD-DEV}", "a" x 64, "1900000000", "b" x 64, "1800000000" ] ]
+--- request
+GET /v1/enrollments/OLD-DEV
+--- error_code: 200
+--- json eval
+all_of({ id => "OLD-DEV", udid => "OLD-DEV", cert_hash => "a" x 64,
+         cert_not_after => num(1900000000),
+         certificates => { "a" x 64 => num(1900000000), "b" x 64 => num(1800000000) } })

@@ -114,8 +114,8 @@ local shown = {
     'enabled', 'serial_number', 'os_version', 'build_version',
     'product_name', 'model', 'model_name', 'device_name', 'imei', 'meid',
     'user_id', 'user_short_name', 'user_long_name', 'enrollment_user_id',
-    'awaiting_configuration', 'token_update_tally', 'authenticated_at', 'token_updated_at',
-    'checked_out_at', 'last_seen', 'push_result', 'push_error', 'push_at',
+    'awaiting_configuration', 'token_update_tally', 'authenticated_at',
+    'token_updated_at', 'checked_out_at', 'last_seen', 'push_result', 'push_error', 'push_at',
     'push_apns_id'
 }
 local numeric = {
@@ -143,7 +143,7 @@ local function identity_fields(o, id, key)
     local certs, newest, bound = {}, nil, mdm_bindings(key)
     if next(bound) == nil then
         -- an enrollment of an earlier version, not migrated yet
-        local t = redis.call('HGETALL', mdm_key('mdm:certs:', did, ''))
+        local _, t = mdm_old_bindings(did)
         for i = 1, #t, 2 do bound[t[i]] = t[i + 1] end
     end
     for h, na in pairs(bound) do

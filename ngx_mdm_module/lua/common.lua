@@ -50,12 +50,17 @@ local function mdm_bindings(dev)
     return b
 end
 
--- Bindings that earlier versions kept in a hash of their own
--- (mdm:certs:{ID}) move into the enrollment hash the first time they are
--- looked for.  Returns whether there were any.
-local function mdm_migrate_bindings(dev, did)
+-- the bindings earlier versions kept in a hash of their own, as its key
+-- and its HGETALL
+local function mdm_old_bindings(did)
     local old = mdm_key('mdm:certs:', did, '')
-    local t = redis.call('HGETALL', old)
+    return old, redis.call('HGETALL', old)
+end
+
+-- Those move into the enrollment hash the first time they are looked for.
+-- Returns whether there were any.
+local function mdm_migrate_bindings(dev, did)
+    local old, t = mdm_old_bindings(did)
     if #t == 0 then return false end
     redis.call('HSET', dev, unpack(t))
     redis.call('DEL', old)
