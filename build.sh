@@ -20,6 +20,7 @@ NGINX=/usr/sbin/nginx
 PACKAGES=(nginx nginx-dev libssl-dev libplist-dev libhiredis-dev
           libcurl4-openssl-dev libnghttp2-dev redis-server redis-tools
           libtest-base-perl libprotocol-http2-perl wrk openssl gcc make
+          libjansson-dev
           perl curl libev-dev libio-socket-ssl-perl valgrind)
 
 # -W is nginx's spelling of -Wextra; nginx's own flags come first, so these
@@ -99,8 +100,9 @@ test_suite() {
     build_asan
     local so=$BUILD/nginx/ngx_http_mdm_module.so
     cd "$ROOT"
+    # the device vectors live in t/vectors; checks against Apple's schema
+    # files read them from ../shared when it is there and say when not
     export MDM_SHARED=${MDM_SHARED:-$ROOT/../shared}
-    [ -d "$MDM_SHARED/vectors" ] || die "test vectors not found at $MDM_SHARED (set MDM_SHARED)"
 
     export MDM_WORKER=$ROOT/workers/mdm-worker
 
@@ -188,7 +190,7 @@ with mdm-worker beside it (log: run/logs/mdm-worker.log).
 Config: run/conf/nginx.conf    Logs: run/logs/    Demo PKI: run/pki/
 
 Send a signed check-in as a device would:
-  body=${MDM_SHARED:-$ROOT/../shared}/vectors/nanomdm/mdm/testdata/Authenticate.2.plist
+  body=t/vectors/nanomdm/mdm/testdata/Authenticate.2.plist
   sig=\$(openssl cms -sign -binary -md sha256 -in "\$body" -signer run/pki/device.pem \\
         -inkey run/pki/device.key -outform DER | base64 -w0)
   curl -i -X PUT --data-binary @"\$body" -H "Mdm-Signature: \$sig" \\

@@ -1131,16 +1131,12 @@ sub escaped_pem_header {
 # Test vectors and plists
 # ---------------------------------------------------------------------------
 
-# vectors_dir() -> shared/vectors: $MDM_SHARED/vectors if MDM_SHARED is set
-# (MDM_SHARED may also point at the vectors directory itself), else
-# <repo>/../shared/vectors.
+# vectors_dir() -> the device vectors the suite uses: t/vectors in this
+# repository (copied from the sources named in t/vectors/README.md, each
+# with its LICENSE), or $MDM_VECTORS when set.
 sub vectors_dir {
-    if (my $shared = $ENV{MDM_SHARED}) {
-        return "$shared/vectors" if -d "$shared/vectors";
-        return $shared;
-    }
-    my $dir = File::Spec->catdir($RepoRoot, File::Spec->updir, 'shared',
-                                 'vectors');
+    return $ENV{MDM_VECTORS} if $ENV{MDM_VECTORS};
+    my $dir = File::Spec->catdir($RepoRoot, 't', 'vectors');
     return abs_path($dir) // $dir;
 }
 

@@ -389,9 +389,13 @@ subtest 'certificate headers' => sub {
 subtest 'vectors and plist_set' => sub {
     ok(-d vectors_dir(), 'vectors_dir exists: ' . vectors_dir());
     ok(!eval { vector('no/such/file'); 1 }, 'missing vector dies');
+    like(vectors_dir(), qr{/t/vectors$}, 'vectors live in the repository');
+    ok(-f vectors_dir() . "/$_", "$_ kept beside its vectors")
+        for qw(README.md nanomdm/LICENSE commandment/LICENSE.txt
+               micromdm/LICENSE kmfddm/LICENSE scep/micromdm-scep/LICENSE);
     {
-        local $ENV{MDM_SHARED} = vectors_dir() . '/..';
-        ok(length vector('README.md'), 'MDM_SHARED is honoured');
+        local $ENV{MDM_VECTORS} = vectors_dir() . '/nanomdm';
+        ok(length vector('LICENSE'), 'MDM_VECTORS is honoured');
     }
 
     my $udid = '66ADE930-5FDF-5EC4-8429-15640684C489';
