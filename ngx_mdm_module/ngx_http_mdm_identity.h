@@ -16,6 +16,7 @@ typedef struct {
     u_char        sha256[64];    /* lowercase hex of the DER */
     time_t        not_after;
     const char   *source;        /* "Mdm-Signature", "TLS", a header name */
+    ngx_uint_t    status;        /* with NGX_DECLINED: 403, or 0 for 400 */
 } ngx_http_mdm_identity_t;
 
 

@@ -34,6 +34,8 @@ static char *ngx_http_mdm_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_mdm_identity_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_mdm_plist_max_nodes(ngx_conf_t *cf, void *post,
+    void *data);
 static ngx_int_t ngx_http_mdm_init_process(ngx_cycle_t *cycle);
 static void ngx_http_mdm_exit_process(ngx_cycle_t *cycle);
 
@@ -51,6 +53,10 @@ static ngx_conf_enum_t  ngx_http_mdm_user_authenticate_modes[] = {
     { ngx_string("allow"), NGX_HTTP_MDM_UA_ALLOW },
     { ngx_null_string, 0 }
 };
+
+
+static ngx_conf_post_handler_pt  ngx_http_mdm_plist_max_nodes_p =
+    ngx_http_mdm_plist_max_nodes;
 
 
 static ngx_command_t  ngx_http_mdm_commands[] = {
@@ -124,6 +130,13 @@ static ngx_command_t  ngx_http_mdm_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("mdm_plist_max_nodes"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, plist_max_nodes),
+      &ngx_http_mdm_plist_max_nodes_p },
 
     { ngx_string("mdm_signature_skew"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -267,6 +280,7 @@ ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
     mlcf->identity_cache = NGX_CONF_UNSET_UINT;
     mlcf->identity_verdicts = NGX_CONF_UNSET_UINT;
     mlcf->store_authenticate = NGX_CONF_UNSET;
+    mlcf->plist_max_nodes = NGX_CONF_UNSET_UINT;
 
     return mlcf;
 }
@@ -316,6 +330,8 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->identity_verdicts, 100000);
     ngx_conf_merge_value(conf->store_authenticate, prev->store_authenticate,
                          0);
+    ngx_conf_merge_uint_value(conf->plist_max_nodes, prev->plist_max_nodes,
+                              100000);
 
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
 
@@ -484,6 +500,21 @@ ngx_http_mdm_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     mlcf->api_key.len = n;
+
+    return NGX_CONF_OK;
+}
+
+
+/* mdm_plist_max_nodes N: at least one element, the root dictionary */
+
+static char *
+ngx_http_mdm_plist_max_nodes(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_uint_t  *np = data;
+
+    if (*np == 0) {
+        return "must be at least 1";
+    }
 
     return NGX_CONF_OK;
 }

@@ -73,6 +73,7 @@ typedef struct {
     ngx_uint_t                  identity_cache; /* entries; 0: off */
     ngx_uint_t                  identity_verdicts;
     ngx_flag_t                  store_authenticate;
+    ngx_uint_t                  plist_max_nodes;
 } ngx_http_mdm_loc_conf_t;
 
 

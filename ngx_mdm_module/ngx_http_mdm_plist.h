@@ -15,6 +15,14 @@
 plist_t ngx_http_mdm_plist_parse(ngx_http_request_t *r, ngx_str_t *body);
 
 /*
+ * The same, with the reason it failed: an XML plist only, pre-scanned so
+ * that libplist never nests deeper than 128 elements nor allocates more
+ * than mdm_plist_max_nodes of them.
+ */
+plist_t ngx_http_mdm_plist_parse_body(ngx_http_request_t *r, ngx_str_t *body,
+    const char **reason);
+
+/*
  * Getters: NGX_OK, NGX_DECLINED when the key is absent, NGX_ERROR when it
  * holds another type.  Strings point into the tree (valid for the request);
  * data is copied into the pool.

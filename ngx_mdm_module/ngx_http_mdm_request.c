@@ -3,7 +3,8 @@
  * Copyright (C) ngx_mdm contributors
  *
  * The steps every device request takes before its own work:
- * PUT → read body → parse plist → resolve enrollment → verify identity.
+ * PUT → read body → verify identity on the raw bytes → parse plist →
+ * resolve enrollment.
  * A failure is one log line and a 4xx; never 401, which unenrolls devices.
  */
 
@@ -14,6 +15,8 @@
 #include "ngx_http_mdm_enrollment.h"
 
 
+static ngx_int_t ngx_http_mdm_device_identity(ngx_http_request_t *r,
+    ngx_http_mdm_ctx_t *ctx);
 static ngx_uint_t ngx_http_mdm_is_word(ngx_str_t *s);
 
 
@@ -50,10 +53,8 @@ ngx_int_t
 ngx_http_mdm_device_prepare(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
     const char *type_key)
 {
-    ngx_int_t                 rc;
-    const char               *reason;
-    ngx_http_mdm_loc_conf_t  *mlcf;
-    ngx_http_mdm_identity_t   id;
+    ngx_int_t    rc;
+    const char  *reason;
 
     rc = ngx_http_mdm_request_body(r, &ctx->body);
     if (rc != NGX_OK) {
@@ -64,11 +65,19 @@ ngx_http_mdm_device_prepare(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
                                                       : "cannot read body");
     }
 
-    ctx->plist = ngx_http_mdm_plist_parse(r, &ctx->body);
+    /*
+     * Who sent it, from the raw bytes: the signature covers the exact body,
+     * and the TLS and header certificates need no body at all.  Only what
+     * a device vouched for reaches the XML parser.
+     */
+    rc = ngx_http_mdm_device_identity(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx->plist = ngx_http_mdm_plist_parse_body(r, &ctx->body, &reason);
     if (ctx->plist == NULL) {
-        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                   "body is not an XML plist dictionary "
-                                   "(or nests deeper than 128)");
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST, reason);
     }
 
     /*
@@ -87,6 +96,24 @@ ngx_http_mdm_device_prepare(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
         return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST, reason);
     }
 
+    return NGX_OK;
+}
+
+
+/*
+ * The device certificate, verified, into ctx (has_cert stays 0 with
+ * mdm_identity off).  Its binding to an enrollment is checked later, by
+ * the script, once the message has been parsed.
+ */
+
+static ngx_int_t
+ngx_http_mdm_device_identity(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
+{
+    ngx_int_t                 rc;
+    const char               *reason;
+    ngx_http_mdm_loc_conf_t  *mlcf;
+    ngx_http_mdm_identity_t   id;
+
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
 
     if (mlcf->identity->nelts == 0) {
@@ -98,7 +125,10 @@ ngx_http_mdm_device_prepare(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
     rc = ngx_http_mdm_identity_verify(r, mlcf, &ctx->body, &id, &reason);
 
     if (rc == NGX_DECLINED) {
-        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_BAD_REQUEST, reason);
+        /* never 401: a device that gets one removes its MDM profile */
+        return ngx_http_mdm_reject(r, ctx, id.status ? (ngx_int_t) id.status
+                                                     : NGX_HTTP_BAD_REQUEST,
+                                   reason);
     }
 
     if (rc != NGX_OK) {

@@ -27,9 +27,9 @@ ngx_int_t ngx_http_mdm_device_read(ngx_http_request_t *r,
 ngx_int_t ngx_http_mdm_request_body(ngx_http_request_t *r, ngx_str_t *body);
 
 /*
- * With the body read: parse it, note the message's type_key ("MessageType",
- * "Status"), resolve the enrollment and verify the device identity.
- * NGX_OK, or an HTTP status already logged.
+ * With the body read: verify the device identity on the raw body, then
+ * parse it, note the message's type_key ("MessageType", "Status") and
+ * resolve the enrollment.  NGX_OK, or an HTTP status already logged.
  */
 ngx_int_t ngx_http_mdm_device_prepare(ngx_http_request_t *r,
     ngx_http_mdm_ctx_t *ctx, const char *type_key);

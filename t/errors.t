@@ -390,7 +390,7 @@ this is not a property list at all
 --- signed_by: mac
 --- error_code: 400
 --- grep_error_log_out
-mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary (or nests deeper than 128)
+mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary
 --- redis_check
 DBSIZE => 0
 
@@ -402,7 +402,7 @@ substr(checkin_request($::AUTH), 0, 400)
 --- signed_by: mac
 --- error_code: 400
 --- grep_error_log_out
-mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary (or nests deeper than 128)
+mdm: request from enrollment "-" answered 400: body has unclosed elements
 --- redis_check
 DBSIZE => 0
 
@@ -418,7 +418,7 @@ PUT /mdm/checkin
 --- signed_by: mac
 --- error_code: 400
 --- grep_error_log_out
-mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary (or nests deeper than 128)
+mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary
 --- redis_check
 DBSIZE => 0
 
@@ -432,7 +432,7 @@ PUT /mdm/checkin
 --- signed_by: mac
 --- error_code: 400
 --- grep_error_log_out
-mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary (or nests deeper than 128)
+mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary
 --- redis_check
 DBSIZE => 0
 
@@ -446,7 +446,7 @@ DBSIZE => 0
 --- signed_by: mac
 --- error_code: 400
 --- grep_error_log_out
-mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary (or nests deeper than 128)
+mdm: request from enrollment "-" answered 400: body is a binary plist: only XML plists are accepted
 --- redis_check
 DBSIZE => 0
 
@@ -460,7 +460,7 @@ DBSIZE => 0
 --- signed_by: mac
 --- error_code: 400
 --- grep_error_log_out
-mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary (or nests deeper than 128)
+mdm: request from enrollment "-" answered 400: body is a binary plist: only XML plists are accepted
 --- redis_check
 DBSIZE => 0
 
@@ -470,9 +470,10 @@ DBSIZE => 0
 --- request eval
 "PUT /mdm/checkin\n<?xml version=\"1.0\"?><plist version=\"1.0\">"
 . ("<array>" x 100000) . ("</array>" x 100000) . "</plist>"
+--- signed_by: mac
 --- error_code: 400
 --- grep_error_log_out
-mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary (or nests deeper than 128)
+mdm: request from enrollment "-" answered 400: body nests deeper than 128 elements
 --- no_error_log
 [alert]
 [crit]
@@ -487,9 +488,10 @@ DBSIZE => 0
 # 200000 levels overflow the 8 MB stack. nginx's default client_max_body_size
 # (1m) stops this depth; the harness's 30M does not, nor might a site's.
 "PUT /mdm/checkin\n<?xml version=\"1.0\"?><plist version=\"1.0\">" . ("<array>" x 300000)
+--- signed_by: mac
 --- error_code: 400
 --- grep_error_log_out
-mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary (or nests deeper than 128)
+mdm: request from enrollment "-" answered 400: body nests deeper than 128 elements
 --- no_error_log
 [alert]
 [crit]
@@ -503,9 +505,10 @@ DBSIZE => 0
 "Content-Length: " . length(::cyclic_bplist())
 --- request eval
 "PUT /mdm/checkin\n" . ::cyclic_bplist()
+--- signed_by: mac
 --- error_code: 400
 --- grep_error_log_out
-mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary (or nests deeper than 128)
+mdm: request from enrollment "-" answered 400: body is a binary plist: only XML plists are accepted
 --- redis_check
 DBSIZE => 0
 
@@ -519,9 +522,10 @@ DBSIZE => 0
 --- request eval
 "PUT /mdm/checkin\n" . ::nested_bplist(40000)
 --- timeout: 1.5
+--- signed_by: mac
 --- error_code: 400
 --- grep_error_log_out
-mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary (or nests deeper than 128)
+mdm: request from enrollment "-" answered 400: body is a binary plist: only XML plists are accepted
 --- redis_check
 DBSIZE => 0
 
@@ -888,7 +892,7 @@ DBSIZE => 0
 checkin_request($::AUTH)
 --- error_code: 400
 --- grep_error_log_out
-mdm: Authenticate from enrollment "66ADE930-5FDF-5EC4-8429-15640684C489" answered 400: no device certificate: no Mdm-Signature header, TLS client certificate or certificate header
+mdm: request from enrollment "-" answered 400: no device certificate: no Mdm-Signature header, TLS client certificate or certificate header
 --- redis_check
 DBSIZE => 0
 
@@ -902,7 +906,7 @@ Mdm-Signature: %%%not base64%%%
 checkin_request($::AUTH)
 --- error_code: 400
 --- grep_error_log_out
-mdm: Authenticate from enrollment "66ADE930-5FDF-5EC4-8429-15640684C489" answered 400: Mdm-Signature is not base64
+mdm: request from enrollment "-" answered 400: Mdm-Signature is not base64
 --- redis_check
 DBSIZE => 0
 
@@ -916,6 +920,6 @@ DBSIZE => 0
 checkin_request($::AUTH)
 --- error_code: 400
 --- grep_error_log_out
-mdm: Authenticate from enrollment "66ADE930-5FDF-5EC4-8429-15640684C489" answered 400: Mdm-Signature does not match the body
+mdm: request from enrollment "-" answered 400: Mdm-Signature does not match the body
 --- redis_check
 DBSIZE => 0

@@ -300,7 +300,7 @@ checkin_request("/root-ca/checkin $::AUTH", UDID => "ID-SIG-NOCHAIN")
 --- signed_by: sig-nochain
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-SIG-NOCHAIN" answered 400: device certificate is not issued by mdm_identity_ca
+mdm: request from enrollment "-" answered 400: device certificate is not issued by mdm_identity_ca
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -325,7 +325,7 @@ checkin_request($::AUTH, UDID => "ID-SIG-ROOT")
 checkin_request($::AUTH, UDID => "ID-NOSIG")
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-NOSIG" answered 400: no device certificate: no Mdm-Signature header, TLS client certificate or certificate header
+mdm: request from enrollment "-" answered 400: no device certificate: no Mdm-Signature header, TLS client certificate or certificate header
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -342,7 +342,7 @@ checkin_request($::AUTH, UDID => "ID-BAD-B64")
 Mdm-Signature: this is *not* base64!
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-BAD-B64" answered 400: Mdm-Signature is not base64
+mdm: request from enrollment "-" answered 400: Mdm-Signature is not base64
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -357,7 +357,7 @@ checkin_request($::AUTH, UDID => "ID-NOT-CMS")
 "Mdm-Signature: " . encode_base64("hello, I am a device" x 4, '')
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-NOT-CMS" answered 400: Mdm-Signature is not a CMS structure
+mdm: request from enrollment "-" answered 400: Mdm-Signature is not a CMS structure
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -372,7 +372,7 @@ checkin_request($::AUTH, UDID => "ID-CMS-DATA")
 "Mdm-Signature: " . cms_b64(body_of(checkin_request($::AUTH, UDID => "ID-CMS-DATA")), '-data_create')
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-CMS-DATA" answered 400: Mdm-Signature is not CMS SignedData
+mdm: request from enrollment "-" answered 400: Mdm-Signature is not CMS SignedData
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -388,7 +388,7 @@ checkin_request($::AUTH, UDID => "ID-ATTACHED")
     '-sign', '-nodetach', '-md', 'sha256', '-nosmimecap', signer_args("attached"))
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-ATTACHED" answered 400: Mdm-Signature is not a detached signature
+mdm: request from enrollment "-" answered 400: Mdm-Signature is not a detached signature
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -406,7 +406,7 @@ checkin_request($::AUTH, UDID => "ID-TWO-SIGNERS")
     '-sign', '-md', 'sha256', '-nosmimecap', signer_args("two-a", "two-b"))
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-TWO-SIGNERS" answered 400: Mdm-Signature must have exactly one signer
+mdm: request from enrollment "-" answered 400: Mdm-Signature must have exactly one signer
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -421,7 +421,7 @@ checkin_request($::AUTH, UDID => "ID-TAMPERED-BODY")
 "Mdm-Signature: " . mdm_signature(body_of(checkin_request($::AUTH, UDID => "ID-SIG-1")), "sig1")
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-TAMPERED-BODY" answered 400: Mdm-Signature does not match the body
+mdm: request from enrollment "-" answered 400: Mdm-Signature does not match the body
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -438,7 +438,7 @@ checkin_request($::AUTH, UDID => "ID-TAMPERED-SIG")
 "Mdm-Signature: " . tampered_signature(body_of(checkin_request($::AUTH, UDID => "ID-TAMPERED-SIG")), "tampered")
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-TAMPERED-SIG" answered 400: Mdm-Signature does not match the body
+mdm: request from enrollment "-" answered 400: Mdm-Signature does not match the body
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -454,7 +454,7 @@ checkin_request($::AUTH, UDID => "ID-NOCERTS")
     '-sign', '-nocerts', '-md', 'sha256', '-nosmimecap', signer_args("nocerts"))
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-NOCERTS" answered 400: Mdm-Signature does not carry its signer's certificate
+mdm: request from enrollment "-" answered 400: Mdm-Signature does not carry its signer's certificate
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -468,7 +468,7 @@ checkin_request($::AUTH, UDID => "ID-EXPIRED")
 --- signed_by: expired expired
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-EXPIRED" answered 400: device certificate has expired
+mdm: request from enrollment "-" answered 400: device certificate has expired
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -484,7 +484,7 @@ checkin_request($::AUTH, UDID => "ID-ROGUE")
 --- signed_by: rogue issuer=rogue
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-ROGUE" answered 400: device certificate is not issued by mdm_identity_ca
+mdm: request from enrollment "-" answered 400: device certificate is not issued by mdm_identity_ca
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -500,7 +500,7 @@ checkin_request($::AUTH, UDID => "ID-SERVERAUTH")
 --- signed_by: serverauth no_client_auth
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-SERVERAUTH" answered 400: device certificate is not for client authentication
+mdm: request from enrollment "-" answered 400: device certificate is not for client authentication
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -547,7 +547,7 @@ checkin_request("/skew0/checkin $::AUTH", UDID => "ID-SKEW0-SIG")
 --- signed_by: skew0-sig not_before_in=30
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-SKEW0-SIG" answered 400: Mdm-Signature signingTime is before the certificate's notBefore
+mdm: request from enrollment "-" answered 400: Mdm-Signature signingTime is before the certificate's notBefore
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -562,7 +562,7 @@ checkin_request("/skew0/checkin $::AUTH", UDID => "ID-SKEW0-NOATTR")
 --- signature_opts: noattr
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-SKEW0-NOATTR" answered 400: device certificate is not yet valid
+mdm: request from enrollment "-" answered 400: device certificate is not yet valid
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -576,7 +576,7 @@ checkin_request($::AUTH, UDID => "ID-SKEW-900")
 --- signed_by: skew900 not_before_in=900
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-SKEW-900" answered 400: Mdm-Signature signingTime is before the certificate's notBefore
+mdm: request from enrollment "-" answered 400: Mdm-Signature signingTime is before the certificate's notBefore
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -591,7 +591,7 @@ checkin_request($::AUTH, UDID => "ID-SKEW-900-NOATTR")
 --- signature_opts: noattr
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-SKEW-900-NOATTR" answered 400: device certificate is not yet valid
+mdm: request from enrollment "-" answered 400: device certificate is not yet valid
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -620,7 +620,7 @@ X-Id: ID-TLS-1
 checkin_request("/tls/none $::AUTH", UDID => "ID-TLS-NONE")
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-TLS-NONE" answered 400: no device certificate
+mdm: request from enrollment "-" answered 400: no device certificate
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -635,7 +635,7 @@ EXISTS mdm:enr:{ID-TLS-NONE} => 0
 checkin_request("/tls/rogue $::AUTH", UDID => "ID-TLS-ROGUE")
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-TLS-ROGUE" answered 400: device certificate is not issued by mdm_identity_ca
+mdm: request from enrollment "-" answered 400: device certificate is not issued by mdm_identity_ca
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -657,7 +657,7 @@ checkin_request("/tls/chain-root-ca $::AUTH", UDID => "ID-TLS-1")
 checkin_request("/tls/leaf-root-ca $::AUTH", UDID => "ID-TLS-1")
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-TLS-1" answered 400: device certificate is not issued by mdm_identity_ca
+mdm: request from enrollment "-" answered 400: device certificate is not issued by mdm_identity_ca
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -682,7 +682,7 @@ checkin_request("/tls/sig-tls $::AUTH", UDID => "ID-TLS-1")
 --- signed_by: expired
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-TLS-1" answered 400: device certificate has expired
+mdm: request from enrollment "-" answered 400: device certificate has expired
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -754,7 +754,7 @@ checkin_request("/hdr/checkin $::AUTH", UDID => "ID-HDR-GARBAGE")
 X-Client-Cert: not-a-certificate%20at-all
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-HDR-GARBAGE" answered 400: certificate header is neither RFC 9440 nor escaped PEM
+mdm: request from enrollment "-" answered 400: certificate header is neither RFC 9440 nor escaped PEM
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -771,7 +771,7 @@ checkin_request("/hdr/checkin $::AUTH", UDID => "ID-HDR-9440-B64")
 X-Client-Cert: :*** not base64 ***:
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-HDR-9440-B64" answered 400: certificate header is not valid base64
+mdm: request from enrollment "-" answered 400: certificate header is not valid base64
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -786,7 +786,7 @@ checkin_request("/hdr/checkin $::AUTH", UDID => "ID-HDR-9440-DER")
 "X-Client-Cert: :" . encode_base64("definitely not a certificate", '') . ":"
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-HDR-9440-DER" answered 400: certificate header is not a DER certificate
+mdm: request from enrollment "-" answered 400: certificate header is not a DER certificate
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -801,7 +801,7 @@ checkin_request("/hdr/checkin $::AUTH", UDID => "ID-HDR-EXPIRED")
 "X-Client-Cert: " . rfc9440_header(device_cert("expired", expired => 1))
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-HDR-EXPIRED" answered 400: device certificate has expired
+mdm: request from enrollment "-" answered 400: device certificate has expired
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -816,7 +816,7 @@ checkin_request("/hdr/checkin $::AUTH", UDID => "ID-HDR-ROGUE")
 "X-Client-Cert: " . escaped_pem_header(device_cert("rogue", issuer => "rogue"))
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-HDR-ROGUE" answered 400: device certificate is not issued by mdm_identity_ca
+mdm: request from enrollment "-" answered 400: device certificate is not issued by mdm_identity_ca
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -830,7 +830,7 @@ checkin_request("/hdr/checkin $::AUTH", UDID => "ID-HDR-NONE")
 --- signed_by: hdr-none-signer
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-HDR-NONE" answered 400: no device certificate
+mdm: request from enrollment "-" answered 400: no device certificate
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -857,7 +857,7 @@ checkin_request("/tls/fwd $::AUTH", UDID => "ID-HDR-FWD")
 checkin_request("/tls/fwd-none $::AUTH", UDID => "ID-HDR-FWD-NONE")
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-HDR-FWD-NONE" answered 400: no device certificate
+mdm: request from enrollment "-" answered 400: no device certificate
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -885,7 +885,7 @@ X-Client-Cert: garbage
 --- signed_by: hdr-sig
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-HDR-SIG" answered 400: certificate header is neither RFC 9440 nor escaped PEM
+mdm: request from enrollment "-" answered 400: certificate header is neither RFC 9440 nor escaped PEM
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
@@ -901,7 +901,7 @@ checkin_request("/sig-hdr/checkin $::AUTH", UDID => "ID-SIG-HDR")
 . "Mdm-Signature: " . tampered_signature(body_of(checkin_request("/sig-hdr/checkin $::AUTH", UDID => "ID-SIG-HDR")), "sig-hdr")
 --- error_code: 400
 --- error_log
-mdm: Authenticate from enrollment "ID-SIG-HDR" answered 400: Mdm-Signature does not match the body
+mdm: request from enrollment "-" answered 400: Mdm-Signature does not match the body
 --- grep_error_log eval
 qr/\[error\]/
 --- grep_error_log_out
