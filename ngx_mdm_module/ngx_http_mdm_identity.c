@@ -24,6 +24,12 @@ typedef struct {
 } ngx_http_mdm_presented_t;
 
 
+static ngx_uint_t ngx_http_mdm_identity_trusted(ngx_http_request_t *r,
+    ngx_http_mdm_identity_source_t *src);
+static const char *ngx_http_mdm_identity_untrusted(ngx_http_request_t *r,
+    ngx_http_mdm_identity_source_t *src);
+static char *ngx_http_mdm_identity_from(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_mdm_identity_source_t *src);
 static ngx_int_t ngx_http_mdm_identity_fast(ngx_http_request_t *r,
     ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *body,
     ngx_http_mdm_identity_t *id);
@@ -58,11 +64,26 @@ ngx_http_mdm_identity_verify(ngx_http_request_t *r,
     unsigned int                    n;
     ngx_pool_cleanup_t             *cln;
     ngx_http_mdm_presented_t        p;
-    ngx_http_mdm_identity_source_t *src;
+    ngx_table_elt_t                *h;
+    ngx_http_mdm_identity_source_t *src, *untrusted;
 
     src = mlcf->identity->elts;
+    untrusted = NULL;
 
     for (i = 0; i < mlcf->identity->nelts; i++) {
+
+        if (src[i].type == NGX_HTTP_MDM_ID_HEADER
+            && !ngx_http_mdm_identity_trusted(r, &src[i]))
+        {
+            /* a copy a client set itself: as if it were not there */
+            h = ngx_http_mdm_identity_header(r, &src[i].header);
+
+            if (untrusted == NULL && h && h->value.len) {
+                untrusted = &src[i];
+            }
+
+            continue;
+        }
 
         if (src[i].type == NGX_HTTP_MDM_ID_SIGNATURE
             && ngx_http_mdm_identity_fast(r, mlcf, body, id) == NGX_OK)
@@ -143,10 +164,60 @@ ngx_http_mdm_identity_verify(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    if (untrusted) {
+        *reason = ngx_http_mdm_identity_untrusted(r, untrusted);
+        id->status = NGX_HTTP_FORBIDDEN;
+        return NGX_DECLINED;
+    }
+
     *reason = "no device certificate: no Mdm-Signature header, "
               "TLS client certificate or certificate header";
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * Whether the peer may set a header source's header: the address of the
+ * connection (after the realip module, when it is configured), never a
+ * header such as X-Forwarded-For.
+ */
+
+static ngx_uint_t
+ngx_http_mdm_identity_trusted(ngx_http_request_t *r,
+    ngx_http_mdm_identity_source_t *src)
+{
+    if (src->from == NULL) {
+        return 1;
+    }
+
+    return ngx_cidr_match(r->connection->sockaddr, src->from) == NGX_OK;
+}
+
+
+static const char *
+ngx_http_mdm_identity_untrusted(ngx_http_request_t *r,
+    ngx_http_mdm_identity_source_t *src)
+{
+    u_char  *p, *last;
+    size_t   len;
+
+    len = sizeof("certificate header \"\" from an address outside its "
+                 "from= ignored, and no other device certificate") + 32;
+
+    p = ngx_pnalloc(r->pool, len + src->header.len);
+    if (p == NULL) {
+        return "certificate header from an address outside its from= "
+               "ignored";
+    }
+
+    last = ngx_snprintf(p, len + src->header.len - 1,
+                        "certificate header \"%V\" from an address outside "
+                        "its from= ignored, and no other device certificate",
+                        &src->header);
+    *last = '\0';
+
+    return (const char *) p;
 }
 
 
@@ -590,7 +661,7 @@ ngx_http_mdm_identity_cleanup(void *data)
 }
 
 
-/* mdm_identity off | signature | tls | header NAME ... */
+/* mdm_identity off | signature | tls | header NAME from=... ... */
 
 char *
 ngx_http_mdm_identity_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -626,6 +697,7 @@ ngx_http_mdm_identity_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         ngx_str_null(&src->header);
+        src->from = NULL;
 
         if (ngx_strcmp(value[i].data, "signature") == 0) {
             src->type = NGX_HTTP_MDM_ID_SIGNATURE;
@@ -648,13 +720,112 @@ ngx_http_mdm_identity_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             ngx_strlow(src->header.data, value[i].data, value[i].len);
             src->header.data[value[i].len] = '\0';
 
+            /*
+             * Any client can send the header: only the TLS terminators
+             * that set it may be trusted with it, and the admin names them
+             */
+            if (i + 1 == cf->args->nelts
+                || ngx_strncmp(value[i + 1].data, "from=", 5) != 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"header %V\" needs \"from=CIDR[,CIDR...]"
+                                   "\" after it, naming the addresses of the "
+                                   "TLS terminators that set it (and strip "
+                                   "it from clients), or \"from=any\" to "
+                                   "trust it from every client",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            i++;
+
+            if (ngx_http_mdm_identity_from(cf, &value[i], src)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
         } else {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid identity source \"%V\": expected "
-                               "\"signature\", \"tls\", \"header NAME\" or "
-                               "\"off\"", &value[i]);
+                               "\"signature\", \"tls\", \"header NAME "
+                               "from=CIDR[,CIDR...]\" or \"off\"",
+                               &value[i]);
             return NGX_CONF_ERROR;
         }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* from=any, or from=CIDR[,CIDR...] (addresses, IPv4 or IPv6, or unix:) */
+
+static char *
+ngx_http_mdm_identity_from(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_mdm_identity_source_t *src)
+{
+    u_char      *p, *last, *comma;
+    ngx_int_t    rc;
+    ngx_str_t    text;
+    ngx_cidr_t  *cidr;
+
+    p = value->data + 5;
+    last = value->data + value->len;
+
+    if (last - p == 3 && ngx_strncmp(p, "any", 3) == 0) {
+        src->from = NULL;
+        return NGX_CONF_OK;
+    }
+
+    src->from = ngx_array_create(cf->pool, 2, sizeof(ngx_cidr_t));
+    if (src->from == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for ( ;; ) {
+        comma = ngx_strlchr(p, last, ',');
+
+        text.data = p;
+        text.len = (comma ? comma : last) - p;
+
+        cidr = ngx_array_push(src->from);
+        if (cidr == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(cidr, sizeof(ngx_cidr_t));
+
+#if (NGX_HAVE_UNIX_DOMAIN)
+        if (text.len == 5 && ngx_strncmp(text.data, "unix:", 5) == 0) {
+            cidr->family = AF_UNIX;
+            rc = NGX_OK;
+
+        } else
+#endif
+        {
+            rc = (text.len == 0) ? NGX_ERROR : ngx_ptocidr(&text, cidr);
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid address \"%V\" in \"%V\": expected "
+                               "an IPv4 or IPv6 address or CIDR, \"unix:\", "
+                               "or \"from=any\"", &text, value);
+            return NGX_CONF_ERROR;
+        }
+
+        if (rc == NGX_DONE) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "low address bits of %V are meaningless",
+                               &text);
+        }
+
+        if (comma == NULL) {
+            break;
+        }
+
+        p = comma + 1;
     }
 
     return NGX_CONF_OK;

@@ -313,6 +313,7 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
             src->type = NGX_HTTP_MDM_ID_SIGNATURE;
             ngx_str_null(&src->header);
+            src->from = NULL;
         }
     }
 

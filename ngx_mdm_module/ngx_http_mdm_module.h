@@ -36,6 +36,7 @@
 typedef struct {
     ngx_uint_t                  type;
     ngx_str_t                   header;      /* lowercased, for type HEADER */
+    ngx_array_t                *from;        /* of ngx_cidr_t; NULL: any */
 } ngx_http_mdm_identity_source_t;
 
 

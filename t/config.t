@@ -236,7 +236,7 @@ qr/\[emerg\] .*invalid identity source "header"/
 --- config
 location = /mdm/checkin {
     mdm_checkin;
-    mdm_identity signature header X-Client-Cert bogus;
+    mdm_identity signature header X-Client-Cert from=any bogus;
     mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
 }
 --- must_die
@@ -250,7 +250,7 @@ qr/\[emerg\] .*invalid identity source "bogus"/
 --- config
 location = /mdm/checkin {
     mdm_checkin;
-    mdm_identity signature header X-Client-Cert;
+    mdm_identity signature header X-Client-Cert from=127.0.0.1;
     mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
 }
 --- request eval

@@ -144,17 +144,17 @@ mdm_defaults(
 
         location = /hdr/checkin {
             mdm_checkin;
-            mdm_identity header X-Client-Cert;
+            mdm_identity header X-Client-Cert from=127.0.0.1;
         }
 
         location = /hdr-sig/checkin {
             mdm_checkin;
-            mdm_identity header X-Client-Cert signature;
+            mdm_identity header X-Client-Cert from=127.0.0.1 signature;
         }
 
         location = /sig-hdr/checkin {
             mdm_checkin;
-            mdm_identity signature header X-Client-Cert;
+            mdm_identity signature header X-Client-Cert from=127.0.0.1;
         }
 
         # The device side of the TLS tests. No session reuse: every
