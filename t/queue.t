@@ -1030,7 +1030,7 @@ mdm: Idle from enrollment "0BADF00D-0000-4000-8000-000000000000" answered 400: u
 ::request_with("PUT /mdm/connect\nStatus=Acknowledged&UDID=$::MAC", $::REPORT_CT, "mac")
 --- error_code: 400
 --- grep_error_log_out
-mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary (or nests deeper than 128)
+mdm: request from enrollment "-" answered 400: body is not an XML plist dictionary
 
 
 
