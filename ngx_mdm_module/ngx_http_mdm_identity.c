@@ -62,9 +62,9 @@ ngx_http_mdm_identity_verify(ngx_http_request_t *r,
     ngx_int_t                       rc;
     ngx_uint_t                      i;
     unsigned int                    n;
+    ngx_table_elt_t                *h;
     ngx_pool_cleanup_t             *cln;
     ngx_http_mdm_presented_t        p;
-    ngx_table_elt_t                *h;
     ngx_http_mdm_identity_source_t *src, *untrusted;
 
     src = mlcf->identity->elts;

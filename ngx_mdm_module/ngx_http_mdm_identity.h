@@ -23,8 +23,9 @@ typedef struct {
 /*
  * Finds the device certificate in the first configured source that carries
  * one, checks it (signature over body, CA chain for client auth at the
- * current time, mdm_signature_skew) and fills id.  Returns NGX_OK,
- * NGX_DECLINED with *reason set (answer 400), or NGX_ERROR.
+ * current time, mdm_signature_skew) and fills id.  A header source is
+ * read only from the addresses of its from=.  Returns NGX_OK, NGX_DECLINED
+ * with *reason set (answer id->status, or 400 when it is 0), or NGX_ERROR.
  */
 ngx_int_t ngx_http_mdm_identity_verify(ngx_http_request_t *r,
     ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *body,
