@@ -71,6 +71,9 @@ add_response_body_check(sub {
     my ($block, $body, $req_idx, $rep, $dry) = @_;
     return if $dry || defined $block->no_follow_up;
 
+    my $r = $block->request;
+    return unless $req_idx == (ref $r eq 'ARRAY' ? @$r : 1) - 1;
+
     my $msg = plist_set(vector($AUTH), UDID => 'INPUT-FOLLOW-UP');
     my $req = http_request('PUT', '/mdm/checkin', $msg, [
         'Content-Type' => $t::MDM::CheckinType,
@@ -81,6 +84,43 @@ add_response_body_check(sub {
     Test::More::is($res->{status}, 200,
                    $block->name . " - a good check-in right after gets 200")
         or Test::More::diag("error: " . ($res->{error} // '-'));
+});
+
+# --- max_hwm_growth_kb: N
+# The worker's peak RSS (VmHWM) may grow by at most N KB between the end of
+# the block's first request and the end of its last one.
+our $Hwm;
+sub worker_hwm_kb {
+    open my $fh, '<', $Test::Nginx::Socket::PidFile or return undef;
+    my ($pid) = <$fh> =~ /(\d+)/;
+    # with master_process on, its worker; else nginx itself
+    if (open my $ch, '<', "/proc/$pid/task/$pid/children") {
+        my ($child) = split ' ', (<$ch> // '');
+        $pid = $child if $child;
+    }
+    open my $st, '<', "/proc/$pid/status" or return undef;
+    while (<$st>) { return $1 if /^VmHWM:\s+(\d+) kB/ }
+    return undef;
+}
+
+add_response_body_check(sub {
+    my ($block, $body, $req_idx, $rep, $dry) = @_;
+    return if $dry || !defined $block->max_hwm_growth_kb;
+
+    my $r = $block->request;
+    my $n = ref $r eq 'ARRAY' ? @$r : 1;
+
+    if ($req_idx == 0) {
+        $Hwm = worker_hwm_kb();
+    } elsif ($req_idx == $n - 1) {
+        my $now = worker_hwm_kb();
+        Test::More::ok(defined $Hwm && defined $now,
+                       $block->name . " - VmHWM of the worker read")
+            or return;
+        Test::More::cmp_ok($now - $Hwm, '<=', $block->max_hwm_growth_kb,
+                           $block->name . " - peak RSS grew by "
+                           . ($now - $Hwm) . " KB");
+    }
 });
 
 # "PUT URI\n" . body, the form every block here sends
@@ -259,7 +299,26 @@ mdm: request from enrollment "-" answered 400: body has more than 100000 element
 
 
 
-=== TEST 16: comments count against the limit too (each is an allocation in libplist's strings)
+=== TEST 16: 1 MB of <true/> does not raise the worker's peak memory by what libplist would take (15 MB)
+--- request eval
+[ "GET /mdm/checkin",
+  put("/mdm/checkin", dict_with("<array>" . ("<true/>" x 150000) . "</array>")) ]
+--- config
+# a configuration of its own: a fresh worker, whose peak is not an earlier
+# block's
+location = /mdm/checkin {
+    client_max_body_size 4m;
+    mdm_checkin;
+    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+    mdm_signature_skew 301;
+}
+--- signed_by eval: [undef, "mac"]
+--- max_hwm_growth_kb: 6000
+--- error_code eval: [405, 400]
+
+
+
+=== TEST 17: comments count against the limit too (each is an allocation in libplist's strings)
 --- request eval
 put("/mdm/checkin", dict_with("<string>" . ("a<!---->" x 100010) . "</string>"))
 --- signed_by: mac
@@ -269,7 +328,7 @@ mdm: request from enrollment "-" answered 400: body has more than 100000 element
 
 
 
-=== TEST 17: mdm_plist_max_nodes 20: a real Authenticate (more than 20 elements) is refused, naming the limit
+=== TEST 18: mdm_plist_max_nodes 20: a real Authenticate (more than 20 elements) is refused, naming the limit
 --- request eval
 put("/small/checkin", vector($::AUTH))
 --- signed_by: mac
@@ -279,7 +338,7 @@ mdm: request from enrollment "-" answered 400: body has more than 20 elements (m
 
 
 
-=== TEST 18: mdm_plist_max_nodes 0 does not start
+=== TEST 19: mdm_plist_max_nodes 0 does not start
 --- config
 location = /mdm/checkin {
     mdm_checkin;
@@ -293,7 +352,7 @@ qr/\[emerg\] .*"mdm_plist_max_nodes" directive must be at least 1/
 
 
 
-=== TEST 19: 200000 character references in one string are refused at once (libplist decodes them in quadratic time)
+=== TEST 20: 200000 character references in one string are refused at once (libplist decodes them in quadratic time)
 --- request eval
 put("/mdm/checkin", dict_with("<string>" . ("&#65;" x 200000) . "</string>"))
 --- signed_by: mac
@@ -304,7 +363,7 @@ mdm: request from enrollment "-" answered 400: body has too many character refer
 
 
 
-=== TEST 20: a few character references are fine
+=== TEST 21: a few character references are fine
 --- request eval
 put("/mdm/checkin", plist_set(vector($::AUTH), DeviceName => "Tom & Jerry's <Mac>"))
 --- signed_by: mac
@@ -314,7 +373,7 @@ put("/mdm/checkin", plist_set(vector($::AUTH), DeviceName => "Tom & Jerry's <Mac
 
 
 
-=== TEST 21: an unsigned body is refused for its identity, without being parsed
+=== TEST 22: an unsigned body is refused for its identity, without being parsed
 --- request eval
 # the parser would refuse this body with "nests deeper than 128 elements"
 put("/mdm/checkin", $::HEAD . ("<array>" x 300000))
@@ -324,7 +383,7 @@ mdm: request from enrollment "-" answered 400: no device certificate: no Mdm-Sig
 
 
 
-=== TEST 22: a body signed over other bytes is refused for its signature, without being parsed
+=== TEST 23: a body signed over other bytes is refused for its signature, without being parsed
 --- more_headers eval
 "Content-Type: $t::MDM::CheckinType\nMdm-Signature: " . mdm_signature(vector($::AUTH), "mac")
 --- request eval
@@ -335,7 +394,7 @@ mdm: request from enrollment "-" answered 400: Mdm-Signature does not match the 
 
 
 
-=== TEST 23: an unsigned binary plist is refused for its identity too
+=== TEST 24: an unsigned binary plist is refused for its identity too
 --- request eval
 put("/mdm/checkin", "bplist00" . ("\0" x 64))
 --- error_code: 400
@@ -344,7 +403,7 @@ mdm: request from enrollment "-" answered 400: no device certificate: no Mdm-Sig
 
 
 
-=== TEST 24: a signed binary plist is refused: devices send XML
+=== TEST 25: a signed binary plist is refused: devices send XML
 --- request eval
 put("/mdm/checkin", "bplist00" . ("\0" x 64))
 --- signed_by: mac
@@ -354,7 +413,7 @@ mdm: request from enrollment "-" answered 400: body is a binary plist: only XML 
 
 
 
-=== TEST 25: with mdm_identity off the parser keeps its limits: deep "<array >" nesting
+=== TEST 26: with mdm_identity off the parser keeps its limits: deep "<array >" nesting
 --- request eval
 put("/off/checkin", $::HEAD . ("<array >" x 393216))
 --- timeout: 20
@@ -364,7 +423,7 @@ mdm: request from enrollment "-" answered 400: body nests deeper than 128 elemen
 
 
 
-=== TEST 26: with mdm_identity off the parser keeps its limits: 1 MB of <true/>
+=== TEST 27: with mdm_identity off the parser keeps its limits: 1 MB of <true/>
 --- request eval
 put("/off/checkin", dict_with("<array>" . ("<true/>" x 150000) . "</array>"))
 --- error_code: 400
