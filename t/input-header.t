@@ -13,7 +13,25 @@ use t::MDM;
 no_shuffle();
 
 mdm_defaults(
-    http_config => 'mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;',
+    http_config => q{
+        mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+
+        # a terminator on the same host, over a UNIX-domain socket
+        server {
+            listen unix:$TEST_NGINX_SERVER_ROOT/mdm.sock;
+            mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+
+            location = /unix/checkin {
+                mdm_checkin;
+                mdm_identity header X-Client-Cert from=unix:;
+            }
+
+            location = /unix-v4/checkin {
+                mdm_checkin;
+                mdm_identity header X-Client-Cert from=127.0.0.0/8;
+            }
+        }
+    },
     config => q{
         mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
 
@@ -41,6 +59,10 @@ mdm_defaults(
         location = /any/checkin {
             mdm_checkin;
             mdm_identity header X-Client-Cert from=any;
+        }
+
+        location /via-unix/ {
+            proxy_pass http://unix:$TEST_NGINX_SERVER_ROOT/mdm.sock:/;
         }
 
         location = /other-sig/checkin {
@@ -162,7 +184,31 @@ checkin_request("/other-sig/checkin $::AUTH", UDID => "HDR-SIG")
 
 
 
-=== TEST 9: a header source without from= does not start
+=== TEST 9: from=unix: trusts a terminator on a UNIX-domain socket
+--- request eval
+checkin_request("/via-unix/unix/checkin $::AUTH", UDID => "HDR-UNIX")
+--- more_headers eval
+"Content-Type: $t::MDM::CheckinType\nX-Client-Cert: " . rfc9440_header("hdr-from-6")
+--- error_code: 200
+--- redis_check eval
+[ [ "GET mdm:certidx:" . cert_sha256("hdr-from-6"), "HDR-UNIX" ] ]
+--- no_error_log
+[error]
+
+
+
+=== TEST 10: a UNIX-domain peer does not match IPv4 addresses
+--- request eval
+checkin_request("/via-unix/unix-v4/checkin $::AUTH", UDID => "HDR-UNIX-V4")
+--- more_headers eval
+"Content-Type: $t::MDM::CheckinType\nX-Client-Cert: " . rfc9440_header("hdr-from-7")
+--- error_code: 403
+--- grep_error_log_out
+mdm: request from enrollment "-" answered 403: certificate header "x-client-cert" from an address outside its from= ignored, and no other device certificate
+
+
+
+=== TEST 11: a header source without from= does not start
 --- config
 location = /mdm/checkin {
     mdm_checkin;
@@ -176,7 +222,7 @@ qr/\[emerg\] .*"header X-Client-Cert" needs "from=CIDR\[,CIDR\.\.\.\]" after it,
 
 
 
-=== TEST 10: nor with from= on one header source only
+=== TEST 12: nor with from= on one header source only
 --- config
 location = /mdm/checkin {
     mdm_checkin;
@@ -190,7 +236,7 @@ qr/\[emerg\] .*"header X-Other-Cert" needs "from=/
 
 
 
-=== TEST 11: a bad address in from= does not start
+=== TEST 13: a bad address in from= does not start
 --- config
 location = /mdm/checkin {
     mdm_checkin;
@@ -204,7 +250,7 @@ qr/\[emerg\] .*invalid address "terminator\.example" in "from=10\.0\.0\.0\/8,ter
 
 
 
-=== TEST 12: an empty from= does not start
+=== TEST 14: an empty from= does not start
 --- config
 location = /mdm/checkin {
     mdm_checkin;
@@ -218,7 +264,7 @@ qr/\[emerg\] .*invalid address "" in "from="/
 
 
 
-=== TEST 13: from= belongs to a header source only
+=== TEST 15: from= belongs to a header source only
 --- config
 location = /mdm/checkin {
     mdm_checkin;
