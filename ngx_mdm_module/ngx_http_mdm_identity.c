@@ -24,6 +24,8 @@ typedef struct {
 } ngx_http_mdm_presented_t;
 
 
+static const char *ngx_http_mdm_identity_named(ngx_http_request_t *r,
+    const char *reason, X509 *cert);
 static ngx_uint_t ngx_http_mdm_identity_trusted(ngx_http_request_t *r,
     ngx_http_mdm_identity_source_t *src);
 static const char *ngx_http_mdm_identity_untrusted(ngx_http_request_t *r,
@@ -134,6 +136,7 @@ ngx_http_mdm_identity_verify(ngx_http_request_t *r,
         ERR_clear_error();
 
         if (*reason) {
+            *reason = ngx_http_mdm_identity_named(r, *reason, p.cert);
             return NGX_DECLINED;
         }
 
@@ -174,6 +177,42 @@ ngx_http_mdm_identity_verify(ngx_http_request_t *r,
               "TLS client certificate or certificate header";
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * The reason a presented certificate was refused, with its SHA-256: the
+ * body is not parsed before the identity is verified, so the log line
+ * cannot name the enrollment, but mdm:certidx:SHA256 and the enrollment's
+ * bindings can.
+ */
+
+static const char *
+ngx_http_mdm_identity_named(ngx_http_request_t *r, const char *reason,
+    X509 *cert)
+{
+    u_char        md[EVP_MAX_MD_SIZE], *p, *last;
+    size_t        len;
+    unsigned int  n;
+
+    if (X509_digest(cert, EVP_sha256(), md, &n) != 1 || n != 32) {
+        ERR_clear_error();
+        return reason;
+    }
+
+    len = ngx_strlen(reason) + sizeof(" (certificate sha256 )") + 64;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return reason;
+    }
+
+    last = ngx_snprintf(p, len - 1, "%s (certificate sha256 ", reason);
+    last = ngx_hex_dump(last, md, n);
+    *last++ = ')';
+    *last = '\0';
+
+    return (const char *) p;
 }
 
 

@@ -383,7 +383,18 @@ mdm: request from enrollment "-" answered 400: no device certificate: no Mdm-Sig
 
 
 
-=== TEST 23: a body signed over other bytes is refused for its signature, without being parsed
+=== TEST 23: a refused certificate is named by its SHA-256, since the enrollment is not known yet
+--- request eval
+put("/mdm/checkin", vector($::AUTH))
+--- signed_by: input-expired expired
+--- error_code: 400
+--- grep_error_log_out eval
+qq{mdm: request from enrollment "-" answered 400: device certificate has expired (certificate sha256 }
+. cert_sha256(device_cert("input-expired", expired => 1)) . ")\n"
+
+
+
+=== TEST 24: a body signed over other bytes is refused for its signature, without being parsed
 --- more_headers eval
 "Content-Type: $t::MDM::CheckinType\nMdm-Signature: " . mdm_signature(vector($::AUTH), "mac")
 --- request eval
@@ -394,7 +405,7 @@ mdm: request from enrollment "-" answered 400: Mdm-Signature does not match the 
 
 
 
-=== TEST 24: an unsigned binary plist is refused for its identity too
+=== TEST 25: an unsigned binary plist is refused for its identity too
 --- request eval
 put("/mdm/checkin", "bplist00" . ("\0" x 64))
 --- error_code: 400
@@ -403,7 +414,7 @@ mdm: request from enrollment "-" answered 400: no device certificate: no Mdm-Sig
 
 
 
-=== TEST 25: a signed binary plist is refused: devices send XML
+=== TEST 26: a signed binary plist is refused: devices send XML
 --- request eval
 put("/mdm/checkin", "bplist00" . ("\0" x 64))
 --- signed_by: mac
@@ -413,7 +424,7 @@ mdm: request from enrollment "-" answered 400: body is a binary plist: only XML 
 
 
 
-=== TEST 26: with mdm_identity off the parser keeps its limits: deep "<array >" nesting
+=== TEST 27: with mdm_identity off the parser keeps its limits: deep "<array >" nesting
 --- request eval
 put("/off/checkin", $::HEAD . ("<array >" x 393216))
 --- timeout: 20
@@ -423,7 +434,7 @@ mdm: request from enrollment "-" answered 400: body nests deeper than 128 elemen
 
 
 
-=== TEST 27: with mdm_identity off the parser keeps its limits: 1 MB of <true/>
+=== TEST 28: with mdm_identity off the parser keeps its limits: 1 MB of <true/>
 --- request eval
 put("/off/checkin", dict_with("<array>" . ("<true/>" x 150000) . "</array>"))
 --- error_code: 400
