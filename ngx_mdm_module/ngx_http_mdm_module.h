@@ -28,6 +28,11 @@
 #define NGX_HTTP_MDM_CERT_AUTH_ON     1
 #define NGX_HTTP_MDM_CERT_AUTH_RETRO  2
 
+/* mdm_reenroll */
+#define NGX_HTTP_MDM_REENROLL_ANY         0
+#define NGX_HTTP_MDM_REENROLL_BOUND       1
+#define NGX_HTTP_MDM_REENROLL_UNENROLLED  2
+
 /* mdm_user_authenticate */
 #define NGX_HTTP_MDM_UA_DECLINE  0
 #define NGX_HTTP_MDM_UA_ALLOW    1
@@ -73,6 +78,9 @@ typedef struct {
     ngx_uint_t                  identity_cache; /* entries; 0: off */
     ngx_uint_t                  identity_verdicts;
     ngx_flag_t                  store_authenticate;
+    time_t                      result_ttl;  /* mdm_result_ttl */
+    ngx_int_t                   events_max;  /* mdm_events_max */
+    ngx_uint_t                  reenroll;    /* mdm_reenroll */
 } ngx_http_mdm_loc_conf_t;
 
 
