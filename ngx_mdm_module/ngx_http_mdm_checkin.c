@@ -484,7 +484,7 @@ ngx_http_mdm_checkin_takeover(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
     /* the hashes are hex digits and commas: checkin.lua wrote them */
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                   "mdm: enrollment \"%V\" taken over by certificate %*s "
-                  "from unexpired certificate %*s (mdm_reenroll any)",
+                  "from unexpired certificate %*s",
                   &ctx->enrollment_id, (size_t) new->len, new->str,
                   (size_t) old->len, old->str);
 }
