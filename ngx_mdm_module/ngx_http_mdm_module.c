@@ -265,7 +265,7 @@ ngx_http_mdm_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_msec_value(mmcf->timeout, 1000);
 
-    return NGX_CONF_OK;
+    return ngx_http_mdm_redis_init_conf(cf, mmcf);
 }
 
 

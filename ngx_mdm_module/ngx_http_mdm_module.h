@@ -54,6 +54,9 @@ typedef struct {
 typedef struct {
     ngx_str_t                   host;        /* numeric address, or unix path */
     in_port_t                   port;
+    ngx_str_t                   name;        /* a host name given instead */
+    ngx_resolver_t             *resolver;    /* resolves it at each connect */
+    ngx_msec_t                  resolver_timeout;
     ngx_uint_t                  unix_socket; /* unsigned  unix_socket:1; */
     ngx_uint_t                  db;
     ngx_str_t                   password;
