@@ -98,6 +98,7 @@ static ngx_str_t *ngx_http_mdm_redis_shown(void);
 static void ngx_http_mdm_redis_drain(redisAsyncContext *ac,
     redisReply *reply);
 static const char *ngx_http_mdm_redis_word(redisReply *reply);
+static const char *ngx_http_mdm_redis_busy(redisReply *reply);
 static void ngx_http_mdm_redis_lost(const char *why);
 static void ngx_http_mdm_redis_drop(const char *why);
 static void ngx_http_mdm_redis_reconnect_handler(ngx_event_t *ev);
@@ -1248,6 +1249,7 @@ ngx_http_mdm_redis_buffer_done(void)
 static void
 ngx_http_mdm_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
+    const char                   *err;
     redisReply                   *reply = r;
     ngx_http_mdm_redis_op_t      *op;
     ngx_http_mdm_redis_ticket_t  *t = privdata;
@@ -1296,7 +1298,44 @@ ngx_http_mdm_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     t->refs--;
+
+    if (reply->type == REDIS_REPLY_ERROR
+        && (err = ngx_http_mdm_redis_busy(reply)) != NULL)
+    {
+        ngx_http_mdm_redis_finish(op, NULL, err);
+        return;
+    }
+
     ngx_http_mdm_redis_finish(op, reply, NULL);
+}
+
+
+/*
+ * Errors that say the server cannot take the call now, not that the call
+ * is wrong: a full server under noeviction (OOM) or one stuck in a long
+ * script (BUSY).  Answered 503, the connection kept.  Redis before 7 wraps
+ * a script's failed call in ERR.
+ */
+
+static const char *
+ngx_http_mdm_redis_busy(redisReply *reply)
+{
+    u_char  *p, *last;
+
+    p = (u_char *) reply->str;
+    last = p + reply->len;
+
+    if ((reply->len >= 4 && ngx_strncmp(p, "OOM ", 4) == 0)
+        || ngx_strlcasestrn(p, last, (u_char *) "-OOM ", 5 - 1) != NULL)
+    {
+        return "is out of memory (OOM; maxmemory-policy noeviction)";
+    }
+
+    if (reply->len >= 5 && ngx_strncmp(p, "BUSY ", 5) == 0) {
+        return "is busy running a script (BUSY)";
+    }
+
+    return NULL;
 }
 
 

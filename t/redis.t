@@ -520,3 +520,37 @@ eval $::Auth
 [ sub { Test::More::cmp_ok(::dns_queries(), ">", $::Queries, "resolved again after the reconnect") } ]
 --- error_log
 mdm: redis at "redis.mdm.test" is back
+
+
+
+=== TEST 23: a full Redis under noeviction (OOM): 503 with the reason, never 500; the connection is kept
+--- http_config
+mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+location = /mdm/checkin {
+    mdm_checkin;
+    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+}
+--- redis_setup
+CONFIG SET maxmemory 1
+--- request eval
+eval $::Update
+--- signed_by: dev
+--- error_code: 503
+--- after_each eval
+[ sub { redis("CONFIG", "SET", "maxmemory", "0") } ]
+--- error_log
+TokenUpdate from enrollment "REDIS-TEST-0001" answered 503: redis is out of memory (OOM; maxmemory-policy noeviction)
+--- no_error_log
+answered 500
+dropping the connection
+
+
+
+=== TEST 24: memory back: served on the same connection
+--- request eval
+eval $::Update
+--- signed_by: dev
+--- error_code: 200
+--- no_error_log
+[error]
