@@ -10,6 +10,7 @@
 
 use Test::Nginx::Socket 'no_plan';
 use t::MDM;
+use Time::HiRes ();
 
 no_shuffle();
 
@@ -48,6 +49,36 @@ sub enqueue_cmds {
              [ 'HSET', "mdm:cmd:$uuid", 'plist', $plist, 'request_type',
                'ProfileList' ],
              [ 'SADD', "mdm:cmd:$uuid:targets", $MAC ] ];
+}
+
+our $IOS = plist_get(vector('nanomdm/mdm/testdata/Authenticate.1.plist'), 'UDID');
+
+# a signed raw request of $who (mac or ios) to /mdm
+sub signed {
+    my ($who, $text, $ct) = @_;
+    my ($line, $body) = split /\n/, $text, 2;
+    my (undef, $path) = split / /, $line;
+    return http_request('PUT', $path, $body,
+                        [ 'Content-Type' => $ct,
+                          'Mdm-Signature' => mdm_signature($body, $who) ]);
+}
+
+# The Mac's NotNow over its 100,000-command queue and the iPhone's Idle, at
+# once: both answered, quickly
+sub notnow_and_other_device {
+    my $ct = 'application/x-apple-aspen-mdm';
+    my $idle = plist_set(vector($NOTNOW), UDID => $IOS, Status => 'Idle',
+                         CommandUUID => undef) =~ s/^\s+|\s+\z//gr;
+    my @reqs = (signed('mac', report('NotNow', 'NN-000002'), $ct),
+                signed('ios', "PUT /mdm\n$idle", $ct));
+    my $t0 = Time::HiRes::time;
+    my $res = concurrent_requests(server_port_for_client(), \@reqs, timeout => 10);
+    my $secs = Time::HiRes::time - $t0;
+    Test::More::is_deeply([ map { $_->{status} } @$res ], [ 200, 200 ],
+                          "NotNow over 100,000 and another device's Idle: 200");
+    Test::More::diag(sprintf "NotNow over 100,000 queued + another device's "
+                     . "Idle, concurrently: %.0f ms", $secs * 1000);
+    Test::More::cmp_ok($secs, '<', 0.15, "both answered within 150 ms");
 }
 
 sub calls {
@@ -286,7 +317,31 @@ sub {
 
 
 
-=== TEST 13: an Authenticate over a 5,000-command queue marks 1,000 Cleared and drops the queue
+=== TEST 13: (a second device, an iPhone, enrolls)
+--- request eval
+[ checkin_request("/mdm nanomdm/mdm/testdata/Authenticate.1.plist"),
+  checkin_request("/mdm nanomdm/mdm/testdata/TokenUpdate.1.plist") ]
+--- signed_by: ios
+--- error_code eval
+[ 200, 200 ]
+
+
+
+=== TEST 14: the Mac's NotNow over its 100,000 queued commands and the iPhone's Idle at the same time: both answered at once
+--- request eval
+::report("Idle")
+--- more_headers eval
+$::REPORT_CT
+--- signed_by: mac
+--- error_code: 200
+--- after_each eval
+[ \&::notnow_and_other_device ]
+--- no_error_log
+[error]
+
+
+
+=== TEST 15: an Authenticate over a 5,000-command queue marks 1,000 Cleared and drops the queue
 --- redis_setup eval
 sub {
     redis("DEL", "mdm:q:{$::MAC}");
@@ -312,7 +367,7 @@ checkin_request("/mdm nanomdm/mdm/testdata/Authenticate.2.plist")
 
 
 
-=== TEST 14: a device has at most 256 user channels: the 257th TokenUpdate with a new UserID is refused
+=== TEST 16: a device has at most 256 user channels: the 257th TokenUpdate with a new UserID is refused
 --- redis_setup eval
 sub {
     redis("DEL", "mdm:users:{$::MAC}");
