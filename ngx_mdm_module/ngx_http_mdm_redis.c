@@ -586,13 +586,27 @@ ngx_http_mdm_redis_info_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
 
-    if (reply->type != REDIS_REPLY_STRING) {
-        ngx_http_mdm_redis_setup_reply(ac, r, "INFO");
+    if (ngx_http_mdm_redis.setup_failed) {
         return;
     }
 
-    info.data = (u_char *) reply->str;
-    info.len = reply->len;
+    if (reply->type != REDIS_REPLY_STRING) {
+        /* an ACL may deny INFO: serve all the same, unchecked */
+        ngx_log_error(NGX_LOG_WARN, ngx_http_mdm_redis.log, 0,
+                      "mdm: redis INFO failed: %*s; the server's version "
+                      "and maxmemory-policy are not checked",
+                      (size_t) (reply->type == REDIS_REPLY_ERROR
+                                ? reply->len : 0), reply->str);
+        ngx_str_set(&info, "");
+
+    } else {
+        info.data = (u_char *) reply->str;
+        info.len = reply->len;
+    }
+
+    if (info.len == 0) {
+        goto checked;
+    }
 
     if (ngx_http_mdm_redis_info_field(&info, "redis_version", &v) != NGX_OK
         || !ngx_http_mdm_redis_version_ok(&v))
@@ -630,6 +644,8 @@ ngx_http_mdm_redis_info_reply(redisAsyncContext *ac, void *r, void *privdata)
                       "full; set \"maxmemory-policy noeviction\"",
                       ngx_http_mdm_redis_shown(), &v);
     }
+
+checked:
 
     if (--ngx_http_mdm_redis.setup_pending == 0
         && ngx_http_mdm_redis.connected)

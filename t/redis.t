@@ -554,3 +554,26 @@ eval $::Update
 --- error_code: 200
 --- no_error_log
 [error]
+
+
+
+=== TEST 25: INFO denied by an ACL: a warning, and served all the same
+--- http_config
+mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+location = /mdm/checkin {
+    mdm_checkin;
+    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+}
+--- redis_setup
+ACL SETUSER default -info
+--- request eval
+eval $::Update
+--- signed_by: dev
+--- error_code: 200
+--- after_each eval
+[ sub { redis("ACL", "SETUSER", "default", "+info") } ]
+--- error_log eval
+qr/\[warn\] .*mdm: redis INFO failed: NOPERM.*; the server's version and maxmemory-policy are not checked/
+--- no_error_log
+[error]
