@@ -59,7 +59,8 @@ sub fake_redis {
     my $log = "$FakeDir/fake-redis.conns";
     unlink $log, "$log.ready";
     my $info = "# Server\r\nredis_version:$o{version}\r\n\r\n# Memory\r\n"
-             . "maxmemory_policy:noeviction\r\n\r\n# Persistence\r\nloading:0\r\n"
+             . "maxmemory_policy:noeviction\r\n\r\n# Persistence\r\nloading:"
+             . ($o{loading} // 0) . "\r\n"
              . "\r\n# Replication\r\nrole:master\r\n";
     $FakePid = _child {
         my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', Listen => 16,
@@ -577,3 +578,51 @@ eval $::Update
 qr/\[warn\] .*mdm: redis INFO failed: NOPERM.*; the server's version and maxmemory-policy are not checked/
 --- no_error_log
 [error]
+
+
+
+=== TEST 26: a server whose INFO says loading:1: 503 and one line until it has loaded
+--- http_config
+mdm_redis 127.0.0.1:$TEST_NGINX_FAKE_REDIS_PORT timeout=500ms;
+--- config
+location = /mdm/checkin {
+    mdm_checkin;
+    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+}
+--- redis_setup eval
+sub { ::fake_redis(version => "7.0.15", loading => 1, error => "LOADING Redis is loading the dataset in memory") }
+--- request eval
+eval $::Update
+--- signed_by: dev
+--- error_code: 503
+--- wait: 0.5
+--- grep_error_log eval
+qr/cannot serve: .*reconnecting/
+--- grep_error_log_out
+cannot serve: it is loading its dataset; answering 503 and reconnecting
+--- no_error_log
+answered 500
+
+
+
+=== TEST 27: a replica cut off from its primary (MASTERDOWN): 503, the connection dropped and made anew
+--- http_config
+mdm_redis 127.0.0.1:$TEST_NGINX_FAKE_REDIS_PORT timeout=500ms;
+--- config
+location = /mdm/checkin {
+    mdm_checkin;
+    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+}
+--- redis_setup eval
+sub { ::fake_redis(version => "7.0.15", error => "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.") }
+--- request eval
+eval $::Update
+--- signed_by: dev
+--- error_code: 503
+--- after_each eval
+[ sub { ::pause(0.5); Test::More::cmp_ok(::fake_conns(), ">=", 2, "nginx reconnected after MASTERDOWN") } ]
+--- error_log eval
+[ qr/answered 503: redis lost its primary \(MASTERDOWN\)/,
+  qr/answered "MASTERDOWN Link with MASTER is down[^"]*": dropping the connection, reconnecting/ ]
+--- no_error_log
+answered 500
