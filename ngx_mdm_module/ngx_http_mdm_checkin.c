@@ -67,6 +67,10 @@ static ngx_int_t ngx_http_mdm_checkin_bootstrap(ngx_http_request_t *r,
     redisReply *value);
 static ngx_int_t ngx_http_mdm_checkin_userauth(ngx_http_request_t *r,
     ngx_http_mdm_ctx_t *ctx);
+static void ngx_http_mdm_checkin_takeover(ngx_http_request_t *r,
+    ngx_http_mdm_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_mdm_number_arg(ngx_http_request_t *r,
+    ngx_array_t *args, ngx_int_t n);
 
 
 static ngx_http_mdm_field_t  ngx_http_mdm_authenticate_fields[] = {
@@ -290,8 +294,8 @@ ngx_http_mdm_checkin_channel(ngx_http_mdm_ctx_t *ctx,
 
 /*
  * KEYS: the device keys, the device's user channels.  ARGV: MessageType,
- * the device argv, mdm_store_authenticate, then field/value pairs for the
- * enrollment hash.
+ * the device argv, mdm_store_authenticate, mdm_reenroll, the retention
+ * settings, then field/value pairs for the enrollment hash.
  */
 
 static ngx_int_t
@@ -303,6 +307,11 @@ ngx_http_mdm_checkin_call(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
     const char               *reason;
     ngx_array_t              *args;
     ngx_http_mdm_loc_conf_t  *mlcf;
+
+    /* as checkin.lua spells mdm_reenroll, in NGX_HTTP_MDM_REENROLL_ order */
+    static ngx_str_t  reenroll[] = {
+        ngx_string("any"), ngx_string("bound"), ngx_string("unenrolled")
+    };
 
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
 
@@ -318,7 +327,10 @@ ngx_http_mdm_checkin_call(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
         || ngx_http_mdm_push_arg(args,
                                  (u_char *) (mlcf->store_authenticate
                                              ? "1" : "0"), 1)
-           != NGX_OK)
+           != NGX_OK
+        || ngx_http_mdm_push_arg(args, reenroll[mlcf->reenroll].data,
+                                 reenroll[mlcf->reenroll].len) != NGX_OK
+        || ngx_http_mdm_retention_args(r, args) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -429,13 +441,131 @@ ngx_http_mdm_checkin_done(ngx_http_request_t *r, redisReply *reply,
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_mdm_module);
 
-    rc = ngx_http_mdm_device_reply(r, ctx, reply, err);
+    rc = ngx_http_mdm_refused(r, ctx, reply);
+
+    if (rc == NGX_DECLINED) {
+        rc = ngx_http_mdm_device_reply(r, ctx, reply, err);
+    }
 
     if (rc == NGX_OK) {
+        ngx_http_mdm_checkin_takeover(r, ctx, reply);
         rc = ngx_http_mdm_checkin_answer(r, ctx, reply->element[1]);
     }
 
     ngx_http_finalize_request(r, rc);
+}
+
+
+/* {"ok", "", "takeover", old hashes, new hash}: one warning, both hashes */
+
+static void
+ngx_http_mdm_checkin_takeover(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
+    redisReply *reply)
+{
+    redisReply  *what, *old, *new;
+
+    if (reply->elements < 5) {
+        return;
+    }
+
+    what = reply->element[2];
+    old = reply->element[3];
+    new = reply->element[4];
+
+    if (what->type != REDIS_REPLY_STRING
+        || what->len != sizeof("takeover") - 1
+        || ngx_strncmp(what->str, "takeover", what->len) != 0
+        || old->type != REDIS_REPLY_STRING
+        || new->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    /* the hashes are hex digits and commas: checkin.lua wrote them */
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "mdm: enrollment \"%V\" taken over by certificate %*s "
+                  "from unexpired certificate %*s",
+                  &ctx->enrollment_id, (size_t) new->len, new->str,
+                  (size_t) old->len, old->str);
+}
+
+
+ngx_int_t
+ngx_http_mdm_refused(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
+    redisReply *reply)
+{
+    u_char      buf[512];
+    redisReply  *status, *why;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 2
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        return NGX_DECLINED;
+    }
+
+    status = reply->element[0];
+    why = reply->element[1];
+
+    if (status->len != 3 || ngx_strncmp(status->str, "err", 3) != 0) {
+        return NGX_DECLINED;
+    }
+
+    if (why->len == sizeof("blocked") - 1
+        && ngx_strncmp(why->str, "blocked", why->len) == 0)
+    {
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_FORBIDDEN,
+                                   "the device is blocked (mdm:block)");
+    }
+
+    if (why->len == sizeof("forbidden") - 1
+        && ngx_strncmp(why->str, "forbidden", why->len) == 0
+        && reply->elements > 2
+        && reply->element[2]->type == REDIS_REPLY_STRING)
+    {
+        why = reply->element[2];
+        ngx_snprintf(buf, sizeof(buf), "%*s%Z",
+                     ngx_min((size_t) why->len, sizeof(buf) - 1), why->str);
+        return ngx_http_mdm_reject(r, ctx, NGX_HTTP_FORBIDDEN, (char *) buf);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_mdm_retention_args(ngx_http_request_t *r, ngx_array_t *args)
+{
+    ngx_http_mdm_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+
+    if (ngx_http_mdm_number_arg(r, args, mlcf->events_max) != NGX_OK
+        || ngx_http_mdm_number_arg(r, args, (ngx_int_t) mlcf->result_ttl)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mdm_number_arg(ngx_http_request_t *r, ngx_array_t *args,
+    ngx_int_t n)
+{
+    u_char  *p, *last;
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    last = ngx_sprintf(p, "%i", n);
+
+    return ngx_http_mdm_push_arg(args, p, last - p);
 }
 
 

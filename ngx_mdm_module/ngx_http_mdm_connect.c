@@ -24,6 +24,8 @@ static ngx_int_t ngx_http_mdm_connect_call(ngx_http_request_t *r,
     ngx_http_mdm_ctx_t *ctx, ngx_str_t *uuid);
 static void ngx_http_mdm_connect_done(ngx_http_request_t *r,
     redisReply *reply, const char *err);
+static void ngx_http_mdm_connect_known(ngx_http_request_t *r,
+    ngx_http_mdm_ctx_t *ctx, redisReply *known);
 
 
 static ngx_str_t  ngx_http_mdm_statuses[] = {
@@ -146,7 +148,10 @@ ngx_http_mdm_connect_process(ngx_http_request_t *r)
 }
 
 
-/* KEYS: the device keys, the queue.  ARGV: Status, CommandUUID, device argv */
+/*
+ * KEYS: the device keys, the queue.  ARGV: Status, CommandUUID, device argv,
+ * the retention settings.
+ */
 
 static ngx_int_t
 ngx_http_mdm_connect_call(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
@@ -165,7 +170,8 @@ ngx_http_mdm_connect_call(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
         || ngx_http_mdm_push_arg(args, ctx->message_type.data,
                                  ctx->message_type.len) != NGX_OK
         || ngx_http_mdm_push_arg(args, uuid->data, uuid->len) != NGX_OK
-        || ngx_http_mdm_device_argv(r, ctx, args) != NGX_OK)
+        || ngx_http_mdm_device_argv(r, ctx, args) != NGX_OK
+        || ngx_http_mdm_retention_args(r, args) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -191,6 +197,11 @@ ngx_http_mdm_connect_done(ngx_http_request_t *r, redisReply *reply,
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_mdm_module);
 
+    rc = ngx_http_mdm_refused(r, ctx, reply);
+    if (rc != NGX_DECLINED) {
+        goto done;
+    }
+
     rc = ngx_http_mdm_device_reply(r, ctx, reply, err);
     if (rc != NGX_OK) {
         goto done;
@@ -199,16 +210,8 @@ ngx_http_mdm_connect_done(ngx_http_request_t *r, redisReply *reply,
     next = reply->element[1];
     known = reply->elements > 2 ? reply->element[2] : NULL;
 
-    if (known && known->type == REDIS_REPLY_STRING
-        && known->len == sizeof("not queued") - 1
-        && ngx_strncmp(known->str, "not queued", known->len) == 0)
-    {
-        /* stored all the same: late reports after a queue was cleared */
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "mdm: %V report from enrollment \"%V\" for command "
-                      "\"%V\", which is not queued: stored",
-                      &ctx->message_type, &ctx->enrollment_id,
-                      &ctx->command_uuid);
+    if (known && known->type == REDIS_REPLY_STRING) {
+        ngx_http_mdm_connect_known(r, ctx, known);
     }
 
     if (next->type != REDIS_REPLY_STRING || next->len == 0) {
@@ -231,4 +234,39 @@ ngx_http_mdm_connect_done(ngx_http_request_t *r, redisReply *reply,
 done:
 
     ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * What connect.lua made of a report's CommandUUID.  Both ids were checked
+ * against [A-Za-z0-9._@+-] before Redis was asked, so they log as they are.
+ */
+
+static void
+ngx_http_mdm_connect_known(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
+    redisReply *known)
+{
+    if (known->len == sizeof("not queued") - 1
+        && ngx_strncmp(known->str, "not queued", known->len) == 0)
+    {
+        /* stored all the same: late reports after a queue was cleared */
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "mdm: %V report from enrollment \"%V\" for command "
+                      "\"%V\", which is not queued: stored",
+                      &ctx->message_type, &ctx->enrollment_id,
+                      &ctx->command_uuid);
+        return;
+    }
+
+    if (known->len == sizeof("unknown") - 1
+        && ngx_strncmp(known->str, "unknown", known->len) == 0)
+    {
+        /* a device must not be able to fill Redis with made-up results */
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "mdm: %V report from enrollment \"%V\" for command "
+                      "\"%V\", which was never queued to it: not stored "
+                      "(counted in mdm:stats:module unknown_reports)",
+                      &ctx->message_type, &ctx->enrollment_id,
+                      &ctx->command_uuid);
+    }
 }

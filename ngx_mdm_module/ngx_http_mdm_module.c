@@ -48,6 +48,14 @@ static ngx_conf_enum_t  ngx_http_mdm_cert_auth_modes[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_mdm_reenroll_modes[] = {
+    { ngx_string("any"), NGX_HTTP_MDM_REENROLL_ANY },
+    { ngx_string("bound"), NGX_HTTP_MDM_REENROLL_BOUND },
+    { ngx_string("unenrolled"), NGX_HTTP_MDM_REENROLL_UNENROLLED },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_enum_t  ngx_http_mdm_user_authenticate_modes[] = {
     { ngx_string("decline"), NGX_HTTP_MDM_UA_DECLINE },
     { ngx_string("allow"), NGX_HTTP_MDM_UA_ALLOW },
@@ -166,6 +174,27 @@ static ngx_command_t  ngx_http_mdm_commands[] = {
       offsetof(ngx_http_mdm_loc_conf_t, user_authenticate),
       &ngx_http_mdm_user_authenticate_modes },
 
+    { ngx_string("mdm_result_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, result_ttl),
+      NULL },
+
+    { ngx_string("mdm_events_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, events_max),
+      NULL },
+
+    { ngx_string("mdm_reenroll"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, reenroll),
+      &ngx_http_mdm_reenroll_modes },
+
       ngx_null_command
 };
 
@@ -249,7 +278,7 @@ ngx_http_mdm_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_msec_value(mmcf->timeout, 1000);
 
-    return NGX_CONF_OK;
+    return ngx_http_mdm_redis_init_conf(cf, mmcf);
 }
 
 
@@ -281,6 +310,9 @@ ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
     mlcf->identity_verdicts = NGX_CONF_UNSET_UINT;
     mlcf->store_authenticate = NGX_CONF_UNSET;
     mlcf->plist_max_nodes = NGX_CONF_UNSET_UINT;
+    mlcf->result_ttl = NGX_CONF_UNSET;
+    mlcf->events_max = NGX_CONF_UNSET;
+    mlcf->reenroll = NGX_CONF_UNSET_UINT;
 
     return mlcf;
 }
@@ -333,6 +365,16 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                          0);
     ngx_conf_merge_uint_value(conf->plist_max_nodes, prev->plist_max_nodes,
                               100000);
+    ngx_conf_merge_sec_value(conf->result_ttl, prev->result_ttl, 2592000);
+    ngx_conf_merge_value(conf->events_max, prev->events_max, 1000000);
+    ngx_conf_merge_uint_value(conf->reenroll, prev->reenroll,
+                              NGX_HTTP_MDM_REENROLL_ANY);
+
+    if (conf->events_max < 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mdm_events_max must be 0 (no cap) or more");
+        return NGX_CONF_ERROR;
+    }
 
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
 

@@ -28,6 +28,11 @@
 #define NGX_HTTP_MDM_CERT_AUTH_ON     1
 #define NGX_HTTP_MDM_CERT_AUTH_RETRO  2
 
+/* mdm_reenroll */
+#define NGX_HTTP_MDM_REENROLL_ANY         0
+#define NGX_HTTP_MDM_REENROLL_BOUND       1
+#define NGX_HTTP_MDM_REENROLL_UNENROLLED  2
+
 /* mdm_user_authenticate */
 #define NGX_HTTP_MDM_UA_DECLINE  0
 #define NGX_HTTP_MDM_UA_ALLOW    1
@@ -50,6 +55,9 @@ typedef struct {
 typedef struct {
     ngx_str_t                   host;        /* numeric address, or unix path */
     in_port_t                   port;
+    ngx_str_t                   name;        /* a host name given instead */
+    ngx_resolver_t             *resolver;    /* resolves it at each connect */
+    ngx_msec_t                  resolver_timeout;
     ngx_uint_t                  unix_socket; /* unsigned  unix_socket:1; */
     ngx_uint_t                  db;
     ngx_str_t                   password;
@@ -75,6 +83,9 @@ typedef struct {
     ngx_uint_t                  identity_verdicts;
     ngx_flag_t                  store_authenticate;
     ngx_uint_t                  plist_max_nodes;
+    time_t                      result_ttl;  /* mdm_result_ttl */
+    ngx_int_t                   events_max;  /* mdm_events_max */
+    ngx_uint_t                  reenroll;    /* mdm_reenroll */
 } ngx_http_mdm_loc_conf_t;
 
 

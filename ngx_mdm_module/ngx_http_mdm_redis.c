@@ -67,6 +67,10 @@ typedef struct {
     unsigned                        setup_failed:1;
     unsigned                        exiting:1;
     unsigned                        down_logged:1;
+    unsigned                        unusable_logged:1;
+    unsigned                        draining:1;   /* failover reply seen */
+    ngx_resolver_ctx_t             *resolving;
+    ngx_uint_t                      next_addr;    /* of a resolved name */
     ngx_http_mdm_redis_ticket_t    *free_tickets;
     ngx_uint_t                      nfree_tickets;
     u_char                         *buf;          /* commands are written */
@@ -74,7 +78,27 @@ typedef struct {
 } ngx_http_mdm_redis_t;
 
 
+static ngx_int_t ngx_http_mdm_redis_numeric(ngx_conf_t *cf,
+    ngx_http_mdm_main_conf_t *mmcf, ngx_str_t *host);
+static ngx_int_t ngx_http_mdm_redis_set_host(ngx_pool_t *pool,
+    ngx_http_mdm_main_conf_t *mmcf, struct sockaddr *sa, socklen_t socklen);
 static void ngx_http_mdm_redis_connect(void);
+static void ngx_http_mdm_redis_resolve(void);
+static void ngx_http_mdm_redis_resolved(ngx_resolver_ctx_t *ctx);
+static void ngx_http_mdm_redis_connect_to(const char *host);
+static void ngx_http_mdm_redis_info_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static ngx_int_t ngx_http_mdm_redis_info_field(ngx_str_t *info,
+    const char *name, ngx_str_t *value);
+static ngx_uint_t ngx_http_mdm_redis_version_ok(ngx_str_t *v);
+static void ngx_http_mdm_redis_unusable(redisAsyncContext *ac,
+    const char *why);
+static ngx_uint_t ngx_http_mdm_redis_failover(redisReply *reply);
+static ngx_str_t *ngx_http_mdm_redis_shown(void);
+static void ngx_http_mdm_redis_drain(redisAsyncContext *ac,
+    redisReply *reply);
+static const char *ngx_http_mdm_redis_word(redisReply *reply);
+static const char *ngx_http_mdm_redis_busy(redisReply *reply);
 static void ngx_http_mdm_redis_lost(const char *why);
 static void ngx_http_mdm_redis_drop(const char *why);
 static void ngx_http_mdm_redis_reconnect_handler(ngx_event_t *ev);
@@ -144,14 +168,17 @@ ngx_http_mdm_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     } else {
         /*
-         * hiredis resolves names with a blocking getaddrinfo(); resolve
-         * once here, in the master, and hand it a numeric address.
+         * hiredis resolves names with a blocking getaddrinfo(), which an
+         * nginx worker must not call: it is handed a numeric address.  A
+         * host name is resolved at each connect with the http{} resolver,
+         * or else once, here in the master (see init_conf).
          */
         ngx_memzero(&u, sizeof(ngx_url_t));
         u.url = value[1];
         u.default_port = 6379;
+        u.no_resolve = 1;
 
-        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.host.len == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid redis address \"%V\"%s%s",
                                &value[1], u.err ? ": " : "",
@@ -159,15 +186,11 @@ ngx_http_mdm_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        mmcf->port = ngx_inet_get_port(u.addrs[0].sockaddr);
-        mmcf->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-        if (mmcf->host.data == NULL) {
+        mmcf->port = u.no_port ? 6379 : u.port;
+
+        if (ngx_http_mdm_redis_numeric(cf, mmcf, &u.host) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
-        mmcf->host.len = ngx_sock_ntop(u.addrs[0].sockaddr,
-                                       u.addrs[0].socklen, mmcf->host.data,
-                                       NGX_SOCKADDR_STRLEN, 0);
-        mmcf->host.data[mmcf->host.len] = '\0';
     }
 
     for (i = 2; i < cf->args->nelts; i++) {
@@ -211,6 +234,106 @@ invalid:
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid parameter \"%V\"", &value[i]);
     return NGX_CONF_ERROR;
+}
+
+
+/* a numeric address goes to mmcf->host as it is; a name to mmcf->name */
+
+static ngx_int_t
+ngx_http_mdm_redis_numeric(ngx_conf_t *cf, ngx_http_mdm_main_conf_t *mmcf,
+    ngx_str_t *host)
+{
+    ngx_str_t   h;
+    ngx_addr_t  addr;
+
+    h = *host;
+
+    if (h.len > 2 && h.data[0] == '[' && h.data[h.len - 1] == ']') {
+        h.data++;
+        h.len -= 2;
+    }
+
+    if (ngx_parse_addr(cf->pool, &addr, h.data, h.len) == NGX_OK) {
+        return ngx_http_mdm_redis_set_host(cf->pool, mmcf, addr.sockaddr,
+                                           addr.socklen);
+    }
+
+    mmcf->name.data = ngx_pnalloc(cf->pool, h.len + 1);
+    if (mmcf->name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ngx_cpymem(mmcf->name.data, h.data, h.len) = '\0';
+    mmcf->name.len = h.len;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mdm_redis_set_host(ngx_pool_t *pool, ngx_http_mdm_main_conf_t *mmcf,
+    struct sockaddr *sa, socklen_t socklen)
+{
+    mmcf->host.data = ngx_pnalloc(pool, NGX_SOCKADDR_STRLEN + 1);
+    if (mmcf->host.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    mmcf->host.len = ngx_sock_ntop(sa, socklen, mmcf->host.data,
+                                   NGX_SOCKADDR_STRLEN, 0);
+    mmcf->host.data[mmcf->host.len] = '\0';
+
+    return NGX_OK;
+}
+
+
+/*
+ * A host name is resolved by nginx's resolver at every (re)connect when
+ * http{} has a "resolver"; without one, here, once, in the master (a DNS
+ * change then needs a reload).
+ */
+
+char *
+ngx_http_mdm_redis_init_conf(ngx_conf_t *cf, ngx_http_mdm_main_conf_t *mmcf)
+{
+    ngx_url_t                  u;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (!mmcf->configured || mmcf->name.len == 0) {
+        return NGX_CONF_OK;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->resolver && clcf->resolver->connections.nelts) {
+        mmcf->resolver = clcf->resolver;
+        mmcf->resolver_timeout = clcf->resolver_timeout
+                                 == NGX_CONF_UNSET_MSEC
+                                 ? 30000 : clcf->resolver_timeout;
+        ngx_str_set(&mmcf->host, "");
+        return NGX_CONF_OK;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url = mmcf->name;
+    u.default_port = mmcf->port;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cannot resolve redis host \"%V\"%s%s",
+                           &mmcf->name, u.err ? ": " : "",
+                           u.err ? u.err : "");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_mdm_redis_set_host(cf->pool, mmcf, u.addrs[0].sockaddr,
+                                    u.addrs[0].socklen)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -259,6 +382,11 @@ ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle)
 
     ngx_http_mdm_redis.exiting = 1;
 
+    if (ngx_http_mdm_redis.resolving) {
+        ngx_resolve_name_done(ngx_http_mdm_redis.resolving);
+        ngx_http_mdm_redis.resolving = NULL;
+    }
+
     ac = ngx_http_mdm_redis.ac;
 
     if (ac) {
@@ -287,6 +415,87 @@ ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle)
 static void
 ngx_http_mdm_redis_connect(void)
 {
+    if (ngx_http_mdm_redis.conf->resolver) {
+        ngx_http_mdm_redis_resolve();
+        return;
+    }
+
+    ngx_http_mdm_redis_connect_to((char *) ngx_http_mdm_redis.conf->host.data);
+}
+
+
+/* mdm_redis NAME with a resolver: NAME is looked up at every connect */
+
+static void
+ngx_http_mdm_redis_resolve(void)
+{
+    ngx_resolver_ctx_t        *ctx;
+    ngx_http_mdm_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_mdm_redis.conf;
+
+    ctx = ngx_resolve_start(mmcf->resolver, NULL);
+    if (ctx == NULL || ctx == NGX_NO_RESOLVER) {
+        ngx_http_mdm_redis_lost("cannot start resolving");
+        return;
+    }
+
+    ctx->name = mmcf->name;
+    ctx->handler = ngx_http_mdm_redis_resolved;
+    ctx->data = NULL;
+    ctx->timeout = mmcf->resolver_timeout;
+    ctx->cancelable = 1;
+
+    ngx_http_mdm_redis.resolving = ctx;
+
+    /* the handler may run before this returns, with a cached answer */
+    if (ngx_resolve_name(ctx) != NGX_OK) {
+        ngx_http_mdm_redis.resolving = NULL;
+        ngx_http_mdm_redis_lost("cannot resolve");
+    }
+}
+
+
+static void
+ngx_http_mdm_redis_resolved(ngx_resolver_ctx_t *ctx)
+{
+    u_char      host[NGX_SOCKADDR_STRLEN + 1];
+    size_t      len;
+    ngx_uint_t  i;
+
+    static u_char  why[256];
+
+    ngx_http_mdm_redis.resolving = NULL;
+
+    if (ctx->state || ctx->naddrs == 0) {
+        ngx_snprintf(why, sizeof(why), "cannot resolve \"%V\": %s%Z",
+                     &ctx->name, ctx->state
+                                 ? ngx_resolver_strerror(ctx->state)
+                                 : "no address");
+        ngx_resolve_name_done(ctx);
+        ngx_http_mdm_redis_lost((char *) why);
+        return;
+    }
+
+    /* each reconnect tries the next address */
+    i = ngx_http_mdm_redis.next_addr++ % ctx->naddrs;
+
+    len = ngx_sock_ntop(ctx->addrs[i].sockaddr, ctx->addrs[i].socklen, host,
+                        NGX_SOCKADDR_STRLEN, 0);
+    host[len] = '\0';
+
+    ngx_resolve_name_done(ctx);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_http_mdm_redis.log, 0,
+                   "mdm: redis resolved to %s", host);
+
+    ngx_http_mdm_redis_connect_to((char *) host);
+}
+
+
+static void
+ngx_http_mdm_redis_connect_to(const char *host)
+{
     ngx_str_t                  s;
     redisAsyncContext         *ac;
     ngx_http_mdm_main_conf_t  *mmcf;
@@ -294,10 +503,10 @@ ngx_http_mdm_redis_connect(void)
     mmcf = ngx_http_mdm_redis.conf;
 
     if (mmcf->unix_socket) {
-        ac = redisAsyncConnectUnix((char *) mmcf->host.data);
+        ac = redisAsyncConnectUnix(host);
 
     } else {
-        ac = redisAsyncConnect((char *) mmcf->host.data, mmcf->port);
+        ac = redisAsyncConnect(host, mmcf->port);
     }
 
     if (ac == NULL) {
@@ -320,6 +529,7 @@ ngx_http_mdm_redis_connect(void)
     ngx_http_mdm_redis.ac = ac;
     ngx_http_mdm_redis.setup_pending = 0;
     ngx_http_mdm_redis.setup_failed = 0;
+    ngx_http_mdm_redis.draining = 0;
 
     redisAsyncSetConnectCallback(ac, ngx_http_mdm_redis_on_connect);
     redisAsyncSetDisconnectCallback(ac, ngx_http_mdm_redis_on_disconnect);
@@ -346,7 +556,231 @@ ngx_http_mdm_redis_connect(void)
         }
     }
 
+    /* whether this server can serve at all: version, role, loading */
+    if (redisAsyncCommand(ac, ngx_http_mdm_redis_info_reply, NULL, "INFO")
+        == REDIS_OK)
+    {
+        ngx_http_mdm_redis.setup_pending++;
+    }
+
     ngx_add_timer(&ngx_http_mdm_redis.connect_timer, mmcf->timeout);
+}
+
+
+/*
+ * INFO's answer on a new connection.  A server too old for the commands
+ * the module and mdm-worker use (LPOS, BLMOVE, XAUTOCLAIM, XTRIM MINID:
+ * 6.2), a read-only replica or one still loading its data cannot serve:
+ * it is dropped and tried again with the backoff, and requests get 503.
+ */
+
+static void
+ngx_http_mdm_redis_info_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply  *reply = r;
+    ngx_str_t    info, v;
+
+    static u_char  why[256];
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (ngx_http_mdm_redis.setup_failed) {
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        /* an ACL may deny INFO: serve all the same, unchecked */
+        ngx_log_error(NGX_LOG_WARN, ngx_http_mdm_redis.log, 0,
+                      "mdm: redis INFO failed: %*s; the server's version "
+                      "and maxmemory-policy are not checked",
+                      (size_t) (reply->type == REDIS_REPLY_ERROR
+                                ? reply->len : 0), reply->str);
+        ngx_str_set(&info, "");
+
+    } else {
+        info.data = (u_char *) reply->str;
+        info.len = reply->len;
+    }
+
+    if (info.len == 0) {
+        goto checked;
+    }
+
+    if (ngx_http_mdm_redis_info_field(&info, "redis_version", &v) != NGX_OK
+        || !ngx_http_mdm_redis_version_ok(&v))
+    {
+        ngx_snprintf(why, sizeof(why), "its version is %V; ngx_mdm needs "
+                     "Redis 6.2 or later%Z", &v);
+        ngx_http_mdm_redis_unusable(ac, (char *) why);
+        return;
+    }
+
+    if (ngx_http_mdm_redis_info_field(&info, "loading", &v) == NGX_OK
+        && v.len == 1 && v.data[0] == '1')
+    {
+        ngx_http_mdm_redis_unusable(ac, "it is loading its dataset");
+        return;
+    }
+
+    if (ngx_http_mdm_redis_info_field(&info, "role", &v) == NGX_OK
+        && v.len == 5 && ngx_strncmp(v.data, "slave", 5) == 0
+        && (ngx_http_mdm_redis_info_field(&info, "slave_read_only", &v)
+            != NGX_OK
+            || v.len != 1 || v.data[0] != '0'))
+    {
+        ngx_http_mdm_redis_unusable(ac, "it is a read-only replica");
+        return;
+    }
+
+    if (ngx_http_mdm_redis_info_field(&info, "maxmemory_policy", &v) == NGX_OK
+        && !(v.len == 10 && ngx_strncmp(v.data, "noeviction", 10) == 0))
+    {
+        /* once per connection: an admin must see it, not every request */
+        ngx_log_error(NGX_LOG_WARN, ngx_http_mdm_redis.log, 0,
+                      "mdm: redis at \"%V\" has maxmemory-policy %V: it "
+                      "may evict enrollments and queued commands when "
+                      "full; set \"maxmemory-policy noeviction\"",
+                      ngx_http_mdm_redis_shown(), &v);
+    }
+
+checked:
+
+    if (--ngx_http_mdm_redis.setup_pending == 0
+        && ngx_http_mdm_redis.connected)
+    {
+        ngx_http_mdm_redis_ready();
+    }
+}
+
+
+/* the value of "name:value\r\n" in an INFO text */
+
+static ngx_int_t
+ngx_http_mdm_redis_info_field(ngx_str_t *info, const char *name,
+    ngx_str_t *value)
+{
+    u_char  *p, *last, *eol;
+    size_t   n;
+
+    n = ngx_strlen(name);
+    p = info->data;
+    last = info->data + info->len;
+
+    while (p < last) {
+        eol = ngx_strlchr(p, last, '\n');
+        if (eol == NULL) {
+            eol = last;
+        }
+
+        if ((size_t) (eol - p) > n && p[n] == ':'
+            && ngx_strncmp(p, name, n) == 0)
+        {
+            value->data = p + n + 1;
+            value->len = eol - value->data;
+
+            if (value->len && value->data[value->len - 1] == '\r') {
+                value->len--;
+            }
+
+            return NGX_OK;
+        }
+
+        p = eol + 1;
+    }
+
+    ngx_str_set(value, "unknown");
+
+    return NGX_DECLINED;
+}
+
+
+/* "MAJOR.MINOR.PATCH" at least 6.2 */
+
+static ngx_uint_t
+ngx_http_mdm_redis_version_ok(ngx_str_t *v)
+{
+    u_char     *p, *dot, *last;
+    ngx_int_t   major, minor;
+
+    p = v->data;
+    last = v->data + v->len;
+
+    dot = ngx_strlchr(p, last, '.');
+    if (dot == NULL) {
+        return 0;
+    }
+
+    major = ngx_atoi(p, dot - p);
+
+    p = dot + 1;
+    dot = ngx_strlchr(p, last, '.');
+    minor = ngx_atoi(p, (dot ? dot : last) - p);
+
+    if (major == NGX_ERROR || minor == NGX_ERROR) {
+        return 0;
+    }
+
+    return major > 6 || (major == 6 && minor >= 2);
+}
+
+
+/*
+ * This server cannot serve now: say why once (until it is back), fail what
+ * is pending on the connection with 503 and reconnect with the backoff.
+ */
+
+static void
+ngx_http_mdm_redis_unusable(redisAsyncContext *ac, const char *why)
+{
+    ngx_http_mdm_redis_t  *rd = &ngx_http_mdm_redis;
+
+    if (!rd->unusable_logged) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "mdm: redis at \"%V\" cannot serve: %s; answering "
+                      "503 and reconnecting", ngx_http_mdm_redis_shown(),
+                      why);
+        rd->unusable_logged = 1;
+        rd->down_logged = 1;
+    }
+
+    rd->setup_failed = 1;
+
+    redisAsyncDisconnect(ac);
+}
+
+
+/*
+ * READONLY (a primary turned replica), LOADING (a restarted server reading
+ * its data), MASTERDOWN (a replica cut off): the connection is to the wrong
+ * server or too early, not broken; still it is dropped and made anew, so
+ * that a failover (a new address from DNS, a proxy that moved) is followed.
+ */
+
+static ngx_uint_t
+ngx_http_mdm_redis_failover(redisReply *reply)
+{
+    ngx_str_t  e;
+
+    e.data = (u_char *) reply->str;
+    e.len = reply->len;
+
+    return (e.len >= 8 && ngx_strncmp(e.data, "READONLY", 8) == 0)
+           || (e.len >= 7 && ngx_strncmp(e.data, "LOADING", 7) == 0)
+           || (e.len >= 10 && ngx_strncmp(e.data, "MASTERDOWN", 10) == 0)
+           /* Redis 6.2 wraps a script's failed write in ERR */
+           || ngx_strlcasestrn(e.data, e.data + e.len,
+                               (u_char *) "-READONLY ", 10 - 1) != NULL;
+}
+
+
+static ngx_str_t *
+ngx_http_mdm_redis_shown(void)
+{
+    ngx_http_mdm_main_conf_t  *mmcf = ngx_http_mdm_redis.conf;
+
+    return mmcf->name.len ? &mmcf->name : &mmcf->host;
 }
 
 
@@ -371,7 +805,7 @@ ngx_http_mdm_redis_lost(const char *why)
     if (!rd->down_logged) {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                       "mdm: redis at \"%V\" unavailable: %s, reconnecting",
-                      &rd->conf->host, why);
+                      ngx_http_mdm_redis_shown(), why);
         rd->down_logged = 1;
 
     } else {
@@ -412,7 +846,9 @@ ngx_http_mdm_redis_drop(const char *why)
 static void
 ngx_http_mdm_redis_reconnect_handler(ngx_event_t *ev)
 {
-    if (ngx_http_mdm_redis.exiting || ngx_http_mdm_redis.ac) {
+    if (ngx_http_mdm_redis.exiting || ngx_http_mdm_redis.ac
+        || ngx_http_mdm_redis.resolving)
+    {
         return;
     }
 
@@ -463,9 +899,12 @@ ngx_http_mdm_redis_ready(void)
 
     if (rd->down_logged) {
         ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
-                      "mdm: redis at \"%V\" is back", &rd->conf->host);
+                      "mdm: redis at \"%V\" is back",
+                      ngx_http_mdm_redis_shown());
         rd->down_logged = 0;
     }
+
+    rd->unusable_logged = 0;
 }
 
 
@@ -645,7 +1084,7 @@ ngx_http_mdm_redis_eval(ngx_http_request_t *r, ngx_uint_t script,
     ngx_http_mdm_redis_op_t      *op;
     ngx_http_mdm_redis_ticket_t  *t;
 
-    if (ngx_http_mdm_redis.ac == NULL) {
+    if (ngx_http_mdm_redis.ac == NULL || ngx_http_mdm_redis.draining) {
         return NGX_DECLINED;
     }
 
@@ -826,6 +1265,7 @@ ngx_http_mdm_redis_buffer_done(void)
 static void
 ngx_http_mdm_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
+    const char                   *err;
     redisReply                   *reply = r;
     ngx_http_mdm_redis_op_t      *op;
     ngx_http_mdm_redis_ticket_t  *t = privdata;
@@ -841,9 +1281,18 @@ ngx_http_mdm_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         t->refs--;
         ngx_http_mdm_redis_finish(op, NULL,
                                   ngx_http_mdm_redis.setup_failed
-                                  ? "AUTH or SELECT failed"
+                                  ? "cannot serve (see the log)"
                                   : ac->errstr[0] ? ac->errstr
                                                   : "connection lost");
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR
+        && ngx_http_mdm_redis_failover(reply))
+    {
+        t->refs--;
+        ngx_http_mdm_redis_drain(ac, reply);
+        ngx_http_mdm_redis_finish(op, NULL, ngx_http_mdm_redis_word(reply));
         return;
     }
 
@@ -865,7 +1314,88 @@ ngx_http_mdm_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     t->refs--;
+
+    if (reply->type == REDIS_REPLY_ERROR
+        && (err = ngx_http_mdm_redis_busy(reply)) != NULL)
+    {
+        ngx_http_mdm_redis_finish(op, NULL, err);
+        return;
+    }
+
     ngx_http_mdm_redis_finish(op, reply, NULL);
+}
+
+
+/*
+ * Errors that say the server cannot take the call now, not that the call
+ * is wrong: a full server under noeviction (OOM) or one stuck in a long
+ * script (BUSY).  Answered 503, the connection kept.  Redis before 7 wraps
+ * a script's failed call in ERR.
+ */
+
+static const char *
+ngx_http_mdm_redis_busy(redisReply *reply)
+{
+    u_char  *p, *last;
+
+    p = (u_char *) reply->str;
+    last = p + reply->len;
+
+    if ((reply->len >= 4 && ngx_strncmp(p, "OOM ", 4) == 0)
+        || ngx_strlcasestrn(p, last, (u_char *) "-OOM ", 5 - 1) != NULL)
+    {
+        return "is out of memory (OOM; maxmemory-policy noeviction)";
+    }
+
+    if (reply->len >= 5 && ngx_strncmp(p, "BUSY ", 5) == 0) {
+        return "is busy running a script (BUSY)";
+    }
+
+    return NULL;
+}
+
+
+/* a failover reply: no new calls on this connection, then reconnect */
+
+static void
+ngx_http_mdm_redis_drain(redisAsyncContext *ac, redisReply *reply)
+{
+    ngx_http_mdm_redis_t  *rd = &ngx_http_mdm_redis;
+
+    if (rd->draining) {
+        return;
+    }
+
+    rd->draining = 1;
+
+    if (!rd->down_logged) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "mdm: redis at \"%V\" answered \"%*s\": dropping "
+                      "the connection, reconnecting",
+                      ngx_http_mdm_redis_shown(),
+                      (size_t) ngx_min(reply->len, 200), reply->str);
+        rd->down_logged = 1;
+    }
+
+    /* hiredis closes it once the replies already on their way are read */
+    redisAsyncDisconnect(ac);
+}
+
+
+/* what a request's log line says of a failover reply */
+
+static const char *
+ngx_http_mdm_redis_word(redisReply *reply)
+{
+    if (reply->len >= 7 && ngx_strncmp(reply->str, "LOADING", 7) == 0) {
+        return "is loading its dataset (LOADING)";
+    }
+
+    if (reply->len >= 10 && ngx_strncmp(reply->str, "MASTERDOWN", 10) == 0) {
+        return "lost its primary (MASTERDOWN)";
+    }
+
+    return "is read-only (READONLY)";
 }
 
 

@@ -35,6 +35,10 @@ ngx_int_t ngx_http_mdm_redis_eval(ngx_http_request_t *r, ngx_uint_t script,
 ngx_int_t ngx_http_mdm_redis_init_process(ngx_cycle_t *cycle);
 void ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle);
 
+/* with the whole http{} block read: how a host name is resolved */
+char *ngx_http_mdm_redis_init_conf(ngx_conf_t *cf,
+    ngx_http_mdm_main_conf_t *mmcf);
+
 char *ngx_http_mdm_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

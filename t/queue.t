@@ -412,6 +412,10 @@ sub races {
         if $ENV{TEST_VERBOSE};
 }
 
+# Idle reports are events only while a webhook wants them (mdm-worker keeps
+# mdm:webhooks:want at "all"); the blocks below read Idle events
+redis('SET', 'mdm:webhooks:want', 'all');
+
 run_tests();
 
 __DATA__
@@ -714,20 +718,23 @@ __DATA__
 
 
 
-=== TEST 10: a report for a command that is not queued is stored, logged at warn, and answered with the queue's head
+=== TEST 10: a report for a command never queued to the enrollment is not stored (issue 9 #6): counted, logged at warn, and answered with the queue's head
+--- redis_setup
+DEL mdm:stats:module
 --- request eval
 ::report(mac => "Acknowledged", "NEVER-QUEUED")
 --- response_body eval
 ::cmd("KEEP-1")
 --- redis_check eval
 [
-  [ "HGET mdm:r:{$::MAC}:NEVER-QUEUED status", "Acknowledged" ],
-  [ "HGET mdm:r:{$::MAC}:NEVER-QUEUED report", ::rbody(mac => "Acknowledged", "NEVER-QUEUED") ],
-  [ "HGET mdm:r:{$::MAC}:NEVER-QUEUED updated_at", qr/^\d{13}$/ ],
+  [ "EXISTS mdm:r:{$::MAC}:NEVER-QUEUED", "0" ],
+  [ "HGET mdm:stats:module unknown_reports", "1" ],
+  [ [ "XREVRANGE", "mdm:events", "+", "-", "COUNT", 1 ],
+    sub { my %e = @{ $_[0][0][1] }; ($e{command_uuid} // "") ne "NEVER-QUEUED" } ],
   [ "LRANGE mdm:q:{$::MAC} 0 -1", [ "KEEP-1" ] ],
 ]
 --- grep_error_log_out
-mdm: Acknowledged report from enrollment "66ADE930-5FDF-5EC4-8429-15640684C489" for command "NEVER-QUEUED", which is not queued: stored
+mdm: Acknowledged report from enrollment "66ADE930-5FDF-5EC4-8429-15640684C489" for command "NEVER-QUEUED", which was never queued to it: not stored (counted in mdm:stats:module unknown_reports)
 
 
 
@@ -768,18 +775,19 @@ mdm: Acknowledged report from enrollment "66ADE930-5FDF-5EC4-8429-15640684C489" 
 
 
 
-=== TEST 13: the user's command answered on the device channel is not queued there: stored under the device, the user's queue keeps it
+=== TEST 13: the user's command answered on the device channel was never queued there: not stored, the user's queue keeps it
 --- request eval
 ::report(mac => "Acknowledged", "USR-1", vector => $::PROFILES)
 --- response_body eval
 ::cmd("DEV-1")
 --- redis_check eval
-[ [ "HGET mdm:r:{$::MAC}:USR-1 status", "Acknowledged" ],
+[ [ "EXISTS mdm:r:{$::MAC}:USR-1", "0" ],
+  [ "HGET mdm:stats:module unknown_reports", "2" ],
   [ "LRANGE mdm:q:{$::MAC}:$::MACUSER 0 -1", [ "USR-1" ] ],
   [ "HEXISTS mdm:r:{$::MAC}:$::MACUSER:USR-1 status", "0" ],
   [ "LRANGE mdm:q:{$::MAC} 0 -1", [ "DEV-1" ] ] ]
 --- grep_error_log_out
-mdm: Acknowledged report from enrollment "66ADE930-5FDF-5EC4-8429-15640684C489" for command "USR-1", which is not queued: stored
+mdm: Acknowledged report from enrollment "66ADE930-5FDF-5EC4-8429-15640684C489" for command "USR-1", which was never queued to it: not stored (counted in mdm:stats:module unknown_reports)
 
 
 

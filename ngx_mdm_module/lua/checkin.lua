@@ -7,29 +7,50 @@
 --       5 user suffix, 6 cert sha256 ("" without identity), 7 cert notAfter,
 --       8 mdm_cert_auth (off|on|retro), 9 now (ms), 10 raw body,
 --       11 query string, 12 mdm_store_authenticate ("1" or "0"),
---       13.. field/value pairs for the enrollment hash.
--- Returns {"ok", value} or {"err", reason}.
+--       13 mdm_reenroll (any|bound|unenrolled), 14 mdm_events_max,
+--       15 mdm_result_ttl (s), 16.. field/value pairs for the enrollment
+--       hash.
+-- Returns {"ok", value}, {"ok", "", "takeover", old hashes, new hash},
+-- {"err", reason}, {"err", "blocked"} or {"err", "forbidden", reason}.
 
 local enr, dev, certidx, events, users =
     KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local mtype, id, etype, did, suffix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local hash, not_after, mode, now = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local body, params, store_auth = ARGV[10], ARGV[11], ARGV[12]
+local reenroll, events_max, result_ttl = ARGV[13], ARGV[14], ARGV[15]
 
 local function fields()
     local t = {}
-    for i = 13, #ARGV do t[#t + 1] = ARGV[i] end
+    for i = 16, #ARGV do t[#t + 1] = ARGV[i] end
     return t
 end
+
+-- the user channels one device may have: each TokenUpdate with a new
+-- UserID makes one, and a device must not grow them without bound
+local USERS_MAX = 256
+
+-- the queued commands an Authenticate marks "Cleared" one by one; beyond
+-- that the queue goes without a result for each (see README)
+local CLEAR_MAX = 1000
+local clear_budget = CLEAR_MAX
 
 local function user_key(s) return mdm_key('mdm:enr:', did, s) end
 
 -- a new enrollment drops what was queued for the old one, and says so in
 -- each command's result
 local function clear_queue(s)
-    for _, u in ipairs(mdm_queued(did, s)) do
-        redis.call('HSET', mdm_result_key(did, s, u), 'status', 'Cleared',
-                   'updated_at', now, 'completed_at', now)
+    for _, list in ipairs({mdm_queue_keys(did, s)}) do
+        if clear_budget > 0 then
+            for _, u in ipairs(redis.call('LRANGE', list, 0,
+                                          clear_budget - 1)) do
+                local rk = mdm_result_key(did, s, u)
+                redis.call('HSET', rk, 'status', 'Cleared',
+                           'updated_at', now, 'completed_at', now)
+                mdm_expire(rk, result_ttl)
+                clear_budget = clear_budget - 1
+            end
+        end
     end
     redis.call('DEL', mdm_queue_keys(did, s))
 end
@@ -54,7 +75,7 @@ local function each_user(f)
 end
 
 local function event(tally)
-    redis.call('XADD', events, '*',
+    mdm_xadd(events, events_max,
         'type', mtype, 'id', id, 'enrollment_type', etype,
         'device_id', did, 'time', now, 'params', params,
         'token_update_tally', tally or '', 'body', body)
@@ -62,11 +83,47 @@ end
 
 local handlers = {}
 
+-- The unexpired certificates the device is bound to other than the one
+-- presented, comma-separated, or nil: an Authenticate with a certificate
+-- that is not among them takes the enrollment over from them.
+local function taken_from()
+    if hash == '' or mode == 'off' then return nil end
+    local sec, others = math.floor(tonumber(now) / 1000), {}
+    for h, na in pairs(mdm_bindings(dev)) do
+        if h == hash then return nil end
+        if tonumber(na) >= sec then others[#others + 1] = h end
+    end
+    if #others == 0 then return nil end
+    table.sort(others)
+    return table.concat(others, ',')
+end
+
+-- nil, or why mdm_reenroll refuses the takeover
+local function reenroll_refused(old)
+    if reenroll == 'bound' then
+        return 'Authenticate with certificate ' .. hash .. ' for an '
+            .. 'enrollment bound to unexpired certificate ' .. old
+            .. ' (mdm_reenroll bound)'
+    end
+    if reenroll == 'unenrolled' and redis.call('HGET', dev, 'enabled') == '1'
+    then
+        return 'Authenticate with certificate ' .. hash .. ' for an '
+            .. 'enrolled device bound to unexpired certificate ' .. old
+            .. ' (mdm_reenroll unenrolled)'
+    end
+    return nil
+end
+
 function handlers.Authenticate()
     -- a new enrollment of this device: nothing of the old one carries over
     -- but the certificates bound to it (a renewal keeps the old one bound
     -- until it expires)
     mdm_migrate_bindings(dev, did)
+    local old = taken_from()
+    if old then
+        local refused = reenroll_refused(old)
+        if refused then return {'err', 'forbidden', refused} end
+    end
     local keep = unexpired_bindings()
     clear_queue('')
     redis.call('DEL', enr)
@@ -87,22 +144,31 @@ function handlers.Authenticate()
         clear_queue(s)
     end)
     if hash ~= '' and mode ~= 'off' then
-        mdm_bind(dev, certidx, did, hash, not_after)
+        mdm_bind(dev, certidx, did, hash, not_after, now)
     end
     event(nil)
+    if old then
+        mdm_xadd(events, events_max, 'type', 'Takeover', 'id', id,
+            'enrollment_type', etype, 'device_id', did, 'time', now,
+            'params', params, 'old_cert_hashes', old, 'new_cert_hash', hash)
+        return {'ok', '', 'takeover', old, hash}
+    end
     return nil
 end
 
 function handlers.TokenUpdate()
+    if suffix ~= '' and redis.call('SISMEMBER', users, suffix) == 0
+       and redis.call('SCARD', users) >= USERS_MAX then
+        return {'err', 'the device has ' .. USERS_MAX .. ' user channels '
+                       .. 'already'}
+    end
     local f = fields()
     redis.call('HSET', enr, 'type', etype, 'enabled', '1',
         'token_updated_at', now, 'last_seen', now, unpack(f))
     -- a fresh token: whatever APNs said of the old one no longer holds
     redis.call('HDEL', enr, 'token_invalid', 'repushes')
-    for i = 1, #f, 2 do
-        -- the topics enrolled devices listen on, to guard push certificates
-        if f[i] == 'topic' then redis.call('SADD', 'mdm:topics', f[i + 1]) end
-    end
+    -- the device's Topic is not added to mdm:topics: that set holds the
+    -- topics of uploaded push certificates only (the API adds them)
     if suffix ~= '' then
         redis.call('HSET', enr, 'parent', did)
         redis.call('SADD', users, suffix)
@@ -143,6 +209,8 @@ function handlers.UserAuthenticate()
     return nil
 end
 
+if mdm_blocked(did) then return {'err', 'blocked'} end
+
 if redis.call('EXISTS', dev) == 0 and mtype ~= 'Authenticate' then
     return {'err', 'unknown enrollment: no Authenticate for device ' .. did}
 end
@@ -152,11 +220,13 @@ if mtype ~= 'Authenticate' and mtype ~= 'TokenUpdate'
     return {'err', 'unknown enrollment'}
 end
 
-local denied = mdm_authorize(mtype, mode, dev, certidx, did, hash, not_after)
+local denied = mdm_authorize(mtype, mode, dev, certidx, did, hash, not_after,
+                             now)
 if denied then return {'err', denied} end
 
 local h = handlers[mtype]
 if not h then return {'err', 'unsupported MessageType'} end
 
 local value = h()
+if type(value) == 'table' then return value end
 return {'ok', value or ''}

@@ -21,6 +21,31 @@ local function mdm_queue_keys(did, suffix)
     return mdm_key('mdm:qp:', did, suffix), mdm_key('mdm:q:', did, suffix)
 end
 
+-- An XADD to a stream, capped at about max entries ("0": no cap): every
+-- event the module writes goes through here (mdm_events_max).
+local function mdm_xadd(key, max, ...)
+    if max ~= '' and max ~= '0' then
+        return redis.call('XADD', key, 'MAXLEN', '~', max, '*', ...)
+    end
+    return redis.call('XADD', key, '*', ...)
+end
+
+-- results and other per-command records live mdm_result_ttl seconds after
+-- their last write ("0": forever)
+local function mdm_expire(key, ttl)
+    if ttl ~= '' and ttl ~= '0' then redis.call('EXPIRE', key, ttl) end
+end
+
+-- a device blocked through the API (POST /v1/enrollments/ID/block)
+local function mdm_blocked(did)
+    return redis.call('EXISTS', mdm_key('mdm:block:', did, '')) == 1
+end
+
+-- The most queue entries one script looks at: a queue is a Redis list a
+-- device cannot shorten by itself (NotNow keeps a command queued), so the
+-- work of one call must not grow with it.
+local MDM_SCAN_MAX = 100
+
 local function mdm_queued(did, suffix)
     local p, q = mdm_queue_keys(did, suffix)
     local t = redis.call('LRANGE', p, 0, -1)
@@ -67,15 +92,22 @@ local function mdm_migrate_bindings(dev, did)
     return true
 end
 
-local function mdm_bind(dev, certidx, did, hash, not_after)
+-- The index entry of a certificate goes a day after the certificate
+-- expires: an expired certificate is refused before Redis is asked, so the
+-- entry has nothing left to guard.
+local function mdm_bind(dev, certidx, did, hash, not_after, now_ms)
     redis.call('HSET', dev, hash, not_after)
     redis.call('SET', certidx, did)
+    local until_s = math.max(tonumber(not_after) or 0,
+                             math.floor(tonumber(now_ms) / 1000))
+    redis.call('EXPIREAT', certidx, until_s + 86400)
 end
 
 -- NanoMDM's certauth: Authenticate binds, everything else must be bound;
 -- renewed certificates are kept alongside the old ones until they expire.
 -- Returns nil, or why the request is refused.
-local function mdm_authorize(mtype, mode, dev, certidx, did, hash, not_after)
+local function mdm_authorize(mtype, mode, dev, certidx, did, hash, not_after,
+                             now)
     if mode == 'off' then return nil end
 
     if mtype == 'Authenticate' then
@@ -95,7 +127,7 @@ local function mdm_authorize(mtype, mode, dev, certidx, did, hash, not_after)
 
     if mode == 'retro' and next(mdm_bindings(dev)) == nil
        and redis.call('EXISTS', certidx) == 0 then
-        mdm_bind(dev, certidx, did, hash, not_after)
+        mdm_bind(dev, certidx, did, hash, not_after, now)
         return nil
     end
 
