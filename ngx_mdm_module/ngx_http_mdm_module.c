@@ -17,6 +17,7 @@
 #include "ngx_http_mdm_identity.h"
 #include "ngx_http_mdm_variables.h"
 #include "ngx_http_mdm_fastsig.h"
+#include "ngx_http_mdm_enroll.h"
 
 
 static ngx_int_t ngx_http_mdm_preconfiguration(ngx_conf_t *cf);
@@ -195,6 +196,90 @@ static ngx_command_t  ngx_http_mdm_commands[] = {
       offsetof(ngx_http_mdm_loc_conf_t, reenroll),
       &ngx_http_mdm_reenroll_modes },
 
+    { ngx_string("mdm_enroll"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_mdm_enroll_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mdm_enroll_server_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, enroll.server_url),
+      NULL },
+
+    { ngx_string("mdm_enroll_checkin_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, enroll.checkin_url),
+      NULL },
+
+    { ngx_string("mdm_enroll_scep_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, enroll.scep_url),
+      NULL },
+
+    { ngx_string("mdm_enroll_organization"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, enroll.organization),
+      NULL },
+
+    { ngx_string("mdm_enroll_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, enroll.name),
+      NULL },
+
+    { ngx_string("mdm_enroll_challenge"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, enroll.challenge),
+      NULL },
+
+    { ngx_string("mdm_enroll_challenge_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, enroll.challenge_ttl),
+      NULL },
+
+    { ngx_string("mdm_enroll_machineinfo_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, enroll.machineinfo_ttl),
+      NULL },
+
+    { ngx_string("mdm_enroll_sign"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_mdm_enroll_sign_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mdm_enroll_ca_cert"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_mdm_enroll_ca_cert_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mdm_enroll_device_ca"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_mdm_enroll_device_ca_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -313,6 +398,7 @@ ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
     mlcf->result_ttl = NGX_CONF_UNSET;
     mlcf->events_max = NGX_CONF_UNSET;
     mlcf->reenroll = NGX_CONF_UNSET_UINT;
+    ngx_http_mdm_enroll_create_conf(&mlcf->enroll);
 
     return mlcf;
 }
@@ -369,6 +455,12 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->events_max, prev->events_max, 1000000);
     ngx_conf_merge_uint_value(conf->reenroll, prev->reenroll,
                               NGX_HTTP_MDM_REENROLL_ANY);
+
+    if (ngx_http_mdm_enroll_merge_conf(cf, &prev->enroll, &conf->enroll)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->events_max < 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

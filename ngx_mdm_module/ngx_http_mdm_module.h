@@ -68,6 +68,26 @@ typedef struct {
 } ngx_http_mdm_main_conf_t;
 
 
+/* mdm_enroll and its settings (ngx_http_mdm_enroll.c) */
+typedef struct ngx_http_mdm_enroll_signer_s  ngx_http_mdm_enroll_signer_t;
+
+typedef struct {
+    ngx_flag_t                  enabled;     /* an mdm_enroll location */
+    ngx_str_t                   server_url;
+    ngx_str_t                   checkin_url;
+    ngx_str_t                   scep_url;
+    ngx_str_t                   organization;
+    ngx_str_t                   name;
+    ngx_str_t                   challenge;   /* static; unset: one-time */
+    time_t                      challenge_ttl;
+    time_t                      machineinfo_ttl;
+    ngx_str_t                  *ca_der;      /* mdm_enroll_ca_cert */
+    ngx_http_mdm_enroll_signer_t  *signer;   /* mdm_enroll_sign */
+    X509_STORE                 *device_ca;   /* NULL with "off" */
+    ngx_int_t                   device_ca_set; /* 0, 1 file, 2 off */
+} ngx_http_mdm_enroll_conf_t;
+
+
 typedef struct {
     ngx_flag_t                  checkin;     /* a device location */
     void                       *handler;     /* its content handler */
@@ -86,6 +106,7 @@ typedef struct {
     time_t                      result_ttl;  /* mdm_result_ttl */
     ngx_int_t                   events_max;  /* mdm_events_max */
     ngx_uint_t                  reenroll;    /* mdm_reenroll */
+    ngx_http_mdm_enroll_conf_t  enroll;      /* mdm_enroll_* */
 } ngx_http_mdm_loc_conf_t;
 
 

@@ -1,0 +1,784 @@
+
+/*
+ * Copyright (C) ngx_mdm contributors
+ *
+ * mdm_enroll: the location devices get their enrollment profile from.
+ *   GET                                   a profile (admins, users)
+ *   POST with a signed MachineInfo        ADE: Setup Assistant's request
+ *   GET with x-apple-aspen-deviceinfo     ADE through a web view
+ * Each is one call of lua/enroll.lua (topic, one-time challenge, the
+ * MachineInfo record), then the profile is built (and signed) here.
+ */
+
+
+#include "ngx_http_mdm_enroll.h"
+#include "ngx_http_mdm_request.h"
+#include "ngx_http_mdm_plist.h"
+#include "ngx_http_mdm_redis.h"
+#include "ngx_http_mdm_scripts.h"
+#include "ngx_http_mdm_response.h"
+
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+
+typedef struct {
+    ngx_http_mdm_ctx_t          mdm;         /* first: what logs read */
+    ngx_str_t                   challenge;
+} ngx_http_mdm_enroll_ctx_t;
+
+
+/* what MachineInfo carries, and how it is named in mdm:machineinfo:SERIAL */
+typedef struct {
+    const char                 *key;
+    const char                 *field;
+    ngx_uint_t                  required;
+} ngx_http_mdm_machineinfo_key_t;
+
+
+static ngx_http_mdm_machineinfo_key_t  ngx_http_mdm_machineinfo_keys[] = {
+    { "SERIAL", "serial", 1 },
+    { "UDID", "udid", 1 },
+    { "PRODUCT", "product", 0 },
+    { "VERSION", "version", 0 },
+    { "LANGUAGE", "language", 0 },
+    { "IMEI", "imei", 0 },
+    { "MEID", "meid", 0 },
+    { NULL, NULL, 0 }
+};
+
+
+static void ngx_http_mdm_enroll_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mdm_enroll_process(ngx_http_request_t *r,
+    ngx_http_mdm_enroll_ctx_t *ctx);
+static ngx_int_t ngx_http_mdm_enroll_deviceinfo(ngx_http_request_t *r,
+    ngx_http_mdm_enroll_ctx_t *ctx, ngx_str_t *der);
+static ngx_int_t ngx_http_mdm_enroll_ade(ngx_http_request_t *r,
+    ngx_http_mdm_enroll_ctx_t *ctx, ngx_str_t *der, ngx_array_t *args);
+static ngx_uint_t ngx_http_mdm_enroll_is_serial(ngx_str_t *s);
+static void ngx_http_mdm_enroll_done(ngx_http_request_t *r,
+    redisReply *reply, const char *err);
+static ngx_int_t ngx_http_mdm_enroll_send(ngx_http_request_t *r,
+    ngx_http_mdm_enroll_ctx_t *ctx, ngx_str_t *topic);
+static ngx_int_t ngx_http_mdm_enroll_error(ngx_http_request_t *r,
+    ngx_http_mdm_enroll_ctx_t *ctx, ngx_uint_t status, const char *reason);
+static ngx_int_t ngx_http_mdm_enroll_time_arg(ngx_http_request_t *r,
+    ngx_array_t *args, time_t t);
+static void ngx_http_mdm_enroll_signer_cleanup(void *data);
+
+
+ngx_int_t
+ngx_http_mdm_enroll_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                   rc;
+    ngx_http_mdm_enroll_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_mdm_enroll_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_mdm_module);
+    ngx_str_set(&ctx->mdm.message_type, "profile request");
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
+        return ngx_http_mdm_reject(r, &ctx->mdm, NGX_HTTP_NOT_ALLOWED,
+                                   "method is not GET, HEAD or POST");
+    }
+
+    /* a GET has no body: the handler then runs at once */
+    rc = ngx_http_read_client_request_body(r, ngx_http_mdm_enroll_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_mdm_enroll_body(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_mdm_enroll_process(r, ngx_http_get_module_ctx(r,
+                                                   ngx_http_mdm_module));
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+/*
+ * ARGV of enroll.lua: now, one-time challenge, its TTL, MachineInfo TTL,
+ * SERIAL, MachineInfo field/value pairs.
+ */
+
+static ngx_int_t
+ngx_http_mdm_enroll_process(ngx_http_request_t *r,
+    ngx_http_mdm_enroll_ctx_t *ctx)
+{
+    u_char                      *p;
+    ngx_int_t                    rc;
+    ngx_str_t                    der, none;
+    ngx_time_t                  *tp;
+    ngx_array_t                 *args;
+    ngx_http_mdm_loc_conf_t     *mlcf;
+    ngx_http_mdm_enroll_conf_t  *ecf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+    ecf = &mlcf->enroll;
+
+    ngx_str_null(&der);
+    ngx_str_null(&none);
+
+    if (r->method == NGX_HTTP_POST) {
+        ngx_str_set(&ctx->mdm.message_type, "MachineInfo");
+
+        rc = ngx_http_mdm_request_body(r, &der);
+        if (rc != NGX_OK) {
+            return ngx_http_mdm_reject(r, &ctx->mdm,
+                                       rc == NGX_DECLINED
+                                       ? NGX_HTTP_BAD_REQUEST
+                                       : NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                       rc == NGX_DECLINED
+                                       ? "empty body: no MachineInfo"
+                                       : "cannot read body");
+        }
+
+    } else {
+        rc = ngx_http_mdm_enroll_deviceinfo(r, ctx, &der);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    if (ecf->challenge.len) {
+        ctx->challenge = ecf->challenge;
+
+    } else if (ngx_http_mdm_enroll_challenge_new(r->pool, &ctx->challenge)
+               != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    args = ngx_array_create(r->pool, 24, sizeof(ngx_str_t));
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN + 3);
+    if (args == NULL || p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    tp = ngx_timeofday();
+
+    if (ngx_http_mdm_push_arg(args, p, ngx_sprintf(p, "%T%03M", tp->sec,
+                                                   tp->msec) - p)
+           != NGX_OK
+        /* a static challenge is the SCEP CA's to check: nothing to store */
+        || ngx_http_mdm_push_arg(args, ctx->challenge.data,
+                                 ecf->challenge.len ? 0 : ctx->challenge.len)
+           != NGX_OK
+        || ngx_http_mdm_enroll_time_arg(r, args, ecf->challenge_ttl) != NGX_OK
+        || ngx_http_mdm_enroll_time_arg(r, args, ecf->machineinfo_ttl)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (der.len) {
+        rc = ngx_http_mdm_enroll_ade(r, ctx, &der, args);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+    } else if (ngx_http_mdm_push_arg(args, none.data, 0) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_mdm_redis_eval(r, NGX_HTTP_MDM_SCRIPT_ENROLL, 0, args,
+                                 ngx_http_mdm_enroll_done);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_mdm_enroll_error(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "redis is not connected");
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* a client that hangs up while Redis works is finalized at once */
+    r->read_event_handler = ngx_http_test_reading;
+
+    return NGX_DONE;
+}
+
+
+/* the web-view flow: the same CMS as ADE's POST, base64 in a header */
+
+static ngx_int_t
+ngx_http_mdm_enroll_deviceinfo(ngx_http_request_t *r,
+    ngx_http_mdm_enroll_ctx_t *ctx, ngx_str_t *der)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    static const char  name[] = "x-apple-aspen-deviceinfo";
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_OK;                  /* a plain profile request */
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof(name) - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name,
+                               sizeof(name) - 1) == 0)
+        {
+            break;
+        }
+    }
+
+    der->data = ngx_pnalloc(r->pool,
+                            ngx_base64_decoded_length(h[i].value.len));
+    if (der->data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (h[i].value.len == 0
+        || ngx_decode_base64(der, &h[i].value) != NGX_OK)
+    {
+        ngx_str_set(&ctx->mdm.message_type, "MachineInfo");
+        return ngx_http_mdm_reject(r, &ctx->mdm, NGX_HTTP_BAD_REQUEST,
+                                   "x-apple-aspen-deviceinfo is not base64");
+    }
+
+    return NGX_OK;
+}
+
+
+/* verifies and reads a MachineInfo; appends SERIAL and its pairs to args */
+
+static ngx_int_t
+ngx_http_mdm_enroll_ade(ngx_http_request_t *r, ngx_http_mdm_enroll_ctx_t *ctx,
+    ngx_str_t *der, ngx_array_t *args)
+{
+    plist_t                          info;
+    ngx_int_t                        rc;
+    ngx_str_t                        v, *serial;
+    const char                      *reason;
+    ngx_http_mdm_loc_conf_t         *mlcf;
+    ngx_http_mdm_machineinfo_key_t  *k;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+
+    ngx_str_set(&ctx->mdm.message_type, "MachineInfo");
+
+    if (mlcf->enroll.device_ca_set == 0) {
+        return ngx_http_mdm_reject(r, &ctx->mdm, NGX_HTTP_FORBIDDEN,
+                                   "ADE MachineInfo refused: no "
+                                   "mdm_enroll_device_ca here");
+    }
+
+    rc = ngx_http_mdm_enroll_machineinfo(r, &mlcf->enroll, der, &info,
+                                         &reason);
+    if (rc == NGX_DECLINED) {
+        return ngx_http_mdm_reject(r, &ctx->mdm, NGX_HTTP_BAD_REQUEST, reason);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    serial = ngx_array_push(args);
+    if (serial == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (k = ngx_http_mdm_machineinfo_keys; k->key; k++) {
+        rc = ngx_http_mdm_plist_string(info, k->key, &v);
+
+        if (rc == NGX_ERROR || (rc == NGX_DECLINED && k->required)
+            || (rc == NGX_OK && v.len > 256))
+        {
+            return ngx_http_mdm_reject(r, &ctx->mdm, NGX_HTTP_BAD_REQUEST,
+                                       "MachineInfo lacks SERIAL or UDID, "
+                                       "or a key is not a short string");
+        }
+
+        if (rc == NGX_DECLINED) {
+            continue;
+        }
+
+        if (k == ngx_http_mdm_machineinfo_keys) {
+            /* it names a Redis key and goes into the log */
+            if (!ngx_http_mdm_enroll_is_serial(&v)) {
+                return ngx_http_mdm_reject(r, &ctx->mdm, NGX_HTTP_BAD_REQUEST,
+                                           "MachineInfo SERIAL is not 1-64 "
+                                           "letters and digits");
+            }
+
+            *serial = v;
+            ctx->mdm.enrollment_id = v;
+        }
+
+        if (ngx_http_mdm_push_arg(args, (u_char *) k->field,
+                                  ngx_strlen(k->field)) != NGX_OK
+            || ngx_http_mdm_push_arg(args, v.data, v.len) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_mdm_enroll_is_serial(ngx_str_t *s)
+{
+    ngx_uint_t  i;
+
+    if (s->len == 0 || s->len > 64) {
+        return 0;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        if (!isalnum(s->data[i]) && s->data[i] != '-') {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static void
+ngx_http_mdm_enroll_done(ngx_http_request_t *r, redisReply *reply,
+    const char *err)
+{
+    u_char                      buf[128];
+    ngx_int_t                   rc;
+    ngx_str_t                   topic;
+    redisReply                 *status, *value;
+    ngx_http_mdm_enroll_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mdm_module);
+
+    if (reply == NULL) {
+        ngx_snprintf(buf, sizeof(buf), "redis %s%Z", err);
+        rc = ngx_http_mdm_enroll_error(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       (char *) buf);
+        goto done;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        ngx_snprintf(buf, sizeof(buf), "redis script failed: %*s%Z",
+                     (size_t) (reply->type == REDIS_REPLY_ERROR
+                               ? ngx_min(reply->len, 80) : 0),
+                     reply->str);
+        rc = ngx_http_mdm_enroll_error(r, ctx,
+                                       NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                       (char *) buf);
+        goto done;
+    }
+
+    status = reply->element[0];
+    value = reply->element[1];
+
+    if (status->len != 2 || ngx_strncmp(status->str, "ok", 2) != 0) {
+        /* the only refusal: a profile with no topic would be useless */
+        rc = ngx_http_mdm_enroll_error(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "no push certificate: upload the "
+                                       "APNs certificate with PUT "
+                                       "/v1/pushcert first");
+        goto done;
+    }
+
+    /* the reply is freed when this returns */
+    topic.len = value->len;
+    topic.data = ngx_pnalloc(r->pool, topic.len);
+    if (topic.data == NULL) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    ngx_memcpy(topic.data, value->str, topic.len);
+
+    rc = ngx_http_mdm_enroll_send(r, ctx, &topic);
+
+done:
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_mdm_enroll_send(ngx_http_request_t *r,
+    ngx_http_mdm_enroll_ctx_t *ctx, ngx_str_t *topic)
+{
+    ngx_str_t                   profile;
+    ngx_table_elt_t            *h;
+    ngx_http_mdm_loc_conf_t    *mlcf;
+    ngx_http_mdm_profile_in_t   in;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+
+    in.topic = *topic;
+    in.challenge = ctx->challenge;
+
+#if (NGX_HTTP_SSL)
+    if (r->connection->ssl) {
+        ngx_str_set(&in.scheme, "https");
+    } else
+#endif
+    {
+        ngx_str_set(&in.scheme, "http");
+    }
+
+    /* as the device reached us, port included */
+    if (r->headers_in.host) {
+        in.host = r->headers_in.host->value;
+
+    } else {
+        in.host = r->headers_in.server;
+    }
+
+    if (ngx_http_mdm_enroll_profile(r->pool, r->connection->log,
+                                    &mlcf->enroll, &in, &profile)
+        != NGX_OK)
+    {
+        return ngx_http_mdm_enroll_error(r, ctx,
+                                         NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                         "cannot build the profile");
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Content-Disposition");
+    ngx_str_set(&h->value, "attachment; filename=\"enroll.mobileconfig\"");
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "mdm: enrollment profile sent%s%V%s",
+                  ctx->mdm.enrollment_id.len ? " to ADE device serial \"" : "",
+                  &ctx->mdm.enrollment_id,
+                  ctx->mdm.enrollment_id.len ? "\"" : "");
+
+    return ngx_http_mdm_send(r, NGX_HTTP_OK, NGX_HTTP_MDM_PROFILE_TYPE,
+                             &profile);
+}
+
+
+/* one log line and a JSON {"error": reason}: people read this one */
+
+static ngx_int_t
+ngx_http_mdm_enroll_error(ngx_http_request_t *r,
+    ngx_http_mdm_enroll_ctx_t *ctx, ngx_uint_t status, const char *reason)
+{
+    char       *s;
+    json_t     *j;
+    ngx_str_t   body;
+
+    ngx_http_mdm_reject(r, &ctx->mdm, status, reason);
+
+    j = json_pack("{s:s}", "error", reason);
+    s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+
+    if (s == NULL) {
+        return status;
+    }
+
+    body.len = ngx_strlen(s);
+    body.data = ngx_pnalloc(r->pool, body.len);
+
+    if (body.data == NULL) {
+        free(s);
+        return status;
+    }
+
+    ngx_memcpy(body.data, s, body.len);
+    free(s);
+
+    return ngx_http_mdm_send(r, status, "application/json", &body);
+}
+
+
+static ngx_int_t
+ngx_http_mdm_enroll_time_arg(ngx_http_request_t *r, ngx_array_t *args,
+    time_t t)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_mdm_push_arg(args, p, ngx_sprintf(p, "%T", t) - p);
+}
+
+
+/* ------------------------------------------------------------------ */
+/* configuration                                                       */
+
+
+void
+ngx_http_mdm_enroll_create_conf(ngx_http_mdm_enroll_conf_t *conf)
+{
+    /*
+     * set by ngx_pcalloc() of the location conf:
+     *
+     *     conf->server_url = { 0, NULL };  ... and the other strings
+     *     conf->device_ca = NULL;
+     */
+
+    conf->enabled = NGX_CONF_UNSET;
+    conf->challenge_ttl = NGX_CONF_UNSET;
+    conf->machineinfo_ttl = NGX_CONF_UNSET;
+    conf->ca_der = NGX_CONF_UNSET_PTR;
+    conf->signer = NGX_CONF_UNSET_PTR;
+    conf->device_ca_set = NGX_CONF_UNSET;
+}
+
+
+char *
+ngx_http_mdm_enroll_merge_conf(ngx_conf_t *cf,
+    ngx_http_mdm_enroll_conf_t *prev, ngx_http_mdm_enroll_conf_t *conf)
+{
+    ngx_http_mdm_main_conf_t  *mmcf;
+
+    /* the handler is per location */
+    ngx_conf_init_value(conf->enabled, 0);
+
+    ngx_conf_merge_str_value(conf->server_url, prev->server_url, "");
+    ngx_conf_merge_str_value(conf->checkin_url, prev->checkin_url, "");
+    ngx_conf_merge_str_value(conf->scep_url, prev->scep_url, "");
+    ngx_conf_merge_str_value(conf->organization, prev->organization, "");
+    ngx_conf_merge_str_value(conf->name, prev->name, "MDM enrollment");
+    ngx_conf_merge_str_value(conf->challenge, prev->challenge, "");
+    ngx_conf_merge_sec_value(conf->challenge_ttl, prev->challenge_ttl, 3600);
+    ngx_conf_merge_sec_value(conf->machineinfo_ttl, prev->machineinfo_ttl,
+                             30 * 86400);
+    ngx_conf_merge_ptr_value(conf->ca_der, prev->ca_der, NULL);
+    ngx_conf_merge_ptr_value(conf->signer, prev->signer, NULL);
+
+    if (conf->device_ca_set == NGX_CONF_UNSET) {
+        conf->device_ca_set = prev->device_ca_set;
+        conf->device_ca = prev->device_ca;
+    }
+
+    ngx_conf_init_value(conf->device_ca_set, 0);
+
+    if (conf->challenge_ttl <= 0 || conf->machineinfo_ttl <= 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mdm_enroll_challenge_ttl and "
+                           "mdm_enroll_machineinfo_ttl must be positive");
+        return NGX_CONF_ERROR;
+    }
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
+
+    if (conf->enabled && !mmcf->configured) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mdm_enroll needs \"mdm_redis\" in http{}");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_mdm_enroll_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_loc_conf_t *mlcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (mlcf->enroll.enabled != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    mlcf->enroll.enabled = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_mdm_enroll_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* mdm_enroll_sign CERT KEY: CERT's file may go on with the chain */
+
+char *
+ngx_http_mdm_enroll_sign_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_mdm_loc_conf_t *mlcf = conf;
+
+    X509                          *x;
+    BIO                           *bio;
+    ngx_str_t                     *value, cert, key;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_mdm_enroll_signer_t  *s;
+
+    if (mlcf->enroll.signer != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    cert = value[1];
+    key = value[2];
+
+    if (ngx_conf_full_name(cf->cycle, &cert, 1) != NGX_OK
+        || ngx_conf_full_name(cf->cycle, &key, 1) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    s = ngx_pcalloc(cf->pool, sizeof(ngx_http_mdm_enroll_signer_t));
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (s == NULL || cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_mdm_enroll_signer_cleanup;
+    cln->data = s;
+
+    s->chain = sk_X509_new_null();
+    bio = BIO_new_file((char *) cert.data, "r");
+
+    if (s->chain == NULL || bio == NULL) {
+        BIO_free(bio);
+        ERR_clear_error();
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "cannot open mdm_enroll_sign \"%V\"", &cert);
+        return NGX_CONF_ERROR;
+    }
+
+    s->cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+
+    while (s->cert && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+        if (sk_X509_push(s->chain, x) == 0) {
+            X509_free(x);
+            BIO_free(bio);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    BIO_free(bio);
+
+    bio = BIO_new_file((char *) key.data, "r");
+    if (bio) {
+        s->key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+    }
+
+    ERR_clear_error();
+
+    if (s->cert == NULL || s->key == NULL
+        || X509_check_private_key(s->cert, s->key) != 1)
+    {
+        ERR_clear_error();
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mdm_enroll_sign: \"%V\" must be a PEM "
+                           "certificate (then its chain) and \"%V\" its "
+                           "PEM private key", &cert, &key);
+        return NGX_CONF_ERROR;
+    }
+
+    mlcf->enroll.signer = s;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_mdm_enroll_signer_cleanup(void *data)
+{
+    ngx_http_mdm_enroll_signer_t  *s = data;
+
+    X509_free(s->cert);
+    EVP_PKEY_free(s->key);
+    sk_X509_pop_free(s->chain, X509_free);
+}
+
+
+/* mdm_enroll_ca_cert FILE: the CA devices must trust, as a root payload */
+
+char *
+ngx_http_mdm_enroll_ca_cert_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_mdm_loc_conf_t *mlcf = conf;
+
+    int         n;
+    X509       *x;
+    BIO        *bio;
+    u_char     *p;
+    ngx_str_t  *value, file, *der;
+
+    if (mlcf->enroll.ca_der != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    file = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    x = NULL;
+    bio = BIO_new_file((char *) file.data, "r");
+    if (bio) {
+        x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+    }
+
+    ERR_clear_error();
+
+    if (x == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mdm_enroll_ca_cert \"%V\" is not a readable PEM "
+                           "certificate", &file);
+        return NGX_CONF_ERROR;
+    }
+
+    n = i2d_X509(x, NULL);
+    der = ngx_palloc(cf->pool, sizeof(ngx_str_t));
+    p = (n > 0 && der) ? ngx_pnalloc(cf->pool, n) : NULL;
+
+    if (p == NULL) {
+        X509_free(x);
+        return NGX_CONF_ERROR;
+    }
+
+    der->data = p;
+    der->len = i2d_X509(x, &p);
+    X509_free(x);
+
+    mlcf->enroll.ca_der = der;
+
+    return NGX_CONF_OK;
+}
