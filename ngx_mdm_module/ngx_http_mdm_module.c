@@ -153,6 +153,13 @@ static ngx_command_t  ngx_http_mdm_commands[] = {
       offsetof(ngx_http_mdm_loc_conf_t, user_authenticate),
       &ngx_http_mdm_user_authenticate_modes },
 
+    { ngx_string("mdm_result_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, result_ttl),
+      NULL },
+
       ngx_null_command
 };
 
@@ -267,6 +274,7 @@ ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
     mlcf->identity_cache = NGX_CONF_UNSET_UINT;
     mlcf->identity_verdicts = NGX_CONF_UNSET_UINT;
     mlcf->store_authenticate = NGX_CONF_UNSET;
+    mlcf->result_ttl = NGX_CONF_UNSET;
 
     return mlcf;
 }
@@ -316,6 +324,8 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->identity_verdicts, 100000);
     ngx_conf_merge_value(conf->store_authenticate, prev->store_authenticate,
                          0);
+    /* commands and their results are kept 30 days (issue 9 #6) */
+    ngx_conf_merge_sec_value(conf->result_ttl, prev->result_ttl, 2592000);
 
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
 

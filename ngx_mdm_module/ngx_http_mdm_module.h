@@ -73,6 +73,7 @@ typedef struct {
     ngx_uint_t                  identity_cache; /* entries; 0: off */
     ngx_uint_t                  identity_verdicts;
     ngx_flag_t                  store_authenticate;
+    time_t                      result_ttl;  /* mdm_result_ttl */
 } ngx_http_mdm_loc_conf_t;
 
 

@@ -616,7 +616,7 @@ all_of({ id => $::DEV, type => "Device", enabled => JSON::PP::true,
 
 === TEST 24: flow 5/12: enqueue a command for it: queued, pushed, stored
 --- redis_setup
-DEL mdm:push
+DEL mdm:push mdm:push:pending
 --- request eval
 "PUT /v1/enqueue/$::DEV\n" . cmd_plist("ProfileList", "FLOW-CMD-1")
 --- error_code: 200
@@ -649,7 +649,7 @@ exact({ status => exact({ $::DEV => exact({ push_result => "queued" }) }),
 --- error_code eval
 [ 200, 200 ]
 --- json eval
-[ exact({ id => $::DEV, commands => [
+[ exact({ id => $::DEV, cursor => "", total => num(1), commands => [
       { command_uuid => "FLOW-CMD-1", request_type => "ProfileList",
         deliveries => num(0), not_now_tally => num(0),
         created_at => num(qr/^\d{13}$/), last_status => absent(),
@@ -712,14 +712,14 @@ Content-Type: application/x-apple-aspen-mdm
                                  report => sent(report($::DEV, "Acknowledged", "FLOW-CMD-1")),
                                  updated_at => num(qr/^\d{13}$/),
                                  completed_at => num(qr/^\d{13}$/) } } },
-  exact({ id => $::DEV, commands => [] }),
+  exact({ id => $::DEV, commands => [], cursor => "", total => num(0) }),
   { queue_length => num(0), last_seen => num(qr/^\d{13}$/) } ]
 
 
 
-=== TEST 30: flow 11/12: /v1/push/ID (any method)
+=== TEST 30: flow 11/12: /v1/push/ID (any method); three pushes wait as one (issue 9 #10)
 --- redis_setup
-DEL mdm:push
+DEL mdm:push mdm:push:pending
 --- request eval
 [ "GET /v1/push/$::DEV", "POST /v1/push/$::DEV\nignored", "PUT /v1/push/$::DEV" ]
 --- error_code eval
@@ -727,7 +727,8 @@ DEL mdm:push
 --- json eval
 [ ({ status => exact({ $::DEV => exact({ push_result => "queued" }) }) }) x 3 ]
 --- redis_check eval
-[ [ "LRANGE mdm:push 0 -1", [ ($::DEV) x 3 ] ] ]
+[ [ "LRANGE mdm:push 0 -1", [ $::DEV ] ],
+  [ "SMEMBERS mdm:push:pending", [ $::DEV ] ] ]
 --- no_error_log
 [error]
 
@@ -735,7 +736,7 @@ DEL mdm:push
 
 === TEST 31: flow 12/12: push to a known and an unknown enrollment: 207; only unknown ones: 400
 --- redis_setup
-DEL mdm:push
+DEL mdm:push mdm:push:pending
 --- request eval
 [ "GET /v1/push/$::DEV,NOBODY-1", "GET /v1/push/NOBODY-1,NOBODY-2" ]
 --- error_code eval
@@ -752,7 +753,7 @@ DEL mdm:push
 
 === TEST 32: enqueue with nopush=1: queued, nothing for the push worker
 --- redis_setup eval
-[ enr("ENQ-1"), enr("ENQ-2"), enr("ENQ-3"), enr("ENQ-1:USER-1"), [ "DEL", "mdm:push" ] ]
+[ enr("ENQ-1"), enr("ENQ-2"), enr("ENQ-3"), enr("ENQ-1:USER-1"), [ "DEL", "mdm:push", "mdm:push:pending" ] ]
 --- request eval
 "PUT /v1/enqueue/ENQ-1?nopush=1\n" . cmd_plist("DeviceInformation", "ENQ-CMD-1")
 --- error_code: 200
@@ -820,7 +821,7 @@ exact({ error => qr/ENQ-CMD-1 already exists/ })
 
 === TEST 36: known and unknown enrollments: 207; each unknown one says so
 --- redis_setup
-DEL mdm:push
+DEL mdm:push mdm:push:pending
 --- request eval
 "PUT /v1/enqueue/ENQ-2,NOBODY-1,ENQ-3,NOBODY-2\n" . cmd_plist("ProfileList", "ENQ-CMD-207")
 --- error_code: 207
@@ -940,7 +941,7 @@ EXISTS mdm:cmd:PATCHED => 0
                 redis.call('HSET', string.format('mdm:enr:{BULK-%04d}', i),
                            'type', 'Device', 'enabled', '1')
               end}, 0 ],
-  [ "DEL", "mdm:push" ] ]
+  [ "DEL", "mdm:push", "mdm:push:pending" ] ]
 --- request eval
 "PUT /v1/enqueue/" . CORE::join(",", map { sprintf "BULK-%04d", $_ } 1 .. 1000) . "\n"
 . cmd_plist("InstalledApplicationList", "BULK-CMD-1")
@@ -984,7 +985,7 @@ EXISTS mdm:cmd:PATCHED => 0
 
 === TEST 43: the same id twice in one enqueue queues the command once
 --- redis_setup
-DEL mdm:q:{ENQ-3} mdm:push
+DEL mdm:q:{ENQ-3} mdm:push mdm:push:pending
 --- request eval
 "PUT /v1/enqueue/ENQ-3,ENQ-3,ENQ-3\n" . cmd_plist("ProfileList", "DUP-IDS")
 --- error_code: 200
@@ -1181,7 +1182,7 @@ EXISTS mdm:cmd:BADQ => 0
 "GET /v1/queue/$::DEV"
 --- error_code: 200
 --- json eval
-exact({ id => $::DEV, commands => [
+exact({ id => $::DEV, cursor => "", total => num(3), commands => [
     exact({ command_uuid => "Q-1", request_type => "ProfileList", deliveries => num(1),
             last_status => "NotNow", not_now_tally => num(1),
             created_at => num(qr/^\d{13}$/), updated_at => num(qr/^\d{13}$/) }),
@@ -1199,7 +1200,7 @@ exact({ id => $::DEV, commands => [
 --- error_code eval
 [ 200, 404, 200, 200 ]
 --- json eval
-[ exact({ id => $::DEV, removed => [ "Q-2" ] }),
+[ exact({ id => $::DEV, removed => [ "Q-2" ], remaining => num(2) }),
   exact({ error => "command is not queued for this enrollment" }),
   { enrollments => { $::DEV => { status => "Deleted", completed_at => num(qr/^\d{13}$/) } } },
   { commands => [ { command_uuid => "Q-1" }, { command_uuid => "Q-3" } ] } ]
@@ -1215,11 +1216,11 @@ exact({ id => $::DEV, commands => [
 --- error_code eval
 [ 200, 200, 200, 200, 200 ]
 --- json eval
-[ exact({ id => $::DEV, removed => [ "Q-1", "Q-3" ] }),
+[ exact({ id => $::DEV, removed => [ "Q-1", "Q-3" ], remaining => num(0) }),
   { enrollments => { $::DEV => { status => "Deleted" } } },
   { enrollments => { $::DEV => { status => "Deleted" } } },
-  exact({ id => $::DEV, commands => [] }),
-  exact({ id => $::DEV, removed => [] }) ]
+  exact({ id => $::DEV, commands => [], cursor => "", total => num(0) }),
+  exact({ id => $::DEV, removed => [], remaining => num(0) }) ]
 --- redis_check eval
 [ [ "EXISTS mdm:q:{$::DEV}", "0" ] ]
 
@@ -1238,7 +1239,7 @@ exact({ id => $::DEV, commands => [
   ({ error => qr/takes GET or DELETE/ }) x 3,
   (exact({ error => "invalid enrollment id or command UUID" })) x 3,
   exact({ error => "unknown endpoint" }),
-  exact({ id => "NOBODY-1", removed => [] }) ]
+  exact({ id => "NOBODY-1", removed => [], remaining => num(0) }) ]
 
 
 
@@ -1271,23 +1272,24 @@ exact({ id => $::DEV, commands => [
   { id => "version", type => "Device", queue_length => num(1) },
   { id => "version", commands => [ { command_uuid => "version" } ] },
   { command_uuid => "version", request_type => "ProfileList" },
-  exact({ id => "version", removed => [ "version" ] }) ]
+  exact({ id => "version", removed => [ "version" ], remaining => num(0) }) ]
 
 
 
-=== TEST 62: one enrollment: unknown 404, bad id 400, wrong method 405; a user channel
+=== TEST 62: one enrollment: unknown 404, bad id 400, wrong method 405, unknown sub-path 404; a user channel
 --- redis_setup eval
 [ enr("ENR-1:USER-9", user_short_name => "jdoe", last_seen => "1700000000000"),
   [ "RPUSH", "mdm:q:{ENR-1}:USER-9", "A", "B" ] ]
 --- request eval
-[ "GET /v1/enrollments/NOBODY-1", "GET /v1/enrollments/%7BX%7D", "DELETE /v1/enrollments/$::DEV",
+[ "GET /v1/enrollments/NOBODY-1", "GET /v1/enrollments/%7BX%7D", "PUT /v1/enrollments/$::DEV",
   "GET /v1/enrollments/$::DEV/x", "GET /v1/enrollments/ENR-1:USER-9" ]
 --- error_code eval
-[ 404, 400, 405, 405, 200 ]
+[ 404, 400, 405, 404, 200 ]
 --- json eval
 [ exact({ error => "unknown enrollment" }),
   exact({ error => "invalid enrollment id or command UUID" }),
-  (exact({ error => "enrollments/ID takes GET" })) x 2,
+  exact({ error => "enrollments/ID takes GET or DELETE" }),
+  exact({ error => "unknown endpoint" }),
   { id => "ENR-1:USER-9", type => "User", parent => "ENR-1", user_short_name => "jdoe",
     last_seen => num(1700000000000), queue_length => num(2), enabled => JSON::PP::true } ]
 
