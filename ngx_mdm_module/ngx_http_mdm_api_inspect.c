@@ -70,6 +70,10 @@ ngx_http_mdm_api_enrollments(ngx_http_request_t *r,
                                           "id, not a user channel's");
         }
 
+        /* what an admin did to a device is worth a line of its own */
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "mdm: API: %V of device \"%V\"", &rt->arg2, &rt->arg);
+
         return ngx_http_mdm_api_id_call(r, ngx_http_mdm_api_is(rt->arg2,
                                                                "block")
                                            ? "block" : "unblock",
@@ -81,6 +85,9 @@ ngx_http_mdm_api_enrollments(ngx_http_request_t *r,
     }
 
     if (r->method == NGX_HTTP_DELETE) {
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "mdm: API: delete of enrollment \"%V\"", &rt->arg);
+
         return ngx_http_mdm_api_id_call(r, "delete", &rt->arg, &none);
     }
 

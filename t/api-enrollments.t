@@ -71,10 +71,13 @@ __DATA__
 
 
 
-=== TEST 2: block before enrollment (or after DELETE) is allowed: the device is refused when it comes
+=== TEST 2: block before enrollment (or after DELETE) is allowed: the device is refused when it comes; a notice line says it
 --- request
 POST /v1/enrollments/NOT-YET/block
 --- error_code: 200
+--- error_log
+[notice]
+mdm: API: block of device "NOT-YET"
 --- json eval
 exact({ id => "NOT-YET", blocked_at => num(qr/^\d{13}$/), enrolled => JSON::PP::false })
 --- redis_check eval
@@ -154,12 +157,14 @@ exact({ id => "NOT-YET", blocked_at => num(qr/^\d{13}$/), enrolled => JSON::PP::
 
 
 
-=== TEST 7: DELETE of a device whose index entry was taken over by another device leaves that entry alone
+=== TEST 7: DELETE of a device whose index entry was taken over by another device leaves that entry alone; a notice line says it
 --- redis_setup eval
 [ @::SETUP, [ "SET", "mdm:certidx:$::HA", "OTHER" ] ]
 --- request
 DELETE /v1/enrollments/B-1
 --- error_code: 200
+--- error_log
+mdm: API: delete of enrollment "B-1"
 --- redis_check eval
 [ [ "GET mdm:certidx:$::HA", "OTHER" ], [ "EXISTS mdm:certidx:$::HB", "0" ] ]
 
