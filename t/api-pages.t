@@ -116,13 +116,18 @@ GET /v1/commands/PG-CMD
 
 
 
-=== TEST 4: GET /v1/commands/UUID: bad page parameters 400
+=== TEST 4: GET /v1/commands/UUID: bad page parameters 400, a cursor past 2^64 too; an offset past a queue's end is an empty last page
 --- request eval
-[ map { "GET /v1/commands/PG-CMD?$_" } "limit=0", "limit=1001", "cursor=x", "cursor=123456789012345678901" ]
+[ (map { "GET /v1/commands/PG-CMD?$_" } "limit=0", "limit=1001", "cursor=x", "cursor=123456789012345678901",
+       "cursor=99999999999999999999"),
+  "GET /v1/queue/PG-1?cursor=99999999999999999999" ]
 --- error_code eval
-[ (400) x 4 ]
+[ (400) x 5, 200 ]
 --- json eval
-[ (exact({ error => "cursor is one a previous page answered, limit 1 to 1000" })) x 4 ]
+[ (exact({ error => "cursor is one a previous page answered, limit 1 to 1000" })) x 5,
+  exact({ id => "PG-1", total => num(255), cursor => "", commands => [] }) ]
+--- no_error_log
+[error]
 
 
 
@@ -166,9 +171,10 @@ GET /v1/webhooks
 [ [ "FLUSHALL" ],
   map { [ "HSET", sprintf("mdm:enr:{E-%02d}", $_), "type", "Device", "enabled", "1" ] } 1 .. 30 ]
 --- request eval
-[ "GET /v1/enrollments?limit=5", "GET /v1/enrollments?limit=1001" ]
+[ "GET /v1/enrollments?limit=5", "GET /v1/enrollments?limit=1001",
+  "GET /v1/enrollments?cursor=99999999999999999999" ]
 --- error_code eval
-[ 200, 400 ]
+[ 200, 400, 400 ]
 --- json eval
 [ { cursor => sub {
       my ($all, $pages) = walk("/v1/enrollments?limit=5", sub { [ map { $_->{id} } @{ $_[0]{enrollments} } ] });
@@ -176,7 +182,8 @@ GET /v1/webhooks
       Test::More::is(scalar keys %seen, 30, "every enrollment");
       Test::More::cmp_ok($pages, '>', 1, "over several pages ($pages)");
       1 } },
-  { error => qr/count 1 to 1000/ } ]
+  { error => qr/count 1 to 1000/ },
+  exact({ error => "cursor is one a previous page answered, limit 1 to 1000" }) ]
 
 
 

@@ -30,6 +30,13 @@ local function encode_with_list(o, key, list)
     return string.sub(s, 1, -2) .. ',"' .. key .. '":[]}'
 end
 
+-- a cursor Redis refuses (the C side lets through any 20 digits, more
+-- than 2^64)
+local function bad_cursor()
+    return json_error(400, 'cursor is one a previous page answered, '
+                           .. 'limit 1 to 1000')
+end
+
 -- a page's next cursor: "" when there is none
 local function next_cursor(c)
     if c == nil or c == '0' then return '' end
@@ -222,7 +229,9 @@ function ops.enrollments()
     local cursor, count = ARGV[3], ARGV[4]
     local want_type, want_enabled, seen_after = ARGV[5], ARGV[6], ARGV[7]
 
-    local r = redis.call('SCAN', cursor, 'MATCH', 'mdm:enr:{*', 'COUNT', count)
+    local ok, r = pcall(redis.call, 'SCAN', cursor, 'MATCH', 'mdm:enr:{*',
+                        'COUNT', count)
+    if not ok then return bad_cursor() end
     local items = {}
     for _, key in ipairs(r[2]) do
         local id = key_id(key)
@@ -440,8 +449,9 @@ function ops.command()
     end
 
     local tkey = ckey .. ':targets'
-    local page = redis.call('SSCAN', tkey, ARGV[4] == '' and '0' or ARGV[4],
-                            'COUNT', ARGV[5])
+    local ok, page = pcall(redis.call, 'SSCAN', tkey,
+                           ARGV[4] == '' and '0' or ARGV[4], 'COUNT', ARGV[5])
+    if not ok then return bad_cursor() end
     local per = {}
     for _, id in ipairs(page[2]) do
         local r = redis.call('HMGET', result_key(id, uuid), 'status', 'report',
