@@ -522,9 +522,11 @@ function ops.webhooks()
 
     local limit = tonumber(ARGV[4])
     local from = (ARGV[3] == '') and '+' or ('(' .. ARGV[3])
+    local ok, page = pcall(redis.call, 'XREVRANGE', 'mdm:webhooks:dead',
+                           from, '-', 'COUNT', limit)
+    if not ok then return bad_cursor() end
     local dead = {}
-    for _, e in ipairs(redis.call('XREVRANGE', 'mdm:webhooks:dead', from, '-',
-                                  'COUNT', limit)) do
+    for _, e in ipairs(page) do
         local o = {dead_id = e[1]}
         for i = 1, #e[2], 2 do
             if e[2][i] ~= 'body' then o[e[2][i]] = e[2][i + 1] end
