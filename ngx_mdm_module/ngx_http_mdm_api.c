@@ -98,12 +98,11 @@ ngx_http_mdm_api_handler(ngx_http_request_t *r)
 
     rc = ngx_http_mdm_api_auth(r, mlcf, ngx_http_mdm_api_from_device(r));
     if (rc != NGX_OK) {
-        return ngx_http_mdm_api_bad(r, rc, rc == NGX_HTTP_UNAUTHORIZED
-                                           || mlcf->api_key.len
-                                           ? "wrong or missing API "
-                                             "credentials"
-                                           : "the API is off: no "
-                                             "mdm_api_key");
+        return ngx_http_mdm_api_bad(r, rc, (mlcf->api_key.len == 0)
+                                           ? "the API is off: no "
+                                             "mdm_api_key"
+                                           : "wrong or missing API "
+                                             "credentials");
     }
 
     if (r->method & ep->body) {
