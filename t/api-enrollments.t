@@ -52,19 +52,22 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: block: the time is stored in mdm:block:{DID} and shown as blocked_at, on the device and its user channels
+=== TEST 1: block: the time is stored in mdm:block:{DID} and shown as blocked_at, on the device and its user channels, in the listing too
 --- redis_setup eval
 \@::SETUP
 --- request eval
 [ "POST /v1/enrollments/B-1/block", "GET /v1/enrollments/B-1", "GET /v1/enrollments/B-1:U1",
-  "GET /v1/enrollments/OTHER" ]
+  "GET /v1/enrollments/OTHER", "GET /v1/enrollments?limit=1000" ]
 --- error_code eval
-[ 200, 200, 200, 200 ]
+[ 200, 200, 200, 200, 200 ]
 --- json eval
 [ exact({ id => "B-1", blocked_at => num(qr/^\d{13}$/), enrolled => JSON::PP::true }),
   { id => "B-1", blocked_at => num(qr/^\d{13}$/) },
   { id => "B-1:U1", blocked_at => num(qr/^\d{13}$/) },
-  { id => "OTHER", blocked_at => absent() } ]
+  { id => "OTHER", blocked_at => absent() },
+  { enrollments => sub {
+      my %b = map { ($_->{id} => $_->{blocked_at}) } @{ $_[0] };
+      defined $b{"B-1"} && defined $b{"B-1:U2"} && exists $b{OTHER} && !defined $b{OTHER} } } ]
 --- redis_check eval
 [ [ "GET mdm:block:{B-1}", qr/^\d{13}$/ ], [ "TTL mdm:block:{B-1}", "-1" ],
   [ "HGET mdm:enr:{B-1} enabled", "1" ], [ "LLEN mdm:q:{B-1}", "2" ] ]

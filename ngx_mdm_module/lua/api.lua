@@ -214,6 +214,8 @@ local function enrollment_object(id, key)
     o.has_bootstrap_token = secrets[2] ~= false
     o.has_push_token = secrets[3] ~= false
     identity_fields(o, id, key)
+    -- a block holds for the device and its user channels
+    o.blocked_at = tonumber(redis.call('GET', block_key(id)) or '')
     return o
 end
 
@@ -260,8 +262,6 @@ function ops.enrollment()
     local o = enrollment_object(id, key)
     local lane, queue = queue_keys(id)
     o.queue_length = redis.call('LLEN', lane) + redis.call('LLEN', queue)
-    -- a block holds for the device and its user channels
-    o.blocked_at = tonumber(redis.call('GET', block_key(id)) or '')
     return {200, cjson.encode(o)}
 end
 
