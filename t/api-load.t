@@ -27,6 +27,8 @@ our $DEVICES = 20;
 mdm_defaults(
     http_config => 'mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;',
     config => qq{
+        # an enqueue names 10,000 ids in its URL
+        large_client_header_buffers 4 256k;
         location /v1/ { mdm_api; mdm_api_key $KEY; }
         location = /mdm/connect {
             mdm_connect;
@@ -73,6 +75,29 @@ sub walk_in_child {
     POSIX::_exit(0);
 }
 
+# In a child: $n enqueues of one command each to the first 10,000
+# enrollments (the most one call may name); writes their statuses to $out.
+sub enqueue_in_child {
+    my ($out, $n) = @_;
+    my $pid = fork // die "fork: $!";
+    return $pid if $pid;
+    my $ids = CORE::join(',', map { sprintf 'LOAD-%06d', $_ } 1 .. 10_000);
+    my @st;
+    for my $i (1 .. $n) {
+        my $body = qq{<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0">\n<dict>\n}
+                 . qq{<key>Command</key><dict><key>RequestType</key><string>ProfileList</string></dict>\n}
+                 . qq{<key>CommandUUID</key><string>BULK-$i</string>\n</dict>\n</plist>};
+        my $res = concurrent_requests(server_port(),
+            [ http_request(PUT => "/v1/enqueue/$ids", $body,
+                           [ Authorization => substr($AUTH, 15) ]) ], timeout => 30)->[0];
+        push @st, $res->{status} // $res->{error};
+    }
+    open my $fh, '>', $out or POSIX::_exit(1);
+    print {$fh} "@st\n";
+    close $fh;
+    POSIX::_exit(0);
+}
+
 sub idle {
     my ($udid) = @_;
     my $body = qq{<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0">\n<dict>\n}
@@ -102,7 +127,7 @@ sub devices_while {
 
 {
     no strict 'refs';
-    *{"Test::Base::Filter::$_"} = \&{"main::$_"} for qw(walk_in_child devices_while);
+    *{"Test::Base::Filter::$_"} = \&{"main::$_"} for qw(walk_in_child enqueue_in_child devices_while);
 }
 
 run_tests();
@@ -154,5 +179,38 @@ sub {
     my ($pages) = $got =~ / (\d+)$/;
     Test::More::cmp_ok($pages // 0, '>=', 100, "in pages of at most 1,000 ($pages pages, ${\ sprintf '%.1f', $took} s)");
 }
+--- no_error_log
+answered 503
+
+
+
+=== TEST 2: five enqueues to 10,000 enrollments each (the most one call may name) while devices connect: every answer is 200, and each enrollment waits for one push
+--- timeout: 180
+--- redis_setup eval
+[ [ "DEL", "mdm:push", "mdm:push:pending" ] ]
+--- request
+GET /v1/enrollments/LOAD-010000
+--- more_headers eval
+$::AUTH
+--- error_code: 200
+--- after_each eval
+sub {
+    my $out = t::MDM::pki_dir() . "/enqueue.out";
+    unlink $out;
+    my $pid = enqueue_in_child($out, 5);
+    my ($n, $bad) = devices_while($pid);
+    waitpid($pid, 0);
+    Test::More::cmp_ok($n, '>=', $::DEVICES, "devices were served meanwhile ($n requests)");
+    Test::More::is(scalar @$bad, 0, "every device answer was 200")
+        or Test::More::diag("not 200: " . CORE::join(", ", (@$bad)[0 .. ($#$bad < 9 ? $#$bad : 9)]));
+    open my $fh, '<', $out or die "$out: $!";
+    my $got = <$fh>;
+    CORE::chomp($got);
+    Test::More::is($got, "200 200 200 200 200", "every enqueue answered 200");
+}
+--- redis_check eval
+[ [ "LLEN mdm:push", "10000" ],
+  [ "LRANGE mdm:q:{LOAD-010000} 0 -1", [ map { "BULK-$_" } 1 .. 5 ] ],
+  [ "SCARD mdm:cmd:BULK-5:targets", "10000" ] ]
 --- no_error_log
 answered 503
