@@ -104,7 +104,7 @@ ngx_http_mdm_api_enrollments(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_mdm_api_enrollment_list(ngx_http_request_t *r)
 {
-    ngx_str_t     v[5], limit;
+    ngx_str_t     v[6], limit;
     ngx_uint_t    i;
     ngx_array_t  *args;
 
@@ -113,6 +113,7 @@ ngx_http_mdm_api_enrollment_list(ngx_http_request_t *r)
     ngx_http_mdm_arg(r, "type", &v[2]);
     ngx_http_mdm_arg(r, "enabled", &v[3]);
     ngx_http_mdm_arg(r, "last_seen_after", &v[4]);
+    ngx_http_mdm_arg(r, "cert_expires_before", &v[5]);
 
     /* limit=, as every other listing spells it, wins over count= */
     if (ngx_http_mdm_arg(r, "limit", &limit) == NGX_OK) {
@@ -147,12 +148,19 @@ ngx_http_mdm_api_enrollment_list(ngx_http_request_t *r)
                                       "0 or 1");
     }
 
+    /* renewal candidates (ngx_http_mdm_api_renew.c) */
+    if (v[5].len && ngx_atoi(v[5].data, v[5].len) == NGX_ERROR) {
+        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                      "cert_expires_before is a time in "
+                                      "seconds since 1970");
+    }
+
     args = ngx_http_mdm_api_args(r, "enrollments");
-    if (args == NULL || ngx_array_push_n(args, 5) == NULL) {
+    if (args == NULL || ngx_array_push_n(args, 6) == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memcpy((ngx_str_t *) args->elts + args->nelts - 5, v, sizeof(v));
+    ngx_memcpy((ngx_str_t *) args->elts + args->nelts - 6, v, sizeof(v));
 
     return ngx_http_mdm_api_call(r, args);
 }

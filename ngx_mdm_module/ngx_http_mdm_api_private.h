@@ -54,6 +54,10 @@ ngx_int_t ngx_http_mdm_api_enqueue(ngx_http_request_t *r);
 ngx_int_t ngx_http_mdm_api_push(ngx_http_request_t *r,
     ngx_http_mdm_api_route_t *rt);
 
+/* ngx_http_mdm_api_renew.c: POST /v1/renew/IDS (enrollment profiles) */
+ngx_int_t ngx_http_mdm_api_renew(ngx_http_request_t *r,
+    ngx_http_mdm_api_route_t *rt);
+
 /* ngx_http_mdm_api_pushcert.c */
 ngx_int_t ngx_http_mdm_api_pushcert_put(ngx_http_request_t *r);
 ngx_int_t ngx_http_mdm_api_pushcert_get(ngx_http_request_t *r,

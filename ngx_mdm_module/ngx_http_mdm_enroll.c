@@ -441,6 +441,7 @@ ngx_http_mdm_enroll_send(ngx_http_request_t *r,
 
     in.topic = *topic;
     in.challenge = ctx->challenge;
+    in.nosign = 0;
 
 #if (NGX_HTTP_SSL)
     if (r->connection->ssl) {

@@ -32,6 +32,7 @@ typedef struct {
     ngx_str_t                   challenge;   /* one-time, or the static one */
     ngx_str_t                   scheme;      /* for the default URLs */
     ngx_str_t                   host;
+    ngx_uint_t                  nosign;      /* for InstallProfile */
 } ngx_http_mdm_profile_in_t;
 
 
@@ -52,6 +53,9 @@ char *ngx_http_mdm_enroll_ca_cert_directive(ngx_conf_t *cf,
 char *ngx_http_mdm_enroll_device_ca_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 
+/* a random (version 4) UUID, upper case, NUL-terminated, into buf[37] */
+ngx_int_t ngx_http_mdm_enroll_uuid(u_char *buf);
+
 /* a fresh one-time challenge into the pool */
 ngx_int_t ngx_http_mdm_enroll_challenge_new(ngx_pool_t *pool, ngx_str_t *out);
 
@@ -62,6 +66,9 @@ ngx_int_t ngx_http_mdm_enroll_challenge_new(ngx_pool_t *pool, ngx_str_t *out);
 ngx_int_t ngx_http_mdm_enroll_profile(ngx_pool_t *pool, ngx_log_t *log,
     ngx_http_mdm_enroll_conf_t *ecf, ngx_http_mdm_profile_in_t *in,
     ngx_str_t *out);
+
+/* the renewal endpoint of the admin API: POST /v1/renew/ID[,ID...] */
+#define NGX_HTTP_MDM_RENEW_MAX_IDS  100
 
 /*
  * ADE: the MachineInfo plist of a CMS SignedData (attached) verified

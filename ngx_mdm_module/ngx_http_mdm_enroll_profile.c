@@ -27,7 +27,6 @@
 #define NGX_HTTP_MDM_ALL_RIGHTS  8191
 
 
-static ngx_int_t ngx_http_mdm_profile_uuid(u_char *buf);
 static ngx_int_t ngx_http_mdm_profile_payload(plist_t dict, const char *type,
     const char *id, const char *display, ngx_str_t *org, u_char *uuid);
 static plist_t ngx_http_mdm_profile_scep(ngx_http_mdm_enroll_conf_t *ecf,
@@ -85,8 +84,8 @@ ngx_http_mdm_enroll_profile(ngx_pool_t *pool, ngx_log_t *log,
                                     "/mdm/checkin", &checkin) != NGX_OK
         || ngx_http_mdm_profile_url(pool, &ecf->scep_url, in, "/scep", &scep)
            != NGX_OK
-        || ngx_http_mdm_profile_uuid(uuid) != NGX_OK
-        || ngx_http_mdm_profile_uuid(scep_uuid) != NGX_OK)
+        || ngx_http_mdm_enroll_uuid(uuid) != NGX_OK
+        || ngx_http_mdm_enroll_uuid(scep_uuid) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -147,7 +146,7 @@ done:
 
     plist_free(top);
 
-    if (rc != NGX_OK || ecf->signer == NULL) {
+    if (rc != NGX_OK || ecf->signer == NULL || in->nosign) {
         return rc;
     }
 
@@ -157,8 +156,8 @@ done:
 
 /* a random (version 4) UUID, upper case as Apple writes them */
 
-static ngx_int_t
-ngx_http_mdm_profile_uuid(u_char *buf)
+ngx_int_t
+ngx_http_mdm_enroll_uuid(u_char *buf)
 {
     u_char  b[16];
 
@@ -210,7 +209,7 @@ ngx_http_mdm_profile_scep(ngx_http_mdm_enroll_conf_t *ecf,
     u_char   cn[64], cn_uuid[37];
     plist_t  p, c, subject, rdn, pair;
 
-    if (ngx_http_mdm_profile_uuid(cn_uuid) != NGX_OK) {
+    if (ngx_http_mdm_enroll_uuid(cn_uuid) != NGX_OK) {
         return NULL;
     }
 
@@ -271,7 +270,7 @@ ngx_http_mdm_profile_mdm(ngx_http_mdm_profile_in_t *in, ngx_str_t *server_url,
     u_char   uuid[37];
     plist_t  p, caps;
 
-    if (ngx_http_mdm_profile_uuid(uuid) != NGX_OK) {
+    if (ngx_http_mdm_enroll_uuid(uuid) != NGX_OK) {
         return NULL;
     }
 
@@ -314,7 +313,7 @@ ngx_http_mdm_profile_root(ngx_str_t *der, ngx_str_t *org)
     u_char   uuid[37];
     plist_t  p;
 
-    if (ngx_http_mdm_profile_uuid(uuid) != NGX_OK) {
+    if (ngx_http_mdm_enroll_uuid(uuid) != NGX_OK) {
         return NULL;
     }
 

@@ -227,10 +227,12 @@ local function key_id(key)
 end
 
 -- ARGV: 3 cursor, 4 count, 5 type ("" any), 6 enabled ("", "1", "0"),
--- 7 last seen after (ms, "" any)
+-- 7 last seen after (ms, "" any), 8 newest certificate's notAfter before
+-- (unix seconds, "" any)
 function ops.enrollments()
     local cursor, count = ARGV[3], ARGV[4]
     local want_type, want_enabled, seen_after = ARGV[5], ARGV[6], ARGV[7]
+    local expires_before = tonumber(ARGV[8] or '')
 
     local ok, r = pcall(redis.call, 'SCAN', cursor, 'MATCH', 'mdm:enr:{*',
                         'COUNT', count)
@@ -244,7 +246,12 @@ function ops.enrollments()
                and (want_enabled == '' or f[2] == want_enabled)
                and (seen_after == ''
                     or tonumber(f[3] or '0') > tonumber(seen_after)) then
-                items[#items + 1] = enrollment_object(id, key)
+                local o = enrollment_object(id, key)
+                -- renewal candidates: devices whose identity runs out
+                if not expires_before or (o.cert_not_after
+                        and o.cert_not_after < expires_before) then
+                    items[#items + 1] = o
+                end
             end
         end
     end
@@ -577,6 +584,55 @@ function ops.replay()
         replayed = replayed, dropped = dropped,
         remaining = redis.call('XLEN', 'mdm:webhooks:dead')
     })}
+end
+
+-- POST /v1/renew (ngx_http_mdm_api_renew.c), first call: the topic each
+-- device listens on, "" for an unknown device. ARGV: 3.. device ids (at
+-- most 100)
+function ops.renew_topics()
+    local t = {}
+    for i = 3, #ARGV do
+        t[#t + 1] = redis.call('HGET', enr_key(ARGV[i]), 'topic') or ''
+    end
+    return t
+end
+
+-- second call: one InstallProfile per device, each with its own one-time
+-- SCEP challenge (contract E1), queued and pushed (C1). ARGV: 3 how long
+-- commands are kept (s), 4 how long the challenges live (s), then for each
+-- device: id, command UUID ("" unknown), command plist, challenge ("" with
+-- a static one)
+function ops.renew()
+    local ttl, challenge_ttl = ARGV[3], ARGV[4]
+    local status, ok, total = {}, 0, 0
+    for i = 5, #ARGV, 4 do
+        local id, uuid, plist, challenge =
+            ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+        total = total + 1
+        if uuid == '' or redis.call('EXISTS', enr_key(id)) == 0 then
+            status[id] = {renew_error = 'unknown enrollment'}
+        else
+            local ckey = 'mdm:cmd:' .. uuid
+            redis.call('HSET', ckey, 'plist', plist,
+                       'request_type', 'InstallProfile', 'created_at', now,
+                       'priority', '0')
+            redis.call('SADD', ckey .. ':targets', id)
+            mdm_expire(ckey, ttl)
+            mdm_expire(ckey .. ':targets', ttl)
+            local _, queue = queue_keys(id)
+            redis.call('RPUSH', queue, uuid)
+            if challenge ~= '' then
+                redis.call('SET', 'mdm:scep:challenge:' .. challenge, now,
+                           'EX', challenge_ttl)
+            end
+            push(id)
+            status[id] = {command_uuid = uuid, push_result = 'queued'}
+            ok = ok + 1
+        end
+    end
+    local code = (ok == total) and 200 or ((ok > 0) and 207 or 400)
+    return {code, cjson.encode({request_type = 'InstallProfile',
+                                status = status})}
 end
 
 local f = ops[op]
