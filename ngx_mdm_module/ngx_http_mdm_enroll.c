@@ -22,10 +22,21 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#if (NGX_THREADS)
+#include <ngx_thread_pool.h>
+#endif
+
 
 typedef struct {
     ngx_http_mdm_ctx_t          mdm;         /* first: what logs read */
     ngx_str_t                   challenge;
+
+    /* signing in the thread pool: the profile, then its SignedData */
+    ngx_http_request_t         *request;
+    ngx_http_mdm_enroll_signer_t  *signer;
+    ngx_str_t                   profile;
+    u_char                     *der;         /* OPENSSL_malloc()ed */
+    int                         der_len;
 } ngx_http_mdm_enroll_ctx_t;
 
 
@@ -61,6 +72,15 @@ static void ngx_http_mdm_enroll_done(ngx_http_request_t *r,
     redisReply *reply, const char *err);
 static ngx_int_t ngx_http_mdm_enroll_send(ngx_http_request_t *r,
     ngx_http_mdm_enroll_ctx_t *ctx, ngx_str_t *topic);
+static ngx_int_t ngx_http_mdm_enroll_deliver(ngx_http_request_t *r,
+    ngx_http_mdm_enroll_ctx_t *ctx, ngx_str_t *profile);
+#if (NGX_THREADS)
+static ngx_int_t ngx_http_mdm_enroll_sign_post(ngx_http_request_t *r,
+    ngx_http_mdm_enroll_ctx_t *ctx, ngx_thread_pool_t *pool);
+static void ngx_http_mdm_enroll_sign_thread(void *data, ngx_log_t *log);
+static void ngx_http_mdm_enroll_sign_done(ngx_event_t *ev);
+static void ngx_http_mdm_enroll_der_cleanup(void *data);
+#endif
 static ngx_int_t ngx_http_mdm_enroll_error(ngx_http_request_t *r,
     ngx_http_mdm_enroll_ctx_t *ctx, ngx_uint_t status, const char *reason);
 static ngx_int_t ngx_http_mdm_enroll_time_arg(ngx_http_request_t *r,
@@ -422,6 +442,11 @@ ngx_http_mdm_enroll_done(ngx_http_request_t *r, redisReply *reply,
 
     rc = ngx_http_mdm_enroll_send(r, ctx, &topic);
 
+    /* NGX_DONE: signing in the thread pool, which finalizes */
+    if (rc == NGX_DONE) {
+        return;
+    }
+
 done:
 
     ngx_http_finalize_request(r, rc);
@@ -432,16 +457,19 @@ static ngx_int_t
 ngx_http_mdm_enroll_send(ngx_http_request_t *r,
     ngx_http_mdm_enroll_ctx_t *ctx, ngx_str_t *topic)
 {
-    ngx_str_t                   profile;
-    ngx_table_elt_t            *h;
-    ngx_http_mdm_loc_conf_t    *mlcf;
-    ngx_http_mdm_profile_in_t   in;
+    ngx_str_t                    profile;
+    ngx_http_mdm_loc_conf_t     *mlcf;
+    ngx_http_mdm_profile_in_t    in;
+    ngx_http_mdm_enroll_conf_t  *ecf;
 
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+    ecf = &mlcf->enroll;
 
     in.topic = *topic;
     in.challenge = ctx->challenge;
-    in.nosign = 0;
+
+    /* the private-key work goes to the thread pool when there is one */
+    in.nosign = (ecf->signer && ecf->thread_pool) ? 1 : 0;
 
 #if (NGX_HTTP_SSL)
     if (r->connection->ssl) {
@@ -460,14 +488,31 @@ ngx_http_mdm_enroll_send(ngx_http_request_t *r,
         in.host = r->headers_in.server;
     }
 
-    if (ngx_http_mdm_enroll_profile(r->pool, r->connection->log,
-                                    &mlcf->enroll, &in, &profile)
+    if (ngx_http_mdm_enroll_profile(r->pool, r->connection->log, ecf, &in,
+                                    &profile)
         != NGX_OK)
     {
         return ngx_http_mdm_enroll_error(r, ctx,
                                          NGX_HTTP_INTERNAL_SERVER_ERROR,
                                          "cannot build the profile");
     }
+
+#if (NGX_THREADS)
+    if (in.nosign) {
+        ctx->profile = profile;
+        return ngx_http_mdm_enroll_sign_post(r, ctx, ecf->thread_pool);
+    }
+#endif
+
+    return ngx_http_mdm_enroll_deliver(r, ctx, &profile);
+}
+
+
+static ngx_int_t
+ngx_http_mdm_enroll_deliver(ngx_http_request_t *r,
+    ngx_http_mdm_enroll_ctx_t *ctx, ngx_str_t *profile)
+{
+    ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -485,8 +530,123 @@ ngx_http_mdm_enroll_send(ngx_http_request_t *r,
                   ctx->mdm.enrollment_id.len ? "\"" : "");
 
     return ngx_http_mdm_send(r, NGX_HTTP_OK, NGX_HTTP_MDM_PROFILE_TYPE,
-                             &profile);
+                             profile);
 }
+
+
+#if (NGX_THREADS)
+
+/*
+ * One RSA signature per profile, off the event loop: the request is
+ * "blocked" meanwhile, so nginx does not free it under the thread; the
+ * thread touches nothing but ctx's bytes and the signer.
+ */
+
+static ngx_int_t
+ngx_http_mdm_enroll_sign_post(ngx_http_request_t *r,
+    ngx_http_mdm_enroll_ctx_t *ctx, ngx_thread_pool_t *pool)
+{
+    ngx_thread_task_t         *task;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_mdm_loc_conf_t   *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+
+    task = ngx_thread_task_alloc(r->pool, 0);
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (task == NULL || cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the DER is freed with the request, whatever becomes of it */
+    cln->handler = ngx_http_mdm_enroll_der_cleanup;
+    cln->data = ctx;
+
+    ctx->request = r;
+    ctx->signer = mlcf->enroll.signer;
+
+    task->ctx = ctx;
+    task->handler = ngx_http_mdm_enroll_sign_thread;
+    task->event.data = ctx;
+    task->event.handler = ngx_http_mdm_enroll_sign_done;
+
+    if (ngx_thread_task_post(pool, task) != NGX_OK) {
+        /* the pool's queue is full: nginx logged it */
+        return ngx_http_mdm_enroll_error(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "the thread pool's queue is full");
+    }
+
+    r->main->blocked++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_mdm_enroll_sign_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_mdm_enroll_ctx_t  *ctx = data;
+
+    ctx->der_len = ngx_http_mdm_enroll_sign_der(ctx->signer,
+                                                ctx->profile.data,
+                                                ctx->profile.len, &ctx->der);
+
+    /* OpenSSL's error queue is per thread: leave this one's empty */
+    ERR_clear_error();
+}
+
+
+static void
+ngx_http_mdm_enroll_sign_done(ngx_event_t *ev)
+{
+    ngx_int_t                   rc;
+    ngx_str_t                   signed_profile;
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_http_mdm_enroll_ctx_t  *ctx;
+
+    ctx = ev->data;
+    r = ctx->request;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    r->main->blocked--;
+
+    if (c->error) {
+        /* the client left meanwhile: nginx waits to finalize it */
+        r->write_event_handler(r);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    if (ctx->der_len < 0) {
+        rc = ngx_http_mdm_enroll_error(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                       "signing the profile failed "
+                                       "(mdm_enroll_sign)");
+
+    } else {
+        signed_profile.data = ctx->der;
+        signed_profile.len = ctx->der_len;
+
+        rc = ngx_http_mdm_enroll_deliver(r, ctx, &signed_profile);
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_mdm_enroll_der_cleanup(void *data)
+{
+    ngx_http_mdm_enroll_ctx_t  *ctx = data;
+
+    OPENSSL_free(ctx->der);
+    ctx->der = NULL;
+}
+
+#endif
 
 
 /* one log line and a JSON {"error": reason}: people read this one */
@@ -589,6 +749,25 @@ ngx_http_mdm_enroll_merge_conf(ngx_conf_t *cf,
     }
 
     ngx_conf_init_value(conf->device_ca_set, 0);
+
+    ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
+                             "default");
+
+    /* a pool only where there is private-key work to give it */
+    if (conf->signer && conf->enabled
+        && ngx_strcmp(conf->thread_pool_name.data, "off") != 0)
+    {
+#if (NGX_THREADS)
+        conf->thread_pool = ngx_thread_pool_add(cf, &conf->thread_pool_name);
+        if (conf->thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+#else
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "built without threads: mdm_enroll_sign signs "
+                           "in the worker's event loop");
+#endif
+    }
 
     if (conf->challenge_ttl <= 0 || conf->machineinfo_ttl <= 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -53,6 +53,10 @@ char *ngx_http_mdm_enroll_ca_cert_directive(ngx_conf_t *cf,
 char *ngx_http_mdm_enroll_device_ca_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 
+/* thread-safe CMS signing: DER into *out (OPENSSL_malloc), length or -1 */
+int ngx_http_mdm_enroll_sign_der(ngx_http_mdm_enroll_signer_t *signer,
+    u_char *data, size_t len, u_char **out);
+
 /* a random (version 4) UUID, upper case, NUL-terminated, into buf[37] */
 ngx_int_t ngx_http_mdm_enroll_uuid(u_char *buf);
 

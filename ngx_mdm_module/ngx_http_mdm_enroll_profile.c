@@ -389,57 +389,71 @@ ngx_http_mdm_plist_str(ngx_str_t *s)
 /*
  * CMS SignedData with the profile inside (attached), the signer and its
  * chain included, so that a device can show the profile as verified.
- * CMS_BINARY: the XML is signed byte for byte, not as MIME text.
+ * CMS_BINARY: the XML is signed byte for byte, not as MIME text.  Touches
+ * no nginx structure: it runs in a thread pool too.  The DER is
+ * OPENSSL_malloc()ed; returns its length, or -1.
  */
+
+int
+ngx_http_mdm_enroll_sign_der(ngx_http_mdm_enroll_signer_t *signer,
+    u_char *data, size_t len, u_char **out)
+{
+    int               n;
+    BIO              *in;
+    CMS_ContentInfo  *cms;
+
+    n = -1;
+    cms = NULL;
+    *out = NULL;
+
+    in = BIO_new_mem_buf(data, (int) len);
+
+    if (in != NULL) {
+        cms = CMS_sign(signer->cert, signer->key, signer->chain, in,
+                       CMS_BINARY | CMS_NOSMIMECAP);
+    }
+
+    if (cms != NULL) {
+        n = i2d_CMS_ContentInfo(cms, out);
+    }
+
+    BIO_free(in);
+    CMS_ContentInfo_free(cms);
+
+    if (n <= 0) {
+        OPENSSL_free(*out);
+        *out = NULL;
+        n = -1;
+    }
+
+    return n;
+}
+
 
 static ngx_int_t
 ngx_http_mdm_profile_sign(ngx_pool_t *pool, ngx_log_t *log,
     ngx_http_mdm_enroll_signer_t *signer, ngx_str_t *profile)
 {
-    BIO              *in, *mem;
-    long              len;
-    char             *p;
-    ngx_int_t         rc;
-    CMS_ContentInfo  *cms;
+    int      n;
+    u_char  *der;
 
-    rc = NGX_ERROR;
-    cms = NULL;
-    mem = NULL;
-
-    in = BIO_new_mem_buf(profile->data, (int) profile->len);
-    if (in == NULL) {
-        goto done;
-    }
-
-    cms = CMS_sign(signer->cert, signer->key, signer->chain, in,
-                   CMS_BINARY | CMS_NOSMIMECAP);
-    mem = BIO_new(BIO_s_mem());
-
-    if (cms == NULL || mem == NULL || i2d_CMS_bio(mem, cms) != 1) {
+    n = ngx_http_mdm_enroll_sign_der(signer, profile->data, profile->len,
+                                     &der);
+    if (n < 0) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "mdm: signing the enrollment profile failed: %s",
                       ERR_reason_error_string(ERR_peek_last_error()));
-        goto done;
+        ERR_clear_error();
+        return NGX_ERROR;
     }
 
-    len = BIO_get_mem_data(mem, &p);
-
-    profile->data = ngx_pnalloc(pool, len);
-    if (profile->data == NULL) {
-        goto done;
+    profile->data = ngx_pnalloc(pool, n);
+    if (profile->data != NULL) {
+        ngx_memcpy(profile->data, der, n);
+        profile->len = n;
     }
 
-    ngx_memcpy(profile->data, p, len);
-    profile->len = len;
+    OPENSSL_free(der);
 
-    rc = NGX_OK;
-
-done:
-
-    ERR_clear_error();
-    BIO_free(in);
-    BIO_free(mem);
-    CMS_ContentInfo_free(cms);
-
-    return rc;
+    return profile->data ? NGX_OK : NGX_ERROR;
 }

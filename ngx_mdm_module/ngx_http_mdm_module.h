@@ -85,6 +85,8 @@ typedef struct {
     ngx_http_mdm_enroll_signer_t  *signer;   /* mdm_enroll_sign */
     X509_STORE                 *device_ca;   /* NULL with "off" */
     ngx_int_t                   device_ca_set; /* 0, 1 file, 2 off */
+    ngx_str_t                   thread_pool_name;
+    void                       *thread_pool; /* ngx_thread_pool_t: signs */
 } ngx_http_mdm_enroll_conf_t;
 
 

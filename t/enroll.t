@@ -7,7 +7,9 @@ use Test::Nginx::Socket 'no_plan';
 use t::MDM;
 use t::MDMEnroll;
 
+use IO::Socket::INET;
 use MIME::Base64 qw(encode_base64);
+use Time::HiRes ();
 
 no_shuffle();
 
@@ -125,6 +127,11 @@ add_block_preprocessor(sub {
         location = /enroll/signed {
             mdm_enroll;
             mdm_enroll_sign $TEST_NGINX_SIGNER $TEST_NGINX_SIGNER_KEY;
+        }
+        location = /enroll/signed-inline {
+            mdm_enroll;
+            mdm_enroll_sign $TEST_NGINX_SIGNER $TEST_NGINX_SIGNER_KEY;
+            mdm_enroll_thread_pool off;
         }
         location = /enroll/nodca {
             mdm_enroll;
@@ -258,6 +265,8 @@ GET /enroll/signed
 Content-Type: application/x-apple-aspen-config
 --- after_each eval
 ::profile_ok(signed => 1)
+--- error_log
+added to thread pool "default"
 --- no_error_log
 [error]
 
@@ -281,7 +290,75 @@ sub {
 
 
 
-=== TEST 10: HEAD answers the headers only
+=== TEST 10: mdm_enroll_thread_pool off: signed in the event loop, the same profile
+--- redis_setup eval
+::pushcert_setup()
+--- request
+GET /enroll/signed-inline
+--- error_code: 200
+--- after_each eval
+::profile_ok(signed => 1)
+--- no_error_log
+[error]
+added to thread pool
+
+
+
+=== TEST 11: 50 signed profiles at once (thread pool): all verify, 50 challenges
+--- redis_setup eval
+::pushcert_setup()
+--- request
+GET /enroll/signed
+--- error_code: 200
+--- after_each eval
+sub {
+    my ($block) = @_;
+    my @r = @{ concurrent_requests(Test::Nginx::Socket::server_port(),
+                   [ (http_request('GET', '/enroll/signed')) x 50 ]) };
+    my $ok = grep { $_->{status} == 200
+                    && defined ::cms_verify($_->{body}, pki_dir() . '/ca.pem') } @r;
+    Test::More::is($ok, 50, $block->name . " - 50 answered 200 and verify");
+    Test::More::is(scalar @{ redis('KEYS', 'mdm:scep:challenge:*') }, 51,
+                   $block->name . " - one challenge each");
+}
+--- no_error_log
+[error]
+
+
+
+=== TEST 12: clients that hang up while their profile is signed: no crash, no leak, the next one served
+--- redis_setup eval
+::pushcert_setup()
+--- request
+GET /enroll/signed
+--- error_code: 200
+--- after_each eval
+sub {
+    my ($block) = @_;
+    my $port = Test::Nginx::Socket::server_port();
+    for my $delay (0, 0.001, 0.002, 0.005, 0.01) {
+        my @s;
+        for (1 .. 10) {
+            my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")
+                or die "connect: $!";
+            print {$c} http_request('GET', '/enroll/signed');
+            push @s, $c;
+        }
+        Time::HiRes::sleep($delay);
+        close $_ for @s;
+    }
+    Time::HiRes::sleep(0.3);
+    my $r = concurrent_requests($port, [ http_request('GET', '/enroll/signed') ]);
+    Test::More::is($r->[0]{status}, 200, $block->name . " - served after");
+}
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+
+
+
+=== TEST 13: HEAD answers the headers only
 --- redis_setup eval
 ::pushcert_setup()
 --- request
@@ -292,7 +369,7 @@ Content-Type: application/x-apple-aspen-config
 
 
 
-=== TEST 11: other methods: 405 and one log line
+=== TEST 14: other methods: 405 and one log line
 --- request
 PUT /enroll
 x
@@ -304,7 +381,7 @@ qr/^\[error\] [^\n]*answered 405: method is not GET, HEAD or POST[^\n]*\n\z/
 
 
 
-=== TEST 12: Redis down: 503 JSON at once
+=== TEST 15: Redis down: 503 JSON at once
 --- redis_setup eval
 sub { redis_stop() }
 --- request
@@ -319,7 +396,7 @@ qr/^\[error\] [^\n]*answered 503: redis is not connected[^\n]*\n\z/
 
 
 
-=== TEST 13: ADE: a signed MachineInfo gets the profile, and the machine info is recorded for 30 days
+=== TEST 16: ADE: a signed MachineInfo gets the profile, and the machine info is recorded for 30 days
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -349,7 +426,7 @@ my $k = "mdm:machineinfo:$::SERIAL";
 
 
 
-=== TEST 14: ADE through a web view: GET with x-apple-aspen-deviceinfo
+=== TEST 17: ADE through a web view: GET with x-apple-aspen-deviceinfo
 --- redis_setup eval
 ::pushcert_setup()
 --- request
@@ -364,7 +441,7 @@ HGET mdm:machineinfo:WEBVIEW1 udid => 00008020-0001713C1E90003A
 
 
 
-=== TEST 15: ADE: MachineInfo signed by a device of another CA: 400, one log line, nothing stored
+=== TEST 18: ADE: MachineInfo signed by a device of another CA: 400, one log line, nothing stored
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -382,7 +459,7 @@ KEYS mdm:scep:challenge:* => (empty)
 
 
 
-=== TEST 16: ADE: a MachineInfo altered after signing: 400
+=== TEST 19: ADE: a MachineInfo altered after signing: 400
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -402,7 +479,7 @@ KEYS mdm:machineinfo:* => (empty)
 
 
 
-=== TEST 17: ADE: an unsigned plist: 400, one log line, nothing stored
+=== TEST 20: ADE: an unsigned plist: 400, one log line, nothing stored
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -420,7 +497,7 @@ KEYS mdm:scep:challenge:* => (empty)
 
 
 
-=== TEST 18: ADE: garbage: 400, one log line, nothing stored
+=== TEST 21: ADE: garbage: 400, one log line, nothing stored
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -438,7 +515,7 @@ KEYS mdm:scep:challenge:* => (empty)
 
 
 
-=== TEST 19: ADE: an empty body: 400, one log line, nothing stored
+=== TEST 22: ADE: an empty body: 400, one log line, nothing stored
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -456,7 +533,7 @@ KEYS mdm:scep:challenge:* => (empty)
 
 
 
-=== TEST 20: ADE: a signed MachineInfo without SERIAL: 400, one log line, nothing stored
+=== TEST 23: ADE: a signed MachineInfo without SERIAL: 400, one log line, nothing stored
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -474,7 +551,7 @@ KEYS mdm:scep:challenge:* => (empty)
 
 
 
-=== TEST 21: ADE: a SERIAL that is not a serial: 400, one log line, nothing stored
+=== TEST 24: ADE: a SERIAL that is not a serial: 400, one log line, nothing stored
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -492,7 +569,7 @@ KEYS mdm:scep:challenge:* => (empty)
 
 
 
-=== TEST 22: ADE: a signed body that is not a plist: 400, one log line, nothing stored
+=== TEST 25: ADE: a signed body that is not a plist: 400, one log line, nothing stored
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -510,7 +587,7 @@ KEYS mdm:scep:challenge:* => (empty)
 
 
 
-=== TEST 23: ADE: a signed binary plist: 400, one log line, nothing stored
+=== TEST 26: ADE: a signed binary plist: 400, one log line, nothing stored
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -528,7 +605,7 @@ KEYS mdm:scep:challenge:* => (empty)
 
 
 
-=== TEST 24: ADE: a signed plist nested too deep (the hardened parser): 400, one log line, nothing stored
+=== TEST 27: ADE: a signed plist nested too deep (the hardened parser): 400, one log line, nothing stored
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -546,7 +623,7 @@ KEYS mdm:scep:challenge:* => (empty)
 
 
 
-=== TEST 25: ADE: a deviceinfo header that is not base64: 400, one log line, nothing stored
+=== TEST 28: ADE: a deviceinfo header that is not base64: 400, one log line, nothing stored
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -564,7 +641,7 @@ KEYS mdm:scep:challenge:* => (empty)
 
 
 
-=== TEST 26: ADE: a deviceinfo header with garbage: 400, one log line, nothing stored
+=== TEST 29: ADE: a deviceinfo header with garbage: 400, one log line, nothing stored
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -582,7 +659,7 @@ KEYS mdm:scep:challenge:* => (empty)
 
 
 
-=== TEST 27: ADE where no mdm_enroll_device_ca is set: 403, not a profile
+=== TEST 30: ADE where no mdm_enroll_device_ca is set: 403, not a profile
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -597,7 +674,7 @@ qr/^\[error\] [^\n]*answered 403: ADE MachineInfo refused: no mdm_enroll_device_
 
 
 
-=== TEST 28: mdm_enroll_device_ca off: a startup warning; MachineInfo accepted unverified
+=== TEST 31: mdm_enroll_device_ca off: a startup warning; MachineInfo accepted unverified
 --- config
 location = /enroll {
     mdm_enroll;
