@@ -691,3 +691,66 @@ location = /enroll {
 HGET mdm:machineinfo:UNVERIFIED1 serial => UNVERIFIED1
 --- error_log
 mdm_enroll_device_ca off: any client can send MachineInfo for any device serial
+
+
+
+=== TEST 32: configuration: mdm_enroll without mdm_redis
+--- http_config
+--- config
+location = /enroll { mdm_enroll; }
+--- must_die
+--- suppress_stderr
+--- error_log eval
+qr/\[emerg\] .*mdm_enroll needs "mdm_redis" in http\{\}/
+
+
+
+=== TEST 33: configuration: mdm_enroll_sign with a key of another certificate
+--- config
+location = /enroll {
+    mdm_enroll;
+    mdm_enroll_sign $TEST_NGINX_SIGNER $TEST_NGINX_PKI/ca.key;
+}
+--- must_die
+--- suppress_stderr
+--- error_log eval
+qr/\[emerg\] .*mdm_enroll_sign: ".*" must be a PEM certificate \(then its chain\) and ".*ca\.key" its PEM private key/
+
+
+
+=== TEST 34: configuration: mdm_enroll_device_ca that is no certificate
+--- config
+location = /enroll {
+    mdm_enroll;
+    mdm_enroll_device_ca $TEST_NGINX_PKI/ca.key;
+}
+--- must_die
+--- suppress_stderr
+--- error_log eval
+qr/\[emerg\] .*mdm_enroll_device_ca ".*ca\.key" holds no PEM certificate/
+
+
+
+=== TEST 35: configuration: mdm_enroll_ca_cert that cannot be read
+--- config
+location = /enroll {
+    mdm_enroll;
+    mdm_enroll_ca_cert /nonexistent/ca.pem;
+}
+--- must_die
+--- suppress_stderr
+--- error_log eval
+qr/\[emerg\] .*mdm_enroll_ca_cert "\/nonexistent\/ca\.pem" is not a readable PEM certificate/
+
+
+
+=== TEST 36: configuration: a challenge TTL of 0
+--- config
+location = /enroll {
+    mdm_enroll;
+    mdm_enroll_challenge_ttl 0;
+}
+--- must_die
+--- suppress_stderr
+--- error_log eval
+qr/\[emerg\] .*mdm_enroll_challenge_ttl and mdm_enroll_machineinfo_ttl must be positive/
