@@ -42,6 +42,7 @@ struct mw_cert_s {
 
 
 struct mw_job_s {
+    mw_apns_t   *apns;
     mw_job_t    *next, *prev;
     mw_job_t    *parked_next;
     mw_cert_t   *cert;
@@ -156,24 +157,27 @@ static const char mw_repush_lua[] =
     "return r[1]\n";
 
 
-static mw_cert_t  *mw_certs;
-static mw_job_t    mw_jobs;          /* list head */
-static int         mw_njobs;
-static int         mw_taking;
-static int         mw_pending;       /* redis calls awaiting replies */
-static int         mw_bad_requests;  /* 400s in a row */
-static char        mw_proc[256];     /* this worker's processing list */
-static char        mw_beat_key[256];
-static char        mw_repush_cursor[32] = "0";
-static ev_timer    mw_beat_timer;
-static ev_timer    mw_repush_timer;
-static ev_timer    mw_take_timer;
+struct mw_apns_s {
+    mw_ctx_t    *ctx;
+    mw_cert_t   *certs;
+    mw_job_t     jobs;             /* list head */
+    int          njobs;
+    int          taking;
+    int          pending;          /* redis calls awaiting replies */
+    int          bad_requests;     /* 400s in a row */
+    char         proc[256];        /* this worker's processing list */
+    char         beat_key[256];
+    char         repush_cursor[32];
+    ev_timer     beat_timer;
+    ev_timer     repush_timer;
+    ev_timer     take_timer;
+};
 
 
-static void mw_apns_take(void);
+static void mw_apns_take(mw_apns_t *a);
 static void mw_apns_taken(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_popped(redisAsyncContext *ac, void *reply, void *data);
-static void mw_apns_job(const char *id);
+static void mw_apns_job(mw_apns_t *a, const char *id);
 static void mw_apns_info(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_cert(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_send(mw_job_t *job, mw_cert_t *cert);
@@ -192,42 +196,64 @@ static void mw_apns_repushed(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_recovered(redisAsyncContext *ac, void *reply,
     void *data);
 static void mw_apns_retake(struct ev_loop *loop, ev_timer *t, int revents);
-static mw_cert_t *mw_apns_find_cert(const char *topic);
-static int mw_eval(redisCallbackFn *cb, void *data, const char *script,
-    int nkeys, int argc, const char **argv);
+static mw_cert_t *mw_apns_find_cert(mw_apns_t *a, const char *topic);
+static int mw_eval(mw_apns_t *a, redisCallbackFn *cb, void *data,
+    const char *script, int nkeys, int argc, const char **argv);
 static long long mw_now_ms(void);
 static char *mw_dup(const char *s, size_t n);
 
 
-void
-mw_apns_start(void)
+int
+mw_apns_init(mw_ctx_t *ctx)
 {
-    const char  *argv[1];
+    mw_apns_t  *a;
 
-    if (mw_jobs.next == NULL) {
-        mw_jobs.next = mw_jobs.prev = &mw_jobs;
-
-        snprintf(mw_proc, sizeof(mw_proc), "mdm:push:proc:%s",
-                 mw_conf.worker_id);
-        snprintf(mw_beat_key, sizeof(mw_beat_key), "mdm:worker:%s",
-                 mw_conf.worker_id);
-
-        ev_timer_init(&mw_beat_timer, mw_apns_beat, 0., mw_conf.heartbeat);
-        ev_timer_init(&mw_take_timer, mw_apns_retake, 0.5, 0.);
-        ev_timer_init(&mw_repush_timer, mw_apns_repush, 1., 1.);
+    a = calloc(1, sizeof(mw_apns_t));
+    if (a == NULL) {
+        return -1;
     }
 
-    ev_timer_again(mw_loop, &mw_beat_timer);
-    mw_apns_beat(mw_loop, &mw_beat_timer, 0);
+    a->ctx = ctx;
+    ctx->apns = a;
+    a->jobs.next = a->jobs.prev = &a->jobs;
+    a->repush_cursor[0] = '0';
 
-    if (mw_conf.repush_interval > 0) {
-        ev_timer_again(mw_loop, &mw_repush_timer);
+    return 0;
+}
+
+
+void
+mw_apns_start(mw_ctx_t *ctx)
+{
+    const char  *argv[1];
+    mw_apns_t   *a = ctx->apns;
+
+    if (a->beat_timer.cb == NULL) {
+        snprintf(a->proc, sizeof(a->proc), "mdm:push:proc:%s",
+                 a->ctx->conf.worker_id);
+        snprintf(a->beat_key, sizeof(a->beat_key), "mdm:worker:%s",
+                 a->ctx->conf.worker_id);
+
+        ev_timer_init(&a->beat_timer, mw_apns_beat, 0.,
+                      a->ctx->conf.heartbeat);
+        ev_timer_init(&a->take_timer, mw_apns_retake, 0.5, 0.);
+        ev_timer_init(&a->repush_timer, mw_apns_repush, 1., 1.);
+        a->beat_timer.data = a;
+        a->take_timer.data = a;
+        a->repush_timer.data = a;
+    }
+
+    ev_timer_again(a->ctx->loop, &a->beat_timer);
+    mw_apns_beat(a->ctx->loop, &a->beat_timer, 0);
+
+    if (a->ctx->conf.repush_interval > 0) {
+        ev_timer_again(a->ctx->loop, &a->repush_timer);
     }
 
     /* what a killed predecessor (same worker_id) left, and expired peers' */
-    argv[0] = mw_proc;
-    if (mw_eval(mw_apns_recovered, NULL, mw_recover_lua, 0, 1, argv) != 0) {
-        mw_apns_take();
+    argv[0] = a->proc;
+    if (mw_eval(a, mw_apns_recovered, a, mw_recover_lua, 0, 1, argv) != 0) {
+        mw_apns_take(a);
     }
 }
 
@@ -236,35 +262,36 @@ static void
 mw_apns_recovered(redisAsyncContext *ac, void *reply, void *data)
 {
     redisReply  *r = reply;
+    mw_apns_t   *a = data;
 
     (void) ac;
-    (void) data;
 
-    mw_pending--;
+    a->pending--;
 
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
         mw_log("notice", "put back %lld unfinished pushes", r->integer);
     }
 
-    mw_apns_take();
+    mw_apns_take(a);
 }
 
 
 void
-mw_apns_stop(void)
+mw_apns_stop(mw_ctx_t *ctx)
 {
-    mw_job_t  *job, *next;
+    mw_job_t   *job, *next;
+    mw_apns_t  *a = ctx->apns;
 
-    ev_timer_stop(mw_loop, &mw_beat_timer);
-    ev_timer_stop(mw_loop, &mw_repush_timer);
-    ev_timer_stop(mw_loop, &mw_take_timer);
+    ev_timer_stop(a->ctx->loop, &a->beat_timer);
+    ev_timer_stop(a->ctx->loop, &a->repush_timer);
+    ev_timer_stop(a->ctx->loop, &a->take_timer);
 
     /* jobs waiting to retry go back to the shared list for later */
-    for (job = mw_jobs.next; job && job != &mw_jobs; job = next) {
+    for (job = a->jobs.next; job && job != &a->jobs; job = next) {
         next = job->next;
 
         if (job->http == NULL && ev_is_active(&job->retry)) {
-            ev_timer_stop(mw_loop, &job->retry);
+            ev_timer_stop(a->ctx->loop, &job->retry);
             mw_apns_result(job, "", "", "", "", 1);
         }
     }
@@ -272,20 +299,27 @@ mw_apns_stop(void)
 
 
 int
-mw_apns_idle(void)
+mw_apns_idle(mw_ctx_t *ctx)
 {
-    return mw_njobs == 0 && mw_pending == 0 && !mw_taking;
+    mw_apns_t  *a = ctx->apns;
+
+    return a->njobs == 0 && a->pending == 0 && !a->taking;
 }
 
 
 void
-mw_apns_cleanup(void)
+mw_apns_cleanup(mw_ctx_t *ctx)
 {
     mw_cert_t  *c;
+    mw_apns_t  *a = ctx->apns;
 
-    while (mw_certs) {
-        c = mw_certs;
-        mw_certs = c->next;
+    if (a == NULL) {
+        return;
+    }
+
+    while (a->certs) {
+        c = a->certs;
+        a->certs = c->next;
         free(c->topic);
         free(c->stamp);
         free(c->cert);
@@ -293,37 +327,42 @@ mw_apns_cleanup(void)
         free(c);
     }
 
-    while (mw_jobs.next && mw_jobs.next != &mw_jobs) {
-        mw_apns_free(mw_jobs.next);
+    while (a->jobs.next != &a->jobs) {
+        mw_apns_free(a->jobs.next);
     }
+
+    free(a);
+    ctx->apns = NULL;
 }
 
 
 /* taking jobs: a batch when there are some, else a blocking wait of 1 s */
 
 static void
-mw_apns_take(void)
+mw_apns_take(mw_apns_t *a)
 {
     char         max[16];
     const char  *argv[3];
 
-    if (mw_stopping || mw_taking || mw_njobs >= mw_conf.max_inflight) {
+    if (a->ctx->stopping || a->taking
+        || a->njobs >= a->ctx->conf.max_inflight)
+    {
         return;
     }
 
-    snprintf(max, sizeof(max), "%d", mw_conf.max_inflight - mw_njobs);
+    snprintf(max, sizeof(max), "%d", a->ctx->conf.max_inflight - a->njobs);
 
     argv[0] = "mdm:push";
-    argv[1] = mw_proc;
+    argv[1] = a->proc;
     argv[2] = max;
 
-    if (mw_eval(mw_apns_taken, NULL, mw_take_lua, 2, 3, argv) != 0) {
+    if (mw_eval(a, mw_apns_taken, a, mw_take_lua, 2, 3, argv) != 0) {
         /* Redis is down: look again when it may be back */
-        ev_timer_again(mw_loop, &mw_take_timer);
+        ev_timer_again(a->ctx->loop, &a->take_timer);
         return;
     }
 
-    mw_taking = 1;
+    a->taking = 1;
 }
 
 
@@ -331,10 +370,9 @@ static void
 mw_apns_retake(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void) loop;
-    (void) t;
     (void) revents;
 
-    mw_apns_take();
+    mw_apns_take(t->data);
 }
 
 
@@ -343,40 +381,40 @@ mw_apns_taken(redisAsyncContext *ac, void *reply, void *data)
 {
     size_t       i;
     redisReply  *r = reply;
+    mw_apns_t   *a = data;
 
     (void) ac;
-    (void) data;
 
-    mw_pending--;
-    mw_taking = 0;
+    a->pending--;
+    a->taking = 0;
 
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        ev_timer_again(mw_loop, &mw_take_timer);
+        ev_timer_again(a->ctx->loop, &a->take_timer);
         return;
     }
 
     for (i = 0; i < r->elements; i++) {
-        mw_apns_job(r->element[i]->str);
+        mw_apns_job(a, r->element[i]->str);
     }
 
     if (r->elements > 0) {
-        mw_apns_take();
+        mw_apns_take(a);
         return;
     }
 
-    if (mw_stopping) {
+    if (a->ctx->stopping) {
         return;
     }
 
     /* nothing queued: wait for one on the blocking connection */
-    if (mw_redis_command(&mw_blk, mw_apns_popped, NULL,
-                         "BLMOVE mdm:push %s LEFT RIGHT 1", mw_proc) != 0)
+    if (mw_redis_command(&a->ctx->blk, mw_apns_popped, a,
+                         "BLMOVE mdm:push %s LEFT RIGHT 1", a->proc) != 0)
     {
-        ev_timer_again(mw_loop, &mw_take_timer);
+        ev_timer_again(a->ctx->loop, &a->take_timer);
         return;
     }
 
-    mw_taking = 1;
+    a->taking = 1;
 }
 
 
@@ -384,27 +422,27 @@ static void
 mw_apns_popped(redisAsyncContext *ac, void *reply, void *data)
 {
     redisReply  *r = reply;
+    mw_apns_t   *a = data;
 
     (void) ac;
-    (void) data;
 
-    mw_taking = 0;
+    a->taking = 0;
 
     if (r && r->type == REDIS_REPLY_STRING) {
-        mw_apns_job(r->str);
+        mw_apns_job(a, r->str);
     }
 
     if (r == NULL) {
-        ev_timer_again(mw_loop, &mw_take_timer);
+        ev_timer_again(a->ctx->loop, &a->take_timer);
         return;
     }
 
-    mw_apns_take();
+    mw_apns_take(a);
 }
 
 
 static void
-mw_apns_job(const char *id)
+mw_apns_job(mw_apns_t *a, const char *id)
 {
     mw_job_t    *job;
     const char  *argv[1];
@@ -416,17 +454,18 @@ mw_apns_job(const char *id)
         return;
     }
 
-    job->next = &mw_jobs;
-    job->prev = mw_jobs.prev;
-    mw_jobs.prev->next = job;
-    mw_jobs.prev = job;
-    mw_njobs++;
+    job->apns = a;
+    job->next = &a->jobs;
+    job->prev = a->jobs.prev;
+    a->jobs.prev->next = job;
+    a->jobs.prev = job;
+    a->njobs++;
 
     ev_timer_init(&job->retry, mw_apns_retry_timer, 0., 0.);
     job->retry.data = job;
 
     argv[0] = id;
-    if (mw_eval(mw_apns_info, job, mw_info_lua, 0, 1, argv) != 0) {
+    if (mw_eval(a, mw_apns_info, job, mw_info_lua, 0, 1, argv) != 0) {
         mw_apns_retry(job, "redis unavailable");
     }
 }
@@ -436,12 +475,13 @@ static void
 mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
 {
     mw_job_t    *job = data;
+    mw_apns_t   *a = job->apns;
     mw_cert_t   *cert;
     redisReply  *r = reply, **e;
 
     (void) ac;
 
-    mw_pending--;
+    a->pending--;
 
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
         mw_apns_retry(job, "redis unavailable");
@@ -482,7 +522,7 @@ mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
-    cert = mw_apns_find_cert(job->topic);
+    cert = mw_apns_find_cert(a, job->topic);
 
     if (cert && cert->stamp && strcmp(cert->stamp, e[5]->str) == 0) {
         mw_apns_send(job, cert);
@@ -490,7 +530,7 @@ mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
     }
 
     /* a certificate not loaded yet, or replaced since: no restart needed */
-    if (mw_redis_command(&mw_cmd, mw_apns_cert, job,
+    if (mw_redis_command(&a->ctx->cmd, mw_apns_cert, job,
                          "HMGET mdm:pushcert:%s cert key updated_at",
                          job->topic) != 0)
     {
@@ -498,7 +538,7 @@ mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
-    mw_pending++;
+    a->pending++;
 }
 
 
@@ -506,12 +546,13 @@ static void
 mw_apns_cert(redisAsyncContext *ac, void *reply, void *data)
 {
     mw_job_t    *job = data;
+    mw_apns_t   *a = job->apns;
     mw_cert_t   *cert;
     redisReply  *r = reply, **e;
 
     (void) ac;
 
-    mw_pending--;
+    a->pending--;
 
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3
         || r->element[0]->type != REDIS_REPLY_STRING
@@ -523,7 +564,7 @@ mw_apns_cert(redisAsyncContext *ac, void *reply, void *data)
 
     e = r->element;
 
-    cert = mw_apns_find_cert(job->topic);
+    cert = mw_apns_find_cert(a, job->topic);
 
     if (cert == NULL) {
         cert = calloc(1, sizeof(mw_cert_t));
@@ -533,8 +574,8 @@ mw_apns_cert(redisAsyncContext *ac, void *reply, void *data)
             return;
         }
 
-        cert->next = mw_certs;
-        mw_certs = cert;
+        cert->next = a->certs;
+        a->certs = cert;
     }
 
     free(cert->cert);
@@ -564,6 +605,7 @@ mw_apns_send(mw_job_t *job, mw_cert_t *cert)
 {
     char                url[1024], hdr[512], body[512];
     mw_http_t          *h;
+    mw_apns_t          *a = job->apns;
     struct curl_blob    blob;
 
     job->cert = cert;
@@ -578,13 +620,13 @@ mw_apns_send(mw_job_t *job, mw_cert_t *cert)
         cert->warming = job;
     }
 
-    h = mw_http_new(mw_apns_done, job);
+    h = mw_http_new(a->ctx, mw_apns_done, job);
     if (h == NULL) {
         mw_apns_retry(job, "out of memory");
         return;
     }
 
-    snprintf(url, sizeof(url), "%s/3/device/%s", mw_conf.apns_url,
+    snprintf(url, sizeof(url), "%s/3/device/%s", a->ctx->conf.apns_url,
              job->token);
     snprintf(body, sizeof(body), "{\"mdm\":\"%s\"}", job->magic);
 
@@ -604,8 +646,8 @@ mw_apns_send(mw_job_t *job, mw_cert_t *cert)
     curl_easy_setopt(h->easy, CURLOPT_SSLKEY_BLOB, &blob);
     curl_easy_setopt(h->easy, CURLOPT_SSLKEYTYPE, "PEM");
 
-    if (mw_conf.apns_ca && mw_conf.apns_ca[0]) {
-        curl_easy_setopt(h->easy, CURLOPT_CAINFO, mw_conf.apns_ca);
+    if (a->ctx->conf.apns_ca && a->ctx->conf.apns_ca[0]) {
+        curl_easy_setopt(h->easy, CURLOPT_CAINFO, a->ctx->conf.apns_ca);
     }
 
     h->headers = curl_slist_append(h->headers,
@@ -615,12 +657,13 @@ mw_apns_send(mw_job_t *job, mw_cert_t *cert)
     snprintf(hdr, sizeof(hdr), "apns-topic: %s", job->topic);
     h->headers = curl_slist_append(h->headers, hdr);
 
-    snprintf(hdr, sizeof(hdr), "apns-priority: %d", mw_conf.apns_priority);
+    snprintf(hdr, sizeof(hdr), "apns-priority: %d",
+             a->ctx->conf.apns_priority);
     h->headers = curl_slist_append(h->headers, hdr);
 
     snprintf(hdr, sizeof(hdr), "apns-expiration: %lld",
-             mw_conf.apns_expiration
-             ? mw_now_ms() / 1000 + mw_conf.apns_expiration : 0LL);
+             a->ctx->conf.apns_expiration
+             ? mw_now_ms() / 1000 + a->ctx->conf.apns_expiration : 0LL);
     h->headers = curl_slist_append(h->headers, hdr);
 
     job->http = h;
@@ -641,6 +684,7 @@ mw_apns_done(mw_http_t *h)
     char        why[512], reason[128], ts[32];
     char       *p;
     mw_job_t   *job = h->data;
+    mw_apns_t  *a = job->apns;
     mw_cert_t  *cert = job->cert;
 
     job->http = NULL;
@@ -677,7 +721,7 @@ mw_apns_done(mw_http_t *h)
             mw_log("error", "TLS to APNs failed for topic \"%s\": %s (is the "
                    "push certificate expired or revoked?)", job->topic,
                    h->error[0] ? h->error : curl_easy_strerror(h->result));
-            mw_redis_command(&mw_cmd, NULL, NULL,
+            mw_redis_command(&a->ctx->cmd, NULL, NULL,
                              "HINCRBY mdm:stats:apns tls_failure 1");
         }
 
@@ -689,7 +733,7 @@ mw_apns_done(mw_http_t *h)
     }
 
     if (h->status == 200) {
-        mw_bad_requests = 0;
+        a->bad_requests = 0;
         mw_apns_result(job, h->apns_id, "", "", "ok", 0);
         mw_http_free(h);
         return;
@@ -725,7 +769,7 @@ mw_apns_done(mw_http_t *h)
          * A bad request for every token is a configuration error (wrong
          * host, environment or topic), not a fleet of dead tokens.
          */
-        if (++mw_bad_requests == 10) {
+        if (++a->bad_requests == 10) {
             mw_log("error", "APNs answered 400 (%s) to the last 10 pushes: "
                    "check apns_url (production or sandbox) and the push "
                    "certificate's topic; tokens are not marked dead",
@@ -745,14 +789,15 @@ mw_apns_done(mw_http_t *h)
 static void
 mw_apns_retry(mw_job_t *job, const char *why)
 {
-    double  delay;
+    double      delay;
+    mw_apns_t  *a = job->apns;
 
-    if (mw_stopping) {
+    if (a->ctx->stopping) {
         mw_apns_result(job, "", "", "", "", 1);
         return;
     }
 
-    if (++job->attempts > mw_conf.push_retries) {
+    if (++job->attempts > a->ctx->conf.push_retries) {
         char  err[600];
 
         snprintf(err, sizeof(err), "gave up after %d attempts: %s",
@@ -761,13 +806,13 @@ mw_apns_retry(mw_job_t *job, const char *why)
         return;
     }
 
-    delay = mw_conf.push_backoff_ms / 1000. * (1 << (job->attempts - 1));
+    delay = a->ctx->conf.push_backoff_ms / 1000. * (1 << (job->attempts - 1));
     if (delay > 60.) {
         delay = 60.;
     }
 
     ev_timer_set(&job->retry, delay, 0.);
-    ev_timer_start(mw_loop, &job->retry);
+    ev_timer_start(a->ctx->loop, &job->retry);
 }
 
 
@@ -781,7 +826,7 @@ mw_apns_retry_timer(struct ev_loop *loop, ev_timer *t, int revents)
     (void) revents;
 
     argv[0] = job->id;
-    if (mw_eval(mw_apns_info, job, mw_info_lua, 0, 1, argv) != 0) {
+    if (mw_eval(job->apns, mw_apns_info, job, mw_info_lua, 0, 1, argv) != 0) {
         mw_apns_retry(job, "redis unavailable");
     }
 }
@@ -793,11 +838,12 @@ mw_apns_result(mw_job_t *job, const char *apns_id, const char *error,
 {
     char         now[32];
     const char  *argv[8];
+    mw_apns_t   *a = job->apns;
 
     snprintf(now, sizeof(now), "%lld", mw_now_ms());
 
     argv[0] = job->id;
-    argv[1] = mw_proc;
+    argv[1] = a->proc;
     argv[2] = now;
     argv[3] = apns_id;
     argv[4] = error;
@@ -805,7 +851,7 @@ mw_apns_result(mw_job_t *job, const char *apns_id, const char *error,
     argv[6] = requeue ? "1" : "0";
     argv[7] = counter;
 
-    if (mw_eval(mw_apns_recorded, job, mw_result_lua, 0, 8, argv) != 0) {
+    if (mw_eval(a, mw_apns_recorded, job, mw_result_lua, 0, 8, argv) != 0) {
         /* not recorded: it stays in the processing list for next time */
         mw_apns_free(job);
     }
@@ -815,12 +861,15 @@ mw_apns_result(mw_job_t *job, const char *apns_id, const char *error,
 static void
 mw_apns_recorded(redisAsyncContext *ac, void *reply, void *data)
 {
+    mw_job_t   *job = data;
+    mw_apns_t  *a = job->apns;
+
     (void) ac;
     (void) reply;
 
-    mw_pending--;
-    mw_apns_free(data);
-    mw_apns_take();
+    a->pending--;
+    mw_apns_free(job);
+    mw_apns_take(a);
 }
 
 
@@ -835,7 +884,7 @@ mw_apns_unpark(mw_cert_t *cert)
         cert->parked = parked->parked_next;
         parked->parked_next = NULL;
 
-        if (mw_stopping) {
+        if (parked->apns->ctx->stopping) {
             mw_apns_result(parked, "", "", "", "", 1);
         } else {
             mw_apns_send(parked, cert);
@@ -847,12 +896,14 @@ mw_apns_unpark(mw_cert_t *cert)
 static void
 mw_apns_free(mw_job_t *job)
 {
+    mw_apns_t  *a = job->apns;
+
     if (job->cert && job->cert->warming == job) {
         /* it ends without an answer: the next one warms the connection */
         mw_apns_unpark(job->cert);
     }
 
-    ev_timer_stop(mw_loop, &job->retry);
+    ev_timer_stop(a->ctx->loop, &job->retry);
 
     if (job->http) {
         /* only at exit: the transfer is abandoned */
@@ -861,7 +912,7 @@ mw_apns_free(mw_job_t *job)
 
     job->prev->next = job->next;
     job->next->prev = job->prev;
-    mw_njobs--;
+    a->njobs--;
 
     free(job->id);
     free(job->topic);
@@ -874,12 +925,13 @@ mw_apns_free(mw_job_t *job)
 static void
 mw_apns_beat(struct ev_loop *loop, ev_timer *t, int revents)
 {
+    mw_apns_t  *a = t->data;
+
     (void) loop;
-    (void) t;
     (void) revents;
 
-    mw_redis_command(&mw_cmd, NULL, NULL, "SET %s %d PX %ld", mw_beat_key,
-                     (int) getpid(), mw_conf.heartbeat * 3000);
+    mw_redis_command(&a->ctx->cmd, NULL, NULL, "SET %s %d PX %ld", a->beat_key,
+                     (int) getpid(), a->ctx->conf.heartbeat * 3000);
 }
 
 
@@ -888,19 +940,19 @@ mw_apns_repush(struct ev_loop *loop, ev_timer *t, int revents)
 {
     char         now[32], every[32];
     const char  *argv[3];
+    mw_apns_t   *a = t->data;
 
     (void) loop;
-    (void) t;
     (void) revents;
 
     snprintf(now, sizeof(now), "%lld", mw_now_ms());
-    snprintf(every, sizeof(every), "%ld", mw_conf.repush_interval * 1000);
+    snprintf(every, sizeof(every), "%ld", a->ctx->conf.repush_interval * 1000);
 
-    argv[0] = mw_repush_cursor;
+    argv[0] = a->repush_cursor;
     argv[1] = now;
     argv[2] = every;
 
-    mw_eval(mw_apns_repushed, NULL, mw_repush_lua, 0, 3, argv);
+    mw_eval(a, mw_apns_repushed, a, mw_repush_lua, 0, 3, argv);
 }
 
 
@@ -908,24 +960,24 @@ static void
 mw_apns_repushed(redisAsyncContext *ac, void *reply, void *data)
 {
     redisReply  *r = reply;
+    mw_apns_t   *a = data;
 
     (void) ac;
-    (void) data;
 
-    mw_pending--;
+    a->pending--;
 
     if (r && r->type == REDIS_REPLY_STRING) {
-        snprintf(mw_repush_cursor, sizeof(mw_repush_cursor), "%s", r->str);
+        snprintf(a->repush_cursor, sizeof(a->repush_cursor), "%s", r->str);
     }
 }
 
 
 static mw_cert_t *
-mw_apns_find_cert(const char *topic)
+mw_apns_find_cert(mw_apns_t *a, const char *topic)
 {
     mw_cert_t  *c;
 
-    for (c = mw_certs; c; c = c->next) {
+    for (c = a->certs; c; c = c->next) {
         if (strcmp(c->topic, topic) == 0) {
             return c;
         }
@@ -938,8 +990,8 @@ mw_apns_find_cert(const char *topic)
 /* EVAL on the command connection; the scripts are small */
 
 static int
-mw_eval(redisCallbackFn *cb, void *data, const char *script, int nkeys,
-    int argc, const char **argv)
+mw_eval(mw_apns_t *a, redisCallbackFn *cb, void *data, const char *script,
+    int nkeys, int argc, const char **argv)
 {
     int          i, n;
     char         nk[8];
@@ -960,11 +1012,11 @@ mw_eval(redisCallbackFn *cb, void *data, const char *script, int nkeys,
         lens[i] = strlen(av[i]);
     }
 
-    if (mw_redis_argv(&mw_cmd, cb, data, n, av, lens) != 0) {
+    if (mw_redis_argv(&a->ctx->cmd, cb, data, n, av, lens) != 0) {
         return -1;
     }
 
-    mw_pending++;
+    a->pending++;
 
     return 0;
 }

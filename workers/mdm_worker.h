@@ -43,10 +43,17 @@ typedef struct {
 } mw_conf_t;
 
 
+typedef struct mw_ctx_s      mw_ctx_t;
+typedef struct mw_curl_s     mw_curl_t;      /* http.c */
+typedef struct mw_apns_s     mw_apns_t;      /* apns.c */
+typedef struct mw_webhook_s  mw_webhook_t;   /* webhook.c */
+
+
 /* one hiredis connection, reconnecting with backoff */
 typedef struct mw_redis_s  mw_redis_t;
 
 struct mw_redis_s {
+    mw_ctx_t            *ctx;
     const char          *name;
     redisAsyncContext   *ac;
     ev_timer             retry;
@@ -62,6 +69,7 @@ typedef struct mw_http_s  mw_http_t;
 typedef void (*mw_http_done_pt)(mw_http_t *h);
 
 struct mw_http_s {
+    mw_ctx_t            *ctx;
     CURL                *easy;
     struct curl_slist   *headers;
     CURLcode             result;
@@ -75,19 +83,30 @@ struct mw_http_s {
 };
 
 
-extern mw_conf_t        mw_conf;
-extern struct ev_loop  *mw_loop;
-extern mw_redis_t       mw_cmd;      /* commands */
-extern mw_redis_t       mw_blk;      /* blocking pops only */
-extern mw_redis_t       mw_evt;      /* blocking stream reads only */
-extern int              mw_stopping;
+/*
+ * Everything the worker's parts share, passed explicitly: each part keeps
+ * a pointer to it in its own state and reaches it from callbacks through
+ * their data pointers.
+ */
+struct mw_ctx_s {
+    mw_conf_t            conf;
+    struct ev_loop      *loop;
+    mw_redis_t           cmd;        /* commands */
+    mw_redis_t           blk;        /* blocking pops only */
+    mw_redis_t           evt;        /* blocking stream reads only */
+    int                  stopping;
+    ev_timer             idle;       /* at exit: waits for work in flight */
+    mw_curl_t           *curl;
+    mw_apns_t           *apns;
+    mw_webhook_t        *webhook;
+};
 
 
 void mw_log(const char *level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* redis.c */
-void mw_redis_start(mw_redis_t *r, const char *name,
+void mw_redis_start(mw_ctx_t *ctx, mw_redis_t *r, const char *name,
     void (*on_ready)(mw_redis_t *r));
 int mw_redis_command(mw_redis_t *r, redisCallbackFn *cb, void *data,
     const char *fmt, ...);
@@ -96,23 +115,25 @@ int mw_redis_argv(mw_redis_t *r, redisCallbackFn *cb, void *data, int argc,
 void mw_redis_stop(mw_redis_t *r);
 
 /* http.c */
-int mw_http_init(void);
-void mw_http_cleanup(void);
-mw_http_t *mw_http_new(mw_http_done_pt done, void *data);
+int mw_http_init(mw_ctx_t *ctx);
+void mw_http_cleanup(mw_ctx_t *ctx);
+mw_http_t *mw_http_new(mw_ctx_t *ctx, mw_http_done_pt done, void *data);
 int mw_http_start(mw_http_t *h);
 void mw_http_free(mw_http_t *h);
-int mw_http_inflight(void);
+int mw_http_inflight(mw_ctx_t *ctx);
 
 /* apns.c */
-void mw_apns_start(void);
-void mw_apns_stop(void);
-int mw_apns_idle(void);
-void mw_apns_cleanup(void);
+int mw_apns_init(mw_ctx_t *ctx);
+void mw_apns_start(mw_ctx_t *ctx);
+void mw_apns_stop(mw_ctx_t *ctx);
+int mw_apns_idle(mw_ctx_t *ctx);
+void mw_apns_cleanup(mw_ctx_t *ctx);
 
 /* webhook.c */
-void mw_webhook_start(void);
-void mw_webhook_stop(void);
-int mw_webhook_idle(void);
-void mw_webhook_cleanup(void);
+int mw_webhook_init(mw_ctx_t *ctx);
+void mw_webhook_start(mw_ctx_t *ctx);
+void mw_webhook_stop(mw_ctx_t *ctx);
+int mw_webhook_idle(mw_ctx_t *ctx);
+void mw_webhook_cleanup(mw_ctx_t *ctx);
 
 #endif /* MDM_WORKER_H */

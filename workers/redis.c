@@ -30,11 +30,12 @@ static void mw_redis_setup_reply(redisAsyncContext *ac, void *reply,
 
 
 void
-mw_redis_start(mw_redis_t *r, const char *name,
+mw_redis_start(mw_ctx_t *ctx, mw_redis_t *r, const char *name,
     void (*on_ready)(mw_redis_t *r))
 {
     memset(r, 0, sizeof(mw_redis_t));
 
+    r->ctx = ctx;
     r->name = name;
     r->on_ready = on_ready;
     r->backoff = MW_BACKOFF_MIN;
@@ -51,7 +52,12 @@ mw_redis_stop(mw_redis_t *r)
 {
     redisAsyncContext  *ac = r->ac;
 
-    ev_timer_stop(mw_loop, &r->retry);
+    if (r->ctx == NULL) {
+        /* never started */
+        return;
+    }
+
+    ev_timer_stop(r->ctx->loop, &r->retry);
 
     if (ac) {
         r->ac = NULL;
@@ -65,7 +71,7 @@ mw_redis_stop(mw_redis_t *r)
 static void
 mw_redis_connect(mw_redis_t *r)
 {
-    const char         *addr = mw_conf.redis;
+    const char         *addr = r->ctx->conf.redis;
     char                host[256];
     const char         *colon;
     redisAsyncContext  *ac;
@@ -91,17 +97,17 @@ mw_redis_connect(mw_redis_t *r)
     ac->data = r;
     r->ac = ac;
 
-    redisLibevAttach(mw_loop, ac);
+    redisLibevAttach(r->ctx->loop, ac);
     redisAsyncSetConnectCallback(ac, mw_redis_on_connect);
     redisAsyncSetDisconnectCallback(ac, mw_redis_on_disconnect);
 
-    if (mw_conf.redis_password && mw_conf.redis_password[0]) {
+    if (r->ctx->conf.redis_password && r->ctx->conf.redis_password[0]) {
         redisAsyncCommand(ac, mw_redis_setup_reply, "AUTH", "AUTH %s",
-                          mw_conf.redis_password);
+                          r->ctx->conf.redis_password);
     }
 
     redisAsyncCommand(ac, mw_redis_setup_reply, "SELECT", "SELECT %d",
-                      mw_conf.redis_db);
+                      r->ctx->conf.redis_db);
 }
 
 
@@ -113,7 +119,7 @@ mw_redis_retry(struct ev_loop *loop, ev_timer *t, int revents)
     (void) loop;
     (void) revents;
 
-    if (r->ac == NULL && !mw_stopping) {
+    if (r->ac == NULL && !r->ctx->stopping) {
         mw_redis_connect(r);
     }
 }
@@ -123,20 +129,20 @@ static void
 mw_redis_lost(mw_redis_t *r, const char *why)
 {
     if (r->ready || r->backoff == MW_BACKOFF_MIN) {
-        mw_log("error", "redis %s (%s): %s, reconnecting", mw_conf.redis,
+        mw_log("error", "redis %s (%s): %s, reconnecting", r->ctx->conf.redis,
                r->name, why);
     }
 
     r->ac = NULL;
     r->ready = 0;
 
-    if (mw_stopping) {
+    if (r->ctx->stopping) {
         return;
     }
 
-    ev_timer_stop(mw_loop, &r->retry);
+    ev_timer_stop(r->ctx->loop, &r->retry);
     ev_timer_set(&r->retry, r->backoff, 0.);
-    ev_timer_start(mw_loop, &r->retry);
+    ev_timer_start(r->ctx->loop, &r->retry);
 
     r->backoff *= 2;
     if (r->backoff > MW_BACKOFF_MAX) {
@@ -189,7 +195,7 @@ mw_redis_setup_reply(redisAsyncContext *ac, void *reply, void *data)
     }
 
     if (r->backoff > MW_BACKOFF_MIN) {
-        mw_log("notice", "redis %s (%s) is back", mw_conf.redis, r->name);
+        mw_log("notice", "redis %s (%s) is back", r->ctx->conf.redis, r->name);
     }
 
     r->backoff = MW_BACKOFF_MIN;
