@@ -404,8 +404,9 @@ mw_usage(FILE *out)
         "\n  -c, --config FILE  read settings from FILE\n"
         "  -h, --help         this help\n"
         "  -v, --version      the version\n\n"
-        "SIGTERM or SIGINT: finish the pushes in flight, put back the ones\n"
-        "waiting to be retried, and exit.\n");
+        "SIGTERM or SIGINT: finish the pushes in flight (for at most\n"
+        "stop_timeout seconds), put back the ones waiting to be retried, and\n"
+        "exit.  Needs Redis 6.2 or later.\n");
 }
 
 
