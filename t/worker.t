@@ -99,6 +99,8 @@ $::AUTH
     my @r = apns_wait($::APNS, $::N, 60);
     my %tok = map { $_->{token} => $_ } @r;
     Test::More::is(scalar keys %tok, $::N, "every token pushed");
+    Test::More::note(sprintf "%d pushes received by APNs within %.3f s", scalar @r,
+                             $r[-1]{time} - $r[0]{time});
     Test::More::is(scalar(grep { $_->{status} == 200 } @r), $::N, "all answered 200");
     my %conn = map { $_->{conn} => 1 } @r;
     Test::More::is(scalar keys %conn, 1, "over one HTTP/2 connection");
