@@ -39,6 +39,7 @@ struct mw_event_s {
 
 /* the events of one enrollment, oldest first */
 struct mw_lane_s {
+    mw_webhook_t *wh;
     mw_lane_t   *next;
     char        *id;
     mw_event_t  *head, *tail;
@@ -47,20 +48,23 @@ struct mw_lane_s {
 };
 
 
-static mw_lane_t  *mw_lanes;
-static int         mw_buffered;
-static int         mw_reading;
-static int         mw_wh_pending;
-static int         mw_own_done;      /* own pending entries read again */
-static ev_timer    mw_read_timer;
-static ev_timer    mw_claim_timer;
+struct mw_webhook_s {
+    mw_ctx_t    *ctx;
+    mw_lane_t   *lanes;
+    int          buffered;
+    int          reading;
+    int          pending;
+    int          own_done;         /* own pending entries read again */
+    ev_timer     read_timer;
+    ev_timer     claim_timer;
+};
 
 
-static void mw_wh_read(void);
+static void mw_wh_read(mw_webhook_t *wh);
 static void mw_wh_group(redisAsyncContext *ac, void *reply, void *data);
 static void mw_wh_entries(redisAsyncContext *ac, void *reply, void *data);
 static void mw_wh_claimed(redisAsyncContext *ac, void *reply, void *data);
-static void mw_wh_add(redisReply *entry);
+static void mw_wh_add(mw_webhook_t *wh, redisReply *entry);
 static char *mw_wh_json(char **f, size_t n, const char *stream_id);
 static void mw_wh_send(mw_lane_t *lane);
 static void mw_wh_done(mw_http_t *h);
@@ -74,29 +78,50 @@ static const char *mw_wh_field(char **f, size_t n, const char *name);
 static void mw_wh_event_free(mw_event_t *e);
 
 
-void
-mw_webhook_start(void)
+int
+mw_webhook_init(mw_ctx_t *ctx)
 {
-    if (mw_conf.webhook_url == NULL || mw_conf.webhook_url[0] == '\0') {
+    mw_webhook_t  *wh;
+
+    wh = calloc(1, sizeof(mw_webhook_t));
+    if (wh == NULL) {
+        return -1;
+    }
+
+    wh->ctx = ctx;
+    ctx->webhook = wh;
+
+    return 0;
+}
+
+
+void
+mw_webhook_start(mw_ctx_t *ctx)
+{
+    mw_webhook_t  *wh = ctx->webhook;
+
+    if (ctx->conf.webhook_url == NULL || ctx->conf.webhook_url[0] == '\0') {
         return;
     }
 
-    if (!ev_is_active(&mw_read_timer) && mw_read_timer.cb == NULL) {
-        ev_timer_init(&mw_read_timer, mw_wh_tick, 0.5, 0.);
-        ev_timer_init(&mw_claim_timer, mw_wh_claim,
-                      mw_conf.webhook_claim_ms / 1000.,
-                      mw_conf.webhook_claim_ms / 1000.);
+    if (!ev_is_active(&wh->read_timer) && wh->read_timer.cb == NULL) {
+        ev_timer_init(&wh->read_timer, mw_wh_tick, 0.5, 0.);
+        ev_timer_init(&wh->claim_timer, mw_wh_claim,
+                      ctx->conf.webhook_claim_ms / 1000.,
+                      ctx->conf.webhook_claim_ms / 1000.);
+        wh->read_timer.data = wh;
+        wh->claim_timer.data = wh;
     }
 
-    ev_timer_again(mw_loop, &mw_claim_timer);
+    ev_timer_again(wh->ctx->loop, &wh->claim_timer);
 
-    mw_own_done = 0;
+    wh->own_done = 0;
 
-    if (mw_redis_command(&mw_cmd, mw_wh_group, NULL,
+    if (mw_redis_command(&wh->ctx->cmd, mw_wh_group, wh,
                          "XGROUP CREATE mdm:events webhooks 0 MKSTREAM")
         == 0)
     {
-        mw_wh_pending++;
+        wh->pending++;
     }
 }
 
@@ -104,41 +129,44 @@ mw_webhook_start(void)
 static void
 mw_wh_group(redisAsyncContext *ac, void *reply, void *data)
 {
+    mw_webhook_t  *wh = data;
+
     (void) ac;
     (void) reply;
-    (void) data;
 
     /* created, or BUSYGROUP: it exists already */
-    mw_wh_pending--;
-    mw_wh_read();
+    wh->pending--;
+    mw_wh_read(wh);
 }
 
 
 void
-mw_webhook_stop(void)
+mw_webhook_stop(mw_ctx_t *ctx)
 {
-    mw_lane_t  *lane;
+    mw_lane_t     *lane;
+    mw_webhook_t  *wh = ctx->webhook;
 
-    ev_timer_stop(mw_loop, &mw_read_timer);
-    ev_timer_stop(mw_loop, &mw_claim_timer);
+    ev_timer_stop(wh->ctx->loop, &wh->read_timer);
+    ev_timer_stop(wh->ctx->loop, &wh->claim_timer);
 
     /* events waiting to be retried stay unacknowledged: read again later */
-    for (lane = mw_lanes; lane; lane = lane->next) {
-        ev_timer_stop(mw_loop, &lane->retry);
+    for (lane = wh->lanes; lane; lane = lane->next) {
+        ev_timer_stop(wh->ctx->loop, &lane->retry);
     }
 }
 
 
 int
-mw_webhook_idle(void)
+mw_webhook_idle(mw_ctx_t *ctx)
 {
-    mw_lane_t  *lane;
+    mw_lane_t     *lane;
+    mw_webhook_t  *wh = ctx->webhook;
 
-    if (mw_reading || mw_wh_pending) {
+    if (wh->reading || wh->pending) {
         return 0;
     }
 
-    for (lane = mw_lanes; lane; lane = lane->next) {
+    for (lane = wh->lanes; lane; lane = lane->next) {
         if (lane->http) {
             return 0;
         }
@@ -149,14 +177,19 @@ mw_webhook_idle(void)
 
 
 void
-mw_webhook_cleanup(void)
+mw_webhook_cleanup(mw_ctx_t *ctx)
 {
-    mw_lane_t   *lane;
-    mw_event_t  *e;
+    mw_lane_t     *lane;
+    mw_event_t    *e;
+    mw_webhook_t  *wh = ctx->webhook;
 
-    while (mw_lanes) {
-        lane = mw_lanes;
-        mw_lanes = lane->next;
+    if (wh == NULL) {
+        return;
+    }
+
+    while (wh->lanes) {
+        lane = wh->lanes;
+        wh->lanes = lane->next;
 
         while (lane->head) {
             e = lane->head;
@@ -171,37 +204,40 @@ mw_webhook_cleanup(void)
         free(lane->id);
         free(lane);
     }
+
+    free(wh);
+    ctx->webhook = NULL;
 }
 
 
 /* this consumer's own unacknowledged entries first, then new ones */
 
 static void
-mw_wh_read(void)
+mw_wh_read(mw_webhook_t *wh)
 {
     int  rc;
 
-    if (mw_stopping || mw_reading || mw_buffered >= MW_WH_BUFFERED) {
+    if (wh->ctx->stopping || wh->reading || wh->buffered >= MW_WH_BUFFERED) {
         return;
     }
 
-    if (!mw_own_done) {
-        rc = mw_redis_command(&mw_cmd, mw_wh_entries, NULL,
+    if (!wh->own_done) {
+        rc = mw_redis_command(&wh->ctx->cmd, mw_wh_entries, wh,
                               "XREADGROUP GROUP webhooks %s COUNT 100 "
-                              "STREAMS mdm:events 0", mw_conf.worker_id);
+                              "STREAMS mdm:events 0", wh->ctx->conf.worker_id);
     } else {
-        rc = mw_redis_command(&mw_evt, mw_wh_entries, NULL,
+        rc = mw_redis_command(&wh->ctx->evt, mw_wh_entries, wh,
                               "XREADGROUP GROUP webhooks %s COUNT 100 "
                               "BLOCK 1000 STREAMS mdm:events >",
-                              mw_conf.worker_id);
+                              wh->ctx->conf.worker_id);
     }
 
     if (rc != 0) {
-        ev_timer_again(mw_loop, &mw_read_timer);
+        ev_timer_again(wh->ctx->loop, &wh->read_timer);
         return;
     }
 
-    mw_reading = 1;
+    wh->reading = 1;
 }
 
 
@@ -209,26 +245,25 @@ static void
 mw_wh_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void) loop;
-    (void) t;
     (void) revents;
 
-    mw_wh_read();
+    mw_wh_read(t->data);
 }
 
 
 static void
 mw_wh_entries(redisAsyncContext *ac, void *reply, void *data)
 {
-    size_t       i;
-    redisReply  *r = reply, *entries;
+    size_t         i;
+    redisReply    *r = reply, *entries;
+    mw_webhook_t  *wh = data;
 
     (void) ac;
-    (void) data;
 
-    mw_reading = 0;
+    wh->reading = 0;
 
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        ev_timer_again(mw_loop, &mw_read_timer);
+        ev_timer_again(wh->ctx->loop, &wh->read_timer);
         return;
     }
 
@@ -244,15 +279,15 @@ mw_wh_entries(redisAsyncContext *ac, void *reply, void *data)
 
     if (entries == NULL || entries->elements == 0) {
         /* no (more) own entries left from a previous run */
-        mw_own_done = 1;
+        wh->own_done = 1;
 
     } else {
         for (i = 0; i < entries->elements; i++) {
-            mw_wh_add(entries->element[i]);
+            mw_wh_add(wh, entries->element[i]);
         }
     }
 
-    mw_wh_read();
+    mw_wh_read(wh);
 }
 
 
@@ -261,23 +296,23 @@ mw_wh_entries(redisAsyncContext *ac, void *reply, void *data)
 static void
 mw_wh_claim(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    char  idle[32];
+    char           idle[32];
+    mw_webhook_t  *wh = t->data;
 
     (void) loop;
-    (void) t;
     (void) revents;
 
-    if (mw_stopping || mw_buffered >= MW_WH_BUFFERED) {
+    if (wh->ctx->stopping || wh->buffered >= MW_WH_BUFFERED) {
         return;
     }
 
-    snprintf(idle, sizeof(idle), "%ld", mw_conf.webhook_claim_ms);
+    snprintf(idle, sizeof(idle), "%ld", wh->ctx->conf.webhook_claim_ms);
 
-    if (mw_redis_command(&mw_cmd, mw_wh_claimed, NULL,
+    if (mw_redis_command(&wh->ctx->cmd, mw_wh_claimed, wh,
                          "XAUTOCLAIM mdm:events webhooks %s %s 0-0 COUNT 100",
-                         mw_conf.worker_id, idle) == 0)
+                         wh->ctx->conf.worker_id, idle) == 0)
     {
-        mw_wh_pending++;
+        wh->pending++;
     }
 }
 
@@ -285,13 +320,13 @@ mw_wh_claim(struct ev_loop *loop, ev_timer *t, int revents)
 static void
 mw_wh_claimed(redisAsyncContext *ac, void *reply, void *data)
 {
-    size_t       i;
-    redisReply  *r = reply;
+    size_t         i;
+    redisReply    *r = reply;
+    mw_webhook_t  *wh = data;
 
     (void) ac;
-    (void) data;
 
-    mw_wh_pending--;
+    wh->pending--;
 
     /* [next cursor, [[id, [fields]], ...], [deleted ids]] */
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 2
@@ -301,13 +336,13 @@ mw_wh_claimed(redisAsyncContext *ac, void *reply, void *data)
     }
 
     for (i = 0; i < r->element[1]->elements; i++) {
-        mw_wh_add(r->element[1]->element[i]);
+        mw_wh_add(wh, r->element[1]->element[i]);
     }
 }
 
 
 static void
-mw_wh_add(redisReply *entry)
+mw_wh_add(mw_webhook_t *wh, redisReply *entry)
 {
     size_t        i;
     const char   *id;
@@ -349,7 +384,7 @@ mw_wh_add(redisReply *entry)
     id = mw_wh_field(e->fields, e->nfields, "id");
 
     /* a re-read entry already buffered (claimed twice) is not added */
-    for (lane = mw_lanes; lane; lane = lane->next) {
+    for (lane = wh->lanes; lane; lane = lane->next) {
         for (x = lane->head; x; x = x->next) {
             if (strcmp(x->stream_id, e->stream_id) == 0) {
                 mw_wh_event_free(e);
@@ -377,10 +412,11 @@ mw_wh_add(redisReply *entry)
             return;
         }
 
+        lane->wh = wh;
         ev_timer_init(&lane->retry, mw_wh_retry, 0., 0.);
         lane->retry.data = lane;
-        lane->next = mw_lanes;
-        mw_lanes = lane;
+        lane->next = wh->lanes;
+        wh->lanes = lane;
     }
 
     if (lane->tail) {
@@ -390,7 +426,7 @@ mw_wh_add(redisReply *entry)
     }
 
     lane->tail = e;
-    mw_buffered++;
+    wh->buffered++;
 
     if (lane->head == e) {
         mw_wh_send(lane);
@@ -407,23 +443,24 @@ mw_wh_send(mw_lane_t *lane)
     mw_http_t          *h;
     unsigned char       b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
     mw_event_t         *e = lane->head;
+    mw_webhook_t       *wh = lane->wh;
 
-    h = mw_http_new(mw_wh_done, lane);
+    h = mw_http_new(wh->ctx, mw_wh_done, lane);
     if (h == NULL) {
         mw_wh_fail(lane, "out of memory");
         return;
     }
 
-    curl_easy_setopt(h->easy, CURLOPT_URL, mw_conf.webhook_url);
+    curl_easy_setopt(h->easy, CURLOPT_URL, wh->ctx->conf.webhook_url);
     curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, e->json);
 
     h->headers = curl_slist_append(h->headers, "Content-Type: "
                                    "application/json; charset=utf-8");
     h->headers = curl_slist_append(h->headers, "Expect:");
 
-    if (mw_conf.webhook_hmac_key && mw_conf.webhook_hmac_key[0]) {
-        HMAC(EVP_sha256(), mw_conf.webhook_hmac_key,
-             (int) strlen(mw_conf.webhook_hmac_key),
+    if (wh->ctx->conf.webhook_hmac_key && wh->ctx->conf.webhook_hmac_key[0]) {
+        HMAC(EVP_sha256(), wh->ctx->conf.webhook_hmac_key,
+             (int) strlen(wh->ctx->conf.webhook_hmac_key),
              (unsigned char *) e->json, strlen(e->json), md, &mdlen);
         EVP_EncodeBlock(b64, md, (int) mdlen);
         snprintf(hdr, sizeof(hdr), "X-Hmac-Signature: %s", b64);
@@ -469,8 +506,9 @@ mw_wh_done(mw_http_t *h)
 static void
 mw_wh_fail(mw_lane_t *lane, const char *why)
 {
-    double       delay;
-    mw_event_t  *e = lane->head;
+    double         delay;
+    mw_event_t    *e = lane->head;
+    mw_webhook_t  *wh = lane->wh;
 
     e->attempts++;
 
@@ -479,7 +517,7 @@ mw_wh_fail(mw_lane_t *lane, const char *why)
                lane->id, e->stream_id, why);
     }
 
-    if (e->attempts >= mw_conf.webhook_retries) {
+    if (e->attempts >= wh->ctx->conf.webhook_retries) {
         const char  *argv[256];
         size_t       lens[256], i, n;
 
@@ -504,23 +542,24 @@ mw_wh_fail(mw_lane_t *lane, const char *why)
             lens[i] = strlen(argv[i]);
         }
 
-        mw_redis_argv(&mw_cmd, NULL, NULL, (int) n, argv, lens);
+        mw_redis_argv(&wh->ctx->cmd, NULL, NULL, (int) n, argv, lens);
         mw_wh_next(lane);
         return;
     }
 
-    if (mw_stopping) {
+    if (wh->ctx->stopping) {
         /* left unacknowledged: delivered after the next start */
         return;
     }
 
-    delay = mw_conf.webhook_backoff_ms / 1000. * (1 << (e->attempts - 1));
+    delay = wh->ctx->conf.webhook_backoff_ms / 1000.
+            * (1 << (e->attempts - 1));
     if (delay > 300.) {
         delay = 300.;
     }
 
     ev_timer_set(&lane->retry, delay, 0.);
-    ev_timer_start(mw_loop, &lane->retry);
+    ev_timer_start(wh->ctx->loop, &lane->retry);
 }
 
 
@@ -539,14 +578,15 @@ mw_wh_retry(struct ev_loop *loop, ev_timer *t, int revents)
 static void
 mw_wh_next(mw_lane_t *lane)
 {
-    mw_event_t  *e = lane->head;
+    mw_event_t    *e = lane->head;
+    mw_webhook_t  *wh = lane->wh;
 
-    if (mw_redis_command(&mw_cmd, mw_wh_acked, NULL,
+    if (mw_redis_command(&wh->ctx->cmd, mw_wh_acked, wh,
                          "XACK mdm:events webhooks %s", e->stream_id) == 0)
     {
-        mw_wh_pending++;
+        wh->pending++;
         /* delivered entries are not kept: the stream stays small */
-        mw_redis_command(&mw_cmd, NULL, NULL, "XDEL mdm:events %s",
+        mw_redis_command(&wh->ctx->cmd, NULL, NULL, "XDEL mdm:events %s",
                          e->stream_id);
     }
 
@@ -556,24 +596,25 @@ mw_wh_next(mw_lane_t *lane)
     }
 
     mw_wh_event_free(e);
-    mw_buffered--;
+    wh->buffered--;
 
-    if (lane->head && !mw_stopping) {
+    if (lane->head && !wh->ctx->stopping) {
         mw_wh_send(lane);
     }
 
-    mw_wh_read();
+    mw_wh_read(wh);
 }
 
 
 static void
 mw_wh_acked(redisAsyncContext *ac, void *reply, void *data)
 {
+    mw_webhook_t  *wh = data;
+
     (void) ac;
     (void) reply;
-    (void) data;
 
-    mw_wh_pending--;
+    wh->pending--;
 }
 
 
