@@ -40,6 +40,9 @@ typedef struct {
     int          webhook_retries;
     long         webhook_backoff_ms;
     long         webhook_claim_ms;
+    char        *webhook_idle;      /* on | off: Idle events wanted */
+    int          webhook_max_inflight;
+    long         webhook_dead_max;
 } mw_conf_t;
 
 
