@@ -56,107 +56,6 @@ struct mw_job_s {
 };
 
 
-/* moves up to ARGV[1] jobs to this worker's processing list */
-static const char mw_take_lua[] =
-    "local t = {}\n"
-    "for i = 1, tonumber(ARGV[1]) do\n"
-    "  local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')\n"
-    "  if not id then break end\n"
-    "  t[#t + 1] = id\n"
-    "end\n"
-    "return t\n";
-
-/* what a push needs: topic, token, magic, token times, cert version */
-static const char mw_info_lua[] =
-    "local id = ARGV[1]\n"
-    "local c = string.find(id, ':', 1, true)\n"
-    "local did, sfx = id, ''\n"
-    "if c then did = string.sub(id, 1, c - 1); sfx = string.sub(id, c) end\n"
-    "local e = redis.call('HMGET', 'mdm:enr:{' .. did .. '}' .. sfx,\n"
-    "  'topic', 'token', 'push_magic', 'token_updated_at', 'token_invalid')\n"
-    "local stamp = e[1] and redis.call('HGET', 'mdm:pushcert:' .. e[1],\n"
-    "  'updated_at')\n"
-    "return {e[1] or '', e[2] or '', e[3] or '', e[4] or '', e[5] or '',\n"
-    "  stamp or ''}\n";
-
-/*
- * Records a push's outcome and drops the job.  ARGV: id, processing list,
- * now (ms), apns-id, error, 410 timestamp, requeue (0|1), counter.  A 410
- * marks the token dead only if no TokenUpdate came after its timestamp.
- */
-static const char mw_result_lua[] =
-    "local id = ARGV[1]\n"
-    "redis.call('LREM', ARGV[2], 1, id)\n"
-    "if ARGV[7] == '1' then redis.call('RPUSH', 'mdm:push', id) return 0 end\n"
-    "redis.call('HINCRBY', 'mdm:stats:apns', ARGV[8], 1)\n"
-    "local c = string.find(id, ':', 1, true)\n"
-    "local did, sfx = id, ''\n"
-    "if c then did = string.sub(id, 1, c - 1); sfx = string.sub(id, c) end\n"
-    "local k = 'mdm:enr:{' .. did .. '}' .. sfx\n"
-    "if redis.call('EXISTS', k) == 0 then return 0 end\n"
-    "if ARGV[5] == '' then\n"
-    "  redis.call('HSET', k, 'push_at', ARGV[3], 'push_result', ARGV[4])\n"
-    "  redis.call('HDEL', k, 'push_error')\n"
-    "  return 1\n"
-    "end\n"
-    "redis.call('HSET', k, 'push_at', ARGV[3], 'push_error', ARGV[5])\n"
-    "if ARGV[6] ~= '' and tonumber(redis.call('HGET', k, 'token_updated_at')\n"
-    "    or '0') < tonumber(ARGV[6]) then\n"
-    "  redis.call('HSET', k, 'token_invalid', ARGV[6])\n"
-    "end\n"
-    "return 1\n";
-
-/* puts back the processing lists of workers whose heartbeat expired */
-static const char mw_recover_lua[] =
-    "local moved, cursor = 0, '0'\n"
-    "repeat\n"
-    "  local r = redis.call('SCAN', cursor, 'MATCH', 'mdm:push:proc:*',\n"
-    "                       'COUNT', 100)\n"
-    "  cursor = r[1]\n"
-    "  for _, k in ipairs(r[2]) do\n"
-    "    if k == ARGV[1] or redis.call('EXISTS', 'mdm:worker:'\n"
-    "        .. string.sub(k, 15)) == 0 then\n"
-    "      while redis.call('LMOVE', k, 'mdm:push', 'LEFT', 'RIGHT') do\n"
-    "        moved = moved + 1\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "until cursor == '0'\n"
-    "return moved\n";
-
-/*
- * One step (run every second) of the re-push schedule: enrollments with
- * queued commands whose last push is older than the interval, doubled for
- * every push the device did not answer (up to 64 times), are pushed again.
- * A step scans enough keys for a pass over the whole keyspace to take half
- * the interval, and at most 100,000, so Redis is never held up for long.
- * ARGV: cursor, now (ms), interval (ms).  Returns the next cursor.
- */
-static const char mw_repush_lua[] =
-    "local now, every = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "local step = math.min(100000, math.max(500,\n"
-    "  math.ceil(redis.call('DBSIZE') * 2000 / every)))\n"
-    "local r = redis.call('SCAN', ARGV[1], 'MATCH', 'mdm:q*', 'COUNT', step)\n"
-    "for _, q in ipairs(r[2]) do\n"
-    "  local did, sfx = string.match(q, '^mdm:qp?:{([^}]*)}(.*)$')\n"
-    "  if did and redis.call('LLEN', q) > 0 then\n"
-    "    local k = 'mdm:enr:{' .. did .. '}' .. sfx\n"
-    "    local e = redis.call('HMGET', k, 'enabled', 'push_at', 'last_seen',\n"
-    "                         'repushes')\n"
-    "    if e[1] == '1' then\n"
-    "      local at, seen = tonumber(e[2] or '0'), tonumber(e[3] or '0')\n"
-    "      local n = tonumber(e[4] or '0')\n"
-    "      if seen > at then n = 0 end\n"
-    "      if now - at >= every * 2 ^ math.min(n, 6) then\n"
-    "        redis.call('RPUSH', 'mdm:push', did .. sfx)\n"
-    "        redis.call('HSET', k, 'repushes', n + 1, 'push_at', now)\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "return r[1]\n";
-
-
 struct mw_apns_s {
     mw_ctx_t    *ctx;
     mw_cert_t   *certs;
@@ -198,7 +97,7 @@ static void mw_apns_recovered(redisAsyncContext *ac, void *reply,
 static void mw_apns_retake(struct ev_loop *loop, ev_timer *t, int revents);
 static mw_cert_t *mw_apns_find_cert(mw_apns_t *a, const char *topic);
 static int mw_eval(mw_apns_t *a, redisCallbackFn *cb, void *data,
-    const char *script, int nkeys, int argc, const char **argv);
+    int script, int nkeys, int argc, const char **argv);
 static long long mw_now_ms(void);
 static char *mw_dup(const char *s, size_t n);
 
@@ -229,9 +128,9 @@ mw_apns_start(mw_ctx_t *ctx)
     mw_apns_t   *a = ctx->apns;
 
     if (a->beat_timer.cb == NULL) {
-        snprintf(a->proc, sizeof(a->proc), "mdm:push:proc:%s",
+        snprintf(a->proc, sizeof(a->proc), MDM_KEY_PUSH_PROC "%s",
                  a->ctx->conf.worker_id);
-        snprintf(a->beat_key, sizeof(a->beat_key), "mdm:worker:%s",
+        snprintf(a->beat_key, sizeof(a->beat_key), MDM_KEY_WORKER "%s",
                  a->ctx->conf.worker_id);
 
         ev_timer_init(&a->beat_timer, mw_apns_beat, 0.,
@@ -252,7 +151,7 @@ mw_apns_start(mw_ctx_t *ctx)
 
     /* what a killed predecessor (same worker_id) left, and expired peers' */
     argv[0] = a->proc;
-    if (mw_eval(a, mw_apns_recovered, a, mw_recover_lua, 0, 1, argv) != 0) {
+    if (mw_eval(a, mw_apns_recovered, a, MW_LUA_RECOVER, 0, 1, argv) != 0) {
         mw_apns_take(a);
     }
 }
@@ -352,11 +251,11 @@ mw_apns_take(mw_apns_t *a)
 
     snprintf(max, sizeof(max), "%d", a->ctx->conf.max_inflight - a->njobs);
 
-    argv[0] = "mdm:push";
+    argv[0] = MDM_KEY_PUSH;
     argv[1] = a->proc;
     argv[2] = max;
 
-    if (mw_eval(a, mw_apns_taken, a, mw_take_lua, 2, 3, argv) != 0) {
+    if (mw_eval(a, mw_apns_taken, a, MW_LUA_TAKE, 2, 3, argv) != 0) {
         /* Redis is down: look again when it may be back */
         ev_timer_again(a->ctx->loop, &a->take_timer);
         return;
@@ -408,7 +307,8 @@ mw_apns_taken(redisAsyncContext *ac, void *reply, void *data)
 
     /* nothing queued: wait for one on the blocking connection */
     if (mw_redis_command(&a->ctx->blk, mw_apns_popped, a,
-                         "BLMOVE mdm:push %s LEFT RIGHT 1", a->proc) != 0)
+                         "BLMOVE " MDM_KEY_PUSH " %s LEFT RIGHT %d", a->proc,
+                         MW_BLOCK_SECONDS) != 0)
     {
         ev_timer_again(a->ctx->loop, &a->take_timer);
         return;
@@ -465,7 +365,7 @@ mw_apns_job(mw_apns_t *a, const char *id)
     job->retry.data = job;
 
     argv[0] = id;
-    if (mw_eval(a, mw_apns_info, job, mw_info_lua, 0, 1, argv) != 0) {
+    if (mw_eval(a, mw_apns_info, job, MW_LUA_INFO, 0, 1, argv) != 0) {
         mw_apns_retry(job, "redis unavailable");
     }
 }
@@ -531,7 +431,7 @@ mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
 
     /* a certificate not loaded yet, or replaced since: no restart needed */
     if (mw_redis_command(&a->ctx->cmd, mw_apns_cert, job,
-                         "HMGET mdm:pushcert:%s cert key updated_at",
+                         "HMGET " MDM_KEY_PUSHCERT "%s cert key updated_at",
                          job->topic) != 0)
     {
         mw_apns_retry(job, "redis unavailable");
@@ -722,7 +622,7 @@ mw_apns_done(mw_http_t *h)
                    "push certificate expired or revoked?)", job->topic,
                    h->error[0] ? h->error : curl_easy_strerror(h->result));
             mw_redis_command(&a->ctx->cmd, NULL, NULL,
-                             "HINCRBY mdm:stats:apns tls_failure 1");
+                             "HINCRBY " MDM_KEY_STATS_APNS " tls_failure 1");
         }
 
         snprintf(why, sizeof(why), "%s",
@@ -826,7 +726,7 @@ mw_apns_retry_timer(struct ev_loop *loop, ev_timer *t, int revents)
     (void) revents;
 
     argv[0] = job->id;
-    if (mw_eval(job->apns, mw_apns_info, job, mw_info_lua, 0, 1, argv) != 0) {
+    if (mw_eval(job->apns, mw_apns_info, job, MW_LUA_INFO, 0, 1, argv) != 0) {
         mw_apns_retry(job, "redis unavailable");
     }
 }
@@ -851,7 +751,7 @@ mw_apns_result(mw_job_t *job, const char *apns_id, const char *error,
     argv[6] = requeue ? "1" : "0";
     argv[7] = counter;
 
-    if (mw_eval(a, mw_apns_recorded, job, mw_result_lua, 0, 8, argv) != 0) {
+    if (mw_eval(a, mw_apns_recorded, job, MW_LUA_RESULT, 0, 8, argv) != 0) {
         /* not recorded: it stays in the processing list for next time */
         mw_apns_free(job);
     }
@@ -952,7 +852,7 @@ mw_apns_repush(struct ev_loop *loop, ev_timer *t, int revents)
     argv[1] = now;
     argv[2] = every;
 
-    mw_eval(a, mw_apns_repushed, a, mw_repush_lua, 0, 3, argv);
+    mw_eval(a, mw_apns_repushed, a, MW_LUA_REPUSH, 0, 3, argv);
 }
 
 
@@ -987,32 +887,15 @@ mw_apns_find_cert(mw_apns_t *a, const char *topic)
 }
 
 
-/* EVAL on the command connection; the scripts are small */
+/* a script on the command connection */
 
 static int
-mw_eval(mw_apns_t *a, redisCallbackFn *cb, void *data, const char *script,
+mw_eval(mw_apns_t *a, redisCallbackFn *cb, void *data, int script,
     int nkeys, int argc, const char **argv)
 {
-    int          i, n;
-    char         nk[8];
-    const char  *av[16];
-    size_t       lens[16];
-
-    n = 0;
-    av[n++] = "EVAL";
-    av[n++] = script;
-    snprintf(nk, sizeof(nk), "%d", nkeys);
-    av[n++] = nk;
-
-    for (i = 0; i < argc && n < 16; i++) {
-        av[n++] = argv[i];
-    }
-
-    for (i = 0; i < n; i++) {
-        lens[i] = strlen(av[i]);
-    }
-
-    if (mw_redis_argv(&a->ctx->cmd, cb, data, n, av, lens) != 0) {
+    if (mw_redis_eval(&a->ctx->cmd, script, cb, data, nkeys, argc, argv)
+        != 0)
+    {
         return -1;
     }
 

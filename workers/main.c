@@ -33,6 +33,9 @@ static mw_option_t  mw_options[] = {
     { "redis_db", 'i', offsetof(mw_conf_t, redis_db), "Redis database (0)" },
     { "redis_password", 's', offsetof(mw_conf_t, redis_password),
       "Redis password (none)" },
+    { "redis_timeout", 'l', offsetof(mw_conf_t, redis_timeout),
+      "seconds a Redis call may go unanswered (beyond the 1 s of blocking "
+      "reads) before the connection is dropped and made again (5)" },
     { "apns_url", 's', offsetof(mw_conf_t, apns_url),
       "APNs base URL: https://api.push.apple.com, or "
       "https://api.sandbox.push.apple.com" },
@@ -174,6 +177,14 @@ main(int argc, char **argv)
     ev_signal_start(ctx.loop, &sigterm);
     ev_signal_start(ctx.loop, &sigint);
 
+    mw_scripts_init(&ctx);
+
+    /* the command connection checks the version and loads the scripts */
+    ctx.cmd.check = 1;
+    ctx.cmd.scripts = 1;
+    ctx.blk.block = MW_BLOCK_SECONDS;
+    ctx.evt.block = MW_BLOCK_SECONDS;
+
     mw_redis_start(&ctx, &ctx.cmd, "commands", mw_ready);
     mw_redis_start(&ctx, &ctx.blk, "blocking", NULL);
 
@@ -194,7 +205,7 @@ main(int argc, char **argv)
     mw_log("notice", "stopped");
     mw_free_conf(conf);
 
-    return 0;
+    return ctx.exit_code;
 }
 
 
@@ -252,6 +263,7 @@ static void
 mw_defaults(mw_conf_t *conf)
 {
     conf->redis = strdup("127.0.0.1:6379");
+    conf->redis_timeout = 5;
     conf->apns_url = strdup("https://api.push.apple.com");
     conf->apns_expiration = 604800;
     conf->apns_priority = 10;

@@ -16,6 +16,8 @@
 #include <curl/curl.h>
 #include <hiredis/async.h>
 
+#include "ngx_mdm_keys.h"
+
 
 #define MW_VERSION  "0.1.0"
 
@@ -25,6 +27,7 @@ typedef struct {
     char        *redis;             /* host:port or unix:/path */
     int          redis_db;
     char        *redis_password;
+    long         redis_timeout;     /* seconds without a reply */
     char        *apns_url;          /* https://api.push.apple.com */
     char        *apns_ca;           /* CA bundle for the APNs server */
     long         apns_expiration;   /* seconds from now; 0: try once */
@@ -60,10 +63,35 @@ struct mw_redis_s {
     const char          *name;
     redisAsyncContext   *ac;
     ev_timer             retry;
+    ev_timer             watchdog;   /* calls unanswered too long */
     double               backoff;
+    unsigned             gen;        /* connections made so far */
+    int                  inflight;   /* calls awaiting replies */
     int                  ready;
+    int                  check;      /* INFO checks at connect */
+    int                  scripts;    /* SCRIPT LOAD at connect */
+    int                  block;      /* seconds its calls may block */
     void               (*on_ready)(mw_redis_t *r);
 };
+
+
+/* the worker's Lua scripts (scripts.c), run by EVALSHA */
+enum {
+    MW_LUA_TAKE = 0,
+    MW_LUA_INFO,
+    MW_LUA_RESULT,
+    MW_LUA_RECOVER,
+    MW_LUA_REPUSH,
+    MW_LUA_N
+};
+
+typedef struct {
+    const char          *src;
+    char                 sha[41];
+} mw_script_t;
+
+/* seconds the blocking reads (BLMOVE, XREADGROUP BLOCK) wait */
+#define MW_BLOCK_SECONDS  1
 
 
 /* an HTTP request through the curl multi handle */
@@ -98,6 +126,9 @@ struct mw_ctx_s {
     mw_redis_t           blk;        /* blocking pops only */
     mw_redis_t           evt;        /* blocking stream reads only */
     int                  stopping;
+    int                  exit_code;
+    int                  policy_warned;
+    mw_script_t          scripts[MW_LUA_N];
     ev_timer             idle;       /* at exit: waits for work in flight */
     mw_curl_t           *curl;
     mw_apns_t           *apns;
@@ -115,6 +146,11 @@ int mw_redis_command(mw_redis_t *r, redisCallbackFn *cb, void *data,
     const char *fmt, ...);
 int mw_redis_argv(mw_redis_t *r, redisCallbackFn *cb, void *data, int argc,
     const char **argv, const size_t *lens);
+int mw_redis_eval(mw_redis_t *r, int script, redisCallbackFn *cb, void *data,
+    int nkeys, int argc, const char **argv);
+
+/* scripts.c */
+void mw_scripts_init(mw_ctx_t *ctx);
 void mw_redis_stop(mw_redis_t *r);
 
 /* http.c */
