@@ -121,18 +121,20 @@ sub deliveries {
     return @d;
 }
 
-# add_events(prefix => 'E', from => 1, to => N, per => K, body => '...'):
+# add_events(prefix => 'E', from => 1, to => N, per => K, start => S,
+#            body => '...'):
 # K Connect events for each of the enrollments PREFIX-000001.. (interleaved:
 # every enrollment's first, then every second, ...), with the field layout
-# of connect.lua; each one's command_uuid "ID/k" names it.  Returns the
-# number added.
+# of connect.lua; each one's command_uuid "ID/k" (k from S, default 1)
+# names it.  Returns the number added.
 sub add_events {
     my %o = @_;
     my ($from, $to, $per) = ($o{from} // 1, $o{to}, $o{per} // 1);
     my $body = $o{body} // '<?xml version="1.0"?><plist version="1.0"><dict>'
         . '<key>Status</key><string>Acknowledged</string></dict></plist>';
     my $added = 0;
-    for my $k (1 .. $per) {
+    my $start = $o{start} // 1;
+    for my $k ($start .. $start + $per - 1) {
         for (my $i = $from; $i <= $to; $i += 5000) {
             my $j = $i + 4999 > $to ? $to : $i + 4999;
             $added += t::MDM::redis('EVAL', q{

@@ -45,9 +45,10 @@ my %UE = (
 
 my @ids = map { redis('XADD', 'mdm:events', '*', %$_) } \%CHECKIN, \%CONNECT, \%UE;
 
+# under valgrind: the JSON, lanes and tables are new C
 my $w = start_worker(webhook_url => $HOOK->{hook_url}, webhook_hmac_key => 'k',
-                     worker_id => 'wj', repush_interval => 0);
-my @h = webhook_wait($HOOK, 3, 20);
+                     worker_id => 'wj', repush_interval => 0, valgrind => 1);
+my @h = webhook_wait($HOOK, 3, 60);
 is(scalar @h, 3, "three events delivered");
 
 my @j = map { my $b = $_->{body}; eval { decode_json($b) } } @h;
@@ -96,6 +97,7 @@ my %DEAD = (%CONNECT, id => "D\nE", device_id => "D\nE", type => "Check\x00Out",
             body => "x\x00y");
 my $dead_id = redis('XADD', 'mdm:events', '*', %DEAD);
 stop_worker($w);
+valgrind_clean($w, "the worker that built them");
 $w = start_worker(webhook_url => $HOOK->{hook_url}, worker_id => 'wj',
                   webhook_retries => 1, repush_interval => 0);
 wait_for(sub { redis('XLEN', 'mdm:webhooks:dead') >= 1 }, 20, "a dead letter");
