@@ -14,66 +14,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "mdm_worker.h"
+#include "apns.h"
 
 
-typedef struct mw_cert_s  mw_cert_t;
-typedef struct mw_job_s   mw_job_t;
-
-struct mw_cert_s {
-    mw_cert_t   *next;
-    char        *topic;
-    char        *stamp;        /* updated_at: a new upload replaces it */
-    char        *cert;
-    size_t       cert_len;
-    char        *key;
-    size_t       key_len;
-
-    /*
-     * Until one push has gone through, curl cannot know that the
-     * connection multiplexes: a burst would open one connection per push
-     * up to the host limit.  So one push goes first, the others wait for
-     * its answer in "parked", then all share its connection.
-     */
-    int          warm;
-    mw_job_t    *warming;
-    mw_job_t    *parked;
-};
-
-
-struct mw_job_s {
-    mw_apns_t   *apns;
-    mw_job_t    *next, *prev;
-    mw_job_t    *parked_next;
-    mw_cert_t   *cert;
-    char        *id;
-    char        *topic;
-    char        *token;
-    char        *magic;
-    int          attempts;
-    ev_timer     retry;
-    mw_http_t   *http;
-};
-
-
-struct mw_apns_s {
-    mw_ctx_t    *ctx;
-    mw_cert_t   *certs;
-    mw_job_t     jobs;             /* list head */
-    int          njobs;
-    int          taking;
-    int          pending;          /* redis calls awaiting replies */
-    int          bad_requests;     /* 400s in a row */
-    char         proc[256];        /* this worker's processing list */
-    char         beat_key[256];
-    char         repush_cursor[32];
-    ev_timer     beat_timer;
-    ev_timer     repush_timer;
-    ev_timer     take_timer;
-};
-
-
-static void mw_apns_take(mw_apns_t *a);
 static void mw_apns_taken(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_popped(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_job(mw_apns_t *a, const char *id);
@@ -89,16 +32,8 @@ static void mw_apns_result(mw_job_t *job, const char *apns_id,
 static void mw_apns_recorded(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_free(mw_job_t *job);
 static void mw_apns_unpark(mw_cert_t *cert);
-static void mw_apns_beat(struct ev_loop *loop, ev_timer *t, int revents);
-static void mw_apns_repush(struct ev_loop *loop, ev_timer *t, int revents);
-static void mw_apns_repushed(redisAsyncContext *ac, void *reply, void *data);
-static void mw_apns_recovered(redisAsyncContext *ac, void *reply,
-    void *data);
 static void mw_apns_retake(struct ev_loop *loop, ev_timer *t, int revents);
 static mw_cert_t *mw_apns_find_cert(mw_apns_t *a, const char *topic);
-static int mw_eval(mw_apns_t *a, redisCallbackFn *cb, void *data,
-    int script, int nkeys, int argc, const char **argv);
-static long long mw_now_ms(void);
 static char *mw_dup(const char *s, size_t n);
 
 
@@ -124,54 +59,15 @@ mw_apns_init(mw_ctx_t *ctx)
 void
 mw_apns_start(mw_ctx_t *ctx)
 {
-    const char  *argv[1];
-    mw_apns_t   *a = ctx->apns;
+    mw_apns_t  *a = ctx->apns;
 
-    if (a->beat_timer.cb == NULL) {
-        snprintf(a->proc, sizeof(a->proc), MDM_KEY_PUSH_PROC "%s",
-                 a->ctx->conf.worker_id);
-        snprintf(a->beat_key, sizeof(a->beat_key), MDM_KEY_WORKER "%s",
-                 a->ctx->conf.worker_id);
-
-        ev_timer_init(&a->beat_timer, mw_apns_beat, 0.,
-                      a->ctx->conf.heartbeat);
+    if (a->take_timer.cb == NULL) {
         ev_timer_init(&a->take_timer, mw_apns_retake, 0.5, 0.);
-        ev_timer_init(&a->repush_timer, mw_apns_repush, 1., 1.);
-        a->beat_timer.data = a;
         a->take_timer.data = a;
-        a->repush_timer.data = a;
     }
 
-    ev_timer_again(a->ctx->loop, &a->beat_timer);
-    mw_apns_beat(a->ctx->loop, &a->beat_timer, 0);
-
-    if (a->ctx->conf.repush_interval > 0) {
-        ev_timer_again(a->ctx->loop, &a->repush_timer);
-    }
-
-    /* what a killed predecessor (same worker_id) left, and expired peers' */
-    argv[0] = a->proc;
-    if (mw_eval(a, mw_apns_recovered, a, MW_LUA_RECOVER, 0, 1, argv) != 0) {
-        mw_apns_take(a);
-    }
-}
-
-
-static void
-mw_apns_recovered(redisAsyncContext *ac, void *reply, void *data)
-{
-    redisReply  *r = reply;
-    mw_apns_t   *a = data;
-
-    (void) ac;
-
-    a->pending--;
-
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
-        mw_log("notice", "put back %lld unfinished pushes", r->integer);
-    }
-
-    mw_apns_take(a);
+    mw_repush_start(a);
+    mw_recover_start(a);
 }
 
 
@@ -181,8 +77,8 @@ mw_apns_stop(mw_ctx_t *ctx)
     mw_job_t   *job, *next;
     mw_apns_t  *a = ctx->apns;
 
-    ev_timer_stop(a->ctx->loop, &a->beat_timer);
-    ev_timer_stop(a->ctx->loop, &a->repush_timer);
+    mw_recover_stop(a);
+    mw_repush_stop(a);
     ev_timer_stop(a->ctx->loop, &a->take_timer);
 
     /* jobs waiting to retry go back to the shared list for later */
@@ -237,7 +133,7 @@ mw_apns_cleanup(mw_ctx_t *ctx)
 
 /* taking jobs: a batch when there are some, else a blocking wait of 1 s */
 
-static void
+void
 mw_apns_take(mw_apns_t *a)
 {
     char         max[16];
@@ -255,7 +151,7 @@ mw_apns_take(mw_apns_t *a)
     argv[1] = a->proc;
     argv[2] = max;
 
-    if (mw_eval(a, mw_apns_taken, a, MW_LUA_TAKE, 2, 3, argv) != 0) {
+    if (mw_apns_eval(a, mw_apns_taken, a, MW_LUA_TAKE, 2, 3, argv) != 0) {
         /* Redis is down: look again when it may be back */
         ev_timer_again(a->ctx->loop, &a->take_timer);
         return;
@@ -365,7 +261,7 @@ mw_apns_job(mw_apns_t *a, const char *id)
     job->retry.data = job;
 
     argv[0] = id;
-    if (mw_eval(a, mw_apns_info, job, MW_LUA_INFO, 0, 1, argv) != 0) {
+    if (mw_apns_eval(a, mw_apns_info, job, MW_LUA_INFO, 0, 1, argv) != 0) {
         mw_apns_retry(job, "redis unavailable");
     }
 }
@@ -726,7 +622,7 @@ mw_apns_retry_timer(struct ev_loop *loop, ev_timer *t, int revents)
     (void) revents;
 
     argv[0] = job->id;
-    if (mw_eval(job->apns, mw_apns_info, job, MW_LUA_INFO, 0, 1, argv) != 0) {
+    if (mw_apns_eval(job->apns, mw_apns_info, job, MW_LUA_INFO, 0, 1, argv) != 0) {
         mw_apns_retry(job, "redis unavailable");
     }
 }
@@ -751,7 +647,7 @@ mw_apns_result(mw_job_t *job, const char *apns_id, const char *error,
     argv[6] = requeue ? "1" : "0";
     argv[7] = counter;
 
-    if (mw_eval(a, mw_apns_recorded, job, MW_LUA_RESULT, 0, 8, argv) != 0) {
+    if (mw_apns_eval(a, mw_apns_recorded, job, MW_LUA_RESULT, 0, 8, argv) != 0) {
         /* not recorded: it stays in the processing list for next time */
         mw_apns_free(job);
     }
@@ -822,56 +718,6 @@ mw_apns_free(mw_job_t *job)
 }
 
 
-static void
-mw_apns_beat(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    mw_apns_t  *a = t->data;
-
-    (void) loop;
-    (void) revents;
-
-    mw_redis_command(&a->ctx->cmd, NULL, NULL, "SET %s %d PX %ld", a->beat_key,
-                     (int) getpid(), a->ctx->conf.heartbeat * 3000);
-}
-
-
-static void
-mw_apns_repush(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    char         now[32], every[32];
-    const char  *argv[3];
-    mw_apns_t   *a = t->data;
-
-    (void) loop;
-    (void) revents;
-
-    snprintf(now, sizeof(now), "%lld", mw_now_ms());
-    snprintf(every, sizeof(every), "%ld", a->ctx->conf.repush_interval * 1000);
-
-    argv[0] = a->repush_cursor;
-    argv[1] = now;
-    argv[2] = every;
-
-    mw_eval(a, mw_apns_repushed, a, MW_LUA_REPUSH, 0, 3, argv);
-}
-
-
-static void
-mw_apns_repushed(redisAsyncContext *ac, void *reply, void *data)
-{
-    redisReply  *r = reply;
-    mw_apns_t   *a = data;
-
-    (void) ac;
-
-    a->pending--;
-
-    if (r && r->type == REDIS_REPLY_STRING) {
-        snprintf(a->repush_cursor, sizeof(a->repush_cursor), "%s", r->str);
-    }
-}
-
-
 static mw_cert_t *
 mw_apns_find_cert(mw_apns_t *a, const char *topic)
 {
@@ -889,8 +735,8 @@ mw_apns_find_cert(mw_apns_t *a, const char *topic)
 
 /* a script on the command connection */
 
-static int
-mw_eval(mw_apns_t *a, redisCallbackFn *cb, void *data, int script,
+int
+mw_apns_eval(mw_apns_t *a, redisCallbackFn *cb, void *data, int script,
     int nkeys, int argc, const char **argv)
 {
     if (mw_redis_eval(&a->ctx->cmd, script, cb, data, nkeys, argc, argv)
@@ -905,7 +751,7 @@ mw_eval(mw_apns_t *a, redisCallbackFn *cb, void *data, int script,
 }
 
 
-static long long
+long long
 mw_now_ms(void)
 {
     struct timeval  tv;
