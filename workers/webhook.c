@@ -34,95 +34,6 @@
 #define MW_WH_ACK_MAX     500
 
 
-/*
- * The heartbeat: the subscription key, then the lease (kept, or taken when
- * free).  KEYS: want, leader; ARGV: want value, its TTL (ms), worker id,
- * lease TTL (ms).  1: this worker holds the lease.
- */
-static const char mw_wh_beat_lua[] =
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-    "local l = redis.call('GET', KEYS[2])\n"
-    "if l == ARGV[3] then\n"
-    "  redis.call('PEXPIRE', KEYS[2], ARGV[4]) return 1\n"
-    "end\n"
-    "if not l then\n"
-    "  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) return 1\n"
-    "end\n"
-    "return 0\n";
-
-/* gives the lease up at exit. KEYS: leader; ARGV: worker id */
-static const char mw_wh_release_lua[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-    "  redis.call('DEL', KEYS[1])\n"
-    "end\n"
-    "return 0\n";
-
-/*
- * Takes over the entries of dead consumers (no heartbeat key), idle at
- * least ARGV[3] ms, up to ARGV[2]; forgets dead consumers left with
- * nothing.  KEYS: mdm:events; ARGV: worker id, count, min idle.  Returns
- * {entries still held by other consumers, claimed entries}.
- */
-static const char mw_wh_claim_lua[] =
-    "local me, count, idle = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
-    "local held, out = 0, {}\n"
-    "for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1],\n"
-    "                              'webhooks')) do\n"
-    "  local name, pending\n"
-    "  for i = 1, #c, 2 do\n"
-    "    if c[i] == 'name' then name = c[i + 1]\n"
-    "    elseif c[i] == 'pending' then pending = c[i + 1] end\n"
-    "  end\n"
-    "  if name ~= me then\n"
-    "    local claimed = 0\n"
-    "    if redis.call('EXISTS', 'mdm:worker:' .. name) == 1 then\n"
-    "    elseif pending == 0 then\n"
-    "      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], 'webhooks', name)\n"
-    "    elseif #out < count then\n"
-    "      local ids = {}\n"
-    "      for _, p in ipairs(redis.call('XPENDING', KEYS[1], 'webhooks',\n"
-    "          'IDLE', idle, '-', '+', count - #out, name)) do\n"
-    "        ids[#ids + 1] = p[1]\n"
-    "      end\n"
-    "      if #ids > 0 then\n"
-    "        for _, e in ipairs(redis.call('XCLAIM', KEYS[1], 'webhooks',\n"
-    "            me, idle, unpack(ids))) do\n"
-    "          if e then out[#out + 1] = e end\n"
-    "        end\n"
-    "        claimed = #ids\n"
-    "      end\n"
-    "    end\n"
-    "    held = held + pending - claimed\n"
-    "  end\n"
-    "end\n"
-    "return {held, out}\n";
-
-/*
- * Acknowledges ARGV (stream ids), then trims mdm:events (KEYS[1]) up to
- * the oldest entry not yet delivered: the oldest pending in the group,
- * or, with none pending, whatever follows the group's last-delivered-id.
- */
-static const char mw_wh_ack_lua[] =
-    "local n = redis.call('XACK', KEYS[1], 'webhooks', unpack(ARGV))\n"
-    "local p = redis.call('XPENDING', KEYS[1], 'webhooks')\n"
-    "if p[2] then\n"
-    "  redis.call('XTRIM', KEYS[1], 'MINID', p[2])\n"
-    "  return n\n"
-    "end\n"
-    "for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do\n"
-    "  local name, last\n"
-    "  for i = 1, #g, 2 do\n"
-    "    if g[i] == 'name' then name = g[i + 1]\n"
-    "    elseif g[i] == 'last-delivered-id' then last = g[i + 1] end\n"
-    "  end\n"
-    "  if name == 'webhooks' and last then\n"
-    "    redis.call('XTRIM', KEYS[1], 'MINID', last)\n"
-    "    redis.call('XDEL', KEYS[1], last)\n"
-    "  end\n"
-    "end\n"
-    "return n\n";
-
-
 static void mw_wh_group(redisAsyncContext *ac, void *reply, void *data);
 static void mw_wh_beat(struct ev_loop *loop, ev_timer *t, int revents);
 static void mw_wh_beaten(redisAsyncContext *ac, void *reply, void *data);
@@ -137,6 +48,8 @@ static void mw_wh_retry_read(mw_webhook_t *wh);
 static void mw_wh_ack(mw_webhook_t *wh, const char *stream_id);
 static void mw_wh_flush(struct ev_loop *loop, ev_prepare *w, int revents);
 static void mw_wh_replied(redisAsyncContext *ac, void *reply, void *data);
+static int mw_wh_eval(mw_webhook_t *wh, int script, redisCallbackFn *cb,
+    int argc, const char **argv);
 
 
 int
@@ -198,7 +111,7 @@ mw_webhook_start(mw_ctx_t *ctx)
     strcpy(wh->cursor, "0");
 
     if (mw_redis_command(&ctx->cmd, mw_wh_group, wh,
-                         "XGROUP CREATE mdm:events webhooks 0 MKSTREAM")
+                         "XGROUP CREATE " MDM_KEY_EVENTS " webhooks 0 MKSTREAM")
         == 0)
     {
         wh->pending++;
@@ -226,7 +139,7 @@ mw_wh_group(redisAsyncContext *ac, void *reply, void *data)
 void
 mw_webhook_stop(mw_ctx_t *ctx)
 {
-    const char    *argv[6];
+    const char    *argv[1];
     mw_webhook_t  *wh = ctx->webhook;
 
     ev_timer_stop(ctx->loop, &wh->read_timer);
@@ -238,15 +151,8 @@ mw_webhook_stop(mw_ctx_t *ctx)
     if (wh->leader) {
         wh->leader = 0;
 
-        argv[0] = "EVAL";
-        argv[1] = mw_wh_release_lua;
-        argv[2] = "1";
-        argv[3] = "mdm:webhooks:leader";
-        argv[4] = ctx->conf.worker_id;
-
-        if (mw_redis_argv(&ctx->cmd, mw_wh_replied, wh, 5, argv, NULL) == 0) {
-            wh->pending++;
-        }
+        argv[0] = ctx->conf.worker_id;
+        mw_wh_eval(wh, MW_LUA_WEBHOOK_RELEASE, mw_wh_replied, 1, argv);
     }
 }
 
@@ -297,7 +203,7 @@ static void
 mw_wh_beat(struct ev_loop *loop, ev_timer *t, int revents)
 {
     char           want_ttl[32], lease_ttl[32];
-    const char    *argv[9];
+    const char    *argv[4];
     mw_webhook_t  *wh = t->data;
     mw_conf_t     *conf = &wh->ctx->conf;
     long           ttl;
@@ -309,19 +215,12 @@ mw_wh_beat(struct ev_loop *loop, ev_timer *t, int revents)
     snprintf(lease_ttl, sizeof(lease_ttl), "%ld", ttl);
     snprintf(want_ttl, sizeof(want_ttl), "%ld", ttl > 60000 ? ttl : 60000);
 
-    argv[0] = "EVAL";
-    argv[1] = mw_wh_beat_lua;
-    argv[2] = "2";
-    argv[3] = "mdm:webhooks:want";
-    argv[4] = "mdm:webhooks:leader";
-    argv[5] = wh->idle_events ? "all" : "noidle";
-    argv[6] = want_ttl;
-    argv[7] = conf->worker_id;
-    argv[8] = lease_ttl;
+    argv[0] = wh->idle_events ? "all" : "noidle";
+    argv[1] = want_ttl;
+    argv[2] = conf->worker_id;
+    argv[3] = lease_ttl;
 
-    if (mw_redis_argv(&wh->ctx->cmd, mw_wh_beaten, wh, 9, argv, NULL) == 0) {
-        wh->pending++;
-    }
+    mw_wh_eval(wh, MW_LUA_WEBHOOK_BEAT, mw_wh_beaten, 4, argv);
 }
 
 
@@ -365,7 +264,7 @@ mw_wh_claim(mw_webhook_t *wh)
 {
     int            room;
     char           count[16], idle[32];
-    const char    *argv[8];
+    const char    *argv[3];
     mw_conf_t     *conf = &wh->ctx->conf;
 
     room = MW_WH_BUFFERED - wh->buffered;
@@ -377,16 +276,11 @@ mw_wh_claim(mw_webhook_t *wh)
              room < MW_WH_READ_COUNT ? room : MW_WH_READ_COUNT);
     snprintf(idle, sizeof(idle), "%ld", conf->webhook_claim_ms);
 
-    argv[0] = "EVAL";
-    argv[1] = mw_wh_claim_lua;
-    argv[2] = "1";
-    argv[3] = "mdm:events";
-    argv[4] = conf->worker_id;
-    argv[5] = count;
-    argv[6] = idle;
+    argv[0] = conf->worker_id;
+    argv[1] = count;
+    argv[2] = idle;
 
-    if (mw_redis_argv(&wh->ctx->cmd, mw_wh_claimed, wh, 7, argv, NULL) == 0) {
-        wh->pending++;
+    if (mw_wh_eval(wh, MW_LUA_WEBHOOK_CLAIM, mw_wh_claimed, 3, argv) == 0) {
         wh->claiming = 1;
     }
 }
@@ -458,14 +352,15 @@ mw_wh_read(mw_webhook_t *wh)
     if (wh->history) {
         rc = mw_redis_command(&ctx->cmd, mw_wh_history, wh,
                               "XREADGROUP GROUP webhooks %s COUNT %d "
-                              "STREAMS mdm:events %s", ctx->conf.worker_id,
+                              "STREAMS " MDM_KEY_EVENTS " %s", ctx->conf.worker_id,
                               MW_WH_READ_COUNT, wh->cursor);
 
     } else if (wh->leader && wh->claimed && !wh->busy) {
         rc = mw_redis_command(&ctx->evt, mw_wh_new, wh,
                               "XREADGROUP GROUP webhooks %s COUNT %d "
-                              "BLOCK 1000 STREAMS mdm:events >",
-                              ctx->conf.worker_id, MW_WH_READ_COUNT);
+                              "BLOCK %d STREAMS " MDM_KEY_EVENTS " >",
+                              ctx->conf.worker_id, MW_WH_READ_COUNT,
+                              MW_BLOCK_SECONDS * 1000);
 
     } else {
         /* a standby: the heartbeat says when to read */
@@ -579,8 +474,8 @@ mw_wh_entries(mw_webhook_t *wh, redisReply *r)
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         if (r && strncmp(r->str, "NOGROUP", 7) == 0
             && mw_redis_command(&wh->ctx->cmd, mw_wh_replied, wh,
-                                "XGROUP CREATE mdm:events webhooks 0 "
-                                "MKSTREAM") == 0)
+                                "XGROUP CREATE " MDM_KEY_EVENTS
+                                " webhooks 0 MKSTREAM") == 0)
         {
             wh->pending++;
         }
@@ -689,7 +584,7 @@ mw_wh_dead_letter(mw_webhook_t *wh, mw_wh_event_t *e, const char *why)
 
     n = 0;
     argv[n++] = "XADD";
-    argv[n++] = "mdm:webhooks:dead";
+    argv[n++] = MDM_KEY_WEBHOOKS_DEAD;
     argv[n++] = "MAXLEN";
     argv[n++] = "~";
     argv[n++] = cap;
@@ -760,7 +655,7 @@ mw_wh_flush(struct ev_loop *loop, ev_prepare *w, int revents)
 
     ev_prepare_stop(loop, w);
 
-    argv = malloc((MW_WH_ACK_MAX + 4) * sizeof(char *));
+    argv = malloc(MW_WH_ACK_MAX * sizeof(char *));
     if (argv == NULL) {
         ev_prepare_start(loop, w);
         return;
@@ -772,21 +667,12 @@ mw_wh_flush(struct ev_loop *loop, ev_prepare *w, int revents)
             n = MW_WH_ACK_MAX;
         }
 
-        argv[0] = "EVAL";
-        argv[1] = mw_wh_ack_lua;
-        argv[2] = "1";
-        argv[3] = "mdm:events";
-
         for (i = 0; i < n; i++) {
-            argv[4 + i] = wh->acks[done + i];
+            argv[i] = wh->acks[done + i];
         }
 
         /* not sent (Redis down): stays pending, delivered again later */
-        if (mw_redis_argv(&wh->ctx->cmd, mw_wh_replied, wh, 4 + n, argv,
-                          NULL) == 0)
-        {
-            wh->pending++;
-        }
+        mw_wh_eval(wh, MW_LUA_WEBHOOK_ACK, mw_wh_replied, n, argv);
     }
 
     for (i = 0; i < wh->nacks; i++) {
@@ -811,4 +697,36 @@ mw_wh_replied(redisAsyncContext *ac, void *reply, void *data)
     if (r && r->type == REDIS_REPLY_ERROR) {
         mw_log("error", "webhooks: redis: %s", r->str);
     }
+}
+
+
+/* one of the worker's scripts (lua/worker_webhook_*.lua), by SHA-1 */
+static int
+mw_wh_eval(mw_webhook_t *wh, int script, redisCallbackFn *cb, int argc,
+    const char **argv)
+{
+    int           i, rc;
+    const char  **av;
+
+    av = malloc((argc + 3) * sizeof(char *));
+    if (av == NULL) {
+        return -1;
+    }
+
+    av[0] = "EVALSHA";
+    av[1] = wh->ctx->scripts[script].sha;
+    av[2] = "0";
+
+    for (i = 0; i < argc; i++) {
+        av[3 + i] = argv[i];
+    }
+
+    rc = mw_redis_argv(&wh->ctx->cmd, cb, wh, argc + 3, av, NULL);
+    free(av);
+
+    if (rc == 0) {
+        wh->pending++;
+    }
+
+    return rc;
 }

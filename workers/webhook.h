@@ -9,6 +9,7 @@
  *                    order), how many in flight, retries, outage probing
  *   webhook_json.c   the NanoMDM JSON body (jansson)
  *   webhook_table.c  the hash table that finds lanes and events in O(1)
+ * and the scripts ngx_mdm_module/lua/worker_webhook_*.lua.
  */
 
 #ifndef MW_WEBHOOK_H
