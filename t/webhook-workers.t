@@ -57,6 +57,15 @@ my $h = held();
 is($h->{wa}, 50, "wa, in backoff, still holds its 50 entries");
 ok(!$h->{wb}, "wb took none of them");
 
+# even the lease holder leaves a live worker's entries alone: hand the
+# lease to wb while wa, alive, holds everything in backoff
+redis('SET', 'mdm:webhooks:leader', 'wb', 'PX', 3000);
+sleep 3;
+$h = held();
+is($h->{wa}, 50, "wb holds the lease: wa, alive, still holds its 50 entries");
+ok(!$h->{wb}, "wb took none of them");
+like(worker_log($B), qr/delivering webhooks: this worker holds/, "wb took the lease");
+
 webhook_rules($HOOK, { status => 200 });
 wait_for(sub { accepted() >= 50 }, 30, "50 delivered");
 sleep 1;    # anything delivered twice would come now
