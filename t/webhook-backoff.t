@@ -27,7 +27,8 @@ sub worker {
                         repush_interval => 0, worker_id => 'wb', @_);
 }
 
-sub pending { my $p = redis('XPENDING', 'mdm:events', 'webhooks'); $p->[0] }
+# (undef until the worker has created the group)
+sub pending { my $p = redis_try('XPENDING', 'mdm:events', 'webhooks'); ref $p eq 'ARRAY' ? $p->[0] : undef }
 
 # Redis calls and worker CPU over SECONDS of outage
 sub outage_cost {

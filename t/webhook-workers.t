@@ -31,7 +31,8 @@ sub worker {
 
 # pending entries per consumer
 sub held {
-    my $p = redis('XPENDING', 'mdm:events', 'webhooks');
+    my $p = redis_try('XPENDING', 'mdm:events', 'webhooks');
+    return {} unless ref $p eq 'ARRAY';    # no group yet
     return { map { $_->[0] => $_->[1] } @{ $p->[3] || [] } };
 }
 
