@@ -110,9 +110,8 @@ mw_webhook_start(mw_ctx_t *ctx)
     wh->history = 1;
     strcpy(wh->cursor, "0");
 
-    if (mw_redis_command(&ctx->cmd, mw_wh_group, wh,
-                         "XGROUP CREATE " MDM_KEY_EVENTS " webhooks 0 MKSTREAM")
-        == 0)
+    if (mw_redis_command(&ctx->cmd, mw_wh_group, wh, "XGROUP CREATE "
+                         MDM_KEY_EVENTS " webhooks 0 MKSTREAM") == 0)
     {
         wh->pending++;
     }
@@ -245,6 +244,7 @@ mw_wh_beaten(redisAsyncContext *ac, void *reply, void *data)
         mw_log("notice", "delivering webhooks: this worker holds "
                "mdm:webhooks:leader");
         wh->claimed = 0;
+        wh->settled = 0;
 
     } else if (!leader && wh->leader) {
         mw_log("warn", "mdm:webhooks:leader taken by another worker: "
@@ -298,10 +298,11 @@ mw_wh_claimed(redisAsyncContext *ac, void *reply, void *data)
     wh->pending--;
     wh->claiming = 0;
 
-    /* {entries held by others, [[id, [fields]], ...]} */
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2
+    /* {entries held by others, [[id, [fields]], ...], live others} */
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3
         || r->element[0]->type != REDIS_REPLY_INTEGER
-        || r->element[1]->type != REDIS_REPLY_ARRAY)
+        || r->element[1]->type != REDIS_REPLY_ARRAY
+        || r->element[2]->type != REDIS_REPLY_INTEGER)
     {
         if (r && r->type == REDIS_REPLY_ERROR) {
             mw_log("error", "webhooks: taking over entries failed: %s",
@@ -327,6 +328,17 @@ mw_wh_claimed(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
+    /*
+     * A new leader with live peers waits one heartbeat before reading:
+     * a previous leader alive but late to learn it lost the lease may
+     * still take new entries meanwhile; the next check counts them.
+     */
+    if (!wh->settled && r->element[2]->integer > 0) {
+        wh->settled = 1;
+        return;
+    }
+
+    wh->settled = 1;
     wh->claimed = 1;
     mw_wh_read(wh);
 }
@@ -352,8 +364,9 @@ mw_wh_read(mw_webhook_t *wh)
     if (wh->history) {
         rc = mw_redis_command(&ctx->cmd, mw_wh_history, wh,
                               "XREADGROUP GROUP webhooks %s COUNT %d "
-                              "STREAMS " MDM_KEY_EVENTS " %s", ctx->conf.worker_id,
-                              MW_WH_READ_COUNT, wh->cursor);
+                              "STREAMS " MDM_KEY_EVENTS " %s",
+                              ctx->conf.worker_id, MW_WH_READ_COUNT,
+                              wh->cursor);
 
     } else if (wh->leader && wh->claimed && !wh->busy) {
         rc = mw_redis_command(&ctx->evt, mw_wh_new, wh,

@@ -89,6 +89,7 @@ struct mw_webhook_s {
     int             busy;        /* another live worker still has entries */
     int             claimed;     /* dead workers' entries taken over */
     int             claiming;
+    int             settled;     /* a beat passed since it became leader */
     int             history;     /* re-reading own entries from cursor */
     char            cursor[64];
     int             reading;

@@ -4,9 +4,9 @@
 -- still owns its entries), idle at least ARGV[3] ms, up to ARGV[2], oldest
 -- first, and forgets dead consumers left with nothing.  ARGV: 1 worker id,
 -- 2 count, 3 min idle (ms).  Returns {entries other consumers still hold,
--- claimed entries [[id, [field, value, ...]], ...]}.
+-- claimed entries [[id, [field, value, ...]], ...], live other consumers}.
 local me, count, idle = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local held, out = 0, {}
+local held, out, live = 0, {}, 0
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', MDM_KEY_EVENTS,
                               'webhooks')) do
     local name, pending
@@ -18,6 +18,7 @@ for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', MDM_KEY_EVENTS,
         local claimed = 0
         if redis.call('EXISTS', MDM_KEY_WORKER .. name) == 1 then
             -- alive: its entries are its own
+            live = live + 1
         elseif pending == 0 then
             redis.call('XGROUP', 'DELCONSUMER', MDM_KEY_EVENTS, 'webhooks',
                        name)
@@ -39,4 +40,4 @@ for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', MDM_KEY_EVENTS,
         held = held + pending - claimed
     end
 end
-return {held, out}
+return {held, out, live}
