@@ -2,7 +2,7 @@
 # not re-read its own pending entries in a loop, after a restart or a Redis
 # reconnect alike; its Redis calls and CPU time stay low for as long as the
 # outage lasts, and everything goes out, once and in order, when the
-# receiver is back.
+# receiver is back.  Probes that cannot reach it cost no attempts.
 #
 #     prove -I. -I t/lib t/webhook-backoff.t
 
@@ -82,6 +82,22 @@ is($c{delivered}, $N, "every event delivered");
 is($c{duplicates}, 0, "none twice");
 is($c{out_of_order}, 0, "in order per enrollment");
 wait_for(sub { pending() == 0 }, 10, "all acknowledged");
+is(stop_worker($w), 0, "clean exit");
+
+# probes that cannot reach the receiver do not count as attempts: an
+# outage, however long, sends no event to the dead letters
+receiver_stop($r);
+redis('DEL', 'mdm:webhooks:dead');
+$w = worker(webhook_retries => 2, webhook_backoff_ms => 100, worker_id => 'wb2');
+my %EV2 = (prefix => 'R', from => 1, to => 3, per => 2);   # 3 lanes
+add_events(%EV2);
+sleep 4;
+is(redis('XLEN', 'mdm:webhooks:dead'), 0,
+   "webhook_retries 2, 4 s of outage (several probes): no dead letter");
+$r = fast_receiver(port => $PORT);
+wait_for(sub { receiver_count($r) >= 6 }, 30, "the 6 delivered");
+%c = check_deliveries([ deliveries($r) ], event_uuids(%EV2));
+is($c{delivered}, 6, "all delivered once the receiver is back");
 is(stop_worker($w), 0, "clean exit");
 
 done_testing();

@@ -13,7 +13,8 @@
  * receiver is taken for down: from then on a single request (a "probe")
  * goes out at a time, spaced from webhook_backoff_ms doubling up to 10 s,
  * and the others wait without costing anything; the first success ends the
- * outage and everything waiting goes out again.
+ * outage and everything waiting goes out again.  Probes that get no answer
+ * at all (connection refused, timeout) do not count as attempts.
  */
 
 #include <stdio.h>
@@ -34,7 +35,7 @@ static void mw_wh_dequeue(mw_wh_lane_t *lane);
 static void mw_wh_pump(mw_webhook_t *wh);
 static void mw_wh_send(mw_wh_lane_t *lane);
 static void mw_wh_done(mw_http_t *h);
-static void mw_wh_fail(mw_wh_lane_t *lane, const char *why);
+static void mw_wh_fail(mw_wh_lane_t *lane, const char *why, int reached);
 static void mw_wh_retry(struct ev_loop *loop, ev_timer *t, int revents);
 static void mw_wh_probe(struct ev_loop *loop, ev_timer *t, int revents);
 static void mw_wh_next(mw_wh_lane_t *lane);
@@ -195,7 +196,7 @@ mw_wh_send(mw_wh_lane_t *lane)
 
     lane->json = mw_wh_json(lane->head);
     if (lane->json == NULL) {
-        mw_wh_fail(lane, "cannot build the JSON body");
+        mw_wh_fail(lane, "cannot build the JSON body", 1);
         return;
     }
 
@@ -203,7 +204,7 @@ mw_wh_send(mw_wh_lane_t *lane)
 
     h = mw_http_new(wh->ctx, mw_wh_done, lane);
     if (h == NULL) {
-        mw_wh_fail(lane, "out of memory");
+        mw_wh_fail(lane, "out of memory", 1);
         return;
     }
 
@@ -231,7 +232,7 @@ mw_wh_send(mw_wh_lane_t *lane)
         lane->http = NULL;
         wh->inflight--;
         mw_http_free(h);
-        mw_wh_fail(lane, "cannot start the request");
+        mw_wh_fail(lane, "cannot start the request", 1);
     }
 }
 
@@ -239,6 +240,7 @@ mw_wh_send(mw_wh_lane_t *lane)
 static void
 mw_wh_done(mw_http_t *h)
 {
+    int            h_reached;
     char           why[512];
     mw_wh_lane_t  *lane = h->data;
     mw_webhook_t  *wh = lane->wh;
@@ -264,6 +266,9 @@ mw_wh_done(mw_http_t *h)
         return;
     }
 
+    /* an answer, even a failed one, means the receiver was reached */
+    h_reached = h->status != 0;
+
     if (h->result != CURLE_OK) {
         snprintf(why, sizeof(why), "%s",
                  h->error[0] ? h->error : curl_easy_strerror(h->result));
@@ -272,13 +277,13 @@ mw_wh_done(mw_http_t *h)
     }
 
     mw_http_free(h);
-    mw_wh_fail(lane, why);
+    mw_wh_fail(lane, why, h_reached);
     mw_wh_pump(wh);
 }
 
 
 static void
-mw_wh_fail(mw_wh_lane_t *lane, const char *why)
+mw_wh_fail(mw_wh_lane_t *lane, const char *why, int reached)
 {
     char            id[160];
     double          delay;
@@ -289,9 +294,12 @@ mw_wh_fail(mw_wh_lane_t *lane, const char *why)
     free(lane->json);
     lane->json = NULL;
 
-    e->attempts++;
-
-    if (e->attempts == 1) {
+    /*
+     * A probe that cannot even reach the receiver says nothing about the
+     * event: it does not count, so an outage of any length ends no event
+     * in the dead letters; what the receiver answers always counts.
+     */
+    if ((reached || !wh->outage) && ++e->attempts == 1) {
         mw_log("warn", "webhook for enrollment \"%s\" (event %s) failed: %s; "
                "retrying", mw_wh_printable(id, sizeof(id), lane->id,
                                            lane->id_len), e->stream_id, why);
