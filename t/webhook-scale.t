@@ -25,6 +25,7 @@ my $r = fast_receiver();
 my $t0 = time;
 my $w = start_worker(webhook_url => $r->{url}, repush_interval => 0,
                      worker_id => 'ws');
+my $rss0 = rss_kb($w->{pid});
 
 my ($n, $t1) = (0, undef);
 while (time < $t0 + 60) {
@@ -41,6 +42,11 @@ diag(sprintf "%d events delivered in %.2f s: %.0f events/s; worker CPU %.2f s",
 is($n, $N, "all delivered within 60 s");
 cmp_ok($rate, '>=', $MIN_RATE, "at least $MIN_RATE events/s");
 
+# lanes are freed once empty: 100,000 of them leave nothing behind
+my $rss = rss_kb($w->{pid});
+diag(sprintf "worker RSS %.1f MB at start, %.1f MB after", $rss0 / 1024, $rss / 1024);
+cmp_ok($rss - $rss0, '<', 8 * 1024, "worker memory grew by less than 8 MB");
+
 my %c = check_deliveries([ deliveries($r) ], event_uuids(%EV));
 is($c{delivered}, $N, "every event delivered");
 is($c{duplicates}, 0, "none twice");
@@ -52,3 +58,9 @@ is(redis('XPENDING', 'mdm:events', 'webhooks')->[0], 0, "nothing pending");
 is(stop_worker($w), 0, "clean exit");
 
 done_testing();
+
+sub rss_kb {
+    open my $fh, '<', "/proc/$_[0]/status" or return 0;
+    while (<$fh>) { return $1 if /^VmRSS:\s+(\d+)/ }
+    return 0;
+}
