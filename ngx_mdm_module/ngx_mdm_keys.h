@@ -34,6 +34,7 @@
 #define MDM_KEY_PUSH            "mdm:push"           /* list of ids */
 #define MDM_KEY_PUSH_PENDING    "mdm:push:pending"   /* set of ids */
 #define MDM_KEY_PUSH_PROC       "mdm:push:proc:"     /* + worker id, list */
+#define MDM_KEY_PUSH_PROCS      "mdm:push:procs"     /* set of PUSH_PROC.. */
 #define MDM_KEY_WORKER          "mdm:worker:"        /* + worker id, TTL */
 
 /* events and webhooks */

@@ -14,12 +14,15 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "apns.h"
 
 
 static void mw_apns_taken(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_popped(redisAsyncContext *ac, void *reply, void *data);
-static void mw_apns_job(mw_apns_t *a, const char *id);
+static mw_job_t *mw_apns_job(mw_apns_t *a, const char *id);
+static void mw_apns_start_job(mw_job_t *job);
 static void mw_apns_info(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_cert(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_send(mw_job_t *job, mw_cert_t *cert);
@@ -28,12 +31,16 @@ static void mw_apns_retry(mw_job_t *job, const char *why);
 static void mw_apns_retry_timer(struct ev_loop *loop, ev_timer *t,
     int revents);
 static void mw_apns_result(mw_job_t *job, const char *apns_id,
-    const char *error, const char *dead_ts, const char *counter, int requeue);
+    const char *error, const char *dead_token, const char *counter,
+    int requeue);
 static void mw_apns_recorded(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_free(mw_job_t *job);
 static void mw_apns_unpark(mw_cert_t *cert);
 static void mw_apns_retake(struct ev_loop *loop, ev_timer *t, int revents);
 static mw_cert_t *mw_apns_find_cert(mw_apns_t *a, const char *topic);
+static int mw_apns_token_ok(const char *token);
+static char *mw_apns_payload(const char *magic);
+static void mw_apns_reason(mw_http_t *h, char *reason, size_t size);
 static char *mw_dup(const char *s, size_t n);
 
 
@@ -112,6 +119,11 @@ mw_apns_cleanup(mw_ctx_t *ctx)
         return;
     }
 
+    /* jobs first: a job in flight points at its certificate */
+    while (a->jobs.next != &a->jobs) {
+        mw_apns_free(a->jobs.next);
+    }
+
     while (a->certs) {
         c = a->certs;
         a->certs = c->next;
@@ -120,10 +132,6 @@ mw_apns_cleanup(mw_ctx_t *ctx)
         free(c->cert);
         free(c->key);
         free(c);
-    }
-
-    while (a->jobs.next != &a->jobs) {
-        mw_apns_free(a->jobs.next);
     }
 
     free(a);
@@ -139,9 +147,16 @@ mw_apns_take(mw_apns_t *a)
     char         max[16];
     const char  *argv[3];
 
-    if (a->ctx->stopping || a->taking
-        || a->njobs >= a->ctx->conf.max_inflight)
-    {
+    if (a->ctx->stopping || a->taking) {
+        return;
+    }
+
+    if (a->recover_own) {
+        mw_recover_own(a);
+        return;
+    }
+
+    if (a->njobs >= a->ctx->conf.max_inflight) {
         return;
     }
 
@@ -175,6 +190,7 @@ static void
 mw_apns_taken(redisAsyncContext *ac, void *reply, void *data)
 {
     size_t       i;
+    mw_job_t    *job;
     redisReply  *r = reply;
     mw_apns_t   *a = data;
 
@@ -184,12 +200,17 @@ mw_apns_taken(redisAsyncContext *ac, void *reply, void *data)
     a->taking = 0;
 
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        /* the script may have run: what it moved is nobody's now */
+        a->recover_own = 1;
         ev_timer_again(a->ctx->loop, &a->take_timer);
         return;
     }
 
     for (i = 0; i < r->elements; i++) {
-        mw_apns_job(a, r->element[i]->str);
+        job = mw_apns_job(a, r->element[i]->str);
+        if (job) {
+            mw_apns_start_job(job);
+        }
     }
 
     if (r->elements > 0) {
@@ -217,6 +238,7 @@ mw_apns_taken(redisAsyncContext *ac, void *reply, void *data)
 static void
 mw_apns_popped(redisAsyncContext *ac, void *reply, void *data)
 {
+    mw_job_t    *job;
     redisReply  *r = reply;
     mw_apns_t   *a = data;
 
@@ -225,10 +247,16 @@ mw_apns_popped(redisAsyncContext *ac, void *reply, void *data)
     a->taking = 0;
 
     if (r && r->type == REDIS_REPLY_STRING) {
-        mw_apns_job(a, r->str);
+        /* off mdm:push: the info script takes it off the pending set */
+        job = mw_apns_job(a, r->str);
+        if (job) {
+            job->pending = 1;
+            mw_apns_start_job(job);
+        }
     }
 
     if (r == NULL) {
+        a->recover_own = 1;
         ev_timer_again(a->ctx->loop, &a->take_timer);
         return;
     }
@@ -237,17 +265,18 @@ mw_apns_popped(redisAsyncContext *ac, void *reply, void *data)
 }
 
 
-static void
+static mw_job_t *
 mw_apns_job(mw_apns_t *a, const char *id)
 {
     mw_job_t    *job;
-    const char  *argv[1];
+    char         esc[MW_ESC_SIZE];
 
     job = calloc(1, sizeof(mw_job_t));
     if (job == NULL || (job->id = strdup(id)) == NULL) {
         free(job);
-        mw_log("error", "out of memory for push to \"%s\"", id);
-        return;
+        mw_log("error", "out of memory for push to \"%s\"",
+               mw_esc(esc, sizeof(esc), id, strlen(id)));
+        return NULL;
     }
 
     job->apns = a;
@@ -260,8 +289,23 @@ mw_apns_job(mw_apns_t *a, const char *id)
     ev_timer_init(&job->retry, mw_apns_retry_timer, 0., 0.);
     job->retry.data = job;
 
-    argv[0] = id;
-    if (mw_apns_eval(a, mw_apns_info, job, MW_LUA_INFO, 0, 1, argv) != 0) {
+    return job;
+}
+
+
+/* what the push needs, read again at every attempt */
+
+static void
+mw_apns_start_job(mw_job_t *job)
+{
+    const char  *argv[2];
+
+    argv[0] = job->id;
+    argv[1] = job->pending ? "1" : "0";
+
+    if (mw_apns_eval(job->apns, mw_apns_info, job, MW_LUA_INFO, 0, 2, argv)
+        != 0)
+    {
         mw_apns_retry(job, "redis unavailable");
     }
 }
@@ -270,6 +314,7 @@ mw_apns_job(mw_apns_t *a, const char *id)
 static void
 mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
 {
+    char         esc[MW_ESC_SIZE], esc2[MW_ESC_SIZE];
     mw_job_t    *job = data;
     mw_apns_t   *a = job->apns;
     mw_cert_t   *cert;
@@ -285,6 +330,7 @@ mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
     }
 
     e = r->element;
+    job->pending = 0;
 
     if (e[1]->len == 0 || e[2]->len == 0) {
         mw_apns_result(job, "", "no push token: no TokenUpdate yet", "",
@@ -292,15 +338,28 @@ mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
-    if (e[4]->len && atoll(e[4]->str) >= atoll(e[3]->str)) {
+    /* set by a 410 for this very token; a TokenUpdate removes it */
+    if (e[4]->len) {
         mw_apns_result(job, "", "token unregistered (APNs 410); waiting "
                        "for a TokenUpdate", "", "dead_token", 0);
         return;
     }
 
+    if (!mw_apns_token_ok(e[1]->str)) {
+        mw_log("error", "push token of \"%s\" is not hexadecimal: \"%s\"",
+               mw_esc(esc, sizeof(esc), job->id, strlen(job->id)),
+               mw_esc(esc2, sizeof(esc2), e[1]->str, e[1]->len));
+        mw_apns_result(job, "", "the push token is not hexadecimal", "",
+                       "bad_token", 0);
+        return;
+    }
+
     if (e[5]->len == 0) {
-        mw_log("error", "no push certificate for topic \"%s\": upload it "
-               "with PUT /v1/pushcert", e[0]->str);
+        /* the topic came from the device: never logged raw */
+        mw_log("error", "no push certificate for topic \"%s\" (enrollment "
+               "\"%s\"): upload it with PUT /v1/pushcert",
+               mw_esc(esc, sizeof(esc), e[0]->str, e[0]->len),
+               mw_esc(esc2, sizeof(esc2), job->id, strlen(job->id)));
         mw_apns_result(job, "", "no push certificate for the topic", "",
                        "no_certificate", 0);
         return;
@@ -341,6 +400,7 @@ mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
 static void
 mw_apns_cert(redisAsyncContext *ac, void *reply, void *data)
 {
+    char         esc[MW_ESC_SIZE];
     mw_job_t    *job = data;
     mw_apns_t   *a = job->apns;
     mw_cert_t   *cert;
@@ -390,7 +450,8 @@ mw_apns_cert(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
-    mw_log("notice", "push certificate for topic \"%s\" loaded", job->topic);
+    mw_log("notice", "push certificate for topic \"%s\" loaded",
+           mw_esc(esc, sizeof(esc), job->topic, strlen(job->topic)));
 
     mw_apns_send(job, cert);
 }
@@ -399,10 +460,17 @@ mw_apns_cert(redisAsyncContext *ac, void *reply, void *data)
 static void
 mw_apns_send(mw_job_t *job, mw_cert_t *cert)
 {
-    char                url[1024], hdr[512], body[512];
+    char                url[1024], hdr[512], *body;
     mw_http_t          *h;
     mw_apns_t          *a = job->apns;
     struct curl_blob    blob;
+
+    body = mw_apns_payload(job->magic);
+    if (body == NULL) {
+        mw_apns_result(job, "", "the push magic is not valid UTF-8", "",
+                       "bad_magic", 0);
+        return;
+    }
 
     job->cert = cert;
 
@@ -410,6 +478,7 @@ mw_apns_send(mw_job_t *job, mw_cert_t *cert)
         if (cert->warming && cert->warming != job) {
             job->parked_next = cert->parked;
             cert->parked = job;
+            free(body);
             return;
         }
 
@@ -418,16 +487,17 @@ mw_apns_send(mw_job_t *job, mw_cert_t *cert)
 
     h = mw_http_new(a->ctx, mw_apns_done, job);
     if (h == NULL) {
+        free(body);
         mw_apns_retry(job, "out of memory");
         return;
     }
 
     snprintf(url, sizeof(url), "%s/3/device/%s", a->ctx->conf.apns_url,
              job->token);
-    snprintf(body, sizeof(body), "{\"mdm\":\"%s\"}", job->magic);
 
     curl_easy_setopt(h->easy, CURLOPT_URL, url);
     curl_easy_setopt(h->easy, CURLOPT_COPYPOSTFIELDS, body);
+    free(body);
     curl_easy_setopt(h->easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(h->easy, CURLOPT_PIPEWAIT, 1L);
 
@@ -477,8 +547,7 @@ mw_apns_send(mw_job_t *job, mw_cert_t *cert)
 static void
 mw_apns_done(mw_http_t *h)
 {
-    char        why[512], reason[128], ts[32];
-    char       *p;
+    char        why[512], reason[128], esc[MW_ESC_SIZE];
     mw_job_t   *job = h->data;
     mw_apns_t  *a = job->apns;
     mw_cert_t  *cert = job->cert;
@@ -495,11 +564,7 @@ mw_apns_done(mw_http_t *h)
         cert->warm = 0;
     }
 
-    reason[0] = '\0';
-    p = strstr(h->body, "\"reason\"");
-    if (p && sscanf(p, "\"reason\" : \"%127[^\"]\"", reason) != 1) {
-        sscanf(p, "\"reason\":\"%127[^\"]\"", reason);
-    }
+    mw_apns_reason(h, reason, sizeof(reason));
 
     if (h->result != CURLE_OK) {
         /*
@@ -515,7 +580,8 @@ mw_apns_done(mw_http_t *h)
                 && strstr(h->error, "alert") != NULL))
         {
             mw_log("error", "TLS to APNs failed for topic \"%s\": %s (is the "
-                   "push certificate expired or revoked?)", job->topic,
+                   "push certificate expired or revoked?)",
+                   mw_esc(esc, sizeof(esc), job->topic, strlen(job->topic)),
                    h->error[0] ? h->error : curl_easy_strerror(h->result));
             mw_redis_command(&a->ctx->cmd, NULL, NULL,
                              "HINCRBY " MDM_KEY_STATS_APNS " tls_failure 1");
@@ -539,16 +605,11 @@ mw_apns_done(mw_http_t *h)
              reason[0] ? reason : "");
 
     if (h->status == 410) {
-        ts[0] = '\0';
-        p = strstr(h->body, "\"timestamp\"");
-        if (p) {
-            p += sizeof("\"timestamp\"") - 1;
-            p += strspn(p, " :");
-            snprintf(ts, sizeof(ts), "%.*s", (int) strspn(p, "0123456789"),
-                     p);
-        }
-
-        mw_apns_result(job, "", why, ts[0] ? ts : "0", "unregistered", 0);
+        /*
+         * Dead is this token, not whatever the enrollment holds by now: a
+         * TokenUpdate may have replaced it while the push was out.
+         */
+        mw_apns_result(job, "", why, job->token, "unregistered", 0);
 
     } else if (h->status == 429 || h->status >= 500) {
         mw_http_free(h);
@@ -557,7 +618,8 @@ mw_apns_done(mw_http_t *h)
 
     } else if (h->status == 403) {
         mw_log("error", "APNs refused the push certificate for topic \"%s\": "
-               "%s", job->topic, why);
+               "%s", mw_esc(esc, sizeof(esc), job->topic, strlen(job->topic)),
+               why);
         mw_apns_result(job, "", why, "", "bad_certificate", 0);
 
     } else if (h->status == 400) {
@@ -569,7 +631,7 @@ mw_apns_done(mw_http_t *h)
             mw_log("error", "APNs answered 400 (%s) to the last 10 pushes: "
                    "check apns_url (production or sandbox) and the push "
                    "certificate's topic; tokens are not marked dead",
-                   reason);
+                   mw_esc(esc, sizeof(esc), reason, strlen(reason)));
         }
 
         mw_apns_result(job, "", why, "", "bad_request", 0);
@@ -615,22 +677,16 @@ mw_apns_retry(mw_job_t *job, const char *why)
 static void
 mw_apns_retry_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    mw_job_t    *job = t->data;
-    const char  *argv[1];
-
     (void) loop;
     (void) revents;
 
-    argv[0] = job->id;
-    if (mw_apns_eval(job->apns, mw_apns_info, job, MW_LUA_INFO, 0, 1, argv) != 0) {
-        mw_apns_retry(job, "redis unavailable");
-    }
+    mw_apns_start_job(t->data);
 }
 
 
 static void
 mw_apns_result(mw_job_t *job, const char *apns_id, const char *error,
-    const char *dead_ts, const char *counter, int requeue)
+    const char *dead_token, const char *counter, int requeue)
 {
     char         now[32];
     const char  *argv[8];
@@ -643,11 +699,13 @@ mw_apns_result(mw_job_t *job, const char *apns_id, const char *error,
     argv[2] = now;
     argv[3] = apns_id;
     argv[4] = error;
-    argv[5] = dead_ts;
+    argv[5] = dead_token;
     argv[6] = requeue ? "1" : "0";
     argv[7] = counter;
 
-    if (mw_apns_eval(a, mw_apns_recorded, job, MW_LUA_RESULT, 0, 8, argv) != 0) {
+    if (mw_apns_eval(a, mw_apns_recorded, job, MW_LUA_RESULT, 0, 8, argv)
+        != 0)
+    {
         /* not recorded: it stays in the processing list for next time */
         mw_apns_free(job);
     }
@@ -759,6 +817,67 @@ mw_now_ms(void)
     gettimeofday(&tv, NULL);
 
     return (long long) tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+
+/* APNs takes any token it issued: hex digits; anything else never goes
+ * into the URL */
+
+static int
+mw_apns_token_ok(const char *token)
+{
+    size_t  n = strlen(token);
+
+    return n > 0 && n <= 200 && strspn(token, "0123456789abcdefABCDEF") == n;
+}
+
+
+/* {"mdm":"<PushMagic>"}: the magic comes from the device */
+
+static char *
+mw_apns_payload(const char *magic)
+{
+    char    *s;
+    json_t  *j;
+
+    j = json_pack("{s:s}", "mdm", magic);
+    if (j == NULL) {
+        return NULL;
+    }
+
+    s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+
+    return s;
+}
+
+
+/* "reason" of APNs' JSON answer, or "" */
+
+static void
+mw_apns_reason(mw_http_t *h, char *reason, size_t size)
+{
+    json_t        *j;
+    const char    *r;
+    json_error_t   err;
+
+    reason[0] = '\0';
+
+    if (h->body_len == 0) {
+        return;
+    }
+
+    j = json_loadb(h->body, h->body_len, 0, &err);
+    if (j == NULL) {
+        return;
+    }
+
+    r = json_string_value(json_object_get(j, "reason"));
+    if (r) {
+        snprintf(reason, size, "%s", r);
+    }
+
+    json_decref(j);
 }
 
 

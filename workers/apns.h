@@ -45,6 +45,7 @@ struct mw_job_s {
     char        *token;
     char        *magic;
     int          attempts;
+    int          pending;      /* still in mdm:push:pending (BLMOVE) */
     ev_timer     retry;
     mw_http_t   *http;
 };
@@ -58,6 +59,9 @@ struct mw_apns_s {
     int          taking;
     int          pending;          /* redis calls awaiting replies */
     int          bad_requests;     /* 400s in a row */
+    int          recover_own;      /* own list to check before a take */
+    int          scanned;          /* old processing lists registered */
+    char         scan_cursor[32];
     char         proc[256];        /* this worker's processing list */
     char         beat_key[256];
     char         repush_cursor[32];
@@ -75,6 +79,7 @@ long long mw_now_ms(void);
 
 /* apns_recover.c */
 void mw_recover_start(mw_apns_t *a);
+void mw_recover_own(mw_apns_t *a);
 void mw_recover_stop(mw_apns_t *a);
 
 /* apns_repush.c */

@@ -57,6 +57,9 @@ static mw_option_t  mw_options[] = {
     { "heartbeat", 'l', offsetof(mw_conf_t, heartbeat),
       "seconds between heartbeats; a worker silent for 3 is taken for "
       "dead and its unfinished pushes are taken over (5)" },
+    { "stop_timeout", 'l', offsetof(mw_conf_t, stop_timeout),
+      "seconds SIGTERM waits for the work in flight; then the worker exits "
+      "and its unfinished pushes are put back by the next start (30)" },
     { "webhook_url", 's', offsetof(mw_conf_t, webhook_url),
       "where events are POSTed as NanoMDM webhooks (none: off)" },
     { "webhook_hmac_key", 's', offsetof(mw_conf_t, webhook_hmac_key),
@@ -234,6 +237,7 @@ mw_signal(struct ev_loop *loop, ev_signal *w, int revents)
            mw_http_inflight(ctx));
 
     ctx->stopping = 1;
+    ctx->stop_by = ev_now(loop) + (ev_tstamp) ctx->conf.stop_timeout;
     mw_apns_stop(ctx);
     mw_webhook_stop(ctx);
 
@@ -255,6 +259,15 @@ mw_check_idle(struct ev_loop *loop, ev_timer *w, int revents)
     {
         ev_timer_stop(loop, w);
         ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+
+    if (ev_now(loop) >= ctx->stop_by) {
+        /* what is left stays in Redis: the next start takes it up */
+        mw_log("warn", "stop_timeout: exiting with %d requests in flight",
+               mw_http_inflight(ctx));
+        ev_timer_stop(loop, w);
+        ev_break(loop, EVBREAK_ALL);
     }
 }
 
@@ -272,6 +285,7 @@ mw_defaults(mw_conf_t *conf)
     conf->max_inflight = 1000;
     conf->repush_interval = 900;
     conf->heartbeat = 5;
+    conf->stop_timeout = 30;
     conf->webhook_retries = 10;
     conf->webhook_backoff_ms = 1000;
     conf->webhook_claim_ms = 30000;
@@ -440,4 +454,59 @@ mw_log(const char *level, const char *fmt, ...)
     va_end(ap);
 
     fputc('\n', stderr);
+}
+
+
+/*
+ * Bytes a device or a server chose, as one printable line: quotes,
+ * backslashes, control characters and non-ASCII bytes escaped (\n, \xNN),
+ * cut to fit with "...".
+ */
+
+const char *
+mw_esc(char *buf, size_t size, const char *s, size_t len)
+{
+    size_t          i, n;
+    unsigned char   c;
+    char            e[8];
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) s[i];
+
+        if (c == '"' || c == '\\') {
+            e[0] = '\\';
+            e[1] = (char) c;
+            e[2] = '\0';
+
+        } else if (c == '\n') {
+            memcpy(e, "\\n", 3);
+
+        } else if (c == '\r') {
+            memcpy(e, "\\r", 3);
+
+        } else if (c == '\t') {
+            memcpy(e, "\\t", 3);
+
+        } else if (c < 0x20 || c >= 0x7f) {
+            snprintf(e, sizeof(e), "\\x%02x", c);
+
+        } else {
+            e[0] = (char) c;
+            e[1] = '\0';
+        }
+
+        if (n + strlen(e) + 4 > size) {
+            memcpy(buf + n, "...", 4);
+            return buf;
+        }
+
+        memcpy(buf + n, e, strlen(e));
+        n += strlen(e);
+    }
+
+    buf[n] = '\0';
+
+    return buf;
 }

@@ -37,6 +37,7 @@ typedef struct {
     int          max_inflight;
     long         repush_interval;   /* seconds; 0: off */
     long         heartbeat;         /* seconds */
+    long         stop_timeout;      /* seconds after SIGTERM */
     char        *worker_id;
     char        *webhook_url;       /* none: webhooks off */
     char        *webhook_hmac_key;
@@ -68,6 +69,7 @@ struct mw_redis_s {
     unsigned             gen;        /* connections made so far */
     int                  inflight;   /* calls awaiting replies */
     int                  ready;
+    int                  failover;   /* dropped for READONLY & co. */
     int                  check;      /* INFO checks at connect */
     int                  scripts;    /* SCRIPT LOAD at connect */
     int                  block;      /* seconds its calls may block */
@@ -82,6 +84,7 @@ enum {
     MW_LUA_RESULT,
     MW_LUA_RECOVER,
     MW_LUA_REPUSH,
+    MW_LUA_PROCS,
     MW_LUA_WEBHOOK_BEAT,
     MW_LUA_WEBHOOK_RELEASE,
     MW_LUA_WEBHOOK_CLAIM,
@@ -131,6 +134,7 @@ struct mw_ctx_s {
     mw_redis_t           evt;        /* blocking stream reads only */
     int                  stopping;
     int                  exit_code;
+    ev_tstamp            stop_by;    /* SIGTERM: exit by then */
     int                  policy_warned;
     mw_script_t          scripts[MW_LUA_N];
     ev_timer             idle;       /* at exit: waits for work in flight */
@@ -142,6 +146,10 @@ struct mw_ctx_s {
 
 void mw_log(const char *level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* what came from a device or a server, printable in a log line */
+#define MW_ESC_SIZE  256
+const char *mw_esc(char *buf, size_t size, const char *s, size_t len);
 
 /* redis.c */
 void mw_redis_start(mw_ctx_t *ctx, mw_redis_t *r, const char *name,

@@ -318,7 +318,11 @@ mw_redis_setup_reply(redisAsyncContext *ac, void *reply, void *data)
                r->name);
     }
 
-    r->backoff = MW_BACKOFF_MIN;
+    if (!r->failover) {
+        r->backoff = MW_BACKOFF_MIN;
+    }
+
+    r->failover = 0;
     r->ready = 1;
 
     if (r->on_ready) {
@@ -401,6 +405,9 @@ mw_redis_reply(redisAsyncContext *ac, void *reply, void *data)
                 || strncmp(rep->str, "NOSCRIPT", 8) == 0))
         {
             snprintf(why, sizeof(why), "%.100s", rep->str);
+
+            /* connecting succeeds while the failover lasts: back off */
+            r->failover = 1;
             mw_redis_drop(r, why);
         }
     }
@@ -508,10 +515,17 @@ int
 mw_redis_eval(mw_redis_t *r, int script, redisCallbackFn *cb, void *data,
     int nkeys, int argc, const char **argv)
 {
-    int          i, n;
-    char         nk[8];
-    const char  *av[16];
-    size_t       lens[16];
+    int           i, n, rc;
+    char          nk[8];
+    const char  **av;
+    size_t       *lens;
+
+    av = malloc((argc + 3) * (sizeof(char *) + sizeof(size_t)));
+    if (av == NULL) {
+        return -1;
+    }
+
+    lens = (size_t *) (av + argc + 3);
 
     n = 0;
     av[n++] = "EVALSHA";
@@ -519,7 +533,7 @@ mw_redis_eval(mw_redis_t *r, int script, redisCallbackFn *cb, void *data,
     snprintf(nk, sizeof(nk), "%d", nkeys);
     av[n++] = nk;
 
-    for (i = 0; i < argc && n < 16; i++) {
+    for (i = 0; i < argc; i++) {
         av[n++] = argv[i];
     }
 
@@ -527,5 +541,8 @@ mw_redis_eval(mw_redis_t *r, int script, redisCallbackFn *cb, void *data,
         lens[i] = strlen(av[i]);
     }
 
-    return mw_redis_argv(r, cb, data, n, av, lens);
+    rc = mw_redis_argv(r, cb, data, n, av, lens);
+    free(av);
+
+    return rc;
 }

@@ -19,7 +19,10 @@ for _, q in ipairs(r[2]) do
             local at, seen = tonumber(e[2] or '0'), tonumber(e[3] or '0')
             local n = tonumber(e[4] or '0')
             if seen > at then n = 0 end
-            if now - at >= every * 2 ^ math.min(n, 6) then
+            -- one pending push per enrollment (C1)
+            if now - at >= every * 2 ^ math.min(n, 6)
+               and redis.call('SADD', MDM_KEY_PUSH_PENDING, did .. sfx) == 1
+            then
                 redis.call('RPUSH', MDM_KEY_PUSH, did .. sfx)
                 redis.call('HSET', k, 'repushes', n + 1, 'push_at', now)
             end
