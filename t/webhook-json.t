@@ -107,7 +107,7 @@ is($f{event_id}, $dead_id, "dead letter: event_id");
 is($f{error}, 'HTTP 500', "dead letter: error");
 is($f{$_}, $DEAD{$_}, "dead letter: $_ whole") for sort keys %DEAD;
 is(stop_worker($w), 0, "clean exit");
-like(worker_log($w), qr/webhook for enrollment "D\\x0aE" \(event \Q$dead_id\E\) failed/,
+like(worker_log($w), qr/webhook for enrollment "D\\nE" \(event \Q$dead_id\E\) failed/,
      "the enrollment id escaped in the log");
 
 done_testing();

@@ -40,8 +40,6 @@ static void mw_wh_retry(struct ev_loop *loop, ev_timer *t, int revents);
 static void mw_wh_probe(struct ev_loop *loop, ev_timer *t, int revents);
 static void mw_wh_next(mw_wh_lane_t *lane);
 static void mw_wh_lane_free(mw_wh_lane_t *lane);
-static const char *mw_wh_printable(char *buf, size_t size, const char *s,
-    size_t len);
 
 
 void
@@ -285,7 +283,7 @@ mw_wh_done(mw_http_t *h)
 static void
 mw_wh_fail(mw_wh_lane_t *lane, const char *why, int reached)
 {
-    char            id[160];
+    char            id[MW_ESC_SIZE];
     double          delay;
     mw_webhook_t   *wh = lane->wh;
     mw_wh_event_t  *e = lane->head;
@@ -301,8 +299,8 @@ mw_wh_fail(mw_wh_lane_t *lane, const char *why, int reached)
      */
     if ((reached || !wh->outage) && ++e->attempts == 1) {
         mw_log("warn", "webhook for enrollment \"%s\" (event %s) failed: %s; "
-               "retrying", mw_wh_printable(id, sizeof(id), lane->id,
-                                           lane->id_len), e->stream_id, why);
+               "retrying", mw_esc(id, sizeof(id), lane->id, lane->id_len),
+               e->stream_id, why);
     }
 
     /* a run of failures on any lanes: the receiver, not one event */
@@ -329,7 +327,7 @@ mw_wh_fail(mw_wh_lane_t *lane, const char *why, int reached)
     if (e->attempts >= conf->webhook_retries) {
         mw_log("error", "webhook for enrollment \"%s\" (event %s) failed %d "
                "times (%s): moved to mdm:webhooks:dead",
-               mw_wh_printable(id, sizeof(id), lane->id, lane->id_len),
+               mw_esc(id, sizeof(id), lane->id, lane->id_len),
                e->stream_id, e->attempts, why);
         mw_wh_dead_letter(wh, e, why);
         mw_wh_next(lane);
@@ -468,34 +466,6 @@ mw_wh_lanes_cleanup(mw_webhook_t *wh)
 
     mw_wh_table_free(&wh->lanes);
     mw_wh_table_free(&wh->events);
-}
-
-
-/* a device-chosen id for a log line: \xNN for what is not printable */
-static const char *
-mw_wh_printable(char *buf, size_t size, const char *s, size_t len)
-{
-    size_t          i, j;
-    unsigned char   c;
-
-    for (i = 0, j = 0; i < len && j + 8 < size; i++) {
-        c = (unsigned char) s[i];
-
-        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
-            j += (size_t) snprintf(buf + j, size - j, "\\x%02x", c);
-        } else {
-            buf[j++] = (char) c;
-        }
-    }
-
-    if (i < len) {
-        memcpy(buf + j, "...", 3);
-        j += 3;
-    }
-
-    buf[j] = '\0';
-
-    return buf;
 }
 
 
