@@ -152,9 +152,9 @@ sub freeze_proxy ($) { kill 'USR1', $_[0]{pid} }
 sub stop_proxy ($) { kill 'KILL', $_[0]{pid}; waitpid($_[0]{pid}, 0) }
 
 # A server on 127.0.0.1 that speaks RESP and answers INFO like Redis
-# VERSION, anything else +OK.
-sub start_fake_redis ($) {
-    my ($version) = @_;
+# VERSION, anything else +OK; with PASSWORD, NOAUTH until AUTH PASSWORD.
+sub start_fake_redis ($;$) {
+    my ($version, $password) = @_;
     my $l = IO::Socket::INET->new(Listen => 8, LocalAddr => '127.0.0.1', LocalPort => 0,
                                   ReuseAddr => 1) or die "listen: $!";
     my $pid = fork // die "fork: $!";
@@ -164,6 +164,7 @@ sub start_fake_redis ($) {
         alarm 60;
         while (my $c = $l->accept) {
             my $in = '';
+            my $authed = !defined $password;
             while (sysread($c, my $buf, 4096)) {
                 $in .= $buf;
                 # whole commands: *N\r\n then N times $LEN\r\nBYTES\r\n
@@ -179,7 +180,12 @@ sub start_fake_redis ($) {
                     }
                     last if @arg < $n;
                     substr($in, 0, $pos) = '';
-                    if (uc $arg[0] eq 'INFO') {
+                    if (uc $arg[0] eq 'AUTH') {
+                        $authed = ($arg[1] // '') eq $password;
+                        syswrite($c, $authed ? "+OK\r\n" : "-WRONGPASS invalid password\r\n");
+                    } elsif (!$authed) {
+                        syswrite($c, "-NOAUTH Authentication required.\r\n");
+                    } elsif (uc $arg[0] eq 'INFO') {
                         my $info = "# Server\r\nredis_version:$version\r\n";
                         syswrite($c, '$' . length($info) . "\r\n$info\r\n");
                     } else {
@@ -970,11 +976,46 @@ $::AUTH
     kill 'KILL', $fake->{pid};
     waitpid($fake->{pid}, 0);
 
+    # with a password: AUTH goes first, then the version check
+    $fake = ::start_fake_redis("6.0.0", "pw");
+    $w = ::worker(redis => "127.0.0.1:$fake->{port}", redis_password => "pw");
+    ::wait_for(sub { worker_log($w) =~ /needs Redis 6\.2/ }, 10, "the version error after AUTH");
+    Test::More::unlike(worker_log($w), qr/NOAUTH/, "INFO only after AUTH");
+    Test::More::is(stop_worker($w), 1, "exit status 1");
+    @::WS = ();
+    kill 'KILL', $fake->{pid};
+    waitpid($fake->{pid}, 0);
+
     redis("CONFIG", "SET", "maxmemory-policy", "allkeys-lru");
     $w = ::worker();
     ::wait_for(sub { worker_log($w) =~ /maxmemory-policy/ }, 10, "the eviction warning");
     Test::More::like(worker_log($w), qr/warn: redis 127\.0\.0\.1:\d+ has maxmemory-policy allkeys-lru: .*set maxmemory-policy noeviction/,
                      "warns about eviction");
     redis("CONFIG", "SET", "maxmemory-policy", "noeviction");
+    Test::More::is(::stop_all(), 0, "exit 0");
+} ]
+
+
+
+=== TEST 22: only the blocking connection is lost: the worker takes pushes again (the retry of a failed take is armed)
+--- request
+GET /v1/webhooks
+--- more_headers eval
+$::AUTH
+--- error_code: 200
+--- after_each eval
+[ sub {
+    ::stop_all();
+    apns_clear($::APNS);
+    ::pushcert($::CERT, 8);
+    ::enroll(4900, 4900);
+    my $w = ::worker();
+    my $id;
+    ::wait_for(sub { ($id) = redis("CLIENT", "LIST") =~ /\bid=(\d+) [^\n]*\bcmd=blmove\b/; $id }, 10,
+               "the worker's BLMOVE");
+    redis("CLIENT", "KILL", "ID", $id);
+    ::wait_for(sub { worker_log($w) =~ /\(blocking\) is back/ }, 10, "reconnected");
+    ::enqueue("M-04900");
+    ::wait_for(sub { ::apns_for(4900) >= 1 }, 10, "pushed");
     Test::More::is(::stop_all(), 0, "exit 0");
 } ]

@@ -69,7 +69,12 @@ mw_apns_start(mw_ctx_t *ctx)
     mw_apns_t  *a = ctx->apns;
 
     if (a->take_timer.cb == NULL) {
-        ev_timer_init(&a->take_timer, mw_apns_retake, 0.5, 0.);
+        /*
+         * ev_timer_again() arms a timer for its repeat value: with a
+         * repeat of 0 it would only stop it, and a take that failed would
+         * never be tried again.
+         */
+        ev_timer_init(&a->take_timer, mw_apns_retake, 0., 0.5);
         a->take_timer.data = a;
     }
 
@@ -179,9 +184,9 @@ mw_apns_take(mw_apns_t *a)
 static void
 mw_apns_retake(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    (void) loop;
     (void) revents;
 
+    ev_timer_stop(loop, t);
     mw_apns_take(t->data);
 }
 

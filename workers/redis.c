@@ -150,10 +150,10 @@ mw_redis_connect(mw_redis_t *r)
 
     /* setup: answered in order, SELECT last; all under the watchdog */
 
-    if ((r->check && mw_redis_setup(r, "INFO server", "INFO server") != 0)
-        || (r->ctx->conf.redis_password && r->ctx->conf.redis_password[0]
-            && mw_redis_setup(r, "AUTH", "AUTH %s",
-                              r->ctx->conf.redis_password) != 0)
+    if ((r->ctx->conf.redis_password && r->ctx->conf.redis_password[0]
+         && mw_redis_setup(r, "AUTH", "AUTH %s",
+                           r->ctx->conf.redis_password) != 0)
+        || (r->check && mw_redis_setup(r, "INFO server", "INFO server") != 0)
         || (r->check && mw_redis_setup(r, "INFO memory", "INFO memory") != 0))
     {
         mw_redis_drop(r, "cannot send the setup commands");
