@@ -41,6 +41,7 @@
 #define MDM_KEY_EVENTS          "mdm:events"         /* stream */
 #define MDM_KEY_WEBHOOKS_DEAD   "mdm:webhooks:dead"  /* stream */
 #define MDM_KEY_WEBHOOKS_WANT   "mdm:webhooks:want"  /* string, TTL */
+#define MDM_KEY_WEBHOOKS_LEADER "mdm:webhooks:leader" /* worker id, TTL */
 
 /* counters */
 #define MDM_KEY_STATS_APNS      "mdm:stats:apns"     /* hash */

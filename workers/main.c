@@ -69,8 +69,15 @@ static mw_option_t  mw_options[] = {
     { "webhook_backoff_ms", 'l', offsetof(mw_conf_t, webhook_backoff_ms),
       "first retry delay, doubled each time up to 300 s (1000)" },
     { "webhook_claim_ms", 'l', offsetof(mw_conf_t, webhook_claim_ms),
-      "idle time after which another worker's undelivered events are "
-      "taken over (30000)" },
+      "idle time after which a dead worker's (heartbeat expired) "
+      "undelivered events are taken over (30000)" },
+    { "webhook_idle", 's', offsetof(mw_conf_t, webhook_idle),
+      "on: Idle check-ins are webhook events too; off: the module does "
+      "not add them (on)" },
+    { "webhook_max_inflight", 'i', offsetof(mw_conf_t, webhook_max_inflight),
+      "webhook requests in flight at once (8)" },
+    { "webhook_dead_max", 'l', offsetof(mw_conf_t, webhook_dead_max),
+      "dead letters kept in mdm:webhooks:dead, about (100000)" },
     { "worker_id", 's', offsetof(mw_conf_t, worker_id),
       "this worker's name, unique among the workers of one Redis "
       "(the host name)" },
@@ -282,6 +289,9 @@ mw_defaults(mw_conf_t *conf)
     conf->webhook_retries = 10;
     conf->webhook_backoff_ms = 1000;
     conf->webhook_claim_ms = 30000;
+    conf->webhook_idle = strdup("on");
+    conf->webhook_max_inflight = 8;
+    conf->webhook_dead_max = 100000;
 }
 
 

@@ -44,6 +44,9 @@ typedef struct {
     int          webhook_retries;
     long         webhook_backoff_ms;
     long         webhook_claim_ms;
+    char        *webhook_idle;      /* on | off: Idle events wanted */
+    int          webhook_max_inflight;
+    long         webhook_dead_max;
 } mw_conf_t;
 
 
@@ -82,6 +85,10 @@ enum {
     MW_LUA_RECOVER,
     MW_LUA_REPUSH,
     MW_LUA_PROCS,
+    MW_LUA_WEBHOOK_BEAT,
+    MW_LUA_WEBHOOK_RELEASE,
+    MW_LUA_WEBHOOK_CLAIM,
+    MW_LUA_WEBHOOK_ACK,
     MW_LUA_N
 };
 

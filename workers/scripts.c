@@ -23,6 +23,10 @@ static const char  *mw_lua_src[MW_LUA_N] = {
     mw_lua_recover,
     mw_lua_repush,
     mw_lua_procs,
+    mw_lua_webhook_beat,
+    mw_lua_webhook_release,
+    mw_lua_webhook_claim,
+    mw_lua_webhook_ack,
 };
 
 
