@@ -176,6 +176,17 @@ ngx_http_mdm_enroll_process(ngx_http_request_t *r,
         }
     }
 
+    /*
+     * Where devices' MachineInfo is checked, nothing else gets a profile:
+     * an ADE location is usually open, and a plain GET would walk past it.
+     */
+    if (der.len == 0 && ecf->device_ca_set) {
+        return ngx_http_mdm_reject(r, &ctx->mdm, NGX_HTTP_FORBIDDEN,
+                                   "no MachineInfo: this location "
+                                   "(mdm_enroll_device_ca) serves ADE "
+                                   "devices only");
+    }
+
     if (ecf->challenge.len) {
         ctx->challenge = ecf->challenge;
 

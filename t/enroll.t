@@ -108,6 +108,9 @@ add_block_preprocessor(sub {
     $block->set_value('config', <<'EOF') unless defined $block->config;
         location = /enroll {
             mdm_enroll;
+        }
+        location = /enroll/ade {
+            mdm_enroll;
             mdm_enroll_device_ca $TEST_NGINX_PKI/identity-ca.pem;
         }
         location = /enroll/custom {
@@ -400,9 +403,9 @@ qr/^\[error\] [^\n]*answered 503: redis is not connected[^\n]*\n\z/
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
-(::post('/enroll', ::machineinfo('ade-device')))[0]
+(::post('/enroll/ade', ::machineinfo('ade-device')))[0]
 --- more_headers eval
-(::post('/enroll', ::machineinfo('ade-device')))[1]
+(::post('/enroll/ade', ::machineinfo('ade-device')))[1]
 --- error_code: 200
 --- response_headers
 Content-Type: application/x-apple-aspen-config
@@ -430,7 +433,7 @@ my $k = "mdm:machineinfo:$::SERIAL";
 --- redis_setup eval
 ::pushcert_setup()
 --- request
-GET /enroll
+GET /enroll/ade
 --- more_headers eval
 "x-apple-aspen-deviceinfo: " . MIME::Base64::encode_base64(::machineinfo('ade-device', SERIAL => 'WEBVIEW1'), '') . "\n"
 --- error_code: 200
@@ -445,9 +448,9 @@ HGET mdm:machineinfo:WEBVIEW1 udid => 00008020-0001713C1E90003A
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
-(::post('/enroll', ::machineinfo('rogue-device')))[0]
+(::post('/enroll/ade', ::machineinfo('rogue-device')))[0]
 --- more_headers eval
-(::post('/enroll', ::machineinfo('rogue-device')))[1]
+(::post('/enroll/ade', ::machineinfo('rogue-device')))[1]
 --- error_code: 400
 --- grep_error_log eval
 qr/\[error\].*/
@@ -465,10 +468,10 @@ KEYS mdm:scep:challenge:* => (empty)
 --- request eval
 my $d = ::machineinfo('ade-device');
 $d =~ s/\Q$::SERIAL\E/C02XK1ABJGH6/ or die "serial not in the DER";
-(::post('/enroll', $d))[0]
+(::post('/enroll/ade', $d))[0]
 --- more_headers eval
 my $d = ::machineinfo('ade-device');
-(::post('/enroll', $d))[1]
+(::post('/enroll/ade', $d))[1]
 --- error_code: 400
 --- grep_error_log eval
 qr/\[error\].*/
@@ -483,9 +486,9 @@ KEYS mdm:machineinfo:* => (empty)
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
-(::post('/enroll', ::machineinfo_plist(SERIAL => 'X', UDID => 'Y')))[0]
+(::post('/enroll/ade', ::machineinfo_plist(SERIAL => 'X', UDID => 'Y')))[0]
 --- more_headers eval
-(::post('/enroll', ::machineinfo_plist(SERIAL => 'X', UDID => 'Y')))[1]
+(::post('/enroll/ade', ::machineinfo_plist(SERIAL => 'X', UDID => 'Y')))[1]
 --- error_code: 400
 --- grep_error_log eval
 qr/\[error\].*/
@@ -501,9 +504,9 @@ KEYS mdm:scep:challenge:* => (empty)
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
-(::post('/enroll', "\x30\x82\xff\xff garbage"))[0]
+(::post('/enroll/ade', "\x30\x82\xff\xff garbage"))[0]
 --- more_headers eval
-(::post('/enroll', "\x30\x82\xff\xff garbage"))[1]
+(::post('/enroll/ade', "\x30\x82\xff\xff garbage"))[1]
 --- error_code: 400
 --- grep_error_log eval
 qr/\[error\].*/
@@ -519,9 +522,9 @@ KEYS mdm:scep:challenge:* => (empty)
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
-(("POST /enroll\n", "Content-Length: 0\n"))[0]
+(("POST /enroll/ade\n", "Content-Length: 0\n"))[0]
 --- more_headers eval
-(("POST /enroll\n", "Content-Length: 0\n"))[1]
+(("POST /enroll/ade\n", "Content-Length: 0\n"))[1]
 --- error_code: 400
 --- grep_error_log eval
 qr/\[error\].*/
@@ -537,9 +540,9 @@ KEYS mdm:scep:challenge:* => (empty)
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
-(::post('/enroll', ::machineinfo('ade-device', SERIAL => undef)))[0]
+(::post('/enroll/ade', ::machineinfo('ade-device', SERIAL => undef)))[0]
 --- more_headers eval
-(::post('/enroll', ::machineinfo('ade-device', SERIAL => undef)))[1]
+(::post('/enroll/ade', ::machineinfo('ade-device', SERIAL => undef)))[1]
 --- error_code: 400
 --- grep_error_log eval
 qr/\[error\].*/
@@ -555,9 +558,9 @@ KEYS mdm:scep:challenge:* => (empty)
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
-(::post('/enroll', ::machineinfo('ade-device', SERIAL => '../../x')))[0]
+(::post('/enroll/ade', ::machineinfo('ade-device', SERIAL => '../../x')))[0]
 --- more_headers eval
-(::post('/enroll', ::machineinfo('ade-device', SERIAL => '../../x')))[1]
+(::post('/enroll/ade', ::machineinfo('ade-device', SERIAL => '../../x')))[1]
 --- error_code: 400
 --- grep_error_log eval
 qr/\[error\].*/
@@ -573,9 +576,9 @@ KEYS mdm:scep:challenge:* => (empty)
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
-(::post('/enroll', ::cms_sign('not a plist', device_cert('ade-device')->{cert}, device_cert('ade-device')->{key})))[0]
+(::post('/enroll/ade', ::cms_sign('not a plist', device_cert('ade-device')->{cert}, device_cert('ade-device')->{key})))[0]
 --- more_headers eval
-(::post('/enroll', ::cms_sign('not a plist', device_cert('ade-device')->{cert}, device_cert('ade-device')->{key})))[1]
+(::post('/enroll/ade', ::cms_sign('not a plist', device_cert('ade-device')->{cert}, device_cert('ade-device')->{key})))[1]
 --- error_code: 400
 --- grep_error_log eval
 qr/\[error\].*/
@@ -591,9 +594,9 @@ KEYS mdm:scep:challenge:* => (empty)
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
-(::post('/enroll', ::cms_sign('bplist00' . ('x' x 40), device_cert('ade-device')->{cert}, device_cert('ade-device')->{key})))[0]
+(::post('/enroll/ade', ::cms_sign('bplist00' . ('x' x 40), device_cert('ade-device')->{cert}, device_cert('ade-device')->{key})))[0]
 --- more_headers eval
-(::post('/enroll', ::cms_sign('bplist00' . ('x' x 40), device_cert('ade-device')->{cert}, device_cert('ade-device')->{key})))[1]
+(::post('/enroll/ade', ::cms_sign('bplist00' . ('x' x 40), device_cert('ade-device')->{cert}, device_cert('ade-device')->{key})))[1]
 --- error_code: 400
 --- grep_error_log eval
 qr/\[error\].*/
@@ -609,9 +612,9 @@ KEYS mdm:scep:challenge:* => (empty)
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
-(::post('/enroll', ::cms_sign('<plist><dict><key>a</key>' . ('<array>' x 200) . ('</array>' x 200) . '</dict></plist>', device_cert('ade-device')->{cert}, device_cert('ade-device')->{key})))[0]
+(::post('/enroll/ade', ::cms_sign('<plist><dict><key>a</key>' . ('<array>' x 200) . ('</array>' x 200) . '</dict></plist>', device_cert('ade-device')->{cert}, device_cert('ade-device')->{key})))[0]
 --- more_headers eval
-(::post('/enroll', ::cms_sign('<plist><dict><key>a</key>' . ('<array>' x 200) . ('</array>' x 200) . '</dict></plist>', device_cert('ade-device')->{cert}, device_cert('ade-device')->{key})))[1]
+(::post('/enroll/ade', ::cms_sign('<plist><dict><key>a</key>' . ('<array>' x 200) . ('</array>' x 200) . '</dict></plist>', device_cert('ade-device')->{cert}, device_cert('ade-device')->{key})))[1]
 --- error_code: 400
 --- grep_error_log eval
 qr/\[error\].*/
@@ -627,9 +630,9 @@ KEYS mdm:scep:challenge:* => (empty)
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
-(("GET /enroll", "x-apple-aspen-deviceinfo: %%%not base64\n"))[0]
+(("GET /enroll/ade", "x-apple-aspen-deviceinfo: %%%not base64\n"))[0]
 --- more_headers eval
-(("GET /enroll", "x-apple-aspen-deviceinfo: %%%not base64\n"))[1]
+(("GET /enroll/ade", "x-apple-aspen-deviceinfo: %%%not base64\n"))[1]
 --- error_code: 400
 --- grep_error_log eval
 qr/\[error\].*/
@@ -645,9 +648,9 @@ KEYS mdm:scep:challenge:* => (empty)
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
-(("GET /enroll", "x-apple-aspen-deviceinfo: " . MIME::Base64::encode_base64('garbage', '') . "\n"))[0]
+(("GET /enroll/ade", "x-apple-aspen-deviceinfo: " . MIME::Base64::encode_base64('garbage', '') . "\n"))[0]
 --- more_headers eval
-(("GET /enroll", "x-apple-aspen-deviceinfo: " . MIME::Base64::encode_base64('garbage', '') . "\n"))[1]
+(("GET /enroll/ade", "x-apple-aspen-deviceinfo: " . MIME::Base64::encode_base64('garbage', '') . "\n"))[1]
 --- error_code: 400
 --- grep_error_log eval
 qr/\[error\].*/
@@ -659,7 +662,22 @@ KEYS mdm:scep:challenge:* => (empty)
 
 
 
-=== TEST 30: ADE where no mdm_enroll_device_ca is set: 403, not a profile
+=== TEST 30: a location with mdm_enroll_device_ca serves ADE devices only: a plain GET is 403
+--- redis_setup eval
+::pushcert_setup()
+--- request
+GET /enroll/ade
+--- error_code: 403
+--- grep_error_log eval
+qr/\[error\].*/
+--- grep_error_log_out eval
+qr/^\[error\] [^\n]*answered 403: no MachineInfo: this location \(mdm_enroll_device_ca\) serves ADE devices only[^\n]*\n\z/
+--- redis_check
+KEYS mdm:scep:challenge:* => (empty)
+
+
+
+=== TEST 31: ADE where no mdm_enroll_device_ca is set: 403, not a profile
 --- redis_setup eval
 ::pushcert_setup()
 --- request eval
@@ -674,7 +692,7 @@ qr/^\[error\] [^\n]*answered 403: ADE MachineInfo refused: no mdm_enroll_device_
 
 
 
-=== TEST 31: mdm_enroll_device_ca off: a startup warning; MachineInfo accepted unverified
+=== TEST 32: mdm_enroll_device_ca off: a startup warning; MachineInfo accepted unverified
 --- config
 location = /enroll {
     mdm_enroll;
@@ -694,7 +712,7 @@ mdm_enroll_device_ca off: any client can send MachineInfo for any device serial
 
 
 
-=== TEST 32: configuration: mdm_enroll without mdm_redis
+=== TEST 33: configuration: mdm_enroll without mdm_redis
 --- http_config
 --- config
 location = /enroll { mdm_enroll; }
@@ -705,7 +723,7 @@ qr/\[emerg\] .*mdm_enroll needs "mdm_redis" in http\{\}/
 
 
 
-=== TEST 33: configuration: mdm_enroll_sign with a key of another certificate
+=== TEST 34: configuration: mdm_enroll_sign with a key of another certificate
 --- config
 location = /enroll {
     mdm_enroll;
@@ -718,7 +736,7 @@ qr/\[emerg\] .*mdm_enroll_sign: ".*" must be a PEM certificate \(then its chain\
 
 
 
-=== TEST 34: configuration: mdm_enroll_device_ca that is no certificate
+=== TEST 35: configuration: mdm_enroll_device_ca that is no certificate
 --- config
 location = /enroll {
     mdm_enroll;
@@ -731,7 +749,7 @@ qr/\[emerg\] .*mdm_enroll_device_ca ".*ca\.key" holds no PEM certificate/
 
 
 
-=== TEST 35: configuration: mdm_enroll_ca_cert that cannot be read
+=== TEST 36: configuration: mdm_enroll_ca_cert that cannot be read
 --- config
 location = /enroll {
     mdm_enroll;
@@ -744,7 +762,7 @@ qr/\[emerg\] .*mdm_enroll_ca_cert "\/nonexistent\/ca\.pem" is not a readable PEM
 
 
 
-=== TEST 36: configuration: a challenge TTL of 0
+=== TEST 37: configuration: a challenge TTL of 0
 --- config
 location = /enroll {
     mdm_enroll;
