@@ -319,7 +319,7 @@ ngx_http_mdm_checkin_call(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
     if (args == NULL
         || ngx_http_mdm_device_keys(r, ctx, args) != NGX_OK
         || (users = ngx_array_push(args)) == NULL
-        || ngx_http_mdm_enrollment_key(r->pool, "mdm:users:", ctx, 0, users)
+        || ngx_http_mdm_enrollment_key(r->pool, MDM_KEY_USERS, ctx, 0, users)
            != NGX_OK
         || ngx_http_mdm_push_arg(args, ctx->message_type.data,
                                  ctx->message_type.len) != NGX_OK

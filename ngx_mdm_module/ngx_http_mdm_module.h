@@ -15,6 +15,8 @@
 #include <openssl/x509.h>
 #include <plist/plist.h>
 
+#include "ngx_mdm_keys.h"
+
 
 #define NGX_HTTP_MDM_VERSION  "0.1.0"
 

@@ -273,27 +273,27 @@ ngx_http_mdm_device_keys(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    if (ngx_http_mdm_enrollment_key(r->pool, "mdm:enr:", ctx, 1, &a[0])
+    if (ngx_http_mdm_enrollment_key(r->pool, MDM_KEY_ENR, ctx, 1, &a[0])
            != NGX_OK
-        || ngx_http_mdm_enrollment_key(r->pool, "mdm:enr:", ctx, 0, &a[1])
+        || ngx_http_mdm_enrollment_key(r->pool, MDM_KEY_ENR, ctx, 0, &a[1])
            != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    p = ngx_pnalloc(r->pool, sizeof("mdm:certidx:") - 1 + 64);
+    p = ngx_pnalloc(r->pool, sizeof(MDM_KEY_CERTIDX) - 1 + 64);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     a[2].data = p;
-    p = ngx_cpymem(p, "mdm:certidx:", sizeof("mdm:certidx:") - 1);
+    p = ngx_cpymem(p, MDM_KEY_CERTIDX, sizeof(MDM_KEY_CERTIDX) - 1);
     if (ctx->has_cert) {
         p = ngx_cpymem(p, ctx->cert_hash, 64);
     }
     a[2].len = p - a[2].data;
 
-    ngx_str_set(&a[3], "mdm:events");
+    ngx_str_set(&a[3], MDM_KEY_EVENTS);
 
     return NGX_OK;
 }

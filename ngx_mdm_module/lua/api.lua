@@ -45,7 +45,7 @@ end
 
 local function enr_key(id)
     local did, suffix = mdm_split_id(id)
-    return mdm_key('mdm:enr:', did, suffix)
+    return mdm_key(MDM_KEY_ENR, did, suffix)
 end
 
 -- the priority lane and the queue of an enrollment
@@ -55,7 +55,7 @@ end
 
 local function block_key(id)
     local did = mdm_split_id(id)
-    return mdm_key('mdm:block:', did, '')
+    return mdm_key(MDM_KEY_BLOCK, did, '')
 end
 
 local function result_key(id, uuid)
@@ -67,8 +67,8 @@ end
 -- to mdm:push only if it was not already waiting there; the worker takes it
 -- out of mdm:push:pending when it takes it off mdm:push.
 local function push(id)
-    if redis.call('SADD', 'mdm:push:pending', id) == 1 then
-        redis.call('RPUSH', 'mdm:push', id)
+    if redis.call('SADD', MDM_KEY_PUSH_PENDING, id) == 1 then
+        redis.call('RPUSH', MDM_KEY_PUSH, id)
     end
 end
 
@@ -106,7 +106,7 @@ function ops.enqueue()
     local uuid, plist, rtype, priority = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
     local expires_at, max_deliveries, nopush = ARGV[7], ARGV[8], ARGV[9]
     local ttl = ARGV[10]
-    local ckey = 'mdm:cmd:' .. uuid
+    local ckey = MDM_KEY_CMD .. uuid
 
     if redis.call('EXISTS', ckey) == 1 then
         return json_error(409, 'command UUID ' .. uuid .. ' already exists')
@@ -234,7 +234,7 @@ function ops.enrollments()
     local want_type, want_enabled, seen_after = ARGV[5], ARGV[6], ARGV[7]
     local expires_before = tonumber(ARGV[8] or '')
 
-    local ok, r = pcall(redis.call, 'SCAN', cursor, 'MATCH', 'mdm:enr:{*',
+    local ok, r = pcall(redis.call, 'SCAN', cursor, 'MATCH', MDM_KEY_ENR .. '{*',
                         'COUNT', count)
     if not ok then return bad_cursor() end
     local items = {}
@@ -296,13 +296,13 @@ end
 -- one enrollment channel's keys and pending push; whether it existed
 local function remove_channel(did, suffix)
     local id = did .. suffix
-    local key = mdm_key('mdm:enr:', did, suffix)
+    local key = mdm_key(MDM_KEY_ENR, did, suffix)
     local existed = redis.call('EXISTS', key) == 1
     local lane, queue = mdm_queue_keys(did, suffix)
     -- UNLINK: a long queue is freed outside the script
     redis.call('UNLINK', key, lane, queue)
-    if redis.call('SREM', 'mdm:push:pending', id) == 1 then
-        redis.call('LREM', 'mdm:push', 0, id)
+    if redis.call('SREM', MDM_KEY_PUSH_PENDING, id) == 1 then
+        redis.call('LREM', MDM_KEY_PUSH, 0, id)
     end
     return existed
 end
@@ -315,8 +315,8 @@ local function unindex_certificates(did, dev)
     for h in pairs(mdm_bindings(dev)) do hashes[#hashes + 1] = h end
     for i = 1, #t, 2 do hashes[#hashes + 1] = t[i] end
     for _, h in ipairs(hashes) do
-        if redis.call('GET', 'mdm:certidx:' .. h) == did then
-            redis.call('DEL', 'mdm:certidx:' .. h)
+        if redis.call('GET', MDM_KEY_CERTIDX .. h) == did then
+            redis.call('DEL', MDM_KEY_CERTIDX .. h)
         end
     end
     redis.call('DEL', old)
@@ -327,7 +327,7 @@ end
 function ops.delete()
     local id = ARGV[3]
     local did, suffix = mdm_split_id(id)
-    local users = mdm_key('mdm:users:', did, '')
+    local users = mdm_key(MDM_KEY_USERS, did, '')
     local deleted = {}
 
     if suffix ~= '' then
@@ -340,7 +340,7 @@ function ops.delete()
         end
         unindex_certificates(did, enr_key(did))
         if remove_channel(did, '') then table.insert(deleted, 1, did) end
-        redis.call('DEL', users, mdm_key('mdm:auth:', did, ''))
+        redis.call('DEL', users, mdm_key(MDM_KEY_AUTH, did, ''))
     end
 
     if #deleted == 0 then
@@ -383,7 +383,7 @@ function ops.queue()
     local page, total = queue_page(id, off, limit)
     local items = {}
     for _, uuid in ipairs(page) do
-        local c = redis.call('HMGET', 'mdm:cmd:' .. uuid, 'request_type',
+        local c = redis.call('HMGET', MDM_KEY_CMD .. uuid, 'request_type',
                              'created_at', 'expires_at', 'max_deliveries')
         local r = redis.call('HMGET', result_key(id, uuid), 'status',
                              'deliveries', 'not_now_tally', 'updated_at')
@@ -449,7 +449,7 @@ end
 -- 5 limit (SSCAN's COUNT: a page of a small set may hold all of it)
 function ops.command()
     local uuid = ARGV[3]
-    local ckey = 'mdm:cmd:' .. uuid
+    local ckey = MDM_KEY_CMD .. uuid
     local c = redis.call('HMGET', ckey, 'plist', 'request_type', 'created_at',
                          'expires_at', 'max_deliveries', 'priority')
     if not c[1] then
@@ -491,27 +491,27 @@ function ops.pushcert()
 
     -- replacing instead of renewing a push certificate gives a new topic
     -- and silently strands every enrolled device
-    if force ~= '1' and redis.call('SCARD', 'mdm:topics') > 0
-       and redis.call('SISMEMBER', 'mdm:topics', topic) == 0 then
-        local used = redis.call('SRANDMEMBER', 'mdm:topics')
+    if force ~= '1' and redis.call('SCARD', MDM_KEY_TOPICS) > 0
+       and redis.call('SISMEMBER', MDM_KEY_TOPICS, topic) == 0 then
+        local used = redis.call('SRANDMEMBER', MDM_KEY_TOPICS)
         return json_error(409, 'the certificate is for topic ' .. topic
             .. ' but enrolled devices listen on ' .. used
             .. ': renew the existing push certificate instead of creating '
             .. 'a new one, or add ?force=1 if every device will re-enroll')
     end
 
-    redis.call('HSET', 'mdm:pushcert:' .. topic, 'cert', ARGV[4],
+    redis.call('HSET', MDM_KEY_PUSHCERT .. topic, 'cert', ARGV[4],
                'key', ARGV[5], 'not_after', ARGV[6],
                'not_after_rfc3339', ARGV[7], 'updated_at', now)
     -- the topics of uploaded certificates are the only ones the guard
     -- trusts (contract C2): devices cannot add to them
-    redis.call('SADD', 'mdm:topics', topic)
+    redis.call('SADD', MDM_KEY_TOPICS, topic)
     return {200, cjson.encode({topic = topic, not_after = ARGV[7]})}
 end
 
 -- ARGV: 3 topic
 function ops.pushcert_get()
-    local c = redis.call('HGET', 'mdm:pushcert:' .. ARGV[3],
+    local c = redis.call('HGET', MDM_KEY_PUSHCERT .. ARGV[3],
                          'not_after_rfc3339')
     if not c then
         return json_error(404, 'no push certificate for this topic')
@@ -523,14 +523,14 @@ end
 -- flight, and a page of dead letters, newest first. ARGV: 3 cursor (the
 -- last dead_id of the previous page, "" for the newest), 4 limit
 function ops.webhooks()
-    local backlog = redis.call('XLEN', 'mdm:events')
+    local backlog = redis.call('XLEN', MDM_KEY_EVENTS)
     local pending = 0
-    local ok, p = pcall(redis.call, 'XPENDING', 'mdm:events', 'webhooks')
+    local ok, p = pcall(redis.call, 'XPENDING', MDM_KEY_EVENTS, 'webhooks')
     if ok and type(p) == 'table' then pending = p[1] end
 
     local limit = tonumber(ARGV[4])
     local from = (ARGV[3] == '') and '+' or ('(' .. ARGV[3])
-    local ok, page = pcall(redis.call, 'XREVRANGE', 'mdm:webhooks:dead',
+    local ok, page = pcall(redis.call, 'XREVRANGE', MDM_KEY_WEBHOOKS_DEAD,
                            from, '-', 'COUNT', limit)
     if not ok then return bad_cursor() end
     local dead = {}
@@ -544,7 +544,7 @@ function ops.webhooks()
 
     return {200, encode_with_list({
         backlog = backlog, pending = pending,
-        dead_total = redis.call('XLEN', 'mdm:webhooks:dead'),
+        dead_total = redis.call('XLEN', MDM_KEY_WEBHOOKS_DEAD),
         cursor = (#dead == limit) and dead[#dead].dead_id or ''
     }, 'dead', dead)}
 end
@@ -558,11 +558,11 @@ local dead_meta = {event_id = true, error = true}
 function ops.replay()
     local n, maxlen = tonumber(ARGV[3]), tonumber(ARGV[4]) or 0
     local replayed, dropped = 0, 0
-    for _, e in ipairs(redis.call('XRANGE', 'mdm:webhooks:dead', '-', '+',
+    for _, e in ipairs(redis.call('XRANGE', MDM_KEY_WEBHOOKS_DEAD, '-', '+',
                                   'COUNT', n)) do
         local f, i = e[2], 1
         while i < #f and dead_meta[f[i]] do i = i + 2 end
-        local args = {'XADD', 'mdm:events'}
+        local args = {'XADD', MDM_KEY_EVENTS}
         if maxlen > 0 then
             args[#args + 1] = 'MAXLEN'
             args[#args + 1] = '~'
@@ -578,11 +578,11 @@ function ops.replay()
             -- no event in it: nothing to deliver again
             dropped = dropped + 1
         end
-        redis.call('XDEL', 'mdm:webhooks:dead', e[1])
+        redis.call('XDEL', MDM_KEY_WEBHOOKS_DEAD, e[1])
     end
     return {200, cjson.encode({
         replayed = replayed, dropped = dropped,
-        remaining = redis.call('XLEN', 'mdm:webhooks:dead')
+        remaining = redis.call('XLEN', MDM_KEY_WEBHOOKS_DEAD)
     })}
 end
 

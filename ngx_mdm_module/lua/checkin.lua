@@ -35,7 +35,7 @@ local USERS_MAX = 256
 local CLEAR_MAX = 1000
 local clear_budget = CLEAR_MAX
 
-local function user_key(s) return mdm_key('mdm:enr:', did, s) end
+local function user_key(s) return mdm_key(MDM_KEY_ENR, did, s) end
 
 -- a new enrollment drops what was queued for the old one, and says so in
 -- each command's result
@@ -63,8 +63,8 @@ local function unexpired_bindings()
         if h == hash or tonumber(na) >= sec then
             keep[#keep + 1] = h
             keep[#keep + 1] = na
-        elseif redis.call('GET', 'mdm:certidx:' .. h) == did then
-            redis.call('DEL', 'mdm:certidx:' .. h)
+        elseif redis.call('GET', MDM_KEY_CERTIDX .. h) == did then
+            redis.call('DEL', MDM_KEY_CERTIDX .. h)
         end
     end
     return keep
@@ -127,7 +127,7 @@ function handlers.Authenticate()
     local keep = unexpired_bindings()
     clear_queue('')
     redis.call('DEL', enr)
-    local auth = mdm_key('mdm:auth:', did, '')
+    local auth = mdm_key(MDM_KEY_AUTH, did, '')
     if store_auth == '1' then
         -- a key of its own: a long value would make Redis keep the whole
         -- enrollment hash as a hashtable, several times larger

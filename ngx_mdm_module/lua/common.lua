@@ -13,12 +13,12 @@ end
 
 -- the result of one command for one enrollment
 local function mdm_result_key(did, suffix, uuid)
-    return mdm_key('mdm:r:', did, suffix) .. ':' .. uuid
+    return mdm_key(MDM_KEY_RESULT, did, suffix) .. ':' .. uuid
 end
 
 -- an enrollment's commands: the priority lane, then the queue, both FIFO
 local function mdm_queue_keys(did, suffix)
-    return mdm_key('mdm:qp:', did, suffix), mdm_key('mdm:q:', did, suffix)
+    return mdm_key(MDM_KEY_QUEUE_PRIO, did, suffix), mdm_key(MDM_KEY_QUEUE, did, suffix)
 end
 
 -- An XADD to a stream, capped at about max entries ("0": no cap): every
@@ -38,7 +38,7 @@ end
 
 -- a device blocked through the API (POST /v1/enrollments/ID/block)
 local function mdm_blocked(did)
-    return redis.call('EXISTS', mdm_key('mdm:block:', did, '')) == 1
+    return redis.call('EXISTS', mdm_key(MDM_KEY_BLOCK, did, '')) == 1
 end
 
 -- The most queue entries one script looks at: a queue is a Redis list a
@@ -78,7 +78,7 @@ end
 -- the bindings earlier versions kept in a hash of their own, as its key
 -- and its HGETALL
 local function mdm_old_bindings(did)
-    local old = mdm_key('mdm:certs:', did, '')
+    local old = mdm_key(MDM_KEY_CERTS_OLD, did, '')
     return old, redis.call('HGETALL', old)
 end
 

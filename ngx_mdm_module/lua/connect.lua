@@ -58,9 +58,9 @@ if status ~= 'Idle' then
     local rk = mdm_result_key(did, suffix, uuid)
 
     if redis.call('EXISTS', rk) == 0
-       and redis.call('SISMEMBER', 'mdm:cmd:' .. uuid .. ':targets', id) == 0
+       and redis.call('SISMEMBER', MDM_KEY_CMD .. uuid .. ':targets', id) == 0
     then
-        redis.call('HINCRBY', 'mdm:stats:module', 'unknown_reports', 1)
+        redis.call('HINCRBY', MDM_KEY_STATS_MODULE, 'unknown_reports', 1)
         known = 'unknown'
     else
         local list = holding(uuid)
@@ -83,7 +83,7 @@ end
 -- mdm:webhooks:want at "all" then): a fleet's Idles are most of its traffic
 if known ~= 'unknown'
    and (status ~= 'Idle'
-        or redis.call('GET', 'mdm:webhooks:want') == 'all') then
+        or redis.call('GET', MDM_KEY_WEBHOOKS_WANT) == 'all') then
     mdm_xadd(events, events_max, 'type', 'Connect', 'id', id,
         'enrollment_type', etype, 'device_id', did, 'time', now,
         'params', params, 'status', status, 'command_uuid', uuid,
@@ -118,7 +118,7 @@ local function pick(list)
         local removed = 0
         for _, u in ipairs(batch) do
             seen = seen + 1
-            local c = redis.call('HMGET', 'mdm:cmd:' .. u, 'plist',
+            local c = redis.call('HMGET', MDM_KEY_CMD .. u, 'plist',
                                  'expires_at', 'max_deliveries')
             local rk = mdm_result_key(did, suffix, u)
             local r = redis.call('HMGET', rk, 'status', 'deliveries')
