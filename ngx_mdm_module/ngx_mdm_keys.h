@@ -43,6 +43,10 @@
 #define MDM_KEY_WEBHOOKS_WANT   "mdm:webhooks:want"  /* string, TTL */
 #define MDM_KEY_WEBHOOKS_LEADER "mdm:webhooks:leader" /* worker id, TTL */
 
+/* enrollment: one-time SCEP challenges (contract E1), ADE MachineInfo */
+#define MDM_KEY_SCEP_CHALLENGE  "mdm:scep:challenge:" /* + value, TTL */
+#define MDM_KEY_MACHINEINFO     "mdm:machineinfo:"   /* + serial, hash */
+
 /* counters */
 #define MDM_KEY_STATS_APNS      "mdm:stats:apns"     /* hash */
 #define MDM_KEY_STATS_MODULE    "mdm:stats:module"   /* hash */

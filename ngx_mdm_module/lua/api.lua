@@ -612,7 +612,7 @@ function ops.renew()
         if uuid == '' or redis.call('EXISTS', enr_key(id)) == 0 then
             status[id] = {renew_error = 'unknown enrollment'}
         else
-            local ckey = 'mdm:cmd:' .. uuid
+            local ckey = MDM_KEY_CMD .. uuid
             redis.call('HSET', ckey, 'plist', plist,
                        'request_type', 'InstallProfile', 'created_at', now,
                        'priority', '0')
@@ -622,7 +622,7 @@ function ops.renew()
             local _, queue = queue_keys(id)
             redis.call('RPUSH', queue, uuid)
             if challenge ~= '' then
-                redis.call('SET', 'mdm:scep:challenge:' .. challenge, now,
+                redis.call('SET', MDM_KEY_SCEP_CHALLENGE .. challenge, now,
                            'EX', challenge_ttl)
             end
             push(id)

@@ -15,8 +15,8 @@ local now, challenge, ttl, info_ttl, serial =
 -- uploaded certificates' topics (api's PUT /v1/pushcert, contract C2), and a
 -- forced replacement leaves more than one there.
 local topic, newest
-for _, t in ipairs(redis.call('SMEMBERS', 'mdm:topics')) do
-    local u = tonumber(redis.call('HGET', 'mdm:pushcert:' .. t,
+for _, t in ipairs(redis.call('SMEMBERS', MDM_KEY_TOPICS)) do
+    local u = tonumber(redis.call('HGET', MDM_KEY_PUSHCERT .. t,
                                   'updated_at') or '')
     if u and (newest == nil or u > newest) then
         topic, newest = t, u
@@ -29,13 +29,13 @@ end
 
 -- consumed with GETDEL by the SCEP CA on the first certificate (E1)
 if challenge ~= '' then
-    redis.call('SET', 'mdm:scep:challenge:' .. challenge, now, 'EX', ttl)
+    redis.call('SET', MDM_KEY_SCEP_CHALLENGE .. challenge, now, 'EX', ttl)
 end
 
 -- ADE: what the device said about itself, kept info_ttl after its last
 -- profile request
 if serial ~= '' then
-    local key = 'mdm:machineinfo:' .. serial
+    local key = MDM_KEY_MACHINEINFO .. serial
     local f = {'updated_at', now}
     for i = 6, #ARGV do f[#f + 1] = ARGV[i] end
     redis.call('HSET', key, unpack(f))
