@@ -20,6 +20,7 @@
 
 
 static void ngx_http_mdm_scep_pair_cleanup(void *data);
+static void ngx_http_mdm_scep_oids_cleanup(void *data);
 static ngx_int_t ngx_http_mdm_scep_load(ngx_conf_t *cf, ngx_str_t *name,
     ngx_http_mdm_scep_pair_t *pair, ngx_uint_t is_key);
 static char *ngx_http_mdm_scep_keys(ngx_conf_t *cf,
@@ -120,14 +121,23 @@ ngx_http_mdm_scep_merge_conf(ngx_conf_t *cf, ngx_http_mdm_scep_conf_t *prev,
 static char *
 ngx_http_mdm_scep_keys(ngx_conf_t *cf, ngx_http_mdm_scep_conf_t *conf)
 {
-    u_char  *der;
-    size_t   len;
+    u_char              *der;
+    size_t               len;
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
 
     if (ngx_http_mdm_scep_pki_init() != 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "mdm_scep: cannot make the SCEP OIDs");
         return NGX_CONF_ERROR;
     }
+
+    cln->handler = ngx_http_mdm_scep_oids_cleanup;
+    cln->data = NULL;
 
     conf->keys = ngx_pcalloc(cf->pool, sizeof(ngx_http_mdm_scep_keys_t));
     if (conf->keys == NULL) {
@@ -260,6 +270,13 @@ ngx_http_mdm_scep_pair_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     *field = pair;
 
     return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_mdm_scep_oids_cleanup(void *data)
+{
+    ngx_http_mdm_scep_pki_done();
 }
 
 

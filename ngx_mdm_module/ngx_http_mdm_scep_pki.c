@@ -41,6 +41,10 @@ static const char  *scep_oid_text[SCEP_NOIDS] = {
 
 static ASN1_OBJECT  *scep_oid[SCEP_NOIDS];
 
+/* configurations holding the OIDs: a reload's new one comes before the old
+ * one goes */
+static int           scep_oid_refs;
+
 
 /* messageType values of requests */
 #define SCEP_PKCSREQ  "19"
@@ -80,7 +84,25 @@ ngx_http_mdm_scep_pki_init(void)
         }
     }
 
+    scep_oid_refs++;
+
     return 0;
+}
+
+
+void
+ngx_http_mdm_scep_pki_done(void)
+{
+    int  i;
+
+    if (--scep_oid_refs > 0) {
+        return;
+    }
+
+    for (i = 0; i < SCEP_NOIDS; i++) {
+        ASN1_OBJECT_free(scep_oid[i]);
+        scep_oid[i] = NULL;
+    }
 }
 
 

@@ -85,6 +85,8 @@ typedef struct {
 
 /* once per process, before any job: the SCEP attribute OIDs */
 int ngx_http_mdm_scep_pki_init(void);
+/* once per successful init, when that configuration is freed */
+void ngx_http_mdm_scep_pki_done(void);
 
 /* step 1: verify, decrypt, parse the request (any thread) */
 void ngx_http_mdm_scep_decode(ngx_http_mdm_scep_job_t *job);

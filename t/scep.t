@@ -223,12 +223,12 @@ sub check_success {
     return unless $o{checkin};
 
     # the new identity, through mdm_identity signature
-    my $body = plist_set(vector('nanomdm/mdm/testdata/Authenticate.2.plist'),
+    my $plist = plist_set(vector('nanomdm/mdm/testdata/Authenticate.2.plist'),
                          UDID => "SCEP-$name");
-    $body =~ s/^\s+|\s+\z//g;
-    my $sig = mdm_signature($body, { cert => $cert,
-                                     key => "$t->{dir}/key.pem" });
-    my $res = send_raw(http_request(PUT => '/mdm/checkin', $body,
+    $plist =~ s/^\s+|\s+\z//g;
+    my $sig = mdm_signature($plist, { cert => $cert,
+                                      key => "$t->{dir}/key.pem" });
+    my $res = send_raw(http_request(PUT => '/mdm/checkin', $plist,
         [ 'Content-Type' => 'application/x-apple-aspen-mdm-checkin',
           'Mdm-Signature' => $sig ]));
     Test::More::is($res->{status}, 200,
