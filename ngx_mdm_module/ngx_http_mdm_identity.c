@@ -10,6 +10,7 @@
 
 
 #include "ngx_http_mdm_identity.h"
+#include "ngx_http_mdm_util.h"
 #include "ngx_http_mdm_fastsig.h"
 
 #include <openssl/cms.h>
@@ -523,9 +524,7 @@ ngx_http_mdm_identity_from_header(ngx_http_request_t *r, ngx_str_t *value,
     ngx_http_mdm_presented_t *p, const char **reason)
 {
     BIO           *bio;
-    u_char        *dst, *src;
     ngx_str_t      b64, der;
-    ngx_uint_t     i;
     const u_char  *q;
 
     if (value->data[0] == ':') {
@@ -558,19 +557,10 @@ ngx_http_mdm_identity_from_header(ngx_http_request_t *r, ngx_str_t *value,
         return NGX_OK;
     }
 
-    src = ngx_pnalloc(r->pool, value->len);
-    dst = ngx_pnalloc(r->pool, value->len);
-    if (src == NULL || dst == NULL) {
+    /* escaped PEM: "+" may stand for the spaces of the BEGIN line */
+    if (ngx_http_mdm_unescape(r->pool, value, &der, 1) != NGX_OK) {
         return NGX_ERROR;
     }
-
-    for (i = 0; i < value->len; i++) {
-        src[i] = (value->data[i] == '+') ? ' ' : value->data[i];
-    }
-
-    der.data = dst;
-    ngx_unescape_uri(&dst, &src, value->len, 0);
-    der.len = dst - der.data;
 
     bio = BIO_new_mem_buf(der.data, (int) der.len);
     if (bio == NULL) {

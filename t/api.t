@@ -10,6 +10,7 @@
 
 use Test::Nginx::Socket 'no_plan';
 use t::MDM;
+use t::MDMApi;
 
 use B ();
 use JSON::PP ();
@@ -106,152 +107,6 @@ our $SnapScript = q{
     return n .. '|' .. table.concat(redis.call('LRANGE', 'mdm:q:{ENQ-1}', 0, -1), ',')
 };
 sub snapshot { return redis('EVAL', $SnapScript, 0) }
-
-# ---------------------------------------------------------------------------
-# Talking to the API from Perl (for requests that depend on earlier answers)
-# ---------------------------------------------------------------------------
-
-# api($method, $path, $body, auth => HEADER) -> { status, headers, body,
-# json } (json undef if the body is not JSON)
-sub api {
-    my ($method, $path, $body, %opt) = @_;
-    my ($k, $v) = split /:\s*/, $opt{auth} // $::AUTH, 2;
-    my $res = concurrent_requests(server_port(),
-        [ http_request($method, $path, $body, [ $k => $v ]) ])->[0];
-    die "api $method $path: $res->{error}\n" if $res->{error};
-    $res->{json} = eval { JSON::PP->new->decode($res->{body}) };
-    return $res;
-}
-
-# ---------------------------------------------------------------------------
-# --- json eval: checks of a JSON response
-# ---------------------------------------------------------------------------
-#
-# The section gives an expected value (or, for a block with several
-# requests, an arrayref with one per request; undef skips one). The
-# response must be JSON (Content-Type application/json) and match:
-#   hashref      an object with at least these keys, each matching
-#   exact({..})  an object with exactly these keys
-#   arrayref     an array of that length, element by element
-#   qr//         a string matching it
-#   num(X)       a JSON number (not a string), matching X if given
-#   JSON::PP::true / false   that boolean
-#   absent()     (as a hash value) the key must not be there
-#   undef        null
-#   all_of(A, B) matching every one of them
-#   coderef      called with the decoded value and the raw body; true = ok
-#                (it may run its own tests too)
-#   scalar       equal as a string
-# The decoded body of the last response is kept in $::J.
-
-our $J;
-
-sub exact  { return bless { %{ $_[0] } }, 'main::Exact' }
-sub absent { return bless {}, 'main::Absent' }
-sub num    { return bless [ @_ ], 'main::Num' }
-sub all_of { return bless [ @_ ], 'main::All' }
-
-sub _show {
-    my ($v) = @_;
-    return 'null' unless defined $v;
-    return 'absent' if ref $v eq 'main::Absent';
-    return JSON::PP->new->canonical->allow_nonref->allow_blessed->encode($v)
-        if ref $v;
-    return "'$v'";
-}
-
-sub _is_json_number {
-    my $f = B::svref_2object(\$_[0])->FLAGS;
-    return ($f & (B::SVp_IOK | B::SVp_NOK)) && !($f & B::SVp_POK);
-}
-
-sub json_diff {
-    my ($got, $exp, $path) = @_;
-    $path //= '$';
-
-    if (ref $exp eq 'CODE') {
-        return $exp->($got, $::JBody) ? () : ("$path: check failed on " . _show($got));
-    }
-    if (ref $exp eq 'main::All') {
-        return map { json_diff($got, $_, $path) } @$exp;
-    }
-    if (ref $exp eq 'main::Num') {
-        return ("$path: want a number, got " . _show($got))
-            unless defined $got && !ref $got && _is_json_number($got);
-        return @$exp ? json_diff($got, $exp->[0], $path) : ();
-    }
-    if (ref $exp eq 'Regexp') {
-        return (defined $got && !ref $got && $got =~ $exp)
-             ? () : ("$path: " . _show($got) . " does not match $exp");
-    }
-    if (blessed $exp && $exp->isa('JSON::PP::Boolean')) {
-        return (blessed $got && $got->isa('JSON::PP::Boolean')
-                && !!$got == !!$exp)
-             ? () : ("$path: want " . ($exp ? 'true' : 'false') . ', got '
-                     . _show($got));
-    }
-    return defined $got ? ("$path: want null, got " . _show($got)) : ()
-        unless defined $exp;
-
-    if (ref $exp eq 'HASH' || ref $exp eq 'main::Exact') {
-        return ("$path: want an object, got " . _show($got))
-            unless ref $got eq 'HASH';
-        my @d;
-        for my $k (sort keys %$exp) {
-            my $e = $exp->{$k};
-            if (ref $e eq 'main::Absent') {
-                push @d, "$path.$k: must be absent, got " . _show($got->{$k})
-                    if exists $got->{$k};
-                next;
-            }
-            if (!exists $got->{$k}) {
-                push @d, "$path.$k: missing";
-                next;
-            }
-            push @d, json_diff($got->{$k}, $e, "$path.$k");
-        }
-        if (ref $exp eq 'main::Exact') {
-            push @d, "$path.$_: unexpected key" for grep { !exists $exp->{$_} } sort keys %$got;
-        }
-        return @d;
-    }
-    if (ref $exp eq 'ARRAY') {
-        return ("$path: want an array of " . @$exp . ', got ' . _show($got))
-            unless ref $got eq 'ARRAY' && @$got == @$exp;
-        return map { json_diff($got->[$_], $exp->[$_], "$path\[$_]") } 0 .. $#$exp;
-    }
-    return (defined $got && !ref $got && "$got" eq "$exp")
-         ? () : ("$path: want '$exp', got " . _show($got));
-}
-
-our $JBody;
-
-add_response_body_check(sub {
-    my ($block, $body, $i, $rep, $dry) = @_;
-    my $spec = t::MDM::_section($block, 'json');
-    return if $dry || !defined $spec;
-    my $name = $block->name;
-
-    my $n = t::MDM::_request_count($block);
-    if ($n > 1) {
-        die "$name - --- json eval must be an arrayref with one entry per request\n"
-            unless ref $spec eq 'ARRAY';
-        $spec = $spec->[$i];
-        return unless defined $spec;
-    }
-
-    $JBody = $body;
-    my $got = eval { JSON::PP->new->decode($body) };
-    if (!defined $got) {
-        Test::More::fail("$name - json (req $i): body is not JSON");
-        Test::More::diag("body: " . substr($body // '', 0, 300));
-        return;
-    }
-    $J = $got;
-    my @d = json_diff($got, $spec);
-    Test::More::ok(!@d, "$name - json (req $i)")
-        or Test::More::diag(join "\n", @d[0 .. ($#d < 9 ? $#d : 9)]);
-});
 
 {
     no strict 'refs';
@@ -616,7 +471,7 @@ all_of({ id => $::DEV, type => "Device", enabled => JSON::PP::true,
 
 === TEST 24: flow 5/12: enqueue a command for it: queued, pushed, stored
 --- redis_setup
-DEL mdm:push
+DEL mdm:push mdm:push:pending
 --- request eval
 "PUT /v1/enqueue/$::DEV\n" . cmd_plist("ProfileList", "FLOW-CMD-1")
 --- error_code: 200
@@ -649,7 +504,7 @@ exact({ status => exact({ $::DEV => exact({ push_result => "queued" }) }),
 --- error_code eval
 [ 200, 200 ]
 --- json eval
-[ exact({ id => $::DEV, commands => [
+[ exact({ id => $::DEV, cursor => "", total => num(1), commands => [
       { command_uuid => "FLOW-CMD-1", request_type => "ProfileList",
         deliveries => num(0), not_now_tally => num(0),
         created_at => num(qr/^\d{13}$/), last_status => absent(),
@@ -712,14 +567,14 @@ Content-Type: application/x-apple-aspen-mdm
                                  report => sent(report($::DEV, "Acknowledged", "FLOW-CMD-1")),
                                  updated_at => num(qr/^\d{13}$/),
                                  completed_at => num(qr/^\d{13}$/) } } },
-  exact({ id => $::DEV, commands => [] }),
+  exact({ id => $::DEV, commands => [], cursor => "", total => num(0) }),
   { queue_length => num(0), last_seen => num(qr/^\d{13}$/) } ]
 
 
 
-=== TEST 30: flow 11/12: /v1/push/ID (any method)
+=== TEST 30: flow 11/12: /v1/push/ID (any method); three pushes wait as one (issue 9 #10)
 --- redis_setup
-DEL mdm:push
+DEL mdm:push mdm:push:pending
 --- request eval
 [ "GET /v1/push/$::DEV", "POST /v1/push/$::DEV\nignored", "PUT /v1/push/$::DEV" ]
 --- error_code eval
@@ -727,7 +582,8 @@ DEL mdm:push
 --- json eval
 [ ({ status => exact({ $::DEV => exact({ push_result => "queued" }) }) }) x 3 ]
 --- redis_check eval
-[ [ "LRANGE mdm:push 0 -1", [ ($::DEV) x 3 ] ] ]
+[ [ "LRANGE mdm:push 0 -1", [ $::DEV ] ],
+  [ "SMEMBERS mdm:push:pending", [ $::DEV ] ] ]
 --- no_error_log
 [error]
 
@@ -735,7 +591,7 @@ DEL mdm:push
 
 === TEST 31: flow 12/12: push to a known and an unknown enrollment: 207; only unknown ones: 400
 --- redis_setup
-DEL mdm:push
+DEL mdm:push mdm:push:pending
 --- request eval
 [ "GET /v1/push/$::DEV,NOBODY-1", "GET /v1/push/NOBODY-1,NOBODY-2" ]
 --- error_code eval
@@ -752,7 +608,7 @@ DEL mdm:push
 
 === TEST 32: enqueue with nopush=1: queued, nothing for the push worker
 --- redis_setup eval
-[ enr("ENQ-1"), enr("ENQ-2"), enr("ENQ-3"), enr("ENQ-1:USER-1"), [ "DEL", "mdm:push" ] ]
+[ enr("ENQ-1"), enr("ENQ-2"), enr("ENQ-3"), enr("ENQ-1:USER-1"), [ "DEL", "mdm:push", "mdm:push:pending" ] ]
 --- request eval
 "PUT /v1/enqueue/ENQ-1?nopush=1\n" . cmd_plist("DeviceInformation", "ENQ-CMD-1")
 --- error_code: 200
@@ -820,7 +676,7 @@ exact({ error => qr/ENQ-CMD-1 already exists/ })
 
 === TEST 36: known and unknown enrollments: 207; each unknown one says so
 --- redis_setup
-DEL mdm:push
+DEL mdm:push mdm:push:pending
 --- request eval
 "PUT /v1/enqueue/ENQ-2,NOBODY-1,ENQ-3,NOBODY-2\n" . cmd_plist("ProfileList", "ENQ-CMD-207")
 --- error_code: 207
@@ -940,7 +796,7 @@ EXISTS mdm:cmd:PATCHED => 0
                 redis.call('HSET', string.format('mdm:enr:{BULK-%04d}', i),
                            'type', 'Device', 'enabled', '1')
               end}, 0 ],
-  [ "DEL", "mdm:push" ] ]
+  [ "DEL", "mdm:push", "mdm:push:pending" ] ]
 --- request eval
 "PUT /v1/enqueue/" . CORE::join(",", map { sprintf "BULK-%04d", $_ } 1 .. 1000) . "\n"
 . cmd_plist("InstalledApplicationList", "BULK-CMD-1")
@@ -984,7 +840,7 @@ EXISTS mdm:cmd:PATCHED => 0
 
 === TEST 43: the same id twice in one enqueue queues the command once
 --- redis_setup
-DEL mdm:q:{ENQ-3} mdm:push
+DEL mdm:q:{ENQ-3} mdm:push mdm:push:pending
 --- request eval
 "PUT /v1/enqueue/ENQ-3,ENQ-3,ENQ-3\n" . cmd_plist("ProfileList", "DUP-IDS")
 --- error_code: 200
@@ -1181,7 +1037,7 @@ EXISTS mdm:cmd:BADQ => 0
 "GET /v1/queue/$::DEV"
 --- error_code: 200
 --- json eval
-exact({ id => $::DEV, commands => [
+exact({ id => $::DEV, cursor => "", total => num(3), commands => [
     exact({ command_uuid => "Q-1", request_type => "ProfileList", deliveries => num(1),
             last_status => "NotNow", not_now_tally => num(1),
             created_at => num(qr/^\d{13}$/), updated_at => num(qr/^\d{13}$/) }),
@@ -1199,7 +1055,7 @@ exact({ id => $::DEV, commands => [
 --- error_code eval
 [ 200, 404, 200, 200 ]
 --- json eval
-[ exact({ id => $::DEV, removed => [ "Q-2" ] }),
+[ exact({ id => $::DEV, removed => [ "Q-2" ], remaining => num(2) }),
   exact({ error => "command is not queued for this enrollment" }),
   { enrollments => { $::DEV => { status => "Deleted", completed_at => num(qr/^\d{13}$/) } } },
   { commands => [ { command_uuid => "Q-1" }, { command_uuid => "Q-3" } ] } ]
@@ -1215,11 +1071,11 @@ exact({ id => $::DEV, commands => [
 --- error_code eval
 [ 200, 200, 200, 200, 200 ]
 --- json eval
-[ exact({ id => $::DEV, removed => [ "Q-1", "Q-3" ] }),
+[ exact({ id => $::DEV, removed => [ "Q-1", "Q-3" ], remaining => num(0) }),
   { enrollments => { $::DEV => { status => "Deleted" } } },
   { enrollments => { $::DEV => { status => "Deleted" } } },
-  exact({ id => $::DEV, commands => [] }),
-  exact({ id => $::DEV, removed => [] }) ]
+  exact({ id => $::DEV, commands => [], cursor => "", total => num(0) }),
+  exact({ id => $::DEV, removed => [], remaining => num(0) }) ]
 --- redis_check eval
 [ [ "EXISTS mdm:q:{$::DEV}", "0" ] ]
 
@@ -1238,7 +1094,7 @@ exact({ id => $::DEV, commands => [
   ({ error => qr/takes GET or DELETE/ }) x 3,
   (exact({ error => "invalid enrollment id or command UUID" })) x 3,
   exact({ error => "unknown endpoint" }),
-  exact({ id => "NOBODY-1", removed => [] }) ]
+  exact({ id => "NOBODY-1", removed => [], remaining => num(0) }) ]
 
 
 
@@ -1271,23 +1127,24 @@ exact({ id => $::DEV, commands => [
   { id => "version", type => "Device", queue_length => num(1) },
   { id => "version", commands => [ { command_uuid => "version" } ] },
   { command_uuid => "version", request_type => "ProfileList" },
-  exact({ id => "version", removed => [ "version" ] }) ]
+  exact({ id => "version", removed => [ "version" ], remaining => num(0) }) ]
 
 
 
-=== TEST 62: one enrollment: unknown 404, bad id 400, wrong method 405; a user channel
+=== TEST 62: one enrollment: unknown 404, bad id 400, wrong method 405, unknown sub-path 404; a user channel
 --- redis_setup eval
 [ enr("ENR-1:USER-9", user_short_name => "jdoe", last_seen => "1700000000000"),
   [ "RPUSH", "mdm:q:{ENR-1}:USER-9", "A", "B" ] ]
 --- request eval
-[ "GET /v1/enrollments/NOBODY-1", "GET /v1/enrollments/%7BX%7D", "DELETE /v1/enrollments/$::DEV",
+[ "GET /v1/enrollments/NOBODY-1", "GET /v1/enrollments/%7BX%7D", "PUT /v1/enrollments/$::DEV",
   "GET /v1/enrollments/$::DEV/x", "GET /v1/enrollments/ENR-1:USER-9" ]
 --- error_code eval
-[ 404, 400, 405, 405, 200 ]
+[ 404, 400, 405, 404, 200 ]
 --- json eval
 [ exact({ error => "unknown enrollment" }),
   exact({ error => "invalid enrollment id or command UUID" }),
-  (exact({ error => "enrollments/ID takes GET" })) x 2,
+  exact({ error => "enrollments/ID takes GET or DELETE" }),
+  exact({ error => "unknown endpoint" }),
   { id => "ENR-1:USER-9", type => "User", parent => "ENR-1", user_short_name => "jdoe",
     last_seen => num(1700000000000), queue_length => num(2), enabled => JSON::PP::true } ]
 

@@ -18,6 +18,7 @@ mdm_defaults(
         location = /mdm { mdm_server; }
         location = /bound/mdm { mdm_server; mdm_reenroll bound; }
         location = /unenrolled/mdm { mdm_server; mdm_reenroll unenrolled; }
+        location /v1/ { mdm_api; mdm_api_key policy-key; }
     },
     more_headers => "Content-Type: $t::MDM::CheckinType",
 );
@@ -27,6 +28,9 @@ our $REPORT_CT = 'Content-Type: application/x-apple-aspen-mdm';
 our $AUTH = 'nanomdm/mdm/testdata/Authenticate.2.plist';
 our $TOKEN = 'nanomdm/mdm/testdata/TokenUpdate.2.plist';
 our $CHECKOUT = 'commandment/testdata/CheckOut/10.11.x.xml';
+
+use MIME::Base64 qw(encode_base64);
+our $API_AUTH = 'Authorization: Basic ' . encode_base64('nanomdm:policy-key', '');
 
 sub auth { checkin_request(($_[0] // '/mdm') . " $AUTH", UDID => $MAC) }
 sub token { checkin_request("/mdm $TOKEN", UDID => $MAC) }
@@ -230,3 +234,18 @@ sub { redis("DEL", "mdm:block:{$::MAC}") }
 [ 200, 200 ]
 --- no_error_log
 [error]
+
+
+
+=== TEST 14: end to end through the admin API: POST /v1/enrollments/ID/block makes the device's next check-in and connect 403; unblock serves it again
+--- request eval
+[ "POST /v1/enrollments/$::MAC/block", ::token(), ::idle(),
+  "POST /v1/enrollments/$::MAC/unblock", ::token(), ::idle() ]
+--- more_headers eval
+[ $::API_AUTH, "Content-Type: $t::MDM::CheckinType", $::REPORT_CT,
+  $::API_AUTH, "Content-Type: $t::MDM::CheckinType", $::REPORT_CT ]
+--- signed_by: late
+--- error_code eval
+[ 200, 403, 403, 200, 200, 200 ]
+--- redis_check eval
+[ [ "EXISTS mdm:block:{$::MAC}", "0" ] ]

@@ -449,7 +449,7 @@ __DATA__
              [ "LRANGE", "mdm:q:{$::MAC}", 0, -1 ] => [ "LOOP-1", "LOOP-2" ]),
   ::redis_is([ "LRANGE", "mdm:q:{$::MAC}", 0, -1 ] => [ "LOOP-2" ]),
   undef,
-  ::json("" => { id => $::MAC, commands => [] }) ]
+  ::json("" => { id => $::MAC, commands => [], cursor => "", total => 0 }) ]
 --- redis_check eval
 [
   [ "HGET mdm:r:{$::MAC}:LOOP-1 status", "Acknowledged" ],
@@ -801,7 +801,7 @@ mdm: Acknowledged report from enrollment "66ADE930-5FDF-5EC4-8429-15640684C489" 
 --- response_body eval
 [ "", "", qr/./ ]
 --- after_each eval
-[ undef, undef, ::json("" => { id => $::USER, commands => [] }) ]
+[ undef, undef, ::json("" => { id => $::USER, commands => [], cursor => "", total => 0 }) ]
 --- redis_check eval
 [
   [ "HGET mdm:r:{$::MAC}:$::MACUSER:USR-1 status", "Acknowledged" ],

@@ -1,6 +1,11 @@
--- The admin API (see ngx_http_mdm_api.c): one operation per call.
+-- The admin API (see ngx_http_mdm_api*.c): one operation per call.
 -- ARGV[1] is the operation, ARGV[2] the time (ms); the rest depends on it.
 -- Returns {http status, JSON body}.
+--
+-- Every operation's work is bounded: listings are pages (at most 1,000
+-- items, the C side checks), enqueue and push name at most 10,000 ids. A
+-- script holds Redis for every client while it runs, and one that outlasts
+-- the module's Redis timeout costs every device request its connection.
 --
 -- Commands are stored once (mdm:cmd:UUID) and shared by every enrollment
 -- they were enqueued for, as NanoMDM does: these keys are not hash-tagged by
@@ -13,8 +18,29 @@ local function json_error(status, message)
     return {status, cjson.encode({error = message})}
 end
 
-local function json_array(items)
-    return '[' .. table.concat(items, ',') .. ']'
+-- Redis's cjson writes an empty table as {}: a list that may be empty is
+-- added to the encoded object o as key, [] when empty
+local function encode_with_list(o, key, list)
+    if #list > 0 then
+        o[key] = list
+        return cjson.encode(o)
+    end
+    local s = cjson.encode(o)
+    if s == '{}' then return '{"' .. key .. '":[]}' end
+    return string.sub(s, 1, -2) .. ',"' .. key .. '":[]}'
+end
+
+-- a cursor Redis refuses (the C side lets through any 20 digits, more
+-- than 2^64)
+local function bad_cursor()
+    return json_error(400, 'cursor is one a previous page answered, '
+                           .. 'limit 1 to 1000')
+end
+
+-- a page's next cursor: "" when there is none
+local function next_cursor(c)
+    if c == nil or c == '0' then return '' end
+    return c
 end
 
 local function enr_key(id)
@@ -27,13 +53,23 @@ local function queue_keys(id)
     return mdm_queue_keys(mdm_split_id(id))
 end
 
+local function block_key(id)
+    local did = mdm_split_id(id)
+    return mdm_key('mdm:block:', did, '')
+end
+
 local function result_key(id, uuid)
     local did, suffix = mdm_split_id(id)
     return mdm_result_key(did, suffix, uuid)
 end
 
+-- One pending push per enrollment (issue 9 #10, contract C1): the id goes
+-- to mdm:push only if it was not already waiting there; the worker takes it
+-- out of mdm:push:pending when it takes it off mdm:push.
 local function push(id)
-    redis.call('RPUSH', 'mdm:push', id)
+    if redis.call('SADD', 'mdm:push:pending', id) == 1 then
+        redis.call('RPUSH', 'mdm:push', id)
+    end
 end
 
 -- Runs act(id) once for each distinct known enrollment among ARGV[first..]
@@ -64,17 +100,19 @@ local ops = {}
 
 -- ARGV: 3 uuid, 4 plist, 5 request type, 6 priority (0|1), 7 expires_at
 -- (ms, "" for none), 8 max deliveries ("" for none), 9 no push (0|1),
--- 10.. enrollment ids
+-- 10 how long the command and its targets are kept (s: mdm_result_ttl, or
+-- until it expires if later), 11.. enrollment ids (at most 10,000)
 function ops.enqueue()
     local uuid, plist, rtype, priority = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
     local expires_at, max_deliveries, nopush = ARGV[7], ARGV[8], ARGV[9]
+    local ttl = ARGV[10]
     local ckey = 'mdm:cmd:' .. uuid
 
     if redis.call('EXISTS', ckey) == 1 then
         return json_error(409, 'command UUID ' .. uuid .. ' already exists')
     end
 
-    local code, result, ok = for_each_enrollment(10, 'command_error',
+    local code, result, ok = for_each_enrollment(11, 'command_error',
         function(id)
             local lane, queue = queue_keys(id)
             redis.call('RPUSH', priority == '1' and lane or queue, uuid)
@@ -94,6 +132,11 @@ function ops.enqueue()
         if max_deliveries ~= '' then
             redis.call('HSET', ckey, 'max_deliveries', max_deliveries)
         end
+        -- retention (issue 9 #6): a queue that still names the command
+        -- after this finds it gone, as after DELETE /v1/queue
+        -- (mdm_result_ttl 0 keeps them: EXPIRE 0 would delete them now)
+        mdm_expire(ckey, ttl)
+        mdm_expire(ckey .. ':targets', ttl)
     end
 
     return {code, cjson.encode(result)}
@@ -172,6 +215,8 @@ local function enrollment_object(id, key)
     o.has_bootstrap_token = secrets[2] ~= false
     o.has_push_token = secrets[3] ~= false
     identity_fields(o, id, key)
+    -- a block holds for the device and its user channels
+    o.blocked_at = tonumber(redis.call('GET', block_key(id)) or '')
     return o
 end
 
@@ -187,7 +232,9 @@ function ops.enrollments()
     local cursor, count = ARGV[3], ARGV[4]
     local want_type, want_enabled, seen_after = ARGV[5], ARGV[6], ARGV[7]
 
-    local r = redis.call('SCAN', cursor, 'MATCH', 'mdm:enr:{*', 'COUNT', count)
+    local ok, r = pcall(redis.call, 'SCAN', cursor, 'MATCH', 'mdm:enr:{*',
+                        'COUNT', count)
+    if not ok then return bad_cursor() end
     local items = {}
     for _, key in ipairs(r[2]) do
         local id = key_id(key)
@@ -197,14 +244,13 @@ function ops.enrollments()
                and (want_enabled == '' or f[2] == want_enabled)
                and (seen_after == ''
                     or tonumber(f[3] or '0') > tonumber(seen_after)) then
-                items[#items + 1] = cjson.encode(enrollment_object(id, key))
+                items[#items + 1] = enrollment_object(id, key)
             end
         end
     end
 
-    local next_cursor = (r[1] == '0') and '' or r[1]
-    return {200, '{"enrollments":' .. json_array(items) .. ',"cursor":'
-                 .. cjson.encode(next_cursor) .. '}'}
+    return {200, encode_with_list({cursor = next_cursor(r[1])},
+                                  'enrollments', items)}
 end
 
 -- ARGV: 3 enrollment id
@@ -220,19 +266,121 @@ function ops.enrollment()
     return {200, cjson.encode(o)}
 end
 
--- ARGV: 3 enrollment id
+-- ARGV: 3 device id. The block outlives Authenticate and DELETE: the
+-- device is refused 403 until unblocked (contract C5).
+function ops.block()
+    local id = ARGV[3]
+    redis.call('SET', block_key(id), now)
+    return {200, cjson.encode({
+        id = id, blocked_at = now_n,
+        enrolled = redis.call('EXISTS', enr_key(id)) == 1
+    })}
+end
+
+-- ARGV: 3 device id
+function ops.unblock()
+    local id = ARGV[3]
+    return {200, cjson.encode({
+        id = id, blocked = false,
+        was_blocked = redis.call('DEL', block_key(id)) == 1
+    })}
+end
+
+-- one enrollment channel's keys and pending push; whether it existed
+local function remove_channel(did, suffix)
+    local id = did .. suffix
+    local key = mdm_key('mdm:enr:', did, suffix)
+    local existed = redis.call('EXISTS', key) == 1
+    local lane, queue = mdm_queue_keys(did, suffix)
+    -- UNLINK: a long queue is freed outside the script
+    redis.call('UNLINK', key, lane, queue)
+    if redis.call('SREM', 'mdm:push:pending', id) == 1 then
+        redis.call('LREM', 'mdm:push', 0, id)
+    end
+    return existed
+end
+
+-- certificate-index entries that point at the device, of the bindings in
+-- its hash and of those an earlier version kept beside it
+local function unindex_certificates(did, dev)
+    local old, t = mdm_old_bindings(did)
+    local hashes = {}
+    for h in pairs(mdm_bindings(dev)) do hashes[#hashes + 1] = h end
+    for i = 1, #t, 2 do hashes[#hashes + 1] = t[i] end
+    for _, h in ipairs(hashes) do
+        if redis.call('GET', 'mdm:certidx:' .. h) == did then
+            redis.call('DEL', 'mdm:certidx:' .. h)
+        end
+    end
+    redis.call('DEL', old)
+end
+
+-- ARGV: 3 enrollment id. A device id takes its user channels with it; the
+-- results expire by their TTL; a block stays (contract C5).
+function ops.delete()
+    local id = ARGV[3]
+    local did, suffix = mdm_split_id(id)
+    local users = mdm_key('mdm:users:', did, '')
+    local deleted = {}
+
+    if suffix ~= '' then
+        if remove_channel(did, suffix) then deleted[1] = id end
+        redis.call('SREM', users, suffix)
+    else
+        local any = false
+        for _, s in ipairs(redis.call('SMEMBERS', users)) do
+            if remove_channel(did, s) then deleted[#deleted + 1] = did .. s end
+        end
+        unindex_certificates(did, enr_key(did))
+        if remove_channel(did, '') then table.insert(deleted, 1, did) end
+        redis.call('DEL', users, mdm_key('mdm:auth:', did, ''))
+    end
+
+    if #deleted == 0 then
+        return json_error(404, 'unknown enrollment')
+    end
+    return {200, cjson.encode({
+        id = id, deleted = deleted,
+        blocked = redis.call('EXISTS', block_key(id)) == 1
+    })}
+end
+
+-- up to limit commands of an enrollment's queue from offset off: the
+-- priority lane, then the queue; and the total
+local function queue_page(id, off, limit)
+    local lane, queue = queue_keys(id)
+    local np, nq = redis.call('LLEN', lane), redis.call('LLEN', queue)
+    local t = {}
+    if off < np then
+        t = redis.call('LRANGE', lane, off, math.min(off + limit, np) - 1)
+    end
+    local rest = limit - #t
+    if rest > 0 and off + #t < np + nq then
+        local from = math.max(off - np, 0)
+        for _, u in ipairs(redis.call('LRANGE', queue, from,
+                                      from + rest - 1)) do
+            t[#t + 1] = u
+        end
+    end
+    return t, np + nq
+end
+
+-- ARGV: 3 enrollment id, 4 cursor (an offset, "" for the first page),
+-- 5 limit
 function ops.queue()
     local id = ARGV[3]
     if redis.call('EXISTS', enr_key(id)) == 0 then
         return json_error(404, 'unknown enrollment')
     end
+    local off, limit = tonumber(ARGV[4]) or 0, tonumber(ARGV[5])
+    local page, total = queue_page(id, off, limit)
     local items = {}
-    for _, uuid in ipairs(mdm_queued(mdm_split_id(id))) do
+    for _, uuid in ipairs(page) do
         local c = redis.call('HMGET', 'mdm:cmd:' .. uuid, 'request_type',
                              'created_at', 'expires_at', 'max_deliveries')
         local r = redis.call('HMGET', result_key(id, uuid), 'status',
                              'deliveries', 'not_now_tally', 'updated_at')
-        items[#items + 1] = cjson.encode({
+        items[#items + 1] = {
             command_uuid = uuid, request_type = c[1] or nil,
             created_at = tonumber(c[2] or ''),
             expires_at = tonumber(c[3] or ''),
@@ -241,15 +389,20 @@ function ops.queue()
             last_status = r[1] or nil,
             not_now_tally = tonumber(r[3] or '0'),
             updated_at = tonumber(r[4] or '')
-        })
+        }
     end
-    return {200, '{"id":' .. cjson.encode(id) .. ',"commands":'
-                 .. json_array(items) .. '}'}
+    local after = off + #page
+    return {200, encode_with_list({
+        id = id, total = total,
+        cursor = (after < total) and tostring(after) or ''
+    }, 'commands', items)}
 end
 
--- ARGV: 3 enrollment id, 4 command uuid ("" for the whole queue)
+-- ARGV: 3 enrollment id, 4 command uuid ("" for the whole queue), 5 how
+-- long results are kept (s), 6 at most how many commands go in this call
 function ops.dequeue()
-    local id, uuid = ARGV[3], ARGV[4]
+    local id, uuid, ttl = ARGV[3], ARGV[4], ARGV[5]
+    local limit = tonumber(ARGV[6])
     local did, suffix = mdm_split_id(id)
     local removed = {}
 
@@ -259,21 +412,34 @@ function ops.dequeue()
         end
         removed[1] = uuid
     else
-        removed = mdm_queued(did, suffix)
-        redis.call('DEL', mdm_queue_keys(did, suffix))
+        -- the first limit commands, in queue order
+        local lane, queue = mdm_queue_keys(did, suffix)
+        for _, k in ipairs({lane, queue}) do
+            local n = limit - #removed
+            if n > 0 then
+                for _, u in ipairs(redis.call('LRANGE', k, 0, n - 1)) do
+                    removed[#removed + 1] = u
+                end
+                redis.call('LTRIM', k, n, -1)
+            end
+        end
     end
 
-    local items = {}
     for _, u in ipairs(removed) do
-        redis.call('HSET', result_key(id, u), 'status', 'Deleted',
+        local rk = result_key(id, u)
+        redis.call('HSET', rk, 'status', 'Deleted',
                    'updated_at', now, 'completed_at', now)
-        items[#items + 1] = cjson.encode(u)
+        mdm_expire(rk, ttl)
     end
-    return {200, '{"id":' .. cjson.encode(id) .. ',"removed":'
-                 .. json_array(items) .. '}'}
+    local lane, queue = queue_keys(id)
+    return {200, encode_with_list({
+        id = id,
+        remaining = redis.call('LLEN', lane) + redis.call('LLEN', queue)
+    }, 'removed', removed)}
 end
 
--- ARGV: 3 command uuid
+-- ARGV: 3 command uuid, 4 cursor (SSCAN's, "" for the first page),
+-- 5 limit (SSCAN's COUNT: a page of a small set may hold all of it)
 function ops.command()
     local uuid = ARGV[3]
     local ckey = 'mdm:cmd:' .. uuid
@@ -283,8 +449,12 @@ function ops.command()
         return json_error(404, 'unknown command')
     end
 
+    local tkey = ckey .. ':targets'
+    local ok, page = pcall(redis.call, 'SSCAN', tkey,
+                           ARGV[4] == '' and '0' or ARGV[4], 'COUNT', ARGV[5])
+    if not ok then return bad_cursor() end
     local per = {}
-    for _, id in ipairs(redis.call('SMEMBERS', ckey .. ':targets')) do
+    for _, id in ipairs(page[2]) do
         local r = redis.call('HMGET', result_key(id, uuid), 'status', 'report',
                              'updated_at', 'deliveries', 'not_now_tally',
                              'completed_at')
@@ -297,15 +467,14 @@ function ops.command()
         }
     end
 
-    local o = {
+    -- cjson writes an empty table as {}: right for a map of enrollments
+    return {200, cjson.encode({
         command_uuid = uuid, plist = c[1], request_type = c[2],
         created_at = tonumber(c[3]), expires_at = tonumber(c[4] or ''),
-        max_deliveries = tonumber(c[5] or ''), priority = (c[6] == '1')
-    }
-    local body = cjson.encode(o)
-    -- cjson writes an empty table as {}: right for a map of enrollments
-    return {200, string.sub(body, 1, -2) .. ',"enrollments":'
-                 .. cjson.encode(per) .. '}'}
+        max_deliveries = tonumber(c[5] or ''), priority = (c[6] == '1'),
+        enrollments = per, cursor = next_cursor(page[1]),
+        targets_total = redis.call('SCARD', tkey)
+    })}
 end
 
 -- ARGV: 3 topic, 4 certificate PEM, 5 key PEM, 6 notAfter (unix),
@@ -327,6 +496,9 @@ function ops.pushcert()
     redis.call('HSET', 'mdm:pushcert:' .. topic, 'cert', ARGV[4],
                'key', ARGV[5], 'not_after', ARGV[6],
                'not_after_rfc3339', ARGV[7], 'updated_at', now)
+    -- the topics of uploaded certificates are the only ones the guard
+    -- trusts (contract C2): devices cannot add to them
+    redis.call('SADD', 'mdm:topics', topic)
     return {200, cjson.encode({topic = topic, not_after = ARGV[7]})}
 end
 
@@ -341,26 +513,70 @@ function ops.pushcert_get()
 end
 
 -- webhook delivery as mdm-worker leaves it: the backlog, what is in
--- flight, and the dead letters (newest first); ARGV: 3 how many dead
+-- flight, and a page of dead letters, newest first. ARGV: 3 cursor (the
+-- last dead_id of the previous page, "" for the newest), 4 limit
 function ops.webhooks()
     local backlog = redis.call('XLEN', 'mdm:events')
     local pending = 0
     local ok, p = pcall(redis.call, 'XPENDING', 'mdm:events', 'webhooks')
     if ok and type(p) == 'table' then pending = p[1] end
 
+    local limit = tonumber(ARGV[4])
+    local from = (ARGV[3] == '') and '+' or ('(' .. ARGV[3])
+    local ok, page = pcall(redis.call, 'XREVRANGE', 'mdm:webhooks:dead',
+                           from, '-', 'COUNT', limit)
+    if not ok then return bad_cursor() end
     local dead = {}
-    for _, e in ipairs(redis.call('XREVRANGE', 'mdm:webhooks:dead', '+', '-',
-                                  'COUNT', tonumber(ARGV[3]))) do
+    for _, e in ipairs(page) do
         local o = {dead_id = e[1]}
         for i = 1, #e[2], 2 do
             if e[2][i] ~= 'body' then o[e[2][i]] = e[2][i + 1] end
         end
-        dead[#dead + 1] = cjson.encode(o)
+        dead[#dead + 1] = o
     end
 
-    return {200, '{"backlog":' .. backlog .. ',"pending":' .. pending
-                 .. ',"dead_total":' .. redis.call('XLEN', 'mdm:webhooks:dead')
-                 .. ',"dead":' .. json_array(dead) .. '}'}
+    return {200, encode_with_list({
+        backlog = backlog, pending = pending,
+        dead_total = redis.call('XLEN', 'mdm:webhooks:dead'),
+        cursor = (#dead == limit) and dead[#dead].dead_id or ''
+    }, 'dead', dead)}
+end
+
+-- what mdm-worker puts in front of an event's fields in a dead letter
+local dead_meta = {event_id = true, error = true}
+
+-- ARGV: 3 how many, 4 MAXLEN of mdm:events ("" or "0": none). The oldest
+-- dead letters go back to mdm:events as new events, with the fields they
+-- had, and leave mdm:webhooks:dead (contract C4).
+function ops.replay()
+    local n, maxlen = tonumber(ARGV[3]), tonumber(ARGV[4]) or 0
+    local replayed, dropped = 0, 0
+    for _, e in ipairs(redis.call('XRANGE', 'mdm:webhooks:dead', '-', '+',
+                                  'COUNT', n)) do
+        local f, i = e[2], 1
+        while i < #f and dead_meta[f[i]] do i = i + 2 end
+        local args = {'XADD', 'mdm:events'}
+        if maxlen > 0 then
+            args[#args + 1] = 'MAXLEN'
+            args[#args + 1] = '~'
+            args[#args + 1] = maxlen
+        end
+        args[#args + 1] = '*'
+        local first = #args
+        for j = i, #f do args[#args + 1] = f[j] end
+        if #args > first and (#args - first) % 2 == 0 then
+            redis.call(unpack(args))
+            replayed = replayed + 1
+        else
+            -- no event in it: nothing to deliver again
+            dropped = dropped + 1
+        end
+        redis.call('XDEL', 'mdm:webhooks:dead', e[1])
+    end
+    return {200, cjson.encode({
+        replayed = replayed, dropped = dropped,
+        remaining = redis.call('XLEN', 'mdm:webhooks:dead')
+    })}
 end
 
 local f = ops[op]
