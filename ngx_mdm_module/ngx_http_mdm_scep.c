@@ -18,6 +18,7 @@
 #include "ngx_http_mdm_request.h"
 #include "ngx_http_mdm_response.h"
 #include "ngx_http_mdm_scripts.h"
+#include "ngx_http_mdm_util.h"
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -173,7 +174,7 @@ ngx_http_mdm_scep_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_mdm_scep_get_message(ngx_http_request_t *r, ngx_str_t *der)
 {
-    u_char     *p, *last, *q, c, h, l;
+    u_char     *p, *q, *last;
     ngx_str_t   arg, b64;
 
     if (ngx_http_arg(r, (u_char *) "message", 7, &arg) != NGX_OK
@@ -183,41 +184,17 @@ ngx_http_mdm_scep_get_message(ngx_http_request_t *r, ngx_str_t *der)
                                         "PKIOperation without a message");
     }
 
-    b64.data = ngx_pnalloc(r->pool, arg.len);
-    if (b64.data == NULL) {
+    /* plus 0: a "+" of the base64 stays a "+" */
+    if (ngx_http_mdm_unescape(r->pool, &arg, &b64, 0) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    q = b64.data;
-    last = arg.data + arg.len;
+    last = b64.data + b64.len;
 
-    for (p = arg.data; p < last; p++) {
-        c = *p;
-
-        if (c == '%') {
-            if (last - p < 3) {
-                goto bad;
-            }
-
-            h = ngx_tolower(p[1]);
-            l = ngx_tolower(p[2]);
-
-            if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f'))
-                || !((l >= '0' && l <= '9') || (l >= 'a' && l <= 'f')))
-            {
-                goto bad;
-            }
-
-            c = (u_char) (((h >= 'a' ? h - 'a' + 10 : h - '0') << 4)
-                          | (l >= 'a' ? l - 'a' + 10 : l - '0'));
-            p += 2;
+    for (p = b64.data, q = b64.data; p < last; p++) {
+        if (*p != '\r' && *p != '\n') {
+            *q++ = *p;
         }
-
-        if (c == '\r' || c == '\n') {
-            continue;
-        }
-
-        *q++ = c;
     }
 
     b64.len = q - b64.data;
@@ -228,15 +205,11 @@ ngx_http_mdm_scep_get_message(ngx_http_request_t *r, ngx_str_t *der)
     }
 
     if (ngx_decode_base64(der, &b64) != NGX_OK || der->len == 0) {
-        goto bad;
+        return ngx_http_mdm_scep_refuse(r, NGX_HTTP_BAD_REQUEST,
+                                        "the message is not base64");
     }
 
     return NGX_OK;
-
-bad:
-
-    return ngx_http_mdm_scep_refuse(r, NGX_HTTP_BAD_REQUEST,
-                                    "the message is not base64");
 }
 
 

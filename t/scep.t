@@ -12,6 +12,7 @@ use t::MDM;
 
 use Digest::SHA qw(sha256_hex);
 use IO::Socket::INET;
+use JSON::PP ();
 use MIME::Base64 qw(encode_base64);
 
 no_shuffle();
@@ -51,6 +52,7 @@ our %Txn;    # name => { dir, txid, nonce }
     print {$fh} "file-secret\n";
     close $fh;
     $ENV{TEST_NGINX_SCEP} = $Dir;
+    $ENV{TEST_NGINX_SCEP_API_KEY} = 'scep-api-key';
     $ENV{TEST_NGINX_SCEP_VECTOR} = $Vec;
 }
 
@@ -82,6 +84,11 @@ mdm_defaults(
             mdm_scep_ca $TEST_NGINX_SCEP_VECTOR/testca/ca.pem
                         $TEST_NGINX_SCEP_VECTOR/testca/ca.key;
             mdm_scep_challenge static-secret;
+        }
+        location /v1/ {
+            mdm_api;
+            mdm_api_key $TEST_NGINX_SCEP_API_KEY;
+            mdm_scep_challenge_ttl 120;
         }
         location = /mdm/checkin {
             mdm_checkin;
@@ -233,6 +240,36 @@ sub check_success {
           'Mdm-Signature' => $sig ]));
     Test::More::is($res->{status}, 200,
                    "$name: the issued certificate checks in (Authenticate)");
+}
+
+our $AUTH = 'Basic ' . encode_base64('nanomdm:scep-api-key', '');
+
+# POST /v1/challenge, then a PKCSReq with it (SUCCESS), then again (FAILURE)
+sub api_challenge_flow {
+    my ($body) = @_;
+    my $j = JSON::PP::decode_json($body);
+    Test::More::like($j->{challenge}, qr/^[A-Za-z0-9_-]{43}\z/,
+                     'challenge: 32 random bytes, base64url, no padding');
+    Test::More::is($j->{string}, $j->{challenge}, 'MicroMDM\'s "string"');
+    Test::More::is($j->{expires_in}, 120, 'mdm_scep_challenge_ttl');
+    my $ttl = redis('TTL', "mdm:scep:challenge:$j->{challenge}");
+    Test::More::ok($ttl > 100 && $ttl <= 120, "stored with its TTL ($ttl)");
+    my $res = send_raw(post_req('/scep', 'api1', 'device-api1',
+                                $j->{challenge}, 'aes128', 'sha256'));
+    Test::More::is($res->{status}, 200, 'PKCSReq with it');
+    check_success('api1', $res->{body}, days => 30);
+    $res = send_raw(post_req('/scep', 'api2', 'device-api2',
+                             $j->{challenge}, 'aes128', 'sha256'));
+    check_fail('api2', $res->{body}, 2);
+}
+
+# GET /v1/certificates with a query, as decoded JSON
+sub certs {
+    my ($query) = @_;
+    my $res = send_raw(http_request(GET => "/v1/certificates$query", undef,
+                                    [ Authorization => $AUTH ]));
+    Test::More::is($res->{status}, 200, "GET /v1/certificates$query");
+    return JSON::PP::decode_json($res->{body});
 }
 
 sub send_raw {
@@ -584,7 +621,77 @@ sub { ::check_success('serial1', $_[1], days => 30) }
 
 
 
-=== TEST 24: Redis down: 503 and one line, no certificate
+=== TEST 24: POST /v1/challenge: a one-time challenge that issues once
+--- request
+POST /v1/challenge
+--- more_headers eval
+"Authorization: $::AUTH"
+--- error_code: 200
+--- response_headers
+Content-Type: application/json
+--- after_each eval
+sub { ::api_challenge_flow($_[1]) }
+
+
+
+=== TEST 25: GET /v1/certificates: everything, by subject, by expiry, paged
+--- request
+GET /v1/certificates
+--- more_headers eval
+"Authorization: $::AUTH"
+--- error_code: 200
+--- after_each eval
+sub {
+    my $all = JSON::PP::decode_json($_[1]);
+    my @c = @{ $all->{certificates} };
+    Test::More::cmp_ok(scalar @c, '>=', 7, 'every issued certificate');
+    my ($api1) = grep { $_->{subject} eq 'CN=device-api1,O=ngx_mdm tests' } @c;
+    Test::More::ok($api1 && $api1->{serial} =~ /^\d+\z/
+                   && $api1->{sha256} =~ /^[0-9a-f]{64}\z/
+                   && $api1->{not_after} > time + 29 * 86400
+                   && $api1->{issued_at} > (time - 600) * 1000,
+                   'serial, subject, not_after, sha256, issued_at');
+    my @s = @{ ::certs('?subject=device-api1')->{certificates} };
+    Test::More::is(scalar @s, 1, 'subject filter');
+    @s = @{ ::certs('?subject=no-such-device')->{certificates} };
+    Test::More::is(scalar @s, 0, 'subject filter, no match');
+    my $soon = time + 40 * 86400;
+    @s = @{ ::certs("?expiring_before=$soon")->{certificates} };
+    Test::More::ok(@s && !grep({ $_->{not_after} >= $soon } @s)
+                   && !grep({ $_->{subject} =~ /device-ot1/ } @s),
+                   'expiring_before: the 30-day ones, not the 365-day one');
+    my $p1 = ::certs('?limit=2');
+    Test::More::is(scalar @{ $p1->{certificates} }, 2, 'limit');
+    my $p2 = ::certs("?limit=2&cursor=$p1->{next_cursor}");
+    Test::More::isnt($p2->{certificates}[0]{serial},
+                     $p1->{certificates}[0]{serial}, 'next page');
+}
+
+
+
+=== TEST 26: GET /v1/certificates with bad arguments: 400; GET /v1/challenge: 405
+--- request eval
+["GET /v1/certificates?expiring_before=tomorrow", "GET /v1/certificates?limit=0",
+ "GET /v1/challenge"]
+--- more_headers eval
+["Authorization: $::AUTH", "Authorization: $::AUTH", "Authorization: $::AUTH"]
+--- error_code eval
+[400, 400, 405]
+--- response_body_like eval
+[qr/"error"/, qr/"error"/, qr/challenge takes POST/]
+
+
+
+=== TEST 27: POST /v1/challenge without credentials: 401, no challenge stored
+--- request
+POST /v1/challenge
+--- error_code: 401
+--- redis_check eval
+[ [ 'KEYS mdm:scep:challenge:*', sub { !@{ $_[0] } } ] ]
+
+
+
+=== TEST 28: Redis down: 503 and one line, no certificate
 --- redis_setup eval
 sub { redis_stop() }
 --- raw_request eval

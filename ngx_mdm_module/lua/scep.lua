@@ -27,4 +27,36 @@ if op == 'record' then
     return {'ok'}
 end
 
+if op == 'challenge' then
+    -- POST /v1/challenge: KEYS[1] mdm:scep:challenge:VALUE; ARGV: op,
+    -- now (ms), TTL (s); the value is the key's last part
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+    return {'ok', string.sub(KEYS[1], #'mdm:scep:challenge:' + 1),
+            tonumber(ARGV[3])}
+end
+
+if op == 'list' then
+    -- GET /v1/certificates: KEYS[1] mdm:scep:certs; ARGV: op, highest
+    -- notAfter (a ZRANGEBYSCORE bound), offset, count, subject substring.
+    -- The page is taken before the subject filter, so a page may be short;
+    -- the next cursor is given while pages are full.
+    local off, count = tonumber(ARGV[3]), tonumber(ARGV[4])
+    local serials = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2],
+                               'LIMIT', off, count)
+    local out = {'ok', ''}
+    if #serials == count then out[2] = tostring(off + count) end
+    for _, s in ipairs(serials) do
+        local h = redis.call('HMGET', 'mdm:scep:cert:' .. s, 'subject',
+                             'not_after', 'sha256', 'issued_at')
+        if h[1] and (ARGV[5] == '' or string.find(h[1], ARGV[5], 1, true)) then
+            out[#out + 1] = s
+            out[#out + 1] = h[1]
+            out[#out + 1] = h[2] or '0'
+            out[#out + 1] = h[3] or ''
+            out[#out + 1] = h[4] or '0'
+        end
+    end
+    return out
+end
+
 return {'err', 'unknown operation'}
