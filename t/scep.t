@@ -378,10 +378,10 @@ sub { ::check_success('get1', $_[1], days => 365) }
 SET mdm:scep:challenge:Onetime-abc_1 1796000000000 EX 3600
 ZADD mdm:scep:certs 1000 ancient
 --- raw_request eval
-::get_req('/scep-inline', 'ot1', 'device-ot1', 'Onetime-abc_1', 'aes128', 'sha256')
+::get_req('/scep', 'ot1', 'device-ot1', 'Onetime-abc_1', 'aes128', 'sha256')
 --- error_code: 200
 --- after_each eval
-sub { ::check_success('ot1', $_[1], days => 365, checkin => 1) }
+sub { ::check_success('ot1', $_[1], days => 30, checkin => 1) }
 --- redis_check
 EXISTS mdm:scep:challenge:Onetime-abc_1 => 0
 ZSCORE mdm:scep:certs ancient => (nil)
@@ -658,7 +658,7 @@ sub {
     my $soon = time + 40 * 86400;
     @s = @{ ::certs("?expiring_before=$soon")->{certificates} };
     Test::More::ok(@s && !grep({ $_->{not_after} >= $soon } @s)
-                   && !grep({ $_->{subject} =~ /device-ot1/ } @s),
+                   && !grep({ $_->{subject} =~ /device-get1/ } @s),
                    'expiring_before: the 30-day ones, not the 365-day one');
     my $p1 = ::certs('?limit=2');
     Test::More::is(scalar @{ $p1->{certificates} }, 2, 'limit');
