@@ -73,6 +73,13 @@ ngx_http_mdm_scep_merge_conf(ngx_conf_t *cf, ngx_http_mdm_scep_conf_t *prev,
     ngx_conf_merge_sec_value(conf->challenge_ttl, prev->challenge_ttl, 3600);
     ngx_conf_merge_str_value(conf->pool_name, prev->pool_name, "default");
 
+    if (conf->challenge.len > NGX_HTTP_MDM_SCEP_CHALLENGE_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mdm_scep_challenge is over 255 bytes: a "
+                           "challengePassword cannot be that long");
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->validity <= 0 || conf->challenge_ttl <= 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "mdm_scep_validity and mdm_scep_challenge_ttl "

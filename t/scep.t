@@ -699,3 +699,33 @@ sub { redis_stop() }
 --- error_code: 503
 --- error_log
 SCEP request refused (503): redis is not connected
+
+
+
+=== TEST 29: mdm_scep without mdm_scep_ca stops nginx
+--- config
+location = /s { mdm_scep; }
+--- must_die
+--- suppress_stderr
+--- error_log eval
+qr/\[emerg\] .*mdm_scep needs "mdm_scep_ca CERT KEY"/
+
+
+
+=== TEST 30: a CA key that is not the certificate's stops nginx
+--- config
+location = /s { mdm_scep; mdm_scep_ca $TEST_NGINX_SCEP/ca.pem $TEST_NGINX_SCEP/ra.key; }
+--- must_die
+--- suppress_stderr
+--- error_log eval
+qr/\[emerg\] .*mdm_scep_ca: the key ".*ra\.key" is not the key of ".*ca\.pem"/
+
+
+
+=== TEST 31: a static challenge over 255 bytes stops nginx
+--- config eval
+"location = /s { mdm_scep; mdm_scep_ca \$TEST_NGINX_SCEP/ca.pem \$TEST_NGINX_SCEP/ca.key; mdm_scep_challenge " . ('x' x 256) . "; }"
+--- must_die
+--- suppress_stderr
+--- error_log eval
+qr/\[emerg\] .*mdm_scep_challenge is over 255 bytes/
