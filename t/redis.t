@@ -13,10 +13,13 @@ mdm_defaults(more_headers => "Content-Type: $t::MDM::CheckinType");
 our $UDID = 'REDIS-TEST-0001';
 our ($RedisPid, $Tally, $Queries);
 
-# EVALSHA's key: the SHA-1 of the script the module carries
+# EVALSHA's key: the SHA-1 of the script the module carries (gen.sh: the
+# key names of ngx_mdm_keys.h as Lua locals, common.lua, the script)
 our $CheckinSha = do {
+    open my $kh, '<', "ngx_mdm_module/ngx_mdm_keys.h" or die $!;
+    my $keys = join '', map { /^#define (MDM_KEY_[A-Z0-9_]*) *"([^"]*)"/ ? "local $1 = '$2'\n" : () } <$kh>;
     local $/;
-    sha1_hex(map { open my $fh, '<', "ngx_mdm_module/lua/$_.lua" or die $!; <$fh> }
+    sha1_hex($keys, map { open my $fh, '<', "ngx_mdm_module/lua/$_.lua" or die $!; <$fh> }
              qw(common checkin));
 };
 

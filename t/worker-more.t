@@ -1,7 +1,9 @@
 # mdm-worker, more: the re-push schedule and its backoff, webhook dead
 # letters, 403 BadCertificate, TLS failures, a 400 for every token, several
 # workers on one Redis, SIGTERM in the middle of a burst, several topics at
-# once, and Redis down when the worker starts.
+# once, Redis down when the worker starts; one pending push per enrollment,
+# recovery from dead workers and reconnects, escaping of device strings,
+# a half-open Redis connection, host names, the Redis version check.
 
 use Test::Nginx::Socket 'no_plan';
 use t::MDM;
@@ -10,6 +12,9 @@ use t::MDMWorker;
 use MIME::Base64 qw(encode_base64);
 use JSON::PP qw(decode_json);
 use Time::HiRes qw(time sleep);
+use IO::Socket::INET;
+use IO::Select;
+use POSIX qw(WNOHANG);
 
 no_shuffle();
 
@@ -81,6 +86,120 @@ sub enroll ($$;$) {
                 'push_magic', 'magic-' .. i, 'token_updated_at', ARGV[4])
         end
     }, 0, $from, $to, $topic // $TOPIC, now_ms() - 60_000);
+}
+
+# an enqueue as the API makes it (contract C1): one pending push per id
+sub enqueue ($) {
+    my ($id) = @_;
+    redis("RPUSH", "mdm:push", $id) if redis("SADD", "mdm:push:pending", $id) == 1;
+}
+
+# A TCP proxy to the test Redis on 127.0.0.1.  freeze_proxy() makes the
+# connections open so far half-open: kept, never read or written again;
+# connections made afterwards are forwarded as usual.
+sub start_proxy () {
+    my $l = IO::Socket::INET->new(Listen => 64, LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  ReuseAddr => 1) or die "proxy listen: $!";
+    my $parent = $$;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', '/dev/null';
+        my (%peer, @frozen);
+        my $freeze = 0;
+        local $SIG{USR1} = sub { $freeze = 1 };
+        my $sel = IO::Select->new($l);
+        while (getppid() == $parent) {
+            if ($freeze) {
+                for my $s ($sel->handles) {
+                    next if $s == $l;
+                    push @frozen, $s;
+                    $sel->remove($s);
+                }
+                $freeze = 0;
+            }
+            for my $s ($sel->can_read(0.05)) {
+                if ($s == $l) {
+                    my $c = $l->accept or next;
+                    my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                                  PeerPort => $ENV{TEST_NGINX_REDIS_PORT})
+                        or do { close $c; next };
+                    $peer{$c} = $u;
+                    $peer{$u} = $c;
+                    $sel->add($c, $u);
+                    next;
+                }
+                my $o = $peer{$s} or next;
+                my $n = sysread($s, my $buf, 65536);
+                if (!$n) {
+                    $sel->remove($s, $o);
+                    delete @peer{$s, $o};
+                    close $s;
+                    close $o;
+                    next;
+                }
+                syswrite($o, $buf);
+            }
+        }
+        POSIX::_exit(0);
+    }
+    my $port = $l->sockport;
+    close $l;
+    return { pid => $pid, port => $port };
+}
+
+sub freeze_proxy ($) { kill 'USR1', $_[0]{pid} }
+sub stop_proxy ($) { kill 'KILL', $_[0]{pid}; waitpid($_[0]{pid}, 0) }
+
+# A server on 127.0.0.1 that speaks RESP and answers INFO like Redis
+# VERSION, anything else +OK; with PASSWORD, NOAUTH until AUTH PASSWORD.
+sub start_fake_redis ($;$) {
+    my ($version, $password) = @_;
+    my $l = IO::Socket::INET->new(Listen => 8, LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  ReuseAddr => 1) or die "listen: $!";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', '/dev/null';
+        alarm 60;
+        while (my $c = $l->accept) {
+            my $in = '';
+            my $authed = !defined $password;
+            while (sysread($c, my $buf, 4096)) {
+                $in .= $buf;
+                # whole commands: *N\r\n then N times $LEN\r\nBYTES\r\n
+                while ($in =~ /^\*(\d+)\r\n/) {
+                    my ($n, $pos, @arg) = ($1, length($&));
+                    for (1 .. $n) {
+                        last unless substr($in, $pos) =~ /^\$(\d+)\r\n/;
+                        my $len = $1;
+                        $pos += length($&);
+                        last if length($in) < $pos + $len + 2;
+                        push @arg, substr($in, $pos, $len);
+                        $pos += $len + 2;
+                    }
+                    last if @arg < $n;
+                    substr($in, 0, $pos) = '';
+                    if (uc $arg[0] eq 'AUTH') {
+                        $authed = ($arg[1] // '') eq $password;
+                        syswrite($c, $authed ? "+OK\r\n" : "-WRONGPASS invalid password\r\n");
+                    } elsif (!$authed) {
+                        syswrite($c, "-NOAUTH Authentication required.\r\n");
+                    } elsif (uc $arg[0] eq 'INFO') {
+                        my $info = "# Server\r\nredis_version:$version\r\n";
+                        syswrite($c, '$' . length($info) . "\r\n$info\r\n");
+                    } else {
+                        syswrite($c, "+OK\r\n");
+                    }
+                }
+            }
+            close $c;
+        }
+        POSIX::_exit(0);
+    }
+    my $port = $l->sockport;
+    close $l;
+    return { pid => $pid, port => $port };
 }
 
 sub apns_for ($) {
@@ -590,5 +709,313 @@ $::AUTH
     Test::More::like(worker_log($::W), qr/redis 127\.0\.0\.1:\d+ \(commands\) is back/, "logged that it is back");
     Test::More::is(redis("LLEN", "mdm:push:proc:w1"), 0, "processing list empty");
     Test::More::ok(redis("EXISTS", "mdm:worker:w1"), "heartbeat written");
+    Test::More::is(::stop_all(), 0, "exit 0");
+} ]
+
+
+
+=== TEST 13: one pending push per enrollment (issue 9 #10, contract C1): five enqueues while no worker runs make one push; the worker takes the id off mdm:push:pending, so the next enqueue pushes again
+--- request
+GET /v1/webhooks
+--- more_headers eval
+$::AUTH
+--- error_code: 200
+--- after_each eval
+[ sub {
+    apns_clear($::APNS);
+    ::pushcert($::CERT, 4);
+    ::enroll(4100, 4100);
+    ::enqueue("M-04100") for 1 .. 5;
+    Test::More::is(redis("LLEN", "mdm:push"), 1, "one entry in mdm:push for five enqueues");
+    ::worker();
+    ::wait_for(sub { ::apns_for(4100) >= 1 }, 10, "the push");
+    ::wait_for(sub { redis("HEXISTS", "mdm:enr:{M-04100}", "push_result") }, 5, "recorded");
+    ::nap(0.5);
+    Test::More::is(scalar(::apns_for(4100)), 1, "one push for five enqueues");
+    Test::More::is(redis("SISMEMBER", "mdm:push:pending", "M-04100"), 0,
+                   "no longer pending once taken");
+    ::enqueue("M-04100");
+    ::wait_for(sub { ::apns_for(4100) >= 2 }, 10, "the next enqueue pushes again");
+    Test::More::is(::stop_all(), 0, "exit 0");
+} ]
+
+
+
+=== TEST 14: a dead worker's processing list is taken over by a live worker at its next heartbeat, without restarting it (issue 9 #11)
+--- request
+GET /v1/webhooks
+--- more_headers eval
+$::AUTH
+--- error_code: 200
+--- after_each eval
+[ sub {
+    ::stop_all();
+    apns_clear($::APNS);
+    ::enroll(4200, 4219);
+    my $live = ::worker(worker_id => 'live');
+    ::nap(0.5);
+    # the doomed worker takes 20 pushes that APNs holds, then is killed
+    apns_rules($::APNS, { default => { status => 200, delay_ms => 30_000 } });
+    my $doomed = start_worker(apns_url => $::APNS->{url}, apns_ca => $::APNS->{server_ca},
+                              worker_id => 'doomed', repush_interval => 0);
+    ::wait_for(sub { redis("EXISTS", "mdm:worker:doomed") }, 5, "the doomed worker's heartbeat");
+    # the doomed one takes them all: the live one is paused once its
+    # blocking wait (1 s) has ended
+    kill 'STOP', $live->{pid};
+    ::nap(1.5);
+    ::enqueue(::id($_)) for 4200 .. 4219;
+    ::wait_for(sub { redis("LLEN", "mdm:push:proc:doomed") == 20 }, 10, "taken by the doomed worker");
+    kill_worker($doomed);
+    apns_rules($::APNS, undef);
+    kill 'CONT', $live->{pid};
+    # its heartbeat expires after 3 s (heartbeat 1); the live worker beats every second
+    ::wait_for(sub { keys(%{ ::ok_tokens(apns_requests($::APNS)) }) >= 20 }, 15,
+               "the live worker delivered the dead worker's pushes");
+    Test::More::like(worker_log($live), qr/put back 20 pushes of workers whose heartbeat expired/,
+                     "logged the takeover");
+    ::wait_for(sub { redis("LLEN", "mdm:push:proc:live") == 0 }, 5, "all recorded");
+    Test::More::is(redis("EXISTS", "mdm:push:proc:doomed"), 0, "the dead worker's list is gone");
+    Test::More::is(redis("SISMEMBER", "mdm:push:procs", "mdm:push:proc:doomed"), 0,
+                   "and unregistered");
+    Test::More::is(::stop_all(), 0, "exit 0");
+} ]
+
+
+
+=== TEST 15: no duplicate pushes after a reconnect: jobs in flight when the Redis connections drop are not put back (issue 9 #11)
+--- request
+GET /v1/webhooks
+--- more_headers eval
+$::AUTH
+--- error_code: 200
+--- after_each eval
+[ sub {
+    ::stop_all();
+    apns_clear($::APNS);
+    redis("DEL", "mdm:stats:apns");
+    ::enroll(4300, 4319);
+    my $w = ::worker();
+    ::nap(0.5);
+    apns_rules($::APNS, { default => { status => 200, delay_ms => 2000 } });
+    ::enqueue(::id($_)) for 4300 .. 4319;
+    ::wait_for(sub { apns_requests($::APNS) >= 20 }, 10, "all 20 in flight");
+    redis("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");
+    ::wait_for(sub { worker_log($w) =~ /\(commands\) is back/ }, 10, "reconnected");
+    ::wait_for(sub { ::stat_apns("ok") >= 20 }, 15, "all recorded");
+    ::nap(1.5);
+    my %n;
+    $n{ $_->{token} }++ for apns_requests($::APNS);
+    Test::More::is(scalar(keys %n), 20, "20 tokens pushed");
+    Test::More::is(scalar(grep { $_ > 1 } values %n), 0, "none pushed twice");
+    Test::More::is(redis("LLEN", "mdm:push:proc:w1"), 0, "processing list empty");
+    apns_rules($::APNS, undef);
+    Test::More::is(::stop_all(), 0, "exit 0");
+} ]
+
+
+
+=== TEST 16: device strings are escaped: a Topic with a newline is logged escaped, never as a forged log line; a PushMagic with quotes and backslashes is a JSON string (issue 9 #14)
+--- request
+GET /v1/webhooks
+--- more_headers eval
+$::AUTH
+--- error_code: 200
+--- after_each eval
+[ sub {
+    ::stop_all();
+    apns_clear($::APNS);
+    redis("HSET", "mdm:enr:{M-04400}", "type", "Device", "enabled", "1",
+          "topic", "evil\n2030-01-01T00:00:00Z mdm-worker[1] error: forged\x01",
+          "token", ::token(4400), "push_magic", "m", "token_updated_at", 1);
+    ::enroll(4401, 4401);
+    redis("HSET", "mdm:enr:{M-04401}", "push_magic", "a\"b\\c}\"x");
+    my $w = ::worker();
+    ::enqueue("M-04400");
+    ::enqueue("M-04401");
+    ::wait_for(sub { redis("HEXISTS", "mdm:enr:{M-04400}", "push_error") }, 10, "M-04400 recorded");
+    ::wait_for(sub { ::apns_for(4401) >= 1 }, 10, "M-04401 pushed");
+    my $log = worker_log($w);
+    Test::More::like($log, qr/no push certificate for topic "evil\\n2030-01-01T00:00:00Z mdm-worker\[1\] error: forged\\x01"/,
+                     "the topic is logged escaped");
+    Test::More::unlike($log, qr/^2030-01-01T00:00:00Z/m, "no forged line");
+    my ($r) = ::apns_for(4401);
+    my $body = eval { decode_json($r->{body}) };
+    Test::More::is($body && $body->{mdm}, "a\"b\\c}\"x", "the push magic arrives as a JSON string");
+    Test::More::is($r->{status}, 200, "APNs took it");
+    Test::More::is(::stop_all(), 0, "exit 0");
+} ]
+
+
+
+=== TEST 17: a half-open Redis connection (the peer stops answering, nothing is closed) is dropped after redis_timeout and made again: the worker goes on pushing (issue 9 #9)
+--- request
+GET /v1/webhooks
+--- more_headers eval
+$::AUTH
+--- error_code: 200
+--- after_each eval
+[ sub {
+    ::stop_all();
+    apns_clear($::APNS);
+    ::pushcert($::CERT, 7);
+    ::enroll(4500, 4501);
+    my $proxy = ::start_proxy();
+    my $w = ::worker(redis => "127.0.0.1:$proxy->{port}", redis_timeout => 2);
+    ::enqueue("M-04500");
+    ::wait_for(sub { ::apns_for(4500) >= 1 }, 10, "pushed through the proxy");
+    ::freeze_proxy($proxy);
+    ::nap(0.3);
+    my $t0 = ::now();
+    ::enqueue("M-04501");
+    my $ok = eval { ::wait_for(sub { ::apns_for(4501) >= 1 }, 15, "pushed after the freeze"); 1 };
+    Test::More::ok($ok, "pushed after the connections went half-open")
+        or Test::More::diag(worker_log($w));
+    Test::More::cmp_ok(::now() - $t0, '<', 8, "within the timeout (2 s + 1 s of BLOCK) and a reconnect");
+    Test::More::like(worker_log($w), qr/\(blocking\): no reply in 3 s, reconnecting/,
+                     "logged the dropped blocking connection");
+    Test::More::is(::stop_all(), 0, "exit 0");
+    ::stop_proxy($proxy);
+} ]
+
+
+
+=== TEST 18: Redis SIGSTOPped for longer than redis_timeout: the worker drops its connections, keeps trying, and pushes once Redis runs again (issue 9 #9)
+--- request
+GET /v1/webhooks
+--- more_headers eval
+$::AUTH
+--- error_code: 200
+--- after_each eval
+[ sub {
+    ::stop_all();
+    apns_clear($::APNS);
+    ::enroll(4600, 4601);
+    my $w = ::worker(redis_timeout => 1);
+    ::enqueue("M-04600");
+    ::wait_for(sub { ::apns_for(4600) >= 1 }, 10, "pushed");
+    my ($pid) = redis("INFO", "server") =~ /process_id:(\d+)/;
+    kill 'STOP', $pid;
+    ::nap(4);
+    kill 'CONT', $pid;
+    ::enqueue("M-04601");
+    ::wait_for(sub { ::apns_for(4601) >= 1 }, 10, "pushed after SIGCONT");
+    Test::More::like(worker_log($w), qr/no reply in \d s, reconnecting/, "the stall was noticed");
+    Test::More::ok(::alive($w), "still running");
+    Test::More::is(::stop_all(), 0, "exit 0");
+} ]
+
+
+
+=== TEST 19: a host name (localhost:PORT) is resolved at every connect: the worker pushes, loses Redis, and pushes again once it is back (issue 9 #9)
+--- request
+GET /v1/webhooks
+--- more_headers eval
+$::AUTH
+--- error_code: 200
+--- after_each eval
+[ sub {
+    ::stop_all();
+    apns_clear($::APNS);
+    ::enroll(4700, 4701);
+    my $w = ::worker(redis => "localhost:$ENV{TEST_NGINX_REDIS_PORT}");
+    ::enqueue("M-04700");
+    ::wait_for(sub { ::apns_for(4700) >= 1 }, 10, "pushed");
+    redis_stop();
+    ::nap(0.5);
+    redis_start();
+    ::pushcert($::CERT, 5);
+    ::enroll(4701, 4701);
+    ::enqueue("M-04701");
+    ::wait_for(sub { ::apns_for(4701) >= 1 }, 15, "pushed after the reconnect");
+    Test::More::like(worker_log($w), qr/redis localhost:\d+ \(commands\) is back/, "reconnected by name");
+    Test::More::is(::stop_all(), 0, "exit 0");
+} ]
+
+
+
+=== TEST 20: READONLY (a replica after a failover) drops the connection and reconnects, instead of failing every call on it (issue 9 #9)
+--- request
+GET /v1/webhooks
+--- more_headers eval
+$::AUTH
+--- error_code: 200
+--- after_each eval
+[ sub {
+    apns_clear($::APNS);
+    ::pushcert($::CERT, 6);
+    ::enroll(4800, 4800);
+    my $w = ::worker();
+    ::nap(0.5);
+    # a replica of nothing: it keeps its data, refuses writes
+    redis("REPLICAOF", "127.0.0.1", "1");
+    ::wait_for(sub { worker_log($w) =~ /READONLY.*reconnecting/ }, 10, "READONLY noticed");
+    redis("REPLICAOF", "NO", "ONE");
+    ::enqueue("M-04800");
+    ::wait_for(sub { ::apns_for(4800) >= 1 }, 15, "pushed once writable again");
+    Test::More::is(::stop_all(), 0, "exit 0");
+} ]
+
+
+
+=== TEST 21: Redis older than 6.2 (LMOVE, BLMOVE, XAUTOCLAIM): a clear error and exit status 1; an eviction policy: a warning (issue 9 #17)
+--- request
+GET /v1/webhooks
+--- more_headers eval
+$::AUTH
+--- error_code: 200
+--- after_each eval
+[ sub {
+    my $fake = ::start_fake_redis("6.0.0");
+    my $w = ::worker(redis => "127.0.0.1:$fake->{port}");
+    ::wait_for(sub { worker_log($w) =~ /needs Redis 6\.2/ }, 10, "the version error");
+    Test::More::like(worker_log($w), qr/error: redis 127\.0\.0\.1:\d+ is version 6\.0\.0: mdm-worker needs Redis 6\.2 or later/,
+                     "says which version it found and which it needs");
+    my $st = stop_worker($w);
+    @::WS = ();
+    Test::More::is($st, 1, "exit status 1");
+    kill 'KILL', $fake->{pid};
+    waitpid($fake->{pid}, 0);
+
+    # with a password: AUTH goes first, then the version check
+    $fake = ::start_fake_redis("6.0.0", "pw");
+    $w = ::worker(redis => "127.0.0.1:$fake->{port}", redis_password => "pw");
+    ::wait_for(sub { worker_log($w) =~ /needs Redis 6\.2/ }, 10, "the version error after AUTH");
+    Test::More::unlike(worker_log($w), qr/NOAUTH/, "INFO only after AUTH");
+    Test::More::is(stop_worker($w), 1, "exit status 1");
+    @::WS = ();
+    kill 'KILL', $fake->{pid};
+    waitpid($fake->{pid}, 0);
+
+    redis("CONFIG", "SET", "maxmemory-policy", "allkeys-lru");
+    $w = ::worker();
+    ::wait_for(sub { worker_log($w) =~ /maxmemory-policy/ }, 10, "the eviction warning");
+    Test::More::like(worker_log($w), qr/warn: redis 127\.0\.0\.1:\d+ has maxmemory-policy allkeys-lru: .*set maxmemory-policy noeviction/,
+                     "warns about eviction");
+    redis("CONFIG", "SET", "maxmemory-policy", "noeviction");
+    Test::More::is(::stop_all(), 0, "exit 0");
+} ]
+
+
+
+=== TEST 22: only the blocking connection is lost: the worker takes pushes again (the retry of a failed take is armed)
+--- request
+GET /v1/webhooks
+--- more_headers eval
+$::AUTH
+--- error_code: 200
+--- after_each eval
+[ sub {
+    ::stop_all();
+    apns_clear($::APNS);
+    ::pushcert($::CERT, 8);
+    ::enroll(4900, 4900);
+    my $w = ::worker();
+    my $id;
+    ::wait_for(sub { ($id) = redis("CLIENT", "LIST") =~ /\bid=(\d+) [^\n]*\bcmd=blmove\b/; $id }, 10,
+               "the worker's BLMOVE");
+    redis("CLIENT", "KILL", "ID", $id);
+    ::wait_for(sub { worker_log($w) =~ /\(blocking\) is back/ }, 10, "reconnected");
+    ::enqueue("M-04900");
+    ::wait_for(sub { ::apns_for(4900) >= 1 }, 10, "pushed");
     Test::More::is(::stop_all(), 0, "exit 0");
 } ]

@@ -1,6 +1,7 @@
 # mdm-worker under valgrind: pushes (200, 410, retried 500s), a certificate
 # reload, webhooks with a receiver that is down then up, a Redis outage,
-# then SIGTERM.  valgrind must report no error and no leak.
+# then SIGTERM; and SIGTERM with a push still in flight after stop_timeout.
+# valgrind must report no error and no leak.
 
 use Test::Nginx::Socket 'no_plan';
 use t::MDM;
@@ -80,4 +81,36 @@ checkin_request("nanomdm/mdm/testdata/Authenticate.2.plist")
              "pushes again after Redis came back");
     Test::More::is(stop_worker($::W), 0, "SIGTERM: exit status 0");
     valgrind_clean($::W, "mdm-worker");
+} ]
+
+
+
+=== TEST 2: SIGTERM with a push still in flight after stop_timeout: the worker exits anyway, freeing the jobs before the certificates they point at (issue 9 #16)
+--- redis_setup eval
+sub {
+    ::setup();
+    redis('DEL', 'mdm:push');
+    apns_clear($::APNS);
+    apns_rules($::APNS, { tokens => { sprintf('%064x', 7) => { status => 200, delay_ms => 20_000 } } });
+    $::W = start_worker(apns_url => $::APNS->{url}, apns_ca => $::APNS->{server_ca},
+                        repush_interval => 0, worker_id => 'vg2', stop_timeout => 1,
+                        valgrind => 1);
+}
+--- request eval
+checkin_request("nanomdm/mdm/testdata/Authenticate.2.plist")
+--- signed_by: mac
+--- error_code: 200
+--- timeout: 10
+--- after_each eval
+[ sub {
+    redis('RPUSH', 'mdm:push', 'V-0007');
+    wait_for(sub { grep { $_->{token} eq sprintf('%064x', 7) } apns_requests($::APNS) }, 60,
+             "the push is out (APNs holds it for 20 s)");
+    Test::More::is(stop_worker($::W), 0, "SIGTERM: exit status 0 after stop_timeout");
+    Test::More::like(worker_log($::W), qr/stop_timeout: exiting with 1 requests in flight/,
+                     "said why it did not wait");
+    valgrind_clean($::W, "mdm-worker exiting with a push in flight");
+    Test::More::is_deeply(redis('LRANGE', 'mdm:push:proc:vg2', 0, -1), ['V-0007'],
+                   "the unfinished push stays in the processing list for the next start");
+    apns_rules($::APNS, undef);
 } ]

@@ -14,166 +14,15 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "mdm_worker.h"
+#include <jansson.h>
+
+#include "apns.h"
 
 
-typedef struct mw_cert_s  mw_cert_t;
-typedef struct mw_job_s   mw_job_t;
-
-struct mw_cert_s {
-    mw_cert_t   *next;
-    char        *topic;
-    char        *stamp;        /* updated_at: a new upload replaces it */
-    char        *cert;
-    size_t       cert_len;
-    char        *key;
-    size_t       key_len;
-
-    /*
-     * Until one push has gone through, curl cannot know that the
-     * connection multiplexes: a burst would open one connection per push
-     * up to the host limit.  So one push goes first, the others wait for
-     * its answer in "parked", then all share its connection.
-     */
-    int          warm;
-    mw_job_t    *warming;
-    mw_job_t    *parked;
-};
-
-
-struct mw_job_s {
-    mw_job_t    *next, *prev;
-    mw_job_t    *parked_next;
-    mw_cert_t   *cert;
-    char        *id;
-    char        *topic;
-    char        *token;
-    char        *magic;
-    int          attempts;
-    ev_timer     retry;
-    mw_http_t   *http;
-};
-
-
-/* moves up to ARGV[1] jobs to this worker's processing list */
-static const char mw_take_lua[] =
-    "local t = {}\n"
-    "for i = 1, tonumber(ARGV[1]) do\n"
-    "  local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')\n"
-    "  if not id then break end\n"
-    "  t[#t + 1] = id\n"
-    "end\n"
-    "return t\n";
-
-/* what a push needs: topic, token, magic, token times, cert version */
-static const char mw_info_lua[] =
-    "local id = ARGV[1]\n"
-    "local c = string.find(id, ':', 1, true)\n"
-    "local did, sfx = id, ''\n"
-    "if c then did = string.sub(id, 1, c - 1); sfx = string.sub(id, c) end\n"
-    "local e = redis.call('HMGET', 'mdm:enr:{' .. did .. '}' .. sfx,\n"
-    "  'topic', 'token', 'push_magic', 'token_updated_at', 'token_invalid')\n"
-    "local stamp = e[1] and redis.call('HGET', 'mdm:pushcert:' .. e[1],\n"
-    "  'updated_at')\n"
-    "return {e[1] or '', e[2] or '', e[3] or '', e[4] or '', e[5] or '',\n"
-    "  stamp or ''}\n";
-
-/*
- * Records a push's outcome and drops the job.  ARGV: id, processing list,
- * now (ms), apns-id, error, 410 timestamp, requeue (0|1), counter.  A 410
- * marks the token dead only if no TokenUpdate came after its timestamp.
- */
-static const char mw_result_lua[] =
-    "local id = ARGV[1]\n"
-    "redis.call('LREM', ARGV[2], 1, id)\n"
-    "if ARGV[7] == '1' then redis.call('RPUSH', 'mdm:push', id) return 0 end\n"
-    "redis.call('HINCRBY', 'mdm:stats:apns', ARGV[8], 1)\n"
-    "local c = string.find(id, ':', 1, true)\n"
-    "local did, sfx = id, ''\n"
-    "if c then did = string.sub(id, 1, c - 1); sfx = string.sub(id, c) end\n"
-    "local k = 'mdm:enr:{' .. did .. '}' .. sfx\n"
-    "if redis.call('EXISTS', k) == 0 then return 0 end\n"
-    "if ARGV[5] == '' then\n"
-    "  redis.call('HSET', k, 'push_at', ARGV[3], 'push_result', ARGV[4])\n"
-    "  redis.call('HDEL', k, 'push_error')\n"
-    "  return 1\n"
-    "end\n"
-    "redis.call('HSET', k, 'push_at', ARGV[3], 'push_error', ARGV[5])\n"
-    "if ARGV[6] ~= '' and tonumber(redis.call('HGET', k, 'token_updated_at')\n"
-    "    or '0') < tonumber(ARGV[6]) then\n"
-    "  redis.call('HSET', k, 'token_invalid', ARGV[6])\n"
-    "end\n"
-    "return 1\n";
-
-/* puts back the processing lists of workers whose heartbeat expired */
-static const char mw_recover_lua[] =
-    "local moved, cursor = 0, '0'\n"
-    "repeat\n"
-    "  local r = redis.call('SCAN', cursor, 'MATCH', 'mdm:push:proc:*',\n"
-    "                       'COUNT', 100)\n"
-    "  cursor = r[1]\n"
-    "  for _, k in ipairs(r[2]) do\n"
-    "    if k == ARGV[1] or redis.call('EXISTS', 'mdm:worker:'\n"
-    "        .. string.sub(k, 15)) == 0 then\n"
-    "      while redis.call('LMOVE', k, 'mdm:push', 'LEFT', 'RIGHT') do\n"
-    "        moved = moved + 1\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "until cursor == '0'\n"
-    "return moved\n";
-
-/*
- * One step (run every second) of the re-push schedule: enrollments with
- * queued commands whose last push is older than the interval, doubled for
- * every push the device did not answer (up to 64 times), are pushed again.
- * A step scans enough keys for a pass over the whole keyspace to take half
- * the interval, and at most 100,000, so Redis is never held up for long.
- * ARGV: cursor, now (ms), interval (ms).  Returns the next cursor.
- */
-static const char mw_repush_lua[] =
-    "local now, every = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "local step = math.min(100000, math.max(500,\n"
-    "  math.ceil(redis.call('DBSIZE') * 2000 / every)))\n"
-    "local r = redis.call('SCAN', ARGV[1], 'MATCH', 'mdm:q*', 'COUNT', step)\n"
-    "for _, q in ipairs(r[2]) do\n"
-    "  local did, sfx = string.match(q, '^mdm:qp?:{([^}]*)}(.*)$')\n"
-    "  if did and redis.call('LLEN', q) > 0 then\n"
-    "    local k = 'mdm:enr:{' .. did .. '}' .. sfx\n"
-    "    local e = redis.call('HMGET', k, 'enabled', 'push_at', 'last_seen',\n"
-    "                         'repushes')\n"
-    "    if e[1] == '1' then\n"
-    "      local at, seen = tonumber(e[2] or '0'), tonumber(e[3] or '0')\n"
-    "      local n = tonumber(e[4] or '0')\n"
-    "      if seen > at then n = 0 end\n"
-    "      if now - at >= every * 2 ^ math.min(n, 6) then\n"
-    "        redis.call('RPUSH', 'mdm:push', did .. sfx)\n"
-    "        redis.call('HSET', k, 'repushes', n + 1, 'push_at', now)\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "return r[1]\n";
-
-
-static mw_cert_t  *mw_certs;
-static mw_job_t    mw_jobs;          /* list head */
-static int         mw_njobs;
-static int         mw_taking;
-static int         mw_pending;       /* redis calls awaiting replies */
-static int         mw_bad_requests;  /* 400s in a row */
-static char        mw_proc[256];     /* this worker's processing list */
-static char        mw_beat_key[256];
-static char        mw_repush_cursor[32] = "0";
-static ev_timer    mw_beat_timer;
-static ev_timer    mw_repush_timer;
-static ev_timer    mw_take_timer;
-
-
-static void mw_apns_take(void);
 static void mw_apns_taken(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_popped(redisAsyncContext *ac, void *reply, void *data);
-static void mw_apns_job(const char *id);
+static mw_job_t *mw_apns_job(mw_apns_t *a, const char *id);
+static void mw_apns_start_job(mw_job_t *job);
 static void mw_apns_info(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_cert(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_send(mw_job_t *job, mw_cert_t *cert);
@@ -182,89 +31,74 @@ static void mw_apns_retry(mw_job_t *job, const char *why);
 static void mw_apns_retry_timer(struct ev_loop *loop, ev_timer *t,
     int revents);
 static void mw_apns_result(mw_job_t *job, const char *apns_id,
-    const char *error, const char *dead_ts, const char *counter, int requeue);
+    const char *error, const char *dead_token, const char *counter,
+    int requeue);
 static void mw_apns_recorded(redisAsyncContext *ac, void *reply, void *data);
 static void mw_apns_free(mw_job_t *job);
 static void mw_apns_unpark(mw_cert_t *cert);
-static void mw_apns_beat(struct ev_loop *loop, ev_timer *t, int revents);
-static void mw_apns_repush(struct ev_loop *loop, ev_timer *t, int revents);
-static void mw_apns_repushed(redisAsyncContext *ac, void *reply, void *data);
-static void mw_apns_recovered(redisAsyncContext *ac, void *reply,
-    void *data);
 static void mw_apns_retake(struct ev_loop *loop, ev_timer *t, int revents);
-static mw_cert_t *mw_apns_find_cert(const char *topic);
-static int mw_eval(redisCallbackFn *cb, void *data, const char *script,
-    int nkeys, int argc, const char **argv);
-static long long mw_now_ms(void);
+static mw_cert_t *mw_apns_find_cert(mw_apns_t *a, const char *topic);
+static int mw_apns_token_ok(const char *token);
+static char *mw_apns_payload(const char *magic);
+static void mw_apns_reason(mw_http_t *h, char *reason, size_t size);
 static char *mw_dup(const char *s, size_t n);
 
 
-void
-mw_apns_start(void)
+int
+mw_apns_init(mw_ctx_t *ctx)
 {
-    const char  *argv[1];
+    mw_apns_t  *a;
 
-    if (mw_jobs.next == NULL) {
-        mw_jobs.next = mw_jobs.prev = &mw_jobs;
-
-        snprintf(mw_proc, sizeof(mw_proc), "mdm:push:proc:%s",
-                 mw_conf.worker_id);
-        snprintf(mw_beat_key, sizeof(mw_beat_key), "mdm:worker:%s",
-                 mw_conf.worker_id);
-
-        ev_timer_init(&mw_beat_timer, mw_apns_beat, 0., mw_conf.heartbeat);
-        ev_timer_init(&mw_take_timer, mw_apns_retake, 0.5, 0.);
-        ev_timer_init(&mw_repush_timer, mw_apns_repush, 1., 1.);
+    a = calloc(1, sizeof(mw_apns_t));
+    if (a == NULL) {
+        return -1;
     }
 
-    ev_timer_again(mw_loop, &mw_beat_timer);
-    mw_apns_beat(mw_loop, &mw_beat_timer, 0);
+    a->ctx = ctx;
+    ctx->apns = a;
+    a->jobs.next = a->jobs.prev = &a->jobs;
+    a->repush_cursor[0] = '0';
 
-    if (mw_conf.repush_interval > 0) {
-        ev_timer_again(mw_loop, &mw_repush_timer);
-    }
-
-    /* what a killed predecessor (same worker_id) left, and expired peers' */
-    argv[0] = mw_proc;
-    if (mw_eval(mw_apns_recovered, NULL, mw_recover_lua, 0, 1, argv) != 0) {
-        mw_apns_take();
-    }
-}
-
-
-static void
-mw_apns_recovered(redisAsyncContext *ac, void *reply, void *data)
-{
-    redisReply  *r = reply;
-
-    (void) ac;
-    (void) data;
-
-    mw_pending--;
-
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
-        mw_log("notice", "put back %lld unfinished pushes", r->integer);
-    }
-
-    mw_apns_take();
+    return 0;
 }
 
 
 void
-mw_apns_stop(void)
+mw_apns_start(mw_ctx_t *ctx)
 {
-    mw_job_t  *job, *next;
+    mw_apns_t  *a = ctx->apns;
 
-    ev_timer_stop(mw_loop, &mw_beat_timer);
-    ev_timer_stop(mw_loop, &mw_repush_timer);
-    ev_timer_stop(mw_loop, &mw_take_timer);
+    if (a->take_timer.cb == NULL) {
+        /*
+         * ev_timer_again() arms a timer for its repeat value: with a
+         * repeat of 0 it would only stop it, and a take that failed would
+         * never be tried again.
+         */
+        ev_timer_init(&a->take_timer, mw_apns_retake, 0., 0.5);
+        a->take_timer.data = a;
+    }
+
+    mw_repush_start(a);
+    mw_recover_start(a);
+}
+
+
+void
+mw_apns_stop(mw_ctx_t *ctx)
+{
+    mw_job_t   *job, *next;
+    mw_apns_t  *a = ctx->apns;
+
+    mw_recover_stop(a);
+    mw_repush_stop(a);
+    ev_timer_stop(a->ctx->loop, &a->take_timer);
 
     /* jobs waiting to retry go back to the shared list for later */
-    for (job = mw_jobs.next; job && job != &mw_jobs; job = next) {
+    for (job = a->jobs.next; job && job != &a->jobs; job = next) {
         next = job->next;
 
         if (job->http == NULL && ev_is_active(&job->retry)) {
-            ev_timer_stop(mw_loop, &job->retry);
+            ev_timer_stop(a->ctx->loop, &job->retry);
             mw_apns_result(job, "", "", "", "", 1);
         }
     }
@@ -272,20 +106,32 @@ mw_apns_stop(void)
 
 
 int
-mw_apns_idle(void)
+mw_apns_idle(mw_ctx_t *ctx)
 {
-    return mw_njobs == 0 && mw_pending == 0 && !mw_taking;
+    mw_apns_t  *a = ctx->apns;
+
+    return a->njobs == 0 && a->pending == 0 && !a->taking;
 }
 
 
 void
-mw_apns_cleanup(void)
+mw_apns_cleanup(mw_ctx_t *ctx)
 {
     mw_cert_t  *c;
+    mw_apns_t  *a = ctx->apns;
 
-    while (mw_certs) {
-        c = mw_certs;
-        mw_certs = c->next;
+    if (a == NULL) {
+        return;
+    }
+
+    /* jobs first: a job in flight points at its certificate */
+    while (a->jobs.next != &a->jobs) {
+        mw_apns_free(a->jobs.next);
+    }
+
+    while (a->certs) {
+        c = a->certs;
+        a->certs = c->next;
         free(c->topic);
         free(c->stamp);
         free(c->cert);
@@ -293,48 +139,55 @@ mw_apns_cleanup(void)
         free(c);
     }
 
-    while (mw_jobs.next && mw_jobs.next != &mw_jobs) {
-        mw_apns_free(mw_jobs.next);
-    }
+    free(a);
+    ctx->apns = NULL;
 }
 
 
 /* taking jobs: a batch when there are some, else a blocking wait of 1 s */
 
-static void
-mw_apns_take(void)
+void
+mw_apns_take(mw_apns_t *a)
 {
     char         max[16];
     const char  *argv[3];
 
-    if (mw_stopping || mw_taking || mw_njobs >= mw_conf.max_inflight) {
+    if (a->ctx->stopping || a->taking) {
         return;
     }
 
-    snprintf(max, sizeof(max), "%d", mw_conf.max_inflight - mw_njobs);
+    if (a->recover_own) {
+        mw_recover_own(a);
+        return;
+    }
 
-    argv[0] = "mdm:push";
-    argv[1] = mw_proc;
+    if (a->njobs >= a->ctx->conf.max_inflight) {
+        return;
+    }
+
+    snprintf(max, sizeof(max), "%d", a->ctx->conf.max_inflight - a->njobs);
+
+    argv[0] = MDM_KEY_PUSH;
+    argv[1] = a->proc;
     argv[2] = max;
 
-    if (mw_eval(mw_apns_taken, NULL, mw_take_lua, 2, 3, argv) != 0) {
+    if (mw_apns_eval(a, mw_apns_taken, a, MW_LUA_TAKE, 2, 3, argv) != 0) {
         /* Redis is down: look again when it may be back */
-        ev_timer_again(mw_loop, &mw_take_timer);
+        ev_timer_again(a->ctx->loop, &a->take_timer);
         return;
     }
 
-    mw_taking = 1;
+    a->taking = 1;
 }
 
 
 static void
 mw_apns_retake(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    (void) loop;
-    (void) t;
     (void) revents;
 
-    mw_apns_take();
+    ev_timer_stop(loop, t);
+    mw_apns_take(t->data);
 }
 
 
@@ -342,91 +195,122 @@ static void
 mw_apns_taken(redisAsyncContext *ac, void *reply, void *data)
 {
     size_t       i;
+    mw_job_t    *job;
     redisReply  *r = reply;
+    mw_apns_t   *a = data;
 
     (void) ac;
-    (void) data;
 
-    mw_pending--;
-    mw_taking = 0;
+    a->pending--;
+    a->taking = 0;
 
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        ev_timer_again(mw_loop, &mw_take_timer);
+        /* the script may have run: what it moved is nobody's now */
+        a->recover_own = 1;
+        ev_timer_again(a->ctx->loop, &a->take_timer);
         return;
     }
 
     for (i = 0; i < r->elements; i++) {
-        mw_apns_job(r->element[i]->str);
+        job = mw_apns_job(a, r->element[i]->str);
+        if (job) {
+            mw_apns_start_job(job);
+        }
     }
 
     if (r->elements > 0) {
-        mw_apns_take();
+        mw_apns_take(a);
         return;
     }
 
-    if (mw_stopping) {
+    if (a->ctx->stopping) {
         return;
     }
 
     /* nothing queued: wait for one on the blocking connection */
-    if (mw_redis_command(&mw_blk, mw_apns_popped, NULL,
-                         "BLMOVE mdm:push %s LEFT RIGHT 1", mw_proc) != 0)
+    if (mw_redis_command(&a->ctx->blk, mw_apns_popped, a,
+                         "BLMOVE " MDM_KEY_PUSH " %s LEFT RIGHT %d", a->proc,
+                         MW_BLOCK_SECONDS) != 0)
     {
-        ev_timer_again(mw_loop, &mw_take_timer);
+        ev_timer_again(a->ctx->loop, &a->take_timer);
         return;
     }
 
-    mw_taking = 1;
+    a->taking = 1;
 }
 
 
 static void
 mw_apns_popped(redisAsyncContext *ac, void *reply, void *data)
 {
+    mw_job_t    *job;
     redisReply  *r = reply;
+    mw_apns_t   *a = data;
 
     (void) ac;
-    (void) data;
 
-    mw_taking = 0;
+    a->taking = 0;
 
     if (r && r->type == REDIS_REPLY_STRING) {
-        mw_apns_job(r->str);
+        /* off mdm:push: the info script takes it off the pending set */
+        job = mw_apns_job(a, r->str);
+        if (job) {
+            job->pending = 1;
+            mw_apns_start_job(job);
+        }
     }
 
     if (r == NULL) {
-        ev_timer_again(mw_loop, &mw_take_timer);
+        a->recover_own = 1;
+        ev_timer_again(a->ctx->loop, &a->take_timer);
         return;
     }
 
-    mw_apns_take();
+    mw_apns_take(a);
 }
 
 
-static void
-mw_apns_job(const char *id)
+static mw_job_t *
+mw_apns_job(mw_apns_t *a, const char *id)
 {
     mw_job_t    *job;
-    const char  *argv[1];
+    char         esc[MW_ESC_SIZE];
 
     job = calloc(1, sizeof(mw_job_t));
     if (job == NULL || (job->id = strdup(id)) == NULL) {
         free(job);
-        mw_log("error", "out of memory for push to \"%s\"", id);
-        return;
+        mw_log("error", "out of memory for push to \"%s\"",
+               mw_esc(esc, sizeof(esc), id, strlen(id)));
+        return NULL;
     }
 
-    job->next = &mw_jobs;
-    job->prev = mw_jobs.prev;
-    mw_jobs.prev->next = job;
-    mw_jobs.prev = job;
-    mw_njobs++;
+    job->apns = a;
+    job->next = &a->jobs;
+    job->prev = a->jobs.prev;
+    a->jobs.prev->next = job;
+    a->jobs.prev = job;
+    a->njobs++;
 
     ev_timer_init(&job->retry, mw_apns_retry_timer, 0., 0.);
     job->retry.data = job;
 
-    argv[0] = id;
-    if (mw_eval(mw_apns_info, job, mw_info_lua, 0, 1, argv) != 0) {
+    return job;
+}
+
+
+/* what the push needs, read again at every attempt */
+
+static void
+mw_apns_start_job(mw_job_t *job)
+{
+    const char  *argv[2];
+
+    argv[0] = job->id;
+    argv[1] = job->pending ? "1" : "0";
+
+    if (mw_apns_eval(job->apns, mw_apns_info, job, MW_LUA_INFO, 0, 2, argv)
+        != 0)
+    {
         mw_apns_retry(job, "redis unavailable");
     }
 }
@@ -435,13 +319,15 @@ mw_apns_job(const char *id)
 static void
 mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
 {
+    char         esc[MW_ESC_SIZE], esc2[MW_ESC_SIZE];
     mw_job_t    *job = data;
+    mw_apns_t   *a = job->apns;
     mw_cert_t   *cert;
     redisReply  *r = reply, **e;
 
     (void) ac;
 
-    mw_pending--;
+    a->pending--;
 
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
         mw_apns_retry(job, "redis unavailable");
@@ -449,6 +335,7 @@ mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
     }
 
     e = r->element;
+    job->pending = 0;
 
     if (e[1]->len == 0 || e[2]->len == 0) {
         mw_apns_result(job, "", "no push token: no TokenUpdate yet", "",
@@ -456,15 +343,28 @@ mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
-    if (e[4]->len && atoll(e[4]->str) >= atoll(e[3]->str)) {
+    /* set by a 410 for this very token; a TokenUpdate removes it */
+    if (e[4]->len) {
         mw_apns_result(job, "", "token unregistered (APNs 410); waiting "
                        "for a TokenUpdate", "", "dead_token", 0);
         return;
     }
 
+    if (!mw_apns_token_ok(e[1]->str)) {
+        mw_log("error", "push token of \"%s\" is not hexadecimal: \"%s\"",
+               mw_esc(esc, sizeof(esc), job->id, strlen(job->id)),
+               mw_esc(esc2, sizeof(esc2), e[1]->str, e[1]->len));
+        mw_apns_result(job, "", "the push token is not hexadecimal", "",
+                       "bad_token", 0);
+        return;
+    }
+
     if (e[5]->len == 0) {
-        mw_log("error", "no push certificate for topic \"%s\": upload it "
-               "with PUT /v1/pushcert", e[0]->str);
+        /* the topic came from the device: never logged raw */
+        mw_log("error", "no push certificate for topic \"%s\" (enrollment "
+               "\"%s\"): upload it with PUT /v1/pushcert",
+               mw_esc(esc, sizeof(esc), e[0]->str, e[0]->len),
+               mw_esc(esc2, sizeof(esc2), job->id, strlen(job->id)));
         mw_apns_result(job, "", "no push certificate for the topic", "",
                        "no_certificate", 0);
         return;
@@ -482,7 +382,7 @@ mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
-    cert = mw_apns_find_cert(job->topic);
+    cert = mw_apns_find_cert(a, job->topic);
 
     if (cert && cert->stamp && strcmp(cert->stamp, e[5]->str) == 0) {
         mw_apns_send(job, cert);
@@ -490,28 +390,30 @@ mw_apns_info(redisAsyncContext *ac, void *reply, void *data)
     }
 
     /* a certificate not loaded yet, or replaced since: no restart needed */
-    if (mw_redis_command(&mw_cmd, mw_apns_cert, job,
-                         "HMGET mdm:pushcert:%s cert key updated_at",
+    if (mw_redis_command(&a->ctx->cmd, mw_apns_cert, job,
+                         "HMGET " MDM_KEY_PUSHCERT "%s cert key updated_at",
                          job->topic) != 0)
     {
         mw_apns_retry(job, "redis unavailable");
         return;
     }
 
-    mw_pending++;
+    a->pending++;
 }
 
 
 static void
 mw_apns_cert(redisAsyncContext *ac, void *reply, void *data)
 {
+    char         esc[MW_ESC_SIZE];
     mw_job_t    *job = data;
+    mw_apns_t   *a = job->apns;
     mw_cert_t   *cert;
     redisReply  *r = reply, **e;
 
     (void) ac;
 
-    mw_pending--;
+    a->pending--;
 
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3
         || r->element[0]->type != REDIS_REPLY_STRING
@@ -523,7 +425,7 @@ mw_apns_cert(redisAsyncContext *ac, void *reply, void *data)
 
     e = r->element;
 
-    cert = mw_apns_find_cert(job->topic);
+    cert = mw_apns_find_cert(a, job->topic);
 
     if (cert == NULL) {
         cert = calloc(1, sizeof(mw_cert_t));
@@ -533,8 +435,8 @@ mw_apns_cert(redisAsyncContext *ac, void *reply, void *data)
             return;
         }
 
-        cert->next = mw_certs;
-        mw_certs = cert;
+        cert->next = a->certs;
+        a->certs = cert;
     }
 
     free(cert->cert);
@@ -553,7 +455,8 @@ mw_apns_cert(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
-    mw_log("notice", "push certificate for topic \"%s\" loaded", job->topic);
+    mw_log("notice", "push certificate for topic \"%s\" loaded",
+           mw_esc(esc, sizeof(esc), job->topic, strlen(job->topic)));
 
     mw_apns_send(job, cert);
 }
@@ -562,9 +465,17 @@ mw_apns_cert(redisAsyncContext *ac, void *reply, void *data)
 static void
 mw_apns_send(mw_job_t *job, mw_cert_t *cert)
 {
-    char                url[1024], hdr[512], body[512];
+    char                url[1024], hdr[512], *body;
     mw_http_t          *h;
+    mw_apns_t          *a = job->apns;
     struct curl_blob    blob;
+
+    body = mw_apns_payload(job->magic);
+    if (body == NULL) {
+        mw_apns_result(job, "", "the push magic is not valid UTF-8", "",
+                       "bad_magic", 0);
+        return;
+    }
 
     job->cert = cert;
 
@@ -572,24 +483,26 @@ mw_apns_send(mw_job_t *job, mw_cert_t *cert)
         if (cert->warming && cert->warming != job) {
             job->parked_next = cert->parked;
             cert->parked = job;
+            free(body);
             return;
         }
 
         cert->warming = job;
     }
 
-    h = mw_http_new(mw_apns_done, job);
+    h = mw_http_new(a->ctx, mw_apns_done, job);
     if (h == NULL) {
+        free(body);
         mw_apns_retry(job, "out of memory");
         return;
     }
 
-    snprintf(url, sizeof(url), "%s/3/device/%s", mw_conf.apns_url,
+    snprintf(url, sizeof(url), "%s/3/device/%s", a->ctx->conf.apns_url,
              job->token);
-    snprintf(body, sizeof(body), "{\"mdm\":\"%s\"}", job->magic);
 
     curl_easy_setopt(h->easy, CURLOPT_URL, url);
     curl_easy_setopt(h->easy, CURLOPT_COPYPOSTFIELDS, body);
+    free(body);
     curl_easy_setopt(h->easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(h->easy, CURLOPT_PIPEWAIT, 1L);
 
@@ -604,8 +517,8 @@ mw_apns_send(mw_job_t *job, mw_cert_t *cert)
     curl_easy_setopt(h->easy, CURLOPT_SSLKEY_BLOB, &blob);
     curl_easy_setopt(h->easy, CURLOPT_SSLKEYTYPE, "PEM");
 
-    if (mw_conf.apns_ca && mw_conf.apns_ca[0]) {
-        curl_easy_setopt(h->easy, CURLOPT_CAINFO, mw_conf.apns_ca);
+    if (a->ctx->conf.apns_ca && a->ctx->conf.apns_ca[0]) {
+        curl_easy_setopt(h->easy, CURLOPT_CAINFO, a->ctx->conf.apns_ca);
     }
 
     h->headers = curl_slist_append(h->headers,
@@ -615,12 +528,13 @@ mw_apns_send(mw_job_t *job, mw_cert_t *cert)
     snprintf(hdr, sizeof(hdr), "apns-topic: %s", job->topic);
     h->headers = curl_slist_append(h->headers, hdr);
 
-    snprintf(hdr, sizeof(hdr), "apns-priority: %d", mw_conf.apns_priority);
+    snprintf(hdr, sizeof(hdr), "apns-priority: %d",
+             a->ctx->conf.apns_priority);
     h->headers = curl_slist_append(h->headers, hdr);
 
     snprintf(hdr, sizeof(hdr), "apns-expiration: %lld",
-             mw_conf.apns_expiration
-             ? mw_now_ms() / 1000 + mw_conf.apns_expiration : 0LL);
+             a->ctx->conf.apns_expiration
+             ? mw_now_ms() / 1000 + a->ctx->conf.apns_expiration : 0LL);
     h->headers = curl_slist_append(h->headers, hdr);
 
     job->http = h;
@@ -638,9 +552,9 @@ mw_apns_send(mw_job_t *job, mw_cert_t *cert)
 static void
 mw_apns_done(mw_http_t *h)
 {
-    char        why[512], reason[128], ts[32];
-    char       *p;
+    char        why[512], reason[128], esc[MW_ESC_SIZE];
     mw_job_t   *job = h->data;
+    mw_apns_t  *a = job->apns;
     mw_cert_t  *cert = job->cert;
 
     job->http = NULL;
@@ -655,11 +569,7 @@ mw_apns_done(mw_http_t *h)
         cert->warm = 0;
     }
 
-    reason[0] = '\0';
-    p = strstr(h->body, "\"reason\"");
-    if (p && sscanf(p, "\"reason\" : \"%127[^\"]\"", reason) != 1) {
-        sscanf(p, "\"reason\":\"%127[^\"]\"", reason);
-    }
+    mw_apns_reason(h, reason, sizeof(reason));
 
     if (h->result != CURLE_OK) {
         /*
@@ -675,10 +585,11 @@ mw_apns_done(mw_http_t *h)
                 && strstr(h->error, "alert") != NULL))
         {
             mw_log("error", "TLS to APNs failed for topic \"%s\": %s (is the "
-                   "push certificate expired or revoked?)", job->topic,
+                   "push certificate expired or revoked?)",
+                   mw_esc(esc, sizeof(esc), job->topic, strlen(job->topic)),
                    h->error[0] ? h->error : curl_easy_strerror(h->result));
-            mw_redis_command(&mw_cmd, NULL, NULL,
-                             "HINCRBY mdm:stats:apns tls_failure 1");
+            mw_redis_command(&a->ctx->cmd, NULL, NULL,
+                             "HINCRBY " MDM_KEY_STATS_APNS " tls_failure 1");
         }
 
         snprintf(why, sizeof(why), "%s",
@@ -689,7 +600,7 @@ mw_apns_done(mw_http_t *h)
     }
 
     if (h->status == 200) {
-        mw_bad_requests = 0;
+        a->bad_requests = 0;
         mw_apns_result(job, h->apns_id, "", "", "ok", 0);
         mw_http_free(h);
         return;
@@ -699,16 +610,11 @@ mw_apns_done(mw_http_t *h)
              reason[0] ? reason : "");
 
     if (h->status == 410) {
-        ts[0] = '\0';
-        p = strstr(h->body, "\"timestamp\"");
-        if (p) {
-            p += sizeof("\"timestamp\"") - 1;
-            p += strspn(p, " :");
-            snprintf(ts, sizeof(ts), "%.*s", (int) strspn(p, "0123456789"),
-                     p);
-        }
-
-        mw_apns_result(job, "", why, ts[0] ? ts : "0", "unregistered", 0);
+        /*
+         * Dead is this token, not whatever the enrollment holds by now: a
+         * TokenUpdate may have replaced it while the push was out.
+         */
+        mw_apns_result(job, "", why, job->token, "unregistered", 0);
 
     } else if (h->status == 429 || h->status >= 500) {
         mw_http_free(h);
@@ -717,7 +623,8 @@ mw_apns_done(mw_http_t *h)
 
     } else if (h->status == 403) {
         mw_log("error", "APNs refused the push certificate for topic \"%s\": "
-               "%s", job->topic, why);
+               "%s", mw_esc(esc, sizeof(esc), job->topic, strlen(job->topic)),
+               why);
         mw_apns_result(job, "", why, "", "bad_certificate", 0);
 
     } else if (h->status == 400) {
@@ -725,11 +632,11 @@ mw_apns_done(mw_http_t *h)
          * A bad request for every token is a configuration error (wrong
          * host, environment or topic), not a fleet of dead tokens.
          */
-        if (++mw_bad_requests == 10) {
+        if (++a->bad_requests == 10) {
             mw_log("error", "APNs answered 400 (%s) to the last 10 pushes: "
                    "check apns_url (production or sandbox) and the push "
                    "certificate's topic; tokens are not marked dead",
-                   reason);
+                   mw_esc(esc, sizeof(esc), reason, strlen(reason)));
         }
 
         mw_apns_result(job, "", why, "", "bad_request", 0);
@@ -745,14 +652,15 @@ mw_apns_done(mw_http_t *h)
 static void
 mw_apns_retry(mw_job_t *job, const char *why)
 {
-    double  delay;
+    double      delay;
+    mw_apns_t  *a = job->apns;
 
-    if (mw_stopping) {
+    if (a->ctx->stopping) {
         mw_apns_result(job, "", "", "", "", 1);
         return;
     }
 
-    if (++job->attempts > mw_conf.push_retries) {
+    if (++job->attempts > a->ctx->conf.push_retries) {
         char  err[600];
 
         snprintf(err, sizeof(err), "gave up after %d attempts: %s",
@@ -761,51 +669,48 @@ mw_apns_retry(mw_job_t *job, const char *why)
         return;
     }
 
-    delay = mw_conf.push_backoff_ms / 1000. * (1 << (job->attempts - 1));
+    delay = a->ctx->conf.push_backoff_ms / 1000. * (1 << (job->attempts - 1));
     if (delay > 60.) {
         delay = 60.;
     }
 
     ev_timer_set(&job->retry, delay, 0.);
-    ev_timer_start(mw_loop, &job->retry);
+    ev_timer_start(a->ctx->loop, &job->retry);
 }
 
 
 static void
 mw_apns_retry_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    mw_job_t    *job = t->data;
-    const char  *argv[1];
-
     (void) loop;
     (void) revents;
 
-    argv[0] = job->id;
-    if (mw_eval(mw_apns_info, job, mw_info_lua, 0, 1, argv) != 0) {
-        mw_apns_retry(job, "redis unavailable");
-    }
+    mw_apns_start_job(t->data);
 }
 
 
 static void
 mw_apns_result(mw_job_t *job, const char *apns_id, const char *error,
-    const char *dead_ts, const char *counter, int requeue)
+    const char *dead_token, const char *counter, int requeue)
 {
     char         now[32];
     const char  *argv[8];
+    mw_apns_t   *a = job->apns;
 
     snprintf(now, sizeof(now), "%lld", mw_now_ms());
 
     argv[0] = job->id;
-    argv[1] = mw_proc;
+    argv[1] = a->proc;
     argv[2] = now;
     argv[3] = apns_id;
     argv[4] = error;
-    argv[5] = dead_ts;
+    argv[5] = dead_token;
     argv[6] = requeue ? "1" : "0";
     argv[7] = counter;
 
-    if (mw_eval(mw_apns_recorded, job, mw_result_lua, 0, 8, argv) != 0) {
+    if (mw_apns_eval(a, mw_apns_recorded, job, MW_LUA_RESULT, 0, 8, argv)
+        != 0)
+    {
         /* not recorded: it stays in the processing list for next time */
         mw_apns_free(job);
     }
@@ -815,12 +720,15 @@ mw_apns_result(mw_job_t *job, const char *apns_id, const char *error,
 static void
 mw_apns_recorded(redisAsyncContext *ac, void *reply, void *data)
 {
+    mw_job_t   *job = data;
+    mw_apns_t  *a = job->apns;
+
     (void) ac;
     (void) reply;
 
-    mw_pending--;
-    mw_apns_free(data);
-    mw_apns_take();
+    a->pending--;
+    mw_apns_free(job);
+    mw_apns_take(a);
 }
 
 
@@ -835,7 +743,7 @@ mw_apns_unpark(mw_cert_t *cert)
         cert->parked = parked->parked_next;
         parked->parked_next = NULL;
 
-        if (mw_stopping) {
+        if (parked->apns->ctx->stopping) {
             mw_apns_result(parked, "", "", "", "", 1);
         } else {
             mw_apns_send(parked, cert);
@@ -847,12 +755,14 @@ mw_apns_unpark(mw_cert_t *cert)
 static void
 mw_apns_free(mw_job_t *job)
 {
+    mw_apns_t  *a = job->apns;
+
     if (job->cert && job->cert->warming == job) {
         /* it ends without an answer: the next one warms the connection */
         mw_apns_unpark(job->cert);
     }
 
-    ev_timer_stop(mw_loop, &job->retry);
+    ev_timer_stop(a->ctx->loop, &job->retry);
 
     if (job->http) {
         /* only at exit: the transfer is abandoned */
@@ -861,7 +771,7 @@ mw_apns_free(mw_job_t *job)
 
     job->prev->next = job->next;
     job->next->prev = job->prev;
-    mw_njobs--;
+    a->njobs--;
 
     free(job->id);
     free(job->topic);
@@ -871,61 +781,12 @@ mw_apns_free(mw_job_t *job)
 }
 
 
-static void
-mw_apns_beat(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    (void) loop;
-    (void) t;
-    (void) revents;
-
-    mw_redis_command(&mw_cmd, NULL, NULL, "SET %s %d PX %ld", mw_beat_key,
-                     (int) getpid(), mw_conf.heartbeat * 3000);
-}
-
-
-static void
-mw_apns_repush(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    char         now[32], every[32];
-    const char  *argv[3];
-
-    (void) loop;
-    (void) t;
-    (void) revents;
-
-    snprintf(now, sizeof(now), "%lld", mw_now_ms());
-    snprintf(every, sizeof(every), "%ld", mw_conf.repush_interval * 1000);
-
-    argv[0] = mw_repush_cursor;
-    argv[1] = now;
-    argv[2] = every;
-
-    mw_eval(mw_apns_repushed, NULL, mw_repush_lua, 0, 3, argv);
-}
-
-
-static void
-mw_apns_repushed(redisAsyncContext *ac, void *reply, void *data)
-{
-    redisReply  *r = reply;
-
-    (void) ac;
-    (void) data;
-
-    mw_pending--;
-
-    if (r && r->type == REDIS_REPLY_STRING) {
-        snprintf(mw_repush_cursor, sizeof(mw_repush_cursor), "%s", r->str);
-    }
-}
-
-
 static mw_cert_t *
-mw_apns_find_cert(const char *topic)
+mw_apns_find_cert(mw_apns_t *a, const char *topic)
 {
     mw_cert_t  *c;
 
-    for (c = mw_certs; c; c = c->next) {
+    for (c = a->certs; c; c = c->next) {
         if (strcmp(c->topic, topic) == 0) {
             return c;
         }
@@ -935,42 +796,25 @@ mw_apns_find_cert(const char *topic)
 }
 
 
-/* EVAL on the command connection; the scripts are small */
+/* a script on the command connection */
 
-static int
-mw_eval(redisCallbackFn *cb, void *data, const char *script, int nkeys,
-    int argc, const char **argv)
+int
+mw_apns_eval(mw_apns_t *a, redisCallbackFn *cb, void *data, int script,
+    int nkeys, int argc, const char **argv)
 {
-    int          i, n;
-    char         nk[8];
-    const char  *av[16];
-    size_t       lens[16];
-
-    n = 0;
-    av[n++] = "EVAL";
-    av[n++] = script;
-    snprintf(nk, sizeof(nk), "%d", nkeys);
-    av[n++] = nk;
-
-    for (i = 0; i < argc && n < 16; i++) {
-        av[n++] = argv[i];
-    }
-
-    for (i = 0; i < n; i++) {
-        lens[i] = strlen(av[i]);
-    }
-
-    if (mw_redis_argv(&mw_cmd, cb, data, n, av, lens) != 0) {
+    if (mw_redis_eval(&a->ctx->cmd, script, cb, data, nkeys, argc, argv)
+        != 0)
+    {
         return -1;
     }
 
-    mw_pending++;
+    a->pending++;
 
     return 0;
 }
 
 
-static long long
+long long
 mw_now_ms(void)
 {
     struct timeval  tv;
@@ -978,6 +822,67 @@ mw_now_ms(void)
     gettimeofday(&tv, NULL);
 
     return (long long) tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+
+/* APNs takes any token it issued: hex digits; anything else never goes
+ * into the URL */
+
+static int
+mw_apns_token_ok(const char *token)
+{
+    size_t  n = strlen(token);
+
+    return n > 0 && n <= 200 && strspn(token, "0123456789abcdefABCDEF") == n;
+}
+
+
+/* {"mdm":"<PushMagic>"}: the magic comes from the device */
+
+static char *
+mw_apns_payload(const char *magic)
+{
+    char    *s;
+    json_t  *j;
+
+    j = json_pack("{s:s}", "mdm", magic);
+    if (j == NULL) {
+        return NULL;
+    }
+
+    s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+
+    return s;
+}
+
+
+/* "reason" of APNs' JSON answer, or "" */
+
+static void
+mw_apns_reason(mw_http_t *h, char *reason, size_t size)
+{
+    json_t        *j;
+    const char    *r;
+    json_error_t   err;
+
+    reason[0] = '\0';
+
+    if (h->body_len == 0) {
+        return;
+    }
+
+    j = json_loadb(h->body, h->body_len, 0, &err);
+    if (j == NULL) {
+        return;
+    }
+
+    r = json_string_value(json_object_get(j, "reason"));
+    if (r) {
+        snprintf(reason, size, "%s", r);
+    }
+
+    json_decref(j);
 }
 
 

@@ -15,12 +15,16 @@
 typedef struct {
     ev_io        io;
     curl_socket_t fd;
+    mw_curl_t   *curl;
 } mw_sock_t;
 
 
-static CURLM     *mw_multi;
-static ev_timer   mw_multi_timer;
-static int        mw_running;
+struct mw_curl_s {
+    mw_ctx_t    *ctx;
+    CURLM       *multi;
+    ev_timer     timer;
+    int          running;
+};
 
 
 static int mw_http_socket(CURL *e, curl_socket_t s, int what, void *userp,
@@ -28,52 +32,75 @@ static int mw_http_socket(CURL *e, curl_socket_t s, int what, void *userp,
 static int mw_http_timer(CURLM *m, long timeout_ms, void *userp);
 static void mw_http_io(struct ev_loop *loop, ev_io *w, int revents);
 static void mw_http_timeout(struct ev_loop *loop, ev_timer *w, int revents);
-static void mw_http_finished(void);
+static void mw_http_finished(mw_curl_t *c);
 static size_t mw_http_write(char *ptr, size_t size, size_t n, void *userdata);
 static size_t mw_http_header(char *ptr, size_t size, size_t n,
     void *userdata);
 
 
 int
-mw_http_init(void)
+mw_http_init(mw_ctx_t *ctx)
 {
+    mw_curl_t  *c;
+
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         return -1;
     }
 
-    mw_multi = curl_multi_init();
-    if (mw_multi == NULL) {
+    c = calloc(1, sizeof(mw_curl_t));
+    if (c == NULL) {
+        curl_global_cleanup();
         return -1;
     }
 
-    curl_multi_setopt(mw_multi, CURLMOPT_SOCKETFUNCTION, mw_http_socket);
-    curl_multi_setopt(mw_multi, CURLMOPT_TIMERFUNCTION, mw_http_timer);
-    curl_multi_setopt(mw_multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-    curl_multi_setopt(mw_multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
-    curl_multi_setopt(mw_multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
+    c->ctx = ctx;
+    ctx->curl = c;
 
-    ev_timer_init(&mw_multi_timer, mw_http_timeout, 0., 0.);
+    c->multi = curl_multi_init();
+    if (c->multi == NULL) {
+        return -1;
+    }
+
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, mw_http_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, mw_http_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
+
+    ev_timer_init(&c->timer, mw_http_timeout, 0., 0.);
+    c->timer.data = c;
 
     return 0;
 }
 
 
 void
-mw_http_cleanup(void)
+mw_http_cleanup(mw_ctx_t *ctx)
 {
-    ev_timer_stop(mw_loop, &mw_multi_timer);
+    mw_curl_t  *c = ctx->curl;
 
-    if (mw_multi) {
-        curl_multi_cleanup(mw_multi);
-        mw_multi = NULL;
+    if (c == NULL) {
+        curl_global_cleanup();
+        return;
     }
+
+    ev_timer_stop(ctx->loop, &c->timer);
+
+    if (c->multi) {
+        curl_multi_cleanup(c->multi);
+    }
+
+    free(c);
+    ctx->curl = NULL;
 
     curl_global_cleanup();
 }
 
 
 mw_http_t *
-mw_http_new(mw_http_done_pt done, void *data)
+mw_http_new(mw_ctx_t *ctx, mw_http_done_pt done, void *data)
 {
     mw_http_t  *h;
 
@@ -88,6 +115,7 @@ mw_http_new(mw_http_done_pt done, void *data)
         return NULL;
     }
 
+    h->ctx = ctx;
     h->done = done;
     h->data = data;
 
@@ -115,11 +143,11 @@ mw_http_start(mw_http_t *h)
 
     curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers);
 
-    if (curl_multi_add_handle(mw_multi, h->easy) != CURLM_OK) {
+    if (curl_multi_add_handle(h->ctx->curl->multi, h->easy) != CURLM_OK) {
         return -1;
     }
 
-    mw_running++;
+    h->ctx->curl->running++;
 
     return 0;
 }
@@ -135,9 +163,9 @@ mw_http_free(mw_http_t *h)
 
 
 int
-mw_http_inflight(void)
+mw_http_inflight(mw_ctx_t *ctx)
 {
-    return mw_running;
+    return ctx->curl ? ctx->curl->running : 0;
 }
 
 
@@ -147,14 +175,14 @@ mw_http_socket(CURL *e, curl_socket_t s, int what, void *userp,
 {
     int         events;
     mw_sock_t  *sock = socketp;
+    mw_curl_t  *c = userp;
 
     (void) e;
-    (void) userp;
 
     if (what == CURL_POLL_REMOVE) {
         if (sock) {
-            ev_io_stop(mw_loop, &sock->io);
-            curl_multi_assign(mw_multi, s, NULL);
+            ev_io_stop(c->ctx->loop, &sock->io);
+            curl_multi_assign(c->multi, s, NULL);
             free(sock);
         }
         return 0;
@@ -170,16 +198,17 @@ mw_http_socket(CURL *e, curl_socket_t s, int what, void *userp,
         }
 
         sock->fd = s;
+        sock->curl = c;
         ev_io_init(&sock->io, mw_http_io, s, events);
         sock->io.data = sock;
-        curl_multi_assign(mw_multi, s, sock);
+        curl_multi_assign(c->multi, s, sock);
 
     } else {
-        ev_io_stop(mw_loop, &sock->io);
+        ev_io_stop(c->ctx->loop, &sock->io);
         ev_io_set(&sock->io, s, events);
     }
 
-    ev_io_start(mw_loop, &sock->io);
+    ev_io_start(c->ctx->loop, &sock->io);
 
     return 0;
 }
@@ -188,14 +217,15 @@ mw_http_socket(CURL *e, curl_socket_t s, int what, void *userp,
 static int
 mw_http_timer(CURLM *m, long timeout_ms, void *userp)
 {
-    (void) m;
-    (void) userp;
+    mw_curl_t  *c = userp;
 
-    ev_timer_stop(mw_loop, &mw_multi_timer);
+    (void) m;
+
+    ev_timer_stop(c->ctx->loop, &c->timer);
 
     if (timeout_ms >= 0) {
-        ev_timer_set(&mw_multi_timer, timeout_ms / 1000., 0.);
-        ev_timer_start(mw_loop, &mw_multi_timer);
+        ev_timer_set(&c->timer, timeout_ms / 1000., 0.);
+        ev_timer_start(c->ctx->loop, &c->timer);
     }
 
     return 0;
@@ -207,40 +237,42 @@ mw_http_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     int         running, action;
     mw_sock_t  *sock = w->data;
+    mw_curl_t  *c = sock->curl;
 
     (void) loop;
 
     action = ((revents & EV_READ) ? CURL_CSELECT_IN : 0)
              | ((revents & EV_WRITE) ? CURL_CSELECT_OUT : 0);
 
-    curl_multi_socket_action(mw_multi, sock->fd, action, &running);
-    mw_http_finished();
+    /* the call may free sock (CURL_POLL_REMOVE) */
+    curl_multi_socket_action(c->multi, sock->fd, action, &running);
+    mw_http_finished(c);
 }
 
 
 static void
 mw_http_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    int  running;
+    int         running;
+    mw_curl_t  *c = w->data;
 
     (void) loop;
-    (void) w;
     (void) revents;
 
-    curl_multi_socket_action(mw_multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    mw_http_finished();
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    mw_http_finished(c);
 }
 
 
 static void
-mw_http_finished(void)
+mw_http_finished(mw_curl_t *c)
 {
     int         left;
     CURL       *e;
     CURLMsg    *msg;
     mw_http_t  *h;
 
-    while ((msg = curl_multi_info_read(mw_multi, &left)) != NULL) {
+    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE) {
             continue;
         }
@@ -251,8 +283,8 @@ mw_http_finished(void)
         h->result = msg->data.result;
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &h->status);
 
-        curl_multi_remove_handle(mw_multi, e);
-        mw_running--;
+        curl_multi_remove_handle(c->multi, e);
+        c->running--;
 
         h->done(h);
     }

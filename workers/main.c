@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,74 +17,82 @@
 #include "mdm_worker.h"
 
 
-mw_conf_t        mw_conf;
-struct ev_loop  *mw_loop;
-mw_redis_t       mw_cmd;
-mw_redis_t       mw_blk;
-mw_redis_t       mw_evt;
-int              mw_stopping;
-
-
 typedef struct {
     const char  *name;
     char         type;           /* s: string, i: int, l: long */
-    void        *field;
+    size_t       offset;         /* of the field in mw_conf_t */
     const char  *help;
 } mw_option_t;
 
+#define MW_FIELD(conf, o)  ((char *) (conf) + (o)->offset)
+
 
 static mw_option_t  mw_options[] = {
-    { "redis", 's', &mw_conf.redis,
+    { "redis", 's', offsetof(mw_conf_t, redis),
       "Redis address, host:port or unix:/path (127.0.0.1:6379)" },
-    { "redis_db", 'i', &mw_conf.redis_db, "Redis database (0)" },
-    { "redis_password", 's', &mw_conf.redis_password,
+    { "redis_db", 'i', offsetof(mw_conf_t, redis_db), "Redis database (0)" },
+    { "redis_password", 's', offsetof(mw_conf_t, redis_password),
       "Redis password (none)" },
-    { "apns_url", 's', &mw_conf.apns_url,
+    { "redis_timeout", 'l', offsetof(mw_conf_t, redis_timeout),
+      "seconds a Redis call may go unanswered (beyond the 1 s of blocking "
+      "reads) before the connection is dropped and made again (5)" },
+    { "apns_url", 's', offsetof(mw_conf_t, apns_url),
       "APNs base URL: https://api.push.apple.com, or "
       "https://api.sandbox.push.apple.com" },
-    { "apns_ca", 's', &mw_conf.apns_ca,
+    { "apns_ca", 's', offsetof(mw_conf_t, apns_ca),
       "CA bundle that signs the APNs server certificate (system CAs)" },
-    { "apns_expiration", 'l', &mw_conf.apns_expiration,
+    { "apns_expiration", 'l', offsetof(mw_conf_t, apns_expiration),
       "apns-expiration, seconds from now; 0: deliver now or never (604800)" },
-    { "apns_priority", 'i', &mw_conf.apns_priority, "apns-priority (10)" },
-    { "push_retries", 'i', &mw_conf.push_retries,
+    { "apns_priority", 'i', offsetof(mw_conf_t, apns_priority),
+      "apns-priority (10)" },
+    { "push_retries", 'i', offsetof(mw_conf_t, push_retries),
       "attempts after a 429, a 5xx or a connection failure (8)" },
-    { "push_backoff_ms", 'l', &mw_conf.push_backoff_ms,
+    { "push_backoff_ms", 'l', offsetof(mw_conf_t, push_backoff_ms),
       "first retry delay, doubled each time up to 60 s (1000)" },
-    { "max_inflight", 'i', &mw_conf.max_inflight,
+    { "max_inflight", 'i', offsetof(mw_conf_t, max_inflight),
       "pushes in flight at once (1000)" },
-    { "repush_interval", 'l', &mw_conf.repush_interval,
+    { "repush_interval", 'l', offsetof(mw_conf_t, repush_interval),
       "seconds before an enrollment with queued commands is pushed again, "
       "doubled while it does not answer; 0: off (900)" },
-    { "heartbeat", 'l', &mw_conf.heartbeat,
+    { "heartbeat", 'l', offsetof(mw_conf_t, heartbeat),
       "seconds between heartbeats; a worker silent for 3 is taken for "
       "dead and its unfinished pushes are taken over (5)" },
-    { "webhook_url", 's', &mw_conf.webhook_url,
+    { "stop_timeout", 'l', offsetof(mw_conf_t, stop_timeout),
+      "seconds SIGTERM waits for the work in flight; then the worker exits "
+      "and its unfinished pushes are put back by the next start (30)" },
+    { "webhook_url", 's', offsetof(mw_conf_t, webhook_url),
       "where events are POSTed as NanoMDM webhooks (none: off)" },
-    { "webhook_hmac_key", 's', &mw_conf.webhook_hmac_key,
+    { "webhook_hmac_key", 's', offsetof(mw_conf_t, webhook_hmac_key),
       "key of the X-Hmac-Signature header (none: no header)" },
-    { "webhook_retries", 'i', &mw_conf.webhook_retries,
+    { "webhook_retries", 'i', offsetof(mw_conf_t, webhook_retries),
       "attempts before an event goes to mdm:webhooks:dead (10)" },
-    { "webhook_backoff_ms", 'l', &mw_conf.webhook_backoff_ms,
+    { "webhook_backoff_ms", 'l', offsetof(mw_conf_t, webhook_backoff_ms),
       "first retry delay, doubled each time up to 300 s (1000)" },
-    { "webhook_claim_ms", 'l', &mw_conf.webhook_claim_ms,
-      "idle time after which another worker's undelivered events are "
-      "taken over (30000)" },
-    { "worker_id", 's', &mw_conf.worker_id,
+    { "webhook_claim_ms", 'l', offsetof(mw_conf_t, webhook_claim_ms),
+      "idle time after which a dead worker's (heartbeat expired) "
+      "undelivered events are taken over (30000)" },
+    { "webhook_idle", 's', offsetof(mw_conf_t, webhook_idle),
+      "on: Idle check-ins are webhook events too; off: the module does "
+      "not add them (on)" },
+    { "webhook_max_inflight", 'i', offsetof(mw_conf_t, webhook_max_inflight),
+      "webhook requests in flight at once (8)" },
+    { "webhook_dead_max", 'l', offsetof(mw_conf_t, webhook_dead_max),
+      "dead letters kept in mdm:webhooks:dead, about (100000)" },
+    { "worker_id", 's', offsetof(mw_conf_t, worker_id),
       "this worker's name, unique among the workers of one Redis "
       "(the host name)" },
-    { NULL, 0, NULL, NULL }
+    { NULL, 0, 0, NULL }
 };
 
 
-static void mw_defaults(void);
-static int mw_set(const char *name, const char *value);
-static int mw_read_conf(const char *path);
+static void mw_defaults(mw_conf_t *conf);
+static int mw_set(mw_conf_t *conf, const char *name, const char *value);
+static int mw_read_conf(mw_conf_t *conf, const char *path);
 static void mw_usage(FILE *out);
 static void mw_signal(struct ev_loop *loop, ev_signal *w, int revents);
 static void mw_check_idle(struct ev_loop *loop, ev_timer *w, int revents);
 static void mw_ready(mw_redis_t *r);
-static void mw_free_conf(void);
+static void mw_free_conf(mw_conf_t *conf);
 
 
 int
@@ -91,35 +100,38 @@ main(int argc, char **argv)
 {
     int         i;
     ev_signal   sigterm, sigint;
+    mw_ctx_t    ctx;
+    mw_conf_t  *conf = &ctx.conf;
 
-    mw_defaults();
+    memset(&ctx, 0, sizeof(mw_ctx_t));
+    mw_defaults(conf);
 
     for (i = 1; i < argc; i++) {
 
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             mw_usage(stdout);
-            mw_free_conf();
+            mw_free_conf(conf);
             return 0;
         }
 
         if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--version") == 0) {
             printf("mdm-worker %s\n", MW_VERSION);
-            mw_free_conf();
+            mw_free_conf(conf);
             return 0;
         }
 
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
             && i + 1 < argc)
         {
-            if (mw_read_conf(argv[++i]) != 0) {
-                mw_free_conf();
+            if (mw_read_conf(conf, argv[++i]) != 0) {
+                mw_free_conf(conf);
                 return 2;
             }
             continue;
         }
 
         if (strncmp(argv[i], "--", 2) == 0 && i + 1 < argc
-            && mw_set(argv[i] + 2, argv[i + 1]) == 0)
+            && mw_set(conf, argv[i] + 2, argv[i + 1]) == 0)
         {
             i++;
             continue;
@@ -127,67 +139,84 @@ main(int argc, char **argv)
 
         fprintf(stderr, "mdm-worker: unknown option \"%s\"\n\n", argv[i]);
         mw_usage(stderr);
-        mw_free_conf();
+        mw_free_conf(conf);
         return 2;
     }
 
-    if (mw_conf.worker_id == NULL) {
+    if (conf->worker_id == NULL) {
         char  host[256];
 
         if (gethostname(host, sizeof(host)) != 0) {
             snprintf(host, sizeof(host), "worker");
         }
         host[sizeof(host) - 1] = '\0';
-        mw_conf.worker_id = strdup(host);
+        conf->worker_id = strdup(host);
     }
 
-    mw_loop = EV_DEFAULT;
+    ctx.loop = EV_DEFAULT;
 
-    if (mw_http_init() != 0) {
+    if (mw_http_init(&ctx) != 0) {
         mw_log("error", "cannot initialize libcurl");
-        mw_free_conf();
+        mw_free_conf(conf);
+        return 1;
+    }
+
+    if (mw_apns_init(&ctx) != 0 || mw_webhook_init(&ctx) != 0) {
+        mw_log("error", "out of memory");
+        mw_apns_cleanup(&ctx);
+        mw_webhook_cleanup(&ctx);
+        mw_http_cleanup(&ctx);
+        mw_free_conf(conf);
         return 1;
     }
 
     mw_log("notice", "mdm-worker %s (%s) starting: redis %s, apns %s",
-           MW_VERSION, mw_conf.worker_id, mw_conf.redis, mw_conf.apns_url);
+           MW_VERSION, conf->worker_id, conf->redis, conf->apns_url);
 
     ev_signal_init(&sigterm, mw_signal, SIGTERM);
     ev_signal_init(&sigint, mw_signal, SIGINT);
-    ev_signal_start(mw_loop, &sigterm);
-    ev_signal_start(mw_loop, &sigint);
+    sigterm.data = &ctx;
+    sigint.data = &ctx;
+    ev_signal_start(ctx.loop, &sigterm);
+    ev_signal_start(ctx.loop, &sigint);
 
-    mw_redis_start(&mw_cmd, "commands", mw_ready);
-    mw_redis_start(&mw_blk, "blocking", NULL);
+    mw_scripts_init(&ctx);
 
-    if (mw_conf.webhook_url && mw_conf.webhook_url[0]) {
-        mw_redis_start(&mw_evt, "events", NULL);
+    /* the command connection checks the version and loads the scripts */
+    ctx.cmd.check = 1;
+    ctx.cmd.scripts = 1;
+    ctx.blk.block = MW_BLOCK_SECONDS;
+    ctx.evt.block = MW_BLOCK_SECONDS;
+
+    mw_redis_start(&ctx, &ctx.cmd, "commands", mw_ready);
+    mw_redis_start(&ctx, &ctx.blk, "blocking", NULL);
+
+    if (conf->webhook_url && conf->webhook_url[0]) {
+        mw_redis_start(&ctx, &ctx.evt, "events", NULL);
     }
 
-    ev_run(mw_loop, 0);
+    ev_run(ctx.loop, 0);
 
-    mw_redis_stop(&mw_cmd);
-    mw_redis_stop(&mw_blk);
-    mw_redis_stop(&mw_evt);
-    mw_apns_cleanup();
-    mw_webhook_cleanup();
-    mw_http_cleanup();
-    ev_loop_destroy(mw_loop);
+    mw_redis_stop(&ctx.cmd);
+    mw_redis_stop(&ctx.blk);
+    mw_redis_stop(&ctx.evt);
+    mw_apns_cleanup(&ctx);
+    mw_webhook_cleanup(&ctx);
+    mw_http_cleanup(&ctx);
+    ev_loop_destroy(ctx.loop);
 
     mw_log("notice", "stopped");
-    mw_free_conf();
+    mw_free_conf(conf);
 
-    return 0;
+    return ctx.exit_code;
 }
 
 
 static void
 mw_ready(mw_redis_t *r)
 {
-    (void) r;
-
-    mw_apns_start();
-    mw_webhook_start();
+    mw_apns_start(r->ctx);
+    mw_webhook_start(r->ctx);
 }
 
 
@@ -196,32 +225,47 @@ mw_ready(mw_redis_t *r)
 static void
 mw_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    static ev_timer  idle;
+    mw_ctx_t  *ctx = w->data;
 
     (void) revents;
 
-    if (mw_stopping) {
+    if (ctx->stopping) {
         return;
     }
 
     mw_log("notice", "signal %d: finishing %d pushes in flight", w->signum,
-           mw_http_inflight());
+           mw_http_inflight(ctx));
 
-    mw_stopping = 1;
-    mw_apns_stop();
-    mw_webhook_stop();
+    ctx->stopping = 1;
+    ctx->stop_by = ev_now(loop) + (ev_tstamp) ctx->conf.stop_timeout;
+    mw_apns_stop(ctx);
+    mw_webhook_stop(ctx);
 
-    ev_timer_init(&idle, mw_check_idle, 0., 0.05);
-    ev_timer_again(loop, &idle);
+    ev_timer_init(&ctx->idle, mw_check_idle, 0., 0.05);
+    ctx->idle.data = ctx;
+    ev_timer_again(loop, &ctx->idle);
 }
 
 
 static void
 mw_check_idle(struct ev_loop *loop, ev_timer *w, int revents)
 {
+    mw_ctx_t  *ctx = w->data;
+
     (void) revents;
 
-    if (mw_http_inflight() == 0 && mw_apns_idle() && mw_webhook_idle()) {
+    if (mw_http_inflight(ctx) == 0 && mw_apns_idle(ctx)
+        && mw_webhook_idle(ctx))
+    {
+        ev_timer_stop(loop, w);
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+
+    if (ev_now(loop) >= ctx->stop_by) {
+        /* what is left stays in Redis: the next start takes it up */
+        mw_log("warn", "stop_timeout: exiting with %d requests in flight",
+               mw_http_inflight(ctx));
         ev_timer_stop(loop, w);
         ev_break(loop, EVBREAK_ALL);
     }
@@ -229,27 +273,32 @@ mw_check_idle(struct ev_loop *loop, ev_timer *w, int revents)
 
 
 static void
-mw_defaults(void)
+mw_defaults(mw_conf_t *conf)
 {
-    mw_conf.redis = strdup("127.0.0.1:6379");
-    mw_conf.apns_url = strdup("https://api.push.apple.com");
-    mw_conf.apns_expiration = 604800;
-    mw_conf.apns_priority = 10;
-    mw_conf.push_retries = 8;
-    mw_conf.push_backoff_ms = 1000;
-    mw_conf.max_inflight = 1000;
-    mw_conf.repush_interval = 900;
-    mw_conf.heartbeat = 5;
-    mw_conf.webhook_retries = 10;
-    mw_conf.webhook_backoff_ms = 1000;
-    mw_conf.webhook_claim_ms = 30000;
+    conf->redis = strdup("127.0.0.1:6379");
+    conf->redis_timeout = 5;
+    conf->apns_url = strdup("https://api.push.apple.com");
+    conf->apns_expiration = 604800;
+    conf->apns_priority = 10;
+    conf->push_retries = 8;
+    conf->push_backoff_ms = 1000;
+    conf->max_inflight = 1000;
+    conf->repush_interval = 900;
+    conf->heartbeat = 5;
+    conf->stop_timeout = 30;
+    conf->webhook_retries = 10;
+    conf->webhook_backoff_ms = 1000;
+    conf->webhook_claim_ms = 30000;
+    conf->webhook_idle = strdup("on");
+    conf->webhook_max_inflight = 8;
+    conf->webhook_dead_max = 100000;
 }
 
 
 static int
-mw_set(const char *name, const char *value)
+mw_set(mw_conf_t *conf, const char *name, const char *value)
 {
-    char         *end;
+    char         *end, **str;
     mw_option_t  *o;
 
     for (o = mw_options; o->name; o++) {
@@ -258,9 +307,10 @@ mw_set(const char *name, const char *value)
         }
 
         if (o->type == 's') {
-            free(*(char **) o->field);
-            *(char **) o->field = strdup(value);
-            return *(char **) o->field ? 0 : -1;
+            str = (char **) MW_FIELD(conf, o);
+            free(*str);
+            *str = strdup(value);
+            return *str ? 0 : -1;
         }
 
         errno = 0;
@@ -272,9 +322,9 @@ mw_set(const char *name, const char *value)
         }
 
         if (o->type == 'i') {
-            *(int *) o->field = (int) v;
+            *(int *) MW_FIELD(conf, o) = (int) v;
         } else {
-            *(long *) o->field = v;
+            *(long *) MW_FIELD(conf, o) = v;
         }
 
         return 0;
@@ -287,7 +337,7 @@ mw_set(const char *name, const char *value)
 /* "name = value" lines; "#" starts a comment */
 
 static int
-mw_read_conf(const char *path)
+mw_read_conf(mw_conf_t *conf, const char *path)
 {
     int    n;
     FILE  *f;
@@ -328,7 +378,7 @@ mw_read_conf(const char *path)
         { /* void */ }
         *end = '\0';
 
-        if (mw_set(name, value) != 0) {
+        if (mw_set(conf, name, value) != 0) {
             goto invalid;
         }
     }
@@ -364,20 +414,23 @@ mw_usage(FILE *out)
         "\n  -c, --config FILE  read settings from FILE\n"
         "  -h, --help         this help\n"
         "  -v, --version      the version\n\n"
-        "SIGTERM or SIGINT: finish the pushes in flight, put back the ones\n"
-        "waiting to be retried, and exit.\n");
+        "SIGTERM or SIGINT: finish the pushes in flight (for at most\n"
+        "stop_timeout seconds), put back the ones waiting to be retried, and\n"
+        "exit.  Needs Redis 6.2 or later.\n");
 }
 
 
 static void
-mw_free_conf(void)
+mw_free_conf(mw_conf_t *conf)
 {
-    mw_option_t  *o;
+    char         **str;
+    mw_option_t   *o;
 
     for (o = mw_options; o->name; o++) {
         if (o->type == 's') {
-            free(*(char **) o->field);
-            *(char **) o->field = NULL;
+            str = (char **) MW_FIELD(conf, o);
+            free(*str);
+            *str = NULL;
         }
     }
 }
@@ -402,4 +455,59 @@ mw_log(const char *level, const char *fmt, ...)
     va_end(ap);
 
     fputc('\n', stderr);
+}
+
+
+/*
+ * Bytes a device or a server chose, as one printable line: quotes,
+ * backslashes, control characters and non-ASCII bytes escaped (\n, \xNN),
+ * cut to fit with "...".
+ */
+
+const char *
+mw_esc(char *buf, size_t size, const char *s, size_t len)
+{
+    size_t          i, n;
+    unsigned char   c;
+    char            e[8];
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) s[i];
+
+        if (c == '"' || c == '\\') {
+            e[0] = '\\';
+            e[1] = (char) c;
+            e[2] = '\0';
+
+        } else if (c == '\n') {
+            memcpy(e, "\\n", 3);
+
+        } else if (c == '\r') {
+            memcpy(e, "\\r", 3);
+
+        } else if (c == '\t') {
+            memcpy(e, "\\t", 3);
+
+        } else if (c < 0x20 || c >= 0x7f) {
+            snprintf(e, sizeof(e), "\\x%02x", c);
+
+        } else {
+            e[0] = (char) c;
+            e[1] = '\0';
+        }
+
+        if (n + strlen(e) + 4 > size) {
+            memcpy(buf + n, "...", 4);
+            return buf;
+        }
+
+        memcpy(buf + n, e, strlen(e));
+        n += strlen(e);
+    }
+
+    buf[n] = '\0';
+
+    return buf;
 }

@@ -16,6 +16,8 @@
 #include <curl/curl.h>
 #include <hiredis/async.h>
 
+#include "ngx_mdm_keys.h"
+
 
 #define MW_VERSION  "0.1.0"
 
@@ -25,6 +27,7 @@ typedef struct {
     char        *redis;             /* host:port or unix:/path */
     int          redis_db;
     char        *redis_password;
+    long         redis_timeout;     /* seconds without a reply */
     char        *apns_url;          /* https://api.push.apple.com */
     char        *apns_ca;           /* CA bundle for the APNs server */
     long         apns_expiration;   /* seconds from now; 0: try once */
@@ -34,26 +37,68 @@ typedef struct {
     int          max_inflight;
     long         repush_interval;   /* seconds; 0: off */
     long         heartbeat;         /* seconds */
+    long         stop_timeout;      /* seconds after SIGTERM */
     char        *worker_id;
     char        *webhook_url;       /* none: webhooks off */
     char        *webhook_hmac_key;
     int          webhook_retries;
     long         webhook_backoff_ms;
     long         webhook_claim_ms;
+    char        *webhook_idle;      /* on | off: Idle events wanted */
+    int          webhook_max_inflight;
+    long         webhook_dead_max;
 } mw_conf_t;
+
+
+typedef struct mw_ctx_s      mw_ctx_t;
+typedef struct mw_curl_s     mw_curl_t;      /* http.c */
+typedef struct mw_apns_s     mw_apns_t;      /* apns.c */
+typedef struct mw_webhook_s  mw_webhook_t;   /* webhook.c */
 
 
 /* one hiredis connection, reconnecting with backoff */
 typedef struct mw_redis_s  mw_redis_t;
 
 struct mw_redis_s {
+    mw_ctx_t            *ctx;
     const char          *name;
     redisAsyncContext   *ac;
     ev_timer             retry;
+    ev_timer             watchdog;   /* calls unanswered too long */
     double               backoff;
+    unsigned             gen;        /* connections made so far */
+    int                  inflight;   /* calls awaiting replies */
     int                  ready;
+    int                  failover;   /* dropped for READONLY & co. */
+    int                  check;      /* INFO checks at connect */
+    int                  scripts;    /* SCRIPT LOAD at connect */
+    int                  block;      /* seconds its calls may block */
     void               (*on_ready)(mw_redis_t *r);
 };
+
+
+/* the worker's Lua scripts (scripts.c), run by EVALSHA */
+enum {
+    MW_LUA_TAKE = 0,
+    MW_LUA_INFO,
+    MW_LUA_RESULT,
+    MW_LUA_RECOVER,
+    MW_LUA_REPUSH,
+    MW_LUA_PROCS,
+    MW_LUA_WEBHOOK_BEAT,
+    MW_LUA_WEBHOOK_RELEASE,
+    MW_LUA_WEBHOOK_CLAIM,
+    MW_LUA_WEBHOOK_ACK,
+    MW_LUA_N
+};
+
+typedef struct {
+    const char          *src;
+    char                 sha[41];
+} mw_script_t;
+
+/* seconds the blocking reads (BLMOVE, XREADGROUP BLOCK) wait */
+#define MW_BLOCK_SECONDS  1
 
 
 /* an HTTP request through the curl multi handle */
@@ -62,6 +107,7 @@ typedef struct mw_http_s  mw_http_t;
 typedef void (*mw_http_done_pt)(mw_http_t *h);
 
 struct mw_http_s {
+    mw_ctx_t            *ctx;
     CURL                *easy;
     struct curl_slist   *headers;
     CURLcode             result;
@@ -75,44 +121,70 @@ struct mw_http_s {
 };
 
 
-extern mw_conf_t        mw_conf;
-extern struct ev_loop  *mw_loop;
-extern mw_redis_t       mw_cmd;      /* commands */
-extern mw_redis_t       mw_blk;      /* blocking pops only */
-extern mw_redis_t       mw_evt;      /* blocking stream reads only */
-extern int              mw_stopping;
+/*
+ * Everything the worker's parts share, passed explicitly: each part keeps
+ * a pointer to it in its own state and reaches it from callbacks through
+ * their data pointers.
+ */
+struct mw_ctx_s {
+    mw_conf_t            conf;
+    struct ev_loop      *loop;
+    mw_redis_t           cmd;        /* commands */
+    mw_redis_t           blk;        /* blocking pops only */
+    mw_redis_t           evt;        /* blocking stream reads only */
+    int                  stopping;
+    int                  exit_code;
+    ev_tstamp            stop_by;    /* SIGTERM: exit by then */
+    int                  policy_warned;
+    mw_script_t          scripts[MW_LUA_N];
+    ev_timer             idle;       /* at exit: waits for work in flight */
+    mw_curl_t           *curl;
+    mw_apns_t           *apns;
+    mw_webhook_t        *webhook;
+};
 
 
 void mw_log(const char *level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* what came from a device or a server, printable in a log line */
+#define MW_ESC_SIZE  256
+const char *mw_esc(char *buf, size_t size, const char *s, size_t len);
+
 /* redis.c */
-void mw_redis_start(mw_redis_t *r, const char *name,
+void mw_redis_start(mw_ctx_t *ctx, mw_redis_t *r, const char *name,
     void (*on_ready)(mw_redis_t *r));
 int mw_redis_command(mw_redis_t *r, redisCallbackFn *cb, void *data,
     const char *fmt, ...);
 int mw_redis_argv(mw_redis_t *r, redisCallbackFn *cb, void *data, int argc,
     const char **argv, const size_t *lens);
+int mw_redis_eval(mw_redis_t *r, int script, redisCallbackFn *cb, void *data,
+    int nkeys, int argc, const char **argv);
+
+/* scripts.c */
+void mw_scripts_init(mw_ctx_t *ctx);
 void mw_redis_stop(mw_redis_t *r);
 
 /* http.c */
-int mw_http_init(void);
-void mw_http_cleanup(void);
-mw_http_t *mw_http_new(mw_http_done_pt done, void *data);
+int mw_http_init(mw_ctx_t *ctx);
+void mw_http_cleanup(mw_ctx_t *ctx);
+mw_http_t *mw_http_new(mw_ctx_t *ctx, mw_http_done_pt done, void *data);
 int mw_http_start(mw_http_t *h);
 void mw_http_free(mw_http_t *h);
-int mw_http_inflight(void);
+int mw_http_inflight(mw_ctx_t *ctx);
 
 /* apns.c */
-void mw_apns_start(void);
-void mw_apns_stop(void);
-int mw_apns_idle(void);
-void mw_apns_cleanup(void);
+int mw_apns_init(mw_ctx_t *ctx);
+void mw_apns_start(mw_ctx_t *ctx);
+void mw_apns_stop(mw_ctx_t *ctx);
+int mw_apns_idle(mw_ctx_t *ctx);
+void mw_apns_cleanup(mw_ctx_t *ctx);
 
 /* webhook.c */
-void mw_webhook_start(void);
-void mw_webhook_stop(void);
-int mw_webhook_idle(void);
-void mw_webhook_cleanup(void);
+int mw_webhook_init(mw_ctx_t *ctx);
+void mw_webhook_start(mw_ctx_t *ctx);
+void mw_webhook_stop(mw_ctx_t *ctx);
+int mw_webhook_idle(mw_ctx_t *ctx);
+void mw_webhook_cleanup(mw_ctx_t *ctx);
 
 #endif /* MDM_WORKER_H */

@@ -1,283 +1,287 @@
 /*
  * Copyright (C) ngx_mdm contributors
  *
- * Webhooks: the module's event stream (mdm:events) POSTed as NanoMDM /
- * MicroMDM JSON, durably.  Events are read through the consumer group
- * "webhooks" and acknowledged only once delivered, so a killed worker's
- * undelivered events are read again (its own at the next start, another
- * worker's once idle for webhook_claim_ms).  Events of one enrollment go
- * out in order: only the oldest is in flight; it is retried with
- * exponential backoff and, after webhook_retries attempts, moved to the
- * dead-letter stream mdm:webhooks:dead.
+ * Webhooks, the stream side: the module's event stream mdm:events is read
+ * through the consumer group "webhooks" and each entry acknowledged only
+ * once delivered (or dead-lettered), so nothing is lost when a worker dies.
+ *
+ * One worker at a time reads new entries: the holder of the lease
+ * mdm:webhooks:leader, renewed with every heartbeat.  With a single reader
+ * an enrollment's events all go through one set of lanes (webhook_lane.c)
+ * and arrive in order, whatever the number of workers; the others stand
+ * by.  Entries are only ever taken over from dead workers, those whose
+ * heartbeat key mdm:worker:ID has expired: a live worker whose deliveries
+ * are in backoff looks idle to Redis but still owns its entries.  While a
+ * live worker still holds entries (a leader that lost its lease), the
+ * leader reads nothing new, so an enrollment's later events cannot
+ * overtake its earlier ones.
+ *
+ * At every (re)start a worker first reads its own unacknowledged entries
+ * once, with a cursor, then new ones with a blocking read: it never
+ * re-reads what it already holds.  After acknowledging, it trims the
+ * stream up to the oldest entry not yet delivered.  Its heartbeat also
+ * refreshes mdm:webhooks:want, which tells the module to add Idle events.
  */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
-#include "mdm_worker.h"
+#include "webhook.h"
 
 
-#define MW_WH_BUFFERED  1000     /* events read but not delivered */
+#define MW_WH_READ_COUNT  100
+#define MW_WH_ACK_MAX     500
 
 
-typedef struct mw_event_s  mw_event_t;
-typedef struct mw_lane_s   mw_lane_t;
-
-struct mw_event_s {
-    mw_event_t  *next;
-    char        *stream_id;
-    char        *json;
-    char       **fields;         /* the stream entry, for the dead letter */
-    size_t       nfields;
-    int          attempts;
-};
-
-/* the events of one enrollment, oldest first */
-struct mw_lane_s {
-    mw_lane_t   *next;
-    char        *id;
-    mw_event_t  *head, *tail;
-    mw_http_t   *http;
-    ev_timer     retry;
-};
-
-
-static mw_lane_t  *mw_lanes;
-static int         mw_buffered;
-static int         mw_reading;
-static int         mw_wh_pending;
-static int         mw_own_done;      /* own pending entries read again */
-static ev_timer    mw_read_timer;
-static ev_timer    mw_claim_timer;
-
-
-static void mw_wh_read(void);
 static void mw_wh_group(redisAsyncContext *ac, void *reply, void *data);
-static void mw_wh_entries(redisAsyncContext *ac, void *reply, void *data);
+static void mw_wh_beat(struct ev_loop *loop, ev_timer *t, int revents);
+static void mw_wh_beaten(redisAsyncContext *ac, void *reply, void *data);
+static void mw_wh_claim(mw_webhook_t *wh);
 static void mw_wh_claimed(redisAsyncContext *ac, void *reply, void *data);
-static void mw_wh_add(redisReply *entry);
-static char *mw_wh_json(char **f, size_t n, const char *stream_id);
-static void mw_wh_send(mw_lane_t *lane);
-static void mw_wh_done(mw_http_t *h);
-static void mw_wh_fail(mw_lane_t *lane, const char *why);
-static void mw_wh_retry(struct ev_loop *loop, ev_timer *t, int revents);
-static void mw_wh_next(mw_lane_t *lane);
-static void mw_wh_acked(redisAsyncContext *ac, void *reply, void *data);
 static void mw_wh_tick(struct ev_loop *loop, ev_timer *t, int revents);
-static void mw_wh_claim(struct ev_loop *loop, ev_timer *t, int revents);
-static const char *mw_wh_field(char **f, size_t n, const char *name);
-static void mw_wh_event_free(mw_event_t *e);
+static void mw_wh_history(redisAsyncContext *ac, void *reply, void *data);
+static void mw_wh_new(redisAsyncContext *ac, void *reply, void *data);
+static redisReply *mw_wh_entries(mw_webhook_t *wh, redisReply *r);
+static int mw_wh_take(mw_webhook_t *wh, redisReply *entry);
+static void mw_wh_retry_read(mw_webhook_t *wh);
+static void mw_wh_ack(mw_webhook_t *wh, const char *stream_id);
+static void mw_wh_flush(struct ev_loop *loop, ev_prepare *w, int revents);
+static void mw_wh_replied(redisAsyncContext *ac, void *reply, void *data);
+static int mw_wh_eval(mw_webhook_t *wh, int script, redisCallbackFn *cb,
+    int argc, const char **argv);
 
 
-void
-mw_webhook_start(void)
+int
+mw_webhook_init(mw_ctx_t *ctx)
 {
-    if (mw_conf.webhook_url == NULL || mw_conf.webhook_url[0] == '\0') {
+    mw_webhook_t  *wh;
+    mw_conf_t     *conf = &ctx->conf;
+
+    if (conf->webhook_idle == NULL
+        || (strcmp(conf->webhook_idle, "on") != 0
+            && strcmp(conf->webhook_idle, "off") != 0))
+    {
+        mw_log("error", "webhook_idle must be \"on\" or \"off\"");
+        return -1;
+    }
+
+    if (conf->webhook_max_inflight < 1 || conf->webhook_dead_max < 1
+        || conf->webhook_retries < 1)
+    {
+        mw_log("error", "webhook_max_inflight, webhook_dead_max and "
+               "webhook_retries must be 1 or more");
+        return -1;
+    }
+
+    wh = calloc(1, sizeof(mw_webhook_t));
+    if (wh == NULL) {
+        return -1;
+    }
+
+    wh->ctx = ctx;
+    wh->idle_events = strcmp(conf->webhook_idle, "on") == 0;
+    ctx->webhook = wh;
+
+    mw_wh_lanes_init(wh);
+
+    ev_timer_init(&wh->read_timer, mw_wh_tick, 0.5, 0.);
+    ev_timer_init(&wh->beat_timer, mw_wh_beat, 0., (double) conf->heartbeat);
+    ev_prepare_init(&wh->flush, mw_wh_flush);
+    wh->read_timer.data = wh;
+    wh->beat_timer.data = wh;
+    wh->flush.data = wh;
+
+    return 0;
+}
+
+
+/* at start and after every reconnect of the command connection */
+void
+mw_webhook_start(mw_ctx_t *ctx)
+{
+    mw_webhook_t  *wh = ctx->webhook;
+
+    if (ctx->conf.webhook_url == NULL || ctx->conf.webhook_url[0] == '\0') {
         return;
     }
 
-    if (!ev_is_active(&mw_read_timer) && mw_read_timer.cb == NULL) {
-        ev_timer_init(&mw_read_timer, mw_wh_tick, 0.5, 0.);
-        ev_timer_init(&mw_claim_timer, mw_wh_claim,
-                      mw_conf.webhook_claim_ms / 1000.,
-                      mw_conf.webhook_claim_ms / 1000.);
-    }
+    /* own entries first, from the start of the group's history */
+    wh->history = 1;
+    strcpy(wh->cursor, "0");
 
-    ev_timer_again(mw_loop, &mw_claim_timer);
-
-    mw_own_done = 0;
-
-    if (mw_redis_command(&mw_cmd, mw_wh_group, NULL,
-                         "XGROUP CREATE mdm:events webhooks 0 MKSTREAM")
-        == 0)
+    if (mw_redis_command(&ctx->cmd, mw_wh_group, wh, "XGROUP CREATE "
+                         MDM_KEY_EVENTS " webhooks 0 MKSTREAM") == 0)
     {
-        mw_wh_pending++;
+        wh->pending++;
     }
+
+    ev_timer_again(ctx->loop, &wh->beat_timer);
+    mw_wh_beat(ctx->loop, &wh->beat_timer, 0);
 }
 
 
 static void
 mw_wh_group(redisAsyncContext *ac, void *reply, void *data)
 {
+    mw_webhook_t  *wh = data;
+
     (void) ac;
     (void) reply;
-    (void) data;
 
     /* created, or BUSYGROUP: it exists already */
-    mw_wh_pending--;
-    mw_wh_read();
+    wh->pending--;
+    mw_wh_read(wh);
 }
 
 
 void
-mw_webhook_stop(void)
+mw_webhook_stop(mw_ctx_t *ctx)
 {
-    mw_lane_t  *lane;
+    const char    *argv[1];
+    mw_webhook_t  *wh = ctx->webhook;
 
-    ev_timer_stop(mw_loop, &mw_read_timer);
-    ev_timer_stop(mw_loop, &mw_claim_timer);
+    ev_timer_stop(ctx->loop, &wh->read_timer);
+    ev_timer_stop(ctx->loop, &wh->beat_timer);
 
     /* events waiting to be retried stay unacknowledged: read again later */
-    for (lane = mw_lanes; lane; lane = lane->next) {
-        ev_timer_stop(mw_loop, &lane->retry);
+    mw_wh_lanes_stop(wh);
+
+    if (wh->leader) {
+        wh->leader = 0;
+
+        argv[0] = ctx->conf.worker_id;
+        mw_wh_eval(wh, MW_LUA_WEBHOOK_RELEASE, mw_wh_replied, 1, argv);
     }
 }
 
 
 int
-mw_webhook_idle(void)
+mw_webhook_idle(mw_ctx_t *ctx)
 {
-    mw_lane_t  *lane;
+    mw_webhook_t  *wh = ctx->webhook;
 
-    if (mw_reading || mw_wh_pending) {
-        return 0;
+    /* acknowledgements still to send are sent before the loop ends */
+    if (wh->nacks) {
+        mw_wh_flush(ctx->loop, &wh->flush, 0);
     }
 
-    for (lane = mw_lanes; lane; lane = lane->next) {
-        if (lane->http) {
-            return 0;
-        }
-    }
-
-    return 1;
+    return !wh->reading && !wh->pending && wh->inflight == 0;
 }
 
 
 void
-mw_webhook_cleanup(void)
+mw_webhook_cleanup(mw_ctx_t *ctx)
 {
-    mw_lane_t   *lane;
-    mw_event_t  *e;
+    int            i;
+    mw_webhook_t  *wh = ctx->webhook;
 
-    while (mw_lanes) {
-        lane = mw_lanes;
-        mw_lanes = lane->next;
-
-        while (lane->head) {
-            e = lane->head;
-            lane->head = e->next;
-            mw_wh_event_free(e);
-        }
-
-        if (lane->http) {
-            mw_http_free(lane->http);
-        }
-
-        free(lane->id);
-        free(lane);
-    }
-}
-
-
-/* this consumer's own unacknowledged entries first, then new ones */
-
-static void
-mw_wh_read(void)
-{
-    int  rc;
-
-    if (mw_stopping || mw_reading || mw_buffered >= MW_WH_BUFFERED) {
+    if (wh == NULL) {
         return;
     }
 
-    if (!mw_own_done) {
-        rc = mw_redis_command(&mw_cmd, mw_wh_entries, NULL,
-                              "XREADGROUP GROUP webhooks %s COUNT 100 "
-                              "STREAMS mdm:events 0", mw_conf.worker_id);
-    } else {
-        rc = mw_redis_command(&mw_evt, mw_wh_entries, NULL,
-                              "XREADGROUP GROUP webhooks %s COUNT 100 "
-                              "BLOCK 1000 STREAMS mdm:events >",
-                              mw_conf.worker_id);
+    ev_timer_stop(ctx->loop, &wh->read_timer);
+    ev_timer_stop(ctx->loop, &wh->beat_timer);
+    ev_prepare_stop(ctx->loop, &wh->flush);
+
+    mw_wh_lanes_cleanup(wh);
+
+    for (i = 0; i < wh->nacks; i++) {
+        free(wh->acks[i]);
     }
 
-    if (rc != 0) {
-        ev_timer_again(mw_loop, &mw_read_timer);
-        return;
-    }
-
-    mw_reading = 1;
+    free(wh->acks);
+    free(wh);
+    ctx->webhook = NULL;
 }
 
 
+/* heartbeat: the subscription, the lease; the leader looks for the dead */
+
 static void
-mw_wh_tick(struct ev_loop *loop, ev_timer *t, int revents)
+mw_wh_beat(struct ev_loop *loop, ev_timer *t, int revents)
 {
+    char           want_ttl[32], lease_ttl[32];
+    const char    *argv[4];
+    mw_webhook_t  *wh = t->data;
+    mw_conf_t     *conf = &wh->ctx->conf;
+    long           ttl;
+
     (void) loop;
-    (void) t;
     (void) revents;
 
-    mw_wh_read();
+    ttl = conf->heartbeat * 3000;
+    snprintf(lease_ttl, sizeof(lease_ttl), "%ld", ttl);
+    snprintf(want_ttl, sizeof(want_ttl), "%ld", ttl > 60000 ? ttl : 60000);
+
+    argv[0] = wh->idle_events ? "all" : "noidle";
+    argv[1] = want_ttl;
+    argv[2] = conf->worker_id;
+    argv[3] = lease_ttl;
+
+    mw_wh_eval(wh, MW_LUA_WEBHOOK_BEAT, mw_wh_beaten, 4, argv);
 }
 
 
 static void
-mw_wh_entries(redisAsyncContext *ac, void *reply, void *data)
+mw_wh_beaten(redisAsyncContext *ac, void *reply, void *data)
 {
-    size_t       i;
-    redisReply  *r = reply, *entries;
+    redisReply    *r = reply;
+    mw_webhook_t  *wh = data;
+    int            leader;
 
     (void) ac;
-    (void) data;
 
-    mw_reading = 0;
+    wh->pending--;
 
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        ev_timer_again(mw_loop, &mw_read_timer);
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER || wh->ctx->stopping) {
         return;
     }
 
-    entries = NULL;
+    leader = r->integer == 1;
 
-    /* [[stream, [[id, [field, value, ...]], ...]]] */
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1
-        && r->element[0]->type == REDIS_REPLY_ARRAY
-        && r->element[0]->elements == 2)
-    {
-        entries = r->element[0]->element[1];
+    if (leader && !wh->leader) {
+        mw_log("notice", "delivering webhooks: this worker holds "
+               "mdm:webhooks:leader");
+        wh->claimed = 0;
+        wh->settled = 0;
+
+    } else if (!leader && wh->leader) {
+        mw_log("warn", "mdm:webhooks:leader taken by another worker: "
+               "delivering only the events already read");
     }
 
-    if (entries == NULL || entries->elements == 0) {
-        /* no (more) own entries left from a previous run */
-        mw_own_done = 1;
+    wh->leader = leader;
 
-    } else {
-        for (i = 0; i < entries->elements; i++) {
-            mw_wh_add(entries->element[i]);
-        }
+    if (leader) {
+        mw_wh_claim(wh);
     }
-
-    mw_wh_read();
 }
 
 
-/* another worker's entries, idle too long: that worker is gone */
-
 static void
-mw_wh_claim(struct ev_loop *loop, ev_timer *t, int revents)
+mw_wh_claim(mw_webhook_t *wh)
 {
-    char  idle[32];
+    int            room;
+    char           count[16], idle[32];
+    const char    *argv[3];
+    mw_conf_t     *conf = &wh->ctx->conf;
 
-    (void) loop;
-    (void) t;
-    (void) revents;
-
-    if (mw_stopping || mw_buffered >= MW_WH_BUFFERED) {
+    room = MW_WH_BUFFERED - wh->buffered;
+    if (room <= 0 || wh->claiming) {
         return;
     }
 
-    snprintf(idle, sizeof(idle), "%ld", mw_conf.webhook_claim_ms);
+    snprintf(count, sizeof(count), "%d",
+             room < MW_WH_READ_COUNT ? room : MW_WH_READ_COUNT);
+    snprintf(idle, sizeof(idle), "%ld", conf->webhook_claim_ms);
 
-    if (mw_redis_command(&mw_cmd, mw_wh_claimed, NULL,
-                         "XAUTOCLAIM mdm:events webhooks %s %s 0-0 COUNT 100",
-                         mw_conf.worker_id, idle) == 0)
-    {
-        mw_wh_pending++;
+    argv[0] = conf->worker_id;
+    argv[1] = count;
+    argv[2] = idle;
+
+    if (mw_wh_eval(wh, MW_LUA_WEBHOOK_CLAIM, mw_wh_claimed, 3, argv) == 0) {
+        wh->claiming = 1;
     }
 }
 
@@ -285,567 +289,457 @@ mw_wh_claim(struct ev_loop *loop, ev_timer *t, int revents)
 static void
 mw_wh_claimed(redisAsyncContext *ac, void *reply, void *data)
 {
-    size_t       i;
-    redisReply  *r = reply;
+    size_t         i, n;
+    redisReply    *r = reply;
+    mw_webhook_t  *wh = data;
 
     (void) ac;
-    (void) data;
 
-    mw_wh_pending--;
+    wh->pending--;
+    wh->claiming = 0;
 
-    /* [next cursor, [[id, [fields]], ...], [deleted ids]] */
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 2
-        || r->element[1]->type != REDIS_REPLY_ARRAY)
+    /* {entries held by others, [[id, [fields]], ...], live others} */
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3
+        || r->element[0]->type != REDIS_REPLY_INTEGER
+        || r->element[1]->type != REDIS_REPLY_ARRAY
+        || r->element[2]->type != REDIS_REPLY_INTEGER)
+    {
+        if (r && r->type == REDIS_REPLY_ERROR) {
+            mw_log("error", "webhooks: taking over entries failed: %s",
+                   r->str);
+        }
+        return;
+    }
+
+    wh->busy = r->element[0]->integer > 0;
+    n = r->element[1]->elements;
+
+    if (n) {
+        mw_log("notice", "took over %zu undelivered webhook events of dead "
+               "workers", n);
+    }
+
+    for (i = 0; i < n; i++) {
+        mw_wh_take(wh, r->element[1]->element[i]);
+    }
+
+    if (n == MW_WH_READ_COUNT && !wh->ctx->stopping) {
+        mw_wh_claim(wh);    /* more to take */
+        return;
+    }
+
+    /*
+     * A new leader with live peers waits one heartbeat before reading:
+     * a previous leader alive but late to learn it lost the lease may
+     * still take new entries meanwhile; the next check counts them.
+     */
+    if (!wh->settled && r->element[2]->integer > 0) {
+        wh->settled = 1;
+        return;
+    }
+
+    wh->settled = 1;
+    wh->claimed = 1;
+    mw_wh_read(wh);
+}
+
+
+/*
+ * Reads more when there is room for a full batch: this worker's own
+ * entries (cursor), or, for the leader with nobody else holding entries,
+ * new ones (blocking, on its own connection).
+ */
+void
+mw_wh_read(mw_webhook_t *wh)
+{
+    int        rc;
+    mw_ctx_t  *ctx = wh->ctx;
+
+    if (ctx->stopping || wh->reading
+        || wh->buffered > MW_WH_BUFFERED - MW_WH_READ_COUNT)
     {
         return;
     }
 
-    for (i = 0; i < r->element[1]->elements; i++) {
-        mw_wh_add(r->element[1]->element[i]);
+    if (wh->history) {
+        rc = mw_redis_command(&ctx->cmd, mw_wh_history, wh,
+                              "XREADGROUP GROUP webhooks %s COUNT %d "
+                              "STREAMS " MDM_KEY_EVENTS " %s",
+                              ctx->conf.worker_id, MW_WH_READ_COUNT,
+                              wh->cursor);
+
+    } else if (wh->leader && wh->claimed && !wh->busy) {
+        rc = mw_redis_command(&ctx->evt, mw_wh_new, wh,
+                              "XREADGROUP GROUP webhooks %s COUNT %d "
+                              "BLOCK %d STREAMS " MDM_KEY_EVENTS " >",
+                              ctx->conf.worker_id, MW_WH_READ_COUNT,
+                              MW_BLOCK_SECONDS * 1000);
+
+    } else {
+        /* a standby: the heartbeat says when to read */
+        return;
+    }
+
+    if (rc != 0) {
+        mw_wh_retry_read(wh);
+        return;
+    }
+
+    wh->reading = 1;
+}
+
+
+static void
+mw_wh_retry_read(mw_webhook_t *wh)
+{
+    if (!ev_is_active(&wh->read_timer) && !wh->ctx->stopping) {
+        ev_timer_set(&wh->read_timer, 0.5, 0.);
+        ev_timer_start(wh->ctx->loop, &wh->read_timer);
     }
 }
 
 
 static void
-mw_wh_add(redisReply *entry)
+mw_wh_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    size_t        i;
-    const char   *id;
-    mw_lane_t    *lane;
-    mw_event_t   *e, *x;
-    redisReply   *f;
+    (void) loop;
+    (void) revents;
+
+    mw_wh_read(t->data);
+}
+
+
+/* own entries: once each, the cursor moving on; none left: history done */
+static void
+mw_wh_history(redisAsyncContext *ac, void *reply, void *data)
+{
+    size_t         i;
+    redisReply    *entries, *id;
+    mw_webhook_t  *wh = data;
+
+    (void) ac;
+
+    wh->reading = 0;
+
+    entries = mw_wh_entries(wh, reply);
+    if (entries == NULL) {
+        return;
+    }
+
+    if (entries->elements == 0) {
+        wh->history = 0;
+        mw_wh_read(wh);
+        return;
+    }
+
+    for (i = 0; i < entries->elements; i++) {
+        id = entries->element[i];
+
+        if (id->type == REDIS_REPLY_ARRAY && id->elements == 2
+            && id->element[0]->type == REDIS_REPLY_STRING
+            && id->element[0]->len < sizeof(wh->cursor))
+        {
+            memcpy(wh->cursor, id->element[0]->str, id->element[0]->len);
+            wh->cursor[id->element[0]->len] = '\0';
+        }
+
+        mw_wh_take(wh, id);
+    }
+
+    mw_wh_read(wh);
+}
+
+
+static void
+mw_wh_new(redisAsyncContext *ac, void *reply, void *data)
+{
+    size_t         i;
+    redisReply    *entries;
+    mw_webhook_t  *wh = data;
+
+    (void) ac;
+
+    wh->reading = 0;
+
+    entries = mw_wh_entries(wh, reply);
+    if (entries == NULL) {
+        return;
+    }
+
+    for (i = 0; i < entries->elements; i++) {
+        mw_wh_take(wh, entries->element[i]);
+    }
+
+    mw_wh_read(wh);
+}
+
+
+/*
+ * The entries of an XREADGROUP reply ([[stream, [[id, [f, v...]], ...]]]),
+ * an empty array when there are none; NULL after an error (a read is
+ * scheduled, and a lost group is created again).
+ */
+static redisReply *
+mw_wh_entries(mw_webhook_t *wh, redisReply *r)
+{
+    static redisReply  none = { .type = REDIS_REPLY_ARRAY };
+
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        if (r && strncmp(r->str, "NOGROUP", 7) == 0
+            && mw_redis_command(&wh->ctx->cmd, mw_wh_replied, wh,
+                                "XGROUP CREATE " MDM_KEY_EVENTS
+                                " webhooks 0 MKSTREAM") == 0)
+        {
+            wh->pending++;
+        }
+
+        mw_wh_retry_read(wh);
+        return NULL;
+    }
+
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1
+        && r->element[0]->type == REDIS_REPLY_ARRAY
+        && r->element[0]->elements == 2
+        && r->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
+    {
+        return r->element[0]->element[1];
+    }
+
+    return &none;   /* nil: BLOCK timed out */
+}
+
+
+/* a stream entry [id, [field, value, ...]] into the lanes */
+static int
+mw_wh_take(mw_webhook_t *wh, redisReply *entry)
+{
+    size_t          i;
+    redisReply     *f;
+    mw_wh_event_t  *e;
 
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2
-        || entry->element[1]->type != REDIS_REPLY_ARRAY)
+        || entry->element[0]->type != REDIS_REPLY_STRING)
     {
-        return;
+        return -1;
     }
 
     f = entry->element[1];
 
-    e = calloc(1, sizeof(mw_event_t));
+    if (f->type != REDIS_REPLY_ARRAY) {
+        /* pending but deleted from the stream (trimmed): nothing to send */
+        mw_wh_ack(wh, entry->element[0]->str);
+        return 0;
+    }
+
+    e = calloc(1, sizeof(mw_wh_event_t));
     if (e == NULL) {
-        return;
+        return -1;
     }
 
     e->stream_id = strdup(entry->element[0]->str);
     e->fields = calloc(f->elements + 1, sizeof(char *));
+    e->lens = calloc(f->elements + 1, sizeof(size_t));
     e->nfields = f->elements;
 
-    for (i = 0; e->fields && i < f->elements; i++) {
+    for (i = 0; e->fields && e->lens && i < f->elements; i++) {
         e->fields[i] = malloc(f->element[i]->len + 1);
         if (e->fields[i] == NULL) {
             break;
         }
         memcpy(e->fields[i], f->element[i]->str, f->element[i]->len);
         e->fields[i][f->element[i]->len] = '\0';
+        e->lens[i] = f->element[i]->len;
     }
 
-    if (e->stream_id == NULL || e->fields == NULL || i < f->elements) {
+    if (e->stream_id == NULL || e->fields == NULL || e->lens == NULL
+        || i < f->elements || mw_wh_add(wh, e) != 0)
+    {
+        /* stays pending: read again after the next reconnect */
+        mw_log("error", "webhooks: out of memory for event %s",
+               entry->element[0]->str);
         mw_wh_event_free(e);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* delivered: acknowledged with the others of this loop turn */
+void
+mw_wh_delivered(mw_webhook_t *wh, mw_wh_event_t *e)
+{
+    mw_wh_ack(wh, e->stream_id);
+}
+
+
+/* the event with the last error, capped: MAXLEN ~ webhook_dead_max */
+void
+mw_wh_dead_letter(mw_webhook_t *wh, mw_wh_event_t *e, const char *why)
+{
+    char         cap[32];
+    size_t       n, i, *lens;
+    const char **argv;
+
+    argv = malloc((e->nfields + 10) * sizeof(char *));
+    lens = malloc((e->nfields + 10) * sizeof(size_t));
+
+    if (argv == NULL || lens == NULL) {
+        free(argv);
+        free(lens);
+        mw_log("error", "webhooks: out of memory: dead letter for event %s "
+               "lost", e->stream_id);
+        mw_wh_ack(wh, e->stream_id);
         return;
     }
 
-    id = mw_wh_field(e->fields, e->nfields, "id");
+    snprintf(cap, sizeof(cap), "%ld", wh->ctx->conf.webhook_dead_max);
 
-    /* a re-read entry already buffered (claimed twice) is not added */
-    for (lane = mw_lanes; lane; lane = lane->next) {
-        for (x = lane->head; x; x = x->next) {
-            if (strcmp(x->stream_id, e->stream_id) == 0) {
-                mw_wh_event_free(e);
-                return;
-            }
-        }
+    n = 0;
+    argv[n++] = "XADD";
+    argv[n++] = MDM_KEY_WEBHOOKS_DEAD;
+    argv[n++] = "MAXLEN";
+    argv[n++] = "~";
+    argv[n++] = cap;
+    argv[n++] = "*";
+    argv[n++] = "event_id";
+    argv[n++] = e->stream_id;
+    argv[n++] = "error";
+    argv[n++] = why;
 
-        if (strcmp(lane->id, id) == 0) {
-            break;
-        }
+    for (i = 0; i < n; i++) {
+        lens[i] = strlen(argv[i]);
     }
 
-    e->json = mw_wh_json(e->fields, e->nfields, e->stream_id);
-
-    if (e->json == NULL) {
-        mw_wh_event_free(e);
-        return;
+    for (i = 0; i < e->nfields; i++, n++) {
+        argv[n] = e->fields[i];
+        lens[n] = e->lens[i];
     }
 
-    if (lane == NULL) {
-        lane = calloc(1, sizeof(mw_lane_t));
-        if (lane == NULL || (lane->id = strdup(id)) == NULL) {
-            free(lane);
-            mw_wh_event_free(e);
-            return;
-        }
-
-        ev_timer_init(&lane->retry, mw_wh_retry, 0., 0.);
-        lane->retry.data = lane;
-        lane->next = mw_lanes;
-        mw_lanes = lane;
+    if (mw_redis_argv(&wh->ctx->cmd, mw_wh_replied, wh, (int) n, argv, lens)
+        == 0)
+    {
+        wh->pending++;
     }
 
-    if (lane->tail) {
-        lane->tail->next = e;
-    } else {
-        lane->head = e;
-    }
+    free(argv);
+    free(lens);
 
-    lane->tail = e;
-    mw_buffered++;
-
-    if (lane->head == e) {
-        mw_wh_send(lane);
-    }
+    mw_wh_ack(wh, e->stream_id);
 }
 
 
 static void
-mw_wh_send(mw_lane_t *lane)
+mw_wh_ack(mw_webhook_t *wh, const char *stream_id)
 {
-    char                hdr[256];
-    unsigned char       md[EVP_MAX_MD_SIZE];
-    unsigned int        mdlen;
-    mw_http_t          *h;
-    unsigned char       b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
-    mw_event_t         *e = lane->head;
+    int     size;
+    char  **a;
 
-    h = mw_http_new(mw_wh_done, lane);
-    if (h == NULL) {
-        mw_wh_fail(lane, "out of memory");
+    if (wh->nacks == wh->acks_size) {
+        size = wh->acks_size ? wh->acks_size * 2 : 64;
+        a = realloc(wh->acks, size * sizeof(char *));
+        if (a == NULL) {
+            return;   /* stays pending: delivered again one day */
+        }
+        wh->acks = a;
+        wh->acks_size = size;
+    }
+
+    wh->acks[wh->nacks] = strdup(stream_id);
+    if (wh->acks[wh->nacks] == NULL) {
         return;
     }
 
-    curl_easy_setopt(h->easy, CURLOPT_URL, mw_conf.webhook_url);
-    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, e->json);
-
-    h->headers = curl_slist_append(h->headers, "Content-Type: "
-                                   "application/json; charset=utf-8");
-    h->headers = curl_slist_append(h->headers, "Expect:");
-
-    if (mw_conf.webhook_hmac_key && mw_conf.webhook_hmac_key[0]) {
-        HMAC(EVP_sha256(), mw_conf.webhook_hmac_key,
-             (int) strlen(mw_conf.webhook_hmac_key),
-             (unsigned char *) e->json, strlen(e->json), md, &mdlen);
-        EVP_EncodeBlock(b64, md, (int) mdlen);
-        snprintf(hdr, sizeof(hdr), "X-Hmac-Signature: %s", b64);
-        h->headers = curl_slist_append(h->headers, hdr);
-    }
-
-    lane->http = h;
-
-    if (h->headers == NULL || mw_http_start(h) != 0) {
-        lane->http = NULL;
-        mw_http_free(h);
-        mw_wh_fail(lane, "cannot start the request");
+    if (wh->nacks++ == 0) {
+        ev_prepare_start(wh->ctx->loop, &wh->flush);
     }
 }
 
 
+/* before the loop waits: one XACK + trim for the turn's deliveries */
 static void
-mw_wh_done(mw_http_t *h)
+mw_wh_flush(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    char        why[512];
-    mw_lane_t  *lane = h->data;
+    int            i, n, done;
+    const char   **argv;
+    mw_webhook_t  *wh = w->data;
 
-    lane->http = NULL;
+    (void) revents;
 
-    if (h->result == CURLE_OK && h->status >= 200 && h->status < 300) {
-        mw_http_free(h);
-        mw_wh_next(lane);
+    ev_prepare_stop(loop, w);
+
+    argv = malloc(MW_WH_ACK_MAX * sizeof(char *));
+    if (argv == NULL) {
+        ev_prepare_start(loop, w);
         return;
     }
 
-    if (h->result != CURLE_OK) {
-        snprintf(why, sizeof(why), "%s",
-                 h->error[0] ? h->error : curl_easy_strerror(h->result));
-    } else {
-        snprintf(why, sizeof(why), "HTTP %ld", h->status);
-    }
-
-    mw_http_free(h);
-    mw_wh_fail(lane, why);
-}
-
-
-static void
-mw_wh_fail(mw_lane_t *lane, const char *why)
-{
-    double       delay;
-    mw_event_t  *e = lane->head;
-
-    e->attempts++;
-
-    if (e->attempts == 1) {
-        mw_log("warn", "webhook for \"%s\" (event %s) failed: %s; retrying",
-               lane->id, e->stream_id, why);
-    }
-
-    if (e->attempts >= mw_conf.webhook_retries) {
-        const char  *argv[256];
-        size_t       lens[256], i, n;
-
-        mw_log("error", "webhook for \"%s\" (event %s) failed %d times (%s): "
-               "moved to mdm:webhooks:dead", lane->id, e->stream_id,
-               e->attempts, why);
-
-        n = 0;
-        argv[n++] = "XADD";
-        argv[n++] = "mdm:webhooks:dead";
-        argv[n++] = "*";
-        argv[n++] = "event_id";
-        argv[n++] = e->stream_id;
-        argv[n++] = "error";
-        argv[n++] = why;
-
-        for (i = 0; i < e->nfields && n < 254; i++) {
-            argv[n++] = e->fields[i];
+    for (done = 0; done < wh->nacks; done += n) {
+        n = wh->nacks - done;
+        if (n > MW_WH_ACK_MAX) {
+            n = MW_WH_ACK_MAX;
         }
 
         for (i = 0; i < n; i++) {
-            lens[i] = strlen(argv[i]);
+            argv[i] = wh->acks[done + i];
         }
 
-        mw_redis_argv(&mw_cmd, NULL, NULL, (int) n, argv, lens);
-        mw_wh_next(lane);
-        return;
+        /* not sent (Redis down): stays pending, delivered again later */
+        mw_wh_eval(wh, MW_LUA_WEBHOOK_ACK, mw_wh_replied, n, argv);
     }
 
-    if (mw_stopping) {
-        /* left unacknowledged: delivered after the next start */
-        return;
+    for (i = 0; i < wh->nacks; i++) {
+        free(wh->acks[i]);
     }
 
-    delay = mw_conf.webhook_backoff_ms / 1000. * (1 << (e->attempts - 1));
-    if (delay > 300.) {
-        delay = 300.;
-    }
-
-    ev_timer_set(&lane->retry, delay, 0.);
-    ev_timer_start(mw_loop, &lane->retry);
+    wh->nacks = 0;
+    free(argv);
 }
 
 
 static void
-mw_wh_retry(struct ev_loop *loop, ev_timer *t, int revents)
+mw_wh_replied(redisAsyncContext *ac, void *reply, void *data)
 {
-    (void) loop;
-    (void) revents;
+    redisReply    *r = reply;
+    mw_webhook_t  *wh = data;
 
-    mw_wh_send(t->data);
-}
-
-
-/* delivered (or dead-lettered): acknowledge, forget, send the next one */
-
-static void
-mw_wh_next(mw_lane_t *lane)
-{
-    mw_event_t  *e = lane->head;
-
-    if (mw_redis_command(&mw_cmd, mw_wh_acked, NULL,
-                         "XACK mdm:events webhooks %s", e->stream_id) == 0)
-    {
-        mw_wh_pending++;
-        /* delivered entries are not kept: the stream stays small */
-        mw_redis_command(&mw_cmd, NULL, NULL, "XDEL mdm:events %s",
-                         e->stream_id);
-    }
-
-    lane->head = e->next;
-    if (lane->head == NULL) {
-        lane->tail = NULL;
-    }
-
-    mw_wh_event_free(e);
-    mw_buffered--;
-
-    if (lane->head && !mw_stopping) {
-        mw_wh_send(lane);
-    }
-
-    mw_wh_read();
-}
-
-
-static void
-mw_wh_acked(redisAsyncContext *ac, void *reply, void *data)
-{
     (void) ac;
-    (void) reply;
-    (void) data;
 
-    mw_wh_pending--;
-}
+    wh->pending--;
 
-
-/* JSON building */
-
-typedef struct {
-    char    *p;
-    size_t   len, size;
-    int      failed;
-} mw_buf_t;
-
-
-static void
-mw_put(mw_buf_t *b, const char *s, size_t n)
-{
-    char  *p;
-
-    if (b->failed) {
-        return;
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        mw_log("error", "webhooks: redis: %s", r->str);
     }
-
-    if (b->len + n + 1 > b->size) {
-        b->size = (b->len + n + 1) * 2;
-        p = realloc(b->p, b->size);
-        if (p == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-    }
-
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
 }
 
 
-static void
-mw_puts(mw_buf_t *b, const char *s)
-{
-    mw_put(b, s, strlen(s));
-}
-
-
-static void
-mw_put_json(mw_buf_t *b, const char *s, size_t n)
-{
-    char    esc[8];
-    size_t  i;
-
-    mw_put(b, "\"", 1);
-
-    for (i = 0; i < n; i++) {
-        unsigned char  c = (unsigned char) s[i];
-
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char) c;
-            mw_put(b, esc, 2);
-
-        } else if (c < 0x20) {
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            mw_put(b, esc, 6);
-
-        } else {
-            mw_put(b, (const char *) &s[i], 1);
-        }
-    }
-
-    mw_put(b, "\"", 1);
-}
-
-
+/* one of the worker's scripts (lua/worker_webhook_*.lua), by SHA-1 */
 static int
-mw_hex(int c)
+mw_wh_eval(mw_webhook_t *wh, int script, redisCallbackFn *cb, int argc,
+    const char **argv)
 {
-    return (c >= '0' && c <= '9') ? c - '0'
-           : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-           : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
-}
+    int           i, rc;
+    const char  **av;
 
-
-/* "a=1&b=2" as {"a":"1","b":"2"}, percent-decoded; null when empty */
-
-static void
-mw_put_params(mw_buf_t *b, const char *q)
-{
-    int          first = 1;
-    char        *v, *k, *d;
-    char         buf[4096];
-    const char  *s, *amp;
-    size_t       n, i, j;
-
-    if (q == NULL || q[0] == '\0') {
-        mw_puts(b, "null");
-        return;
+    av = malloc((argc + 3) * sizeof(char *));
+    if (av == NULL) {
+        return -1;
     }
 
-    mw_puts(b, "{");
+    av[0] = "EVALSHA";
+    av[1] = wh->ctx->scripts[script].sha;
+    av[2] = "0";
 
-    for (s = q; *s; s = amp + (*amp != '\0')) {
-        amp = strchr(s, '&');
-        if (amp == NULL) {
-            amp = s + strlen(s);
-        }
-
-        n = (size_t) (amp - s);
-        if (n == 0 || n >= sizeof(buf)) {
-            continue;
-        }
-
-        for (i = 0, j = 0; i < n; i++) {
-            if (s[i] == '%' && i + 2 < n && mw_hex(s[i + 1]) >= 0
-                && mw_hex(s[i + 2]) >= 0)
-            {
-                buf[j++] = (char) (mw_hex(s[i + 1]) * 16 + mw_hex(s[i + 2]));
-                i += 2;
-
-            } else {
-                buf[j++] = (s[i] == '+') ? ' ' : s[i];
-            }
-        }
-        buf[j] = '\0';
-
-        k = buf;
-        v = strchr(buf, '=');
-        d = v ? v + 1 : buf + j;
-        if (v) {
-            *v = '\0';
-        }
-
-        if (!first) {
-            mw_puts(b, ",");
-        }
-        first = 0;
-
-        mw_put_json(b, k, strlen(k));
-        mw_puts(b, ":");
-        mw_put_json(b, d, strlen(d));
+    for (i = 0; i < argc; i++) {
+        av[3 + i] = argv[i];
     }
 
-    mw_puts(b, "}");
-}
+    rc = mw_redis_argv(&wh->ctx->cmd, cb, wh, argc + 3, av, NULL);
+    free(av);
 
-
-/*
- * NanoMDM's webhook body: {topic, event_id, created_at, checkin_event |
- * acknowledge_event}.
- */
-
-static char *
-mw_wh_json(char **f, size_t n, const char *stream_id)
-{
-    char          ts[64], *b64;
-    size_t        blen;
-    time_t        sec;
-    mw_buf_t      b;
-    struct tm     tm;
-    long long     ms;
-    const char   *type, *id, *etype, *did, *body, *tally, *status, *uuid;
-    int           user_enrollment, connect;
-
-    type = mw_wh_field(f, n, "type");
-    id = mw_wh_field(f, n, "id");
-    etype = mw_wh_field(f, n, "enrollment_type");
-    did = mw_wh_field(f, n, "device_id");
-    body = mw_wh_field(f, n, "body");
-    tally = mw_wh_field(f, n, "token_update_tally");
-    status = mw_wh_field(f, n, "status");
-    uuid = mw_wh_field(f, n, "command_uuid");
-
-    connect = strcmp(type, "Connect") == 0;
-    user_enrollment = strncmp(etype, "User Enrollment", 15) == 0;
-
-    ms = atoll(mw_wh_field(f, n, "time"));
-    sec = (time_t) (ms / 1000);
-    gmtime_r(&sec, &tm);
-    snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, (int) (ms % 1000));
-
-    blen = strlen(body);
-    b64 = malloc(4 * ((blen + 2) / 3) + 1);
-    if (b64 == NULL) {
-        return NULL;
-    }
-    EVP_EncodeBlock((unsigned char *) b64, (const unsigned char *) body,
-                    (int) blen);
-
-    memset(&b, 0, sizeof(b));
-
-    mw_puts(&b, "{\"topic\":");
-    mw_puts(&b, "\"mdm.");
-    mw_puts(&b, type);
-    mw_puts(&b, "\",\"event_id\":");
-    mw_put_json(&b, stream_id, strlen(stream_id));
-    mw_puts(&b, ",\"created_at\":\"");
-    mw_puts(&b, ts);
-    mw_puts(&b, connect ? "\",\"acknowledge_event\":{"
-                        : "\",\"checkin_event\":{");
-
-    mw_puts(&b, user_enrollment ? "\"enrollment_id\":" : "\"udid\":");
-    mw_put_json(&b, did, strlen(did));
-
-    if (connect) {
-        mw_puts(&b, ",\"status\":");
-        mw_put_json(&b, status, strlen(status));
-        if (uuid[0]) {
-            mw_puts(&b, ",\"command_uuid\":");
-            mw_put_json(&b, uuid, strlen(uuid));
-        }
+    if (rc == 0) {
+        wh->pending++;
     }
 
-    mw_puts(&b, ",\"url_params\":");
-    mw_put_params(&b, mw_wh_field(f, n, "params"));
-
-    mw_puts(&b, ",\"ids\":{\"id\":");
-    mw_put_json(&b, id, strlen(id));
-    mw_puts(&b, ",\"type\":");
-    mw_put_json(&b, etype, strlen(etype));
-    if (strcmp(id, did) != 0) {
-        mw_puts(&b, ",\"parent_id\":");
-        mw_put_json(&b, did, strlen(did));
-    }
-    mw_puts(&b, "}");
-
-    if (tally[0]) {
-        mw_puts(&b, ",\"token_update_tally\":");
-        mw_puts(&b, tally);
-    }
-
-    mw_puts(&b, ",\"raw_payload\":\"");
-    mw_puts(&b, b64);
-    mw_puts(&b, "\"}}");
-
-    free(b64);
-
-    if (b.failed) {
-        free(b.p);
-        return NULL;
-    }
-
-    return b.p;
-}
-
-
-static const char *
-mw_wh_field(char **f, size_t n, const char *name)
-{
-    size_t  i;
-
-    for (i = 0; i + 1 < n; i += 2) {
-        if (strcmp(f[i], name) == 0) {
-            return f[i + 1];
-        }
-    }
-
-    return "";
-}
-
-
-static void
-mw_wh_event_free(mw_event_t *e)
-{
-    size_t  i;
-
-    for (i = 0; e->fields && i < e->nfields; i++) {
-        free(e->fields[i]);
-    }
-
-    free(e->fields);
-    free(e->stream_id);
-    free(e->json);
-    free(e);
+    return rc;
 }

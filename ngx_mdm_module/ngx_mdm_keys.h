@@ -1,0 +1,50 @@
+/*
+ * Copyright (C) ngx_mdm contributors
+ *
+ * The Redis key names shared by ngx_http_mdm_module, its Lua scripts and
+ * mdm-worker: one source.  Plain "#define MDM_KEY_NAME "value"" lines
+ * only, no includes: lua/gen.sh turns each into a Lua local of the same
+ * name in front of every script.
+ *
+ * Keys of one enrollment ("DID" or "DID:USER") put the device id in a hash
+ * tag, PREFIX{DID}:USER, so they share a cluster slot (mdm_key() in
+ * lua/common.lua).
+ */
+
+#ifndef NGX_MDM_KEYS_H
+#define NGX_MDM_KEYS_H
+
+/* per enrollment: prefix{DID}[:USER] */
+#define MDM_KEY_ENR             "mdm:enr:"           /* hash */
+#define MDM_KEY_QUEUE           "mdm:q:"             /* list of UUIDs */
+#define MDM_KEY_QUEUE_PRIO      "mdm:qp:"            /* list of UUIDs */
+#define MDM_KEY_RESULT          "mdm:r:"             /* ...:UUID string */
+#define MDM_KEY_CERTS_OLD       "mdm:certs:"         /* pre-migration */
+#define MDM_KEY_AUTH            "mdm:auth:"
+#define MDM_KEY_BLOCK           "mdm:block:"         /* string, ms */
+#define MDM_KEY_USERS           "mdm:users:"
+
+/* per certificate, per command, per topic */
+#define MDM_KEY_CERTIDX         "mdm:certidx:"       /* + SHA-256 */
+#define MDM_KEY_CMD             "mdm:cmd:"           /* + UUID */
+#define MDM_KEY_PUSHCERT        "mdm:pushcert:"      /* + topic, hash */
+#define MDM_KEY_TOPICS          "mdm:topics"         /* set */
+
+/* pushes: ids waiting in PUSH are members of PUSH_PENDING (contract C1) */
+#define MDM_KEY_PUSH            "mdm:push"           /* list of ids */
+#define MDM_KEY_PUSH_PENDING    "mdm:push:pending"   /* set of ids */
+#define MDM_KEY_PUSH_PROC       "mdm:push:proc:"     /* + worker id, list */
+#define MDM_KEY_PUSH_PROCS      "mdm:push:procs"     /* set of PUSH_PROC.. */
+#define MDM_KEY_WORKER          "mdm:worker:"        /* + worker id, TTL */
+
+/* events and webhooks */
+#define MDM_KEY_EVENTS          "mdm:events"         /* stream */
+#define MDM_KEY_WEBHOOKS_DEAD   "mdm:webhooks:dead"  /* stream */
+#define MDM_KEY_WEBHOOKS_WANT   "mdm:webhooks:want"  /* string, TTL */
+#define MDM_KEY_WEBHOOKS_LEADER "mdm:webhooks:leader" /* worker id, TTL */
+
+/* counters */
+#define MDM_KEY_STATS_APNS      "mdm:stats:apns"     /* hash */
+#define MDM_KEY_STATS_MODULE    "mdm:stats:module"   /* hash */
+
+#endif /* NGX_MDM_KEYS_H */
