@@ -494,12 +494,12 @@ scep_csr(ngx_http_mdm_scep_job_t *job, BIO *plain)
 void
 ngx_http_mdm_scep_reply(ngx_http_mdm_scep_job_t *job)
 {
-    int             inner_len, env_len;
-    BIO            *in;
-    X509           *x;
-    unsigned char  *inner, *env;
-    CMS_ContentInfo *cms;
-    STACK_OF(X509)  *recips;
+    int               inner_len, env_len;
+    BIO              *in;
+    X509             *x;
+    unsigned char    *inner, *env;
+    STACK_OF(X509)   *recips;
+    CMS_ContentInfo  *cms;
 
     inner = NULL;
     env = NULL;

@@ -346,6 +346,9 @@ sub {
 Content-Type: application/x-pki-message
 --- after_each eval
 sub { ::check_success('post1', $_[1], days => 30, checkin => 1) }
+--- error_log eval
+[qr/task #\d+ added to thread pool "default"/,
+ qr/mdm: SCEP issued serial \d+ to "CN=device-post1,O=ngx_mdm tests"/]
 --- no_error_log
 [error]
 
@@ -370,6 +373,7 @@ sub { ::check_success('post2', $_[1], days => 30) }
 sub { ::check_success('get1', $_[1], days => 365) }
 --- no_error_log
 [error]
+added to thread pool
 
 
 

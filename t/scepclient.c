@@ -196,7 +196,7 @@ static int
 req(int argc, char **argv)
 {
     int                  i, n, len, envlen, bits, badsig, wrongrecip, tamper;
-    BIO                 *in, *b;
+    BIO                 *in;
     X509                *ca, *signer;
     FILE                *f;
     char                 txid[41], noncehex[33], path[4096];
@@ -349,8 +349,6 @@ req(int argc, char **argv)
     PEM_write_X509(f, signer);
     fclose(f);
 
-    (void) b;
-
     return 0;
 }
 
@@ -388,7 +386,7 @@ rep(int argc, char **argv)
     int                   i;
     BIO                  *content, *plain, *empty;
     long                  len;
-    char                  path[4096], buf[512], want[128], *data;
+    char                  path[4096], buf[512], *data;
     FILE                 *f;
     X509                 *signer, *me, *x, *got;
     PKCS7                *p7, *envp7;
@@ -514,8 +512,6 @@ rep(int argc, char **argv)
     f = fopen(path, "w");
     PEM_write_X509(f, got);
     fclose(f);
-
-    (void) want;
 
     return 0;
 }
