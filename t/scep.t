@@ -79,12 +79,6 @@ mdm_defaults(
             mdm_scep_challenge static-secret;
             mdm_scep_thread_pool off;
         }
-        location = /scep-vector {
-            mdm_scep;
-            mdm_scep_ca $TEST_NGINX_SCEP_VECTOR/testca/ca.pem
-                        $TEST_NGINX_SCEP_VECTOR/testca/ca.key;
-            mdm_scep_challenge static-secret;
-        }
         location /v1/ {
             mdm_api;
             mdm_api_key $TEST_NGINX_SCEP_API_KEY;
@@ -508,6 +502,15 @@ sub { ::check_success('ra1', $_[1], signer => "$::Dir/ra.pem", checkin => 1) }
 
 
 === TEST 18: the real PKCSReq (micromdm/scep, mdmclient 2016) decrypts with its CA; the CA expired in May 2026, so FAILURE badRequest naming the decrypted subject
+--- config
+location = /scep-vector {
+    mdm_scep;
+    # its key is encrypted with an empty passphrase, which loads
+    mdm_scep_ca $TEST_NGINX_SCEP_VECTOR/testca/ca.pem
+                $TEST_NGINX_SCEP_VECTOR/testca/ca.key;
+    mdm_scep_challenge static-secret;
+}
+--- suppress_stderr
 --- raw_request eval
 http_request(POST => '/scep-vector?operation=PKIOperation',
              t::MDM::_slurp("$::Vec/PKCSReq.der"))
