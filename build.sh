@@ -55,7 +55,9 @@ build_module() {
     # seconds, a rebuild takes less than one
     local stamp="$cflags|$ldflags|$(cat "$ROOT/config" "$ROOT/config.make" | md5sum)"
     if [ ! -f "$dir/Makefile" ] || [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$stamp" ]; then
-        (cd "$NGINX_SRC" && ./configure --with-compat --with-debug \
+        # --with-threads: Debian's nginx has them, and the SCEP CA posts
+        # its private-key work to a thread pool (NGX_THREADS must agree)
+        (cd "$NGINX_SRC" && ./configure --with-compat --with-debug --with-threads \
             --with-http_ssl_module --builddir="$dir" \
             --with-cc-opt="$cflags" --with-ld-opt="$ldflags" \
             --add-dynamic-module="$ROOT" >"$dir/configure.log" 2>&1) \

@@ -75,6 +75,8 @@ static ngx_http_mdm_api_endpoint_t  ngx_http_mdm_api_endpoints[] = {
     { ngx_string("commands"), 1, "", 0, ngx_http_mdm_api_commands },
     { ngx_string("pushcert"), 0, "", NGX_HTTP_PUT, ngx_http_mdm_api_pushcert },
     { ngx_string("webhooks"), 1, "replay", 0, ngx_http_mdm_api_webhooks },
+    { ngx_string("challenge"), 0, "", 0, ngx_http_mdm_api_challenge },
+    { ngx_string("certificates"), 0, "", 0, ngx_http_mdm_api_certificates },
     { ngx_null_string, 0, NULL, 0, NULL }
 };
 

@@ -69,5 +69,11 @@ ngx_int_t ngx_http_mdm_api_commands(ngx_http_request_t *r,
 ngx_int_t ngx_http_mdm_api_webhooks(ngx_http_request_t *r,
     ngx_http_mdm_api_route_t *rt);
 
+/* ngx_http_mdm_api_scep.c: the SCEP CA's challenges and certificates */
+ngx_int_t ngx_http_mdm_api_challenge(ngx_http_request_t *r,
+    ngx_http_mdm_api_route_t *rt);
+ngx_int_t ngx_http_mdm_api_certificates(ngx_http_request_t *r,
+    ngx_http_mdm_api_route_t *rt);
+
 
 #endif /* _NGX_HTTP_MDM_API_PRIVATE_H_INCLUDED_ */

@@ -88,6 +88,7 @@ typedef struct {
     time_t                      result_ttl;  /* mdm_result_ttl */
     ngx_int_t                   events_max;  /* mdm_events_max */
     ngx_uint_t                  reenroll;    /* mdm_reenroll */
+    void                       *scep;        /* ngx_http_mdm_scep_conf_t */
 } ngx_http_mdm_loc_conf_t;
 
 
@@ -108,6 +109,8 @@ typedef struct {
     u_char                      cert_hash[64];
     ngx_uint_t                  has_cert;
     time_t                      cert_not_after;
+
+    void                       *scep;        /* a SCEP PKIOperation's state */
 } ngx_http_mdm_ctx_t;
 
 

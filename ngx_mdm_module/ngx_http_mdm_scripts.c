@@ -21,6 +21,7 @@ static ngx_http_mdm_script_t  ngx_http_mdm_scripts[NGX_HTTP_MDM_SCRIPT_N] = {
     { "connect", ngx_http_mdm_lua_connect, sizeof(ngx_http_mdm_lua_connect) - 1,
       "" },
     { "api", ngx_http_mdm_lua_api, sizeof(ngx_http_mdm_lua_api) - 1, "" },
+    { "scep", ngx_http_mdm_lua_scep, sizeof(ngx_http_mdm_lua_scep) - 1, "" },
 };
 
 

@@ -15,7 +15,8 @@
 #define NGX_HTTP_MDM_SCRIPT_CHECKIN  0
 #define NGX_HTTP_MDM_SCRIPT_CONNECT  1
 #define NGX_HTTP_MDM_SCRIPT_API      2
-#define NGX_HTTP_MDM_SCRIPT_N        3
+#define NGX_HTTP_MDM_SCRIPT_SCEP     3
+#define NGX_HTTP_MDM_SCRIPT_N        4
 
 
 typedef struct {
