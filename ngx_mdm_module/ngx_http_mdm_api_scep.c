@@ -19,8 +19,6 @@
 #include <jansson.h>
 
 
-static ngx_int_t ngx_http_mdm_api_scep_eval(ngx_http_request_t *r,
-    ngx_array_t *args, ngx_http_mdm_redis_done_pt done);
 static void ngx_http_mdm_api_challenge_done(ngx_http_request_t *r,
     redisReply *reply, const char *err);
 static void ngx_http_mdm_api_certificates_done(ngx_http_request_t *r,
@@ -82,7 +80,7 @@ ngx_http_mdm_api_challenge(ngx_http_request_t *r,
                   "mdm: API: a one-time SCEP challenge, valid %T s",
                   scf->challenge_ttl);
 
-    return ngx_http_mdm_api_scep_eval(r, args,
+    return ngx_http_mdm_api_eval(r, NGX_HTTP_MDM_SCRIPT_SCEP, 1, args,
                                       ngx_http_mdm_api_challenge_done);
 }
 
@@ -100,12 +98,8 @@ ngx_http_mdm_api_challenge_done(ngx_http_request_t *r, redisReply *reply,
         || reply->element[1]->type != REDIS_REPLY_STRING
         || reply->element[2]->type != REDIS_REPLY_INTEGER)
     {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "mdm: API request answered 503: redis %s",
-                      err ? err : "gave an unexpected reply");
-        ngx_http_finalize_request(r, ngx_http_mdm_api_error(r,
-                                      NGX_HTTP_SERVICE_UNAVAILABLE,
-                                      err ? err : "unexpected redis reply"));
+        ngx_http_finalize_request(r, ngx_http_mdm_api_unavailable(r,
+                                      err ? err : "gave an unexpected reply"));
         return;
     }
 
@@ -191,7 +185,7 @@ ngx_http_mdm_api_certificates(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_mdm_api_scep_eval(r, args,
+    return ngx_http_mdm_api_eval(r, NGX_HTTP_MDM_SCRIPT_SCEP, 1, args,
                                       ngx_http_mdm_api_certificates_done);
 }
 
@@ -210,12 +204,8 @@ ngx_http_mdm_api_certificates_done(ngx_http_request_t *r, redisReply *reply,
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
         || reply->elements < 2 || (reply->elements - 2) % 5 != 0)
     {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "mdm: API request answered 503: redis %s",
-                      err ? err : "gave an unexpected reply");
-        ngx_http_finalize_request(r, ngx_http_mdm_api_error(r,
-                                      NGX_HTTP_SERVICE_UNAVAILABLE,
-                                      err ? err : "unexpected redis reply"));
+        ngx_http_finalize_request(r, ngx_http_mdm_api_unavailable(r,
+                                      err ? err : "gave an unexpected reply"));
         return;
     }
 
@@ -266,26 +256,6 @@ ngx_http_mdm_api_certificates_done(ngx_http_request_t *r, redisReply *reply,
     }
 
     ngx_http_finalize_request(r, ngx_http_mdm_api_scep_send(r, j));
-}
-
-
-static ngx_int_t
-ngx_http_mdm_api_scep_eval(ngx_http_request_t *r, ngx_array_t *args,
-    ngx_http_mdm_redis_done_pt done)
-{
-    ngx_int_t  rc;
-
-    rc = ngx_http_mdm_redis_eval(r, NGX_HTTP_MDM_SCRIPT_SCEP, 1, args, done);
-
-    if (rc == NGX_DECLINED) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "mdm: API request answered 503: redis is not "
-                      "connected");
-        return ngx_http_mdm_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                      "redis is not connected");
-    }
-
-    return (rc == NGX_OK) ? NGX_DONE : NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 
