@@ -76,6 +76,8 @@ static ngx_http_mdm_api_endpoint_t  ngx_http_mdm_api_endpoints[] = {
     { ngx_string("pushcert"), 0, "", NGX_HTTP_PUT, ngx_http_mdm_api_pushcert },
     { ngx_string("webhooks"), 1, "replay", 0, ngx_http_mdm_api_webhooks },
     { ngx_string("renew"), 1, "", 0, ngx_http_mdm_api_renew },
+    { ngx_string("challenge"), 0, "", 0, ngx_http_mdm_api_challenge },
+    { ngx_string("certificates"), 0, "", 0, ngx_http_mdm_api_certificates },
     { ngx_null_string, 0, NULL, 0, NULL }
 };
 
@@ -582,24 +584,48 @@ ngx_http_mdm_api_push_num(ngx_http_request_t *r, ngx_array_t *args, int64_t n)
 ngx_int_t
 ngx_http_mdm_api_call(ngx_http_request_t *r, ngx_array_t *args)
 {
+    return ngx_http_mdm_api_eval(r, NGX_HTTP_MDM_SCRIPT_API, 0, args,
+                                 ngx_http_mdm_api_done);
+}
+
+
+/* one script call of an API request: NGX_DONE, or the answer to send */
+
+ngx_int_t
+ngx_http_mdm_api_eval(ngx_http_request_t *r, ngx_uint_t script,
+    ngx_uint_t nkeys, ngx_array_t *args, ngx_http_mdm_redis_done_pt done)
+{
     ngx_int_t  rc;
 
-    rc = ngx_http_mdm_redis_eval(r, NGX_HTTP_MDM_SCRIPT_API, 0, args,
-                                 ngx_http_mdm_api_done);
+    rc = ngx_http_mdm_redis_eval(r, script, nkeys, args, done);
 
     if (rc == NGX_DECLINED) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "mdm: API request answered 503: redis is not "
-                      "connected");
-        return ngx_http_mdm_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                      "redis is not connected");
+        return ngx_http_mdm_api_unavailable(r, "is not connected");
     }
 
-    if (rc != NGX_OK) {
+    return (rc == NGX_OK) ? NGX_DONE : NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
+/* Redis could not answer ("redis " + why): 503, and one line */
+
+ngx_int_t
+ngx_http_mdm_api_unavailable(ngx_http_request_t *r, const char *why)
+{
+    u_char  *msg;
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "mdm: API request answered 503: redis %s", why);
+
+    msg = ngx_pnalloc(r->pool, sizeof("redis ") + ngx_strlen(why));
+    if (msg == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return NGX_DONE;
+    ngx_sprintf(msg, "redis %s%Z", why);
+
+    return ngx_http_mdm_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  (const char *) msg);
 }
 
 
@@ -614,9 +640,7 @@ ngx_http_mdm_api_done(ngx_http_request_t *r, redisReply *reply,
     redisReply  *status, *body;
 
     if (reply == NULL) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "mdm: API request answered 503: redis %s", err);
-        rc = ngx_http_mdm_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, err);
+        rc = ngx_http_mdm_api_unavailable(r, err);
         goto done;
     }
 

@@ -13,6 +13,7 @@
 
 
 #include "ngx_http_mdm_api.h"
+#include "ngx_http_mdm_redis.h"
 
 
 /* what one enqueue or push may name: the bound of one script's work */
@@ -41,6 +42,10 @@ ngx_array_t *ngx_http_mdm_api_args(ngx_http_request_t *r, const char *op);
 ngx_int_t ngx_http_mdm_api_push_num(ngx_http_request_t *r, ngx_array_t *args,
     int64_t n);
 ngx_int_t ngx_http_mdm_api_call(ngx_http_request_t *r, ngx_array_t *args);
+ngx_int_t ngx_http_mdm_api_eval(ngx_http_request_t *r, ngx_uint_t script,
+    ngx_uint_t nkeys, ngx_array_t *args, ngx_http_mdm_redis_done_pt done);
+ngx_int_t ngx_http_mdm_api_unavailable(ngx_http_request_t *r,
+    const char *why);
 ngx_int_t ngx_http_mdm_api_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *message);
 ngx_int_t ngx_http_mdm_api_bad(ngx_http_request_t *r, ngx_uint_t status,
@@ -71,6 +76,12 @@ ngx_int_t ngx_http_mdm_api_queue(ngx_http_request_t *r,
 ngx_int_t ngx_http_mdm_api_commands(ngx_http_request_t *r,
     ngx_http_mdm_api_route_t *rt);
 ngx_int_t ngx_http_mdm_api_webhooks(ngx_http_request_t *r,
+    ngx_http_mdm_api_route_t *rt);
+
+/* ngx_http_mdm_api_scep.c: the SCEP CA's challenges and certificates */
+ngx_int_t ngx_http_mdm_api_challenge(ngx_http_request_t *r,
+    ngx_http_mdm_api_route_t *rt);
+ngx_int_t ngx_http_mdm_api_certificates(ngx_http_request_t *r,
     ngx_http_mdm_api_route_t *rt);
 
 

@@ -37,7 +37,6 @@ static ngx_int_t ngx_http_mdm_api_renew_command(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_mdm_api_renew(ngx_http_request_t *r, ngx_http_mdm_api_route_t *rt)
 {
-    ngx_int_t                    rc;
     ngx_str_t                   *id;
     ngx_uint_t                   i;
     const char                  *err;
@@ -105,18 +104,8 @@ ngx_http_mdm_api_renew(ngx_http_request_t *r, ngx_http_mdm_api_route_t *rt)
         }
     }
 
-    rc = ngx_http_mdm_redis_eval(r, NGX_HTTP_MDM_SCRIPT_API, 0, args,
+    return ngx_http_mdm_api_eval(r, NGX_HTTP_MDM_SCRIPT_API, 0, args,
                                  ngx_http_mdm_api_renew_topics);
-
-    if (rc == NGX_DECLINED) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "mdm: API request answered 503: redis is not "
-                      "connected");
-        return ngx_http_mdm_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                      "redis is not connected");
-    }
-
-    return (rc == NGX_OK) ? NGX_DONE : NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 
@@ -201,9 +190,7 @@ ngx_http_mdm_api_renew_topics(ngx_http_request_t *r, redisReply *reply,
     ctx = ngx_http_get_module_ctx(r, ngx_http_mdm_module);
 
     if (reply == NULL) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "mdm: API request answered 503: redis %s", err);
-        rc = ngx_http_mdm_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, err);
+        rc = ngx_http_mdm_api_unavailable(r, err);
 
     } else if (reply->type != REDIS_REPLY_ARRAY
                || reply->elements != ctx->ids->nelts)

@@ -18,6 +18,7 @@
 #include "ngx_http_mdm_variables.h"
 #include "ngx_http_mdm_fastsig.h"
 #include "ngx_http_mdm_enroll.h"
+#include "ngx_http_mdm_scep.h"
 
 
 static ngx_int_t ngx_http_mdm_preconfiguration(ngx_conf_t *cf);
@@ -287,6 +288,62 @@ static ngx_command_t  ngx_http_mdm_commands[] = {
       0,
       NULL },
 
+    { ngx_string("mdm_scep"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_mdm_scep_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mdm_scep_ca"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_mdm_scep_pair_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_scep_conf_t, ca),
+      NULL },
+
+    { ngx_string("mdm_scep_ra"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_mdm_scep_pair_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_scep_conf_t, ra),
+      NULL },
+
+    { ngx_string("mdm_scep_validity"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_mdm_scep_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_scep_conf_t, validity),
+      NULL },
+
+    { ngx_string("mdm_scep_challenge"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_mdm_scep_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_scep_conf_t, challenge),
+      NULL },
+
+    { ngx_string("mdm_scep_challenge_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_mdm_scep_challenge_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mdm_scep_challenge_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_mdm_scep_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_scep_conf_t, challenge_ttl),
+      NULL },
+
+    { ngx_string("mdm_scep_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_mdm_scep_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_scep_conf_t, pool_name),
+      NULL },
+
       ngx_null_command
 };
 
@@ -407,6 +464,11 @@ ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
     mlcf->reenroll = NGX_CONF_UNSET_UINT;
     ngx_http_mdm_enroll_create_conf(&mlcf->enroll);
 
+    mlcf->scep = ngx_http_mdm_scep_create_conf(cf);
+    if (mlcf->scep == NULL) {
+        return NULL;
+    }
+
     return mlcf;
 }
 
@@ -464,6 +526,12 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_HTTP_MDM_REENROLL_ANY);
 
     if (ngx_http_mdm_enroll_merge_conf(cf, &prev->enroll, &conf->enroll)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_mdm_scep_merge_conf(cf, prev->scep, conf->scep)
         != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;

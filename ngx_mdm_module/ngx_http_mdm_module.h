@@ -111,6 +111,7 @@ typedef struct {
     ngx_int_t                   events_max;  /* mdm_events_max */
     ngx_uint_t                  reenroll;    /* mdm_reenroll */
     ngx_http_mdm_enroll_conf_t  enroll;      /* mdm_enroll_* */
+    void                       *scep;        /* ngx_http_mdm_scep_conf_t */
 } ngx_http_mdm_loc_conf_t;
 
 
@@ -131,6 +132,8 @@ typedef struct {
     u_char                      cert_hash[64];
     ngx_uint_t                  has_cert;
     time_t                      cert_not_after;
+
+    void                       *scep;        /* a SCEP PKIOperation's state */
 } ngx_http_mdm_ctx_t;
 
 

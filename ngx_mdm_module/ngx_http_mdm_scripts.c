@@ -23,6 +23,7 @@ static ngx_http_mdm_script_t  ngx_http_mdm_scripts[NGX_HTTP_MDM_SCRIPT_N] = {
     { "api", ngx_http_mdm_lua_api, sizeof(ngx_http_mdm_lua_api) - 1, "" },
     { "enroll", ngx_http_mdm_lua_enroll, sizeof(ngx_http_mdm_lua_enroll) - 1,
       "" },
+    { "scep", ngx_http_mdm_lua_scep, sizeof(ngx_http_mdm_lua_scep) - 1, "" },
 };
 
 

@@ -16,7 +16,8 @@
 #define NGX_HTTP_MDM_SCRIPT_CONNECT  1
 #define NGX_HTTP_MDM_SCRIPT_API      2
 #define NGX_HTTP_MDM_SCRIPT_ENROLL   3
-#define NGX_HTTP_MDM_SCRIPT_N        4
+#define NGX_HTTP_MDM_SCRIPT_SCEP     4
+#define NGX_HTTP_MDM_SCRIPT_N        5
 
 
 typedef struct {
