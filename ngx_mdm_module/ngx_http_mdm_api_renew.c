@@ -13,6 +13,7 @@
 
 #include "ngx_http_mdm_api_private.h"
 #include "ngx_http_mdm_enroll.h"
+#include "ngx_http_mdm_scep.h"
 #include "ngx_http_mdm_plist.h"
 #include "ngx_http_mdm_redis.h"
 #include "ngx_http_mdm_request.h"
@@ -305,7 +306,7 @@ ngx_http_mdm_api_renew_command(ngx_http_request_t *r, ngx_str_t *topic,
     uuid = ngx_pnalloc(r->pool, 37);
     if (uuid == NULL
         || ngx_http_mdm_enroll_uuid(uuid) != NGX_OK
-        || ngx_http_mdm_enroll_challenge_new(r->pool, &challenge) != NGX_OK)
+        || ngx_http_mdm_challenge_new(r, &challenge) != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -12,6 +12,7 @@
 
 
 #include "ngx_http_mdm_enroll.h"
+#include "ngx_http_mdm_scep.h"
 #include "ngx_http_mdm_request.h"
 #include "ngx_http_mdm_plist.h"
 #include "ngx_http_mdm_redis.h"
@@ -190,7 +191,7 @@ ngx_http_mdm_enroll_process(ngx_http_request_t *r,
     if (ecf->challenge.len) {
         ctx->challenge = ecf->challenge;
 
-    } else if (ngx_http_mdm_enroll_challenge_new(r->pool, &ctx->challenge)
+    } else if (ngx_http_mdm_challenge_new(r, &ctx->challenge)
                != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

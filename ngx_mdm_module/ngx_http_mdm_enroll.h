@@ -15,10 +15,6 @@
 
 #define NGX_HTTP_MDM_PROFILE_TYPE  "application/x-apple-aspen-config"
 
-/* a one-time SCEP challenge: 32 random bytes, base64url, no padding (E1) */
-#define NGX_HTTP_MDM_CHALLENGE_LEN  43
-
-
 struct ngx_http_mdm_enroll_signer_s {
     X509                       *cert;
     EVP_PKEY                   *key;
@@ -59,9 +55,6 @@ int ngx_http_mdm_enroll_sign_der(ngx_http_mdm_enroll_signer_t *signer,
 
 /* a random (version 4) UUID, upper case, NUL-terminated, into buf[37] */
 ngx_int_t ngx_http_mdm_enroll_uuid(u_char *buf);
-
-/* a fresh one-time challenge into the pool */
-ngx_int_t ngx_http_mdm_enroll_challenge_new(ngx_pool_t *pool, ngx_str_t *out);
 
 /*
  * The profile (XML plist, then CMS SignedData with mdm_enroll_sign), built

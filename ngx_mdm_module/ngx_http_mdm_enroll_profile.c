@@ -44,31 +44,6 @@ static ngx_int_t ngx_http_mdm_profile_sign(ngx_pool_t *pool, ngx_log_t *log,
 
 
 ngx_int_t
-ngx_http_mdm_enroll_challenge_new(ngx_pool_t *pool, ngx_str_t *out)
-{
-    u_char     raw[32];
-    ngx_str_t  src;
-
-    if (RAND_bytes(raw, sizeof(raw)) != 1) {
-        ERR_clear_error();
-        return NGX_ERROR;
-    }
-
-    out->data = ngx_pnalloc(pool, ngx_base64_encoded_length(sizeof(raw)));
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    src.data = raw;
-    src.len = sizeof(raw);
-
-    ngx_encode_base64url(out, &src);   /* no padding */
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
 ngx_http_mdm_enroll_profile(ngx_pool_t *pool, ngx_log_t *log,
     ngx_http_mdm_enroll_conf_t *ecf, ngx_http_mdm_profile_in_t *in,
     ngx_str_t *out)

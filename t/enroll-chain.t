@@ -4,24 +4,13 @@
 # tests) to the SCEP CA inside nginx (mdm_scep) -> the issued identity signs
 # Authenticate and TokenUpdate -> a command enqueued through the API ->
 # delivered on Idle -> Acknowledged.  The challenge works once.
-#
-# It needs the SCEP CA (ngx_http_mdm_scep*.c, t/scepclient.c): without them
-# it skips, saying so.
 
-use Test::Nginx::Socket;
+use Test::Nginx::Socket 'no_plan';
 use t::MDM;
 use t::MDMEnroll;
 
 use MIME::Base64 qw(encode_base64);
 
-BEGIN {
-    if (!-f 't/scepclient.c') {
-        Test::More::plan(skip_all => 'needs the SCEP CA (t/scepclient.c, '
-                                     . 'mdm_scep) of the scep branch');
-    }
-}
-
-plan('no_plan');
 no_shuffle();
 
 our $Dir = pki_dir() . '/chain';
