@@ -14,21 +14,21 @@ use Time::HiRes ();
 
 no_shuffle();
 
-mdm_defaults(
-    http_config => 'mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;',
-    config => q{
-        mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-        location = /mdm { mdm_server; }
-        location = /ttl/mdm { mdm_server; mdm_result_ttl 1h; }
-        location = /cap/mdm { mdm_server; mdm_events_max 10; }
-        location = /nocap/mdm { mdm_server; mdm_events_max 0; }
-    },
-    more_headers => "Content-Type: $t::MDM::CheckinType",
-);
+mdm_server_defaults(q{
+    location = /ttl/mdm { mdm_server; mdm_result_ttl 1h; }
+    location = /cap/mdm { mdm_server; mdm_events_max 10; }
+    location = /nocap/mdm { mdm_server; mdm_events_max 0; }
+});
 
 our $MAC = '66ADE930-5FDF-5EC4-8429-15640684C489';
 our $REPORT_CT = 'Content-Type: application/x-apple-aspen-mdm';
 our $NOTNOW = 'commandment/testdata/NotNow/iOS-11.3.1.xml';
+
+# mdm:events holds 1,000 entries that are not events of the device
+sub filler_events {
+    redis("DEL", "mdm:events");
+    redis("EVAL", "for i = 1, 1000 do redis.call('XADD', 'mdm:events', '*', 'type', 'Filler') end", 0);
+}
 
 # a command report of the Mac, as PUT PATH
 sub report {
@@ -236,8 +236,7 @@ $::REPORT_CT
 
 === TEST 9: every event is written with MAXLEN ~ mdm_events_max
 --- redis_setup eval
-sub { redis("DEL", "mdm:events");
-      redis("EVAL", "for i = 1, 1000 do redis.call('XADD', 'mdm:events', '*', 'type', 'Filler') end", 0) }
+\&::filler_events
 --- more_headers eval
 $::REPORT_CT
 --- request eval
@@ -253,8 +252,7 @@ $::REPORT_CT
 
 === TEST 10: mdm_events_max 0: no cap
 --- redis_setup eval
-sub { redis("DEL", "mdm:events");
-      redis("EVAL", "for i = 1, 1000 do redis.call('XADD', 'mdm:events', '*', 'type', 'Filler') end", 0) }
+\&::filler_events
 --- more_headers eval
 $::REPORT_CT
 --- request eval
@@ -270,8 +268,7 @@ $::REPORT_CT
 
 === TEST 11: check-in events are capped too
 --- redis_setup eval
-sub { redis("DEL", "mdm:events");
-      redis("EVAL", "for i = 1, 1000 do redis.call('XADD', 'mdm:events', '*', 'type', 'Filler') end", 0) }
+\&::filler_events
 --- request eval
 checkin_request("/cap/mdm nanomdm/mdm/testdata/TokenUpdate.2.plist")
 --- signed_by: mac
