@@ -39,6 +39,16 @@ sub report {
     return "PUT " . ($path // '/mdm') . "\n$body";
 }
 
+# --- reports eval: the block's request(s), the Mac's command reports made
+# by report(), each sent with the report Content-Type and signed by "mac"
+add_block_preprocessor(sub {
+    my ($block) = @_;
+    my $r = $block->can('reports') && $block->reports or return;
+    $block->set_value(request => $r);
+    $block->set_value(more_headers => ref $r ? [ ($REPORT_CT) x @$r ] : $REPORT_CT);
+    $block->set_value(signed_by => 'mac');
+});
+
 # Redis commands that put a command in the Mac's queue as the API does
 sub enqueue_cmds {
     my ($uuid, $list) = @_;
@@ -113,11 +123,8 @@ FLUSHALL
 === TEST 2: Idle with no webhook (no mdm:webhooks:want): no event
 --- redis_setup
 DEL mdm:events mdm:webhooks:want
---- more_headers eval
-$::REPORT_CT
---- request eval
+--- reports eval
 ::report("Idle")
---- signed_by: mac
 --- error_code: 200
 --- redis_check eval
 [ [ "EXISTS mdm:events", "0" ], [ "HGET mdm:enr:{$::MAC} last_seen", qr/^\d{13}$/ ] ]
@@ -129,11 +136,8 @@ $::REPORT_CT
 === TEST 3: Idle while the webhook does not want Idles ("noidle"): no event
 --- redis_setup
 SET mdm:webhooks:want noidle
---- more_headers eval
-$::REPORT_CT
---- request eval
+--- reports eval
 ::report("Idle")
---- signed_by: mac
 --- error_code: 200
 --- redis_check eval
 [ [ "EXISTS mdm:events", "0" ] ]
@@ -145,11 +149,8 @@ $::REPORT_CT
 === TEST 4: Idle while a webhook wants all events: one Connect event
 --- redis_setup
 SET mdm:webhooks:want all
---- more_headers eval
-$::REPORT_CT
---- request eval
+--- reports eval
 ::report("Idle")
---- signed_by: mac
 --- error_code: 200
 --- redis_check eval
 [ [ "XLEN mdm:events", "1" ],
@@ -163,11 +164,8 @@ $::REPORT_CT
 === TEST 5: a delivered command's result expires after mdm_result_ttl, and again once answered
 --- redis_setup eval
 [ [ "DEL", "mdm:webhooks:want" ], @{ ::enqueue_cmds("TTL-1") } ]
---- more_headers eval
-[ $::REPORT_CT, $::REPORT_CT ]
---- request eval
+--- reports eval
 [ ::report("Idle", undef, "/ttl/mdm"), ::report("Acknowledged", "TTL-1", "/ttl/mdm") ]
---- signed_by: mac
 --- error_code eval
 [ 200, 200 ]
 --- response_body eval
@@ -183,11 +181,8 @@ $::REPORT_CT
 === TEST 6: the default mdm_result_ttl is 30 days
 --- redis_setup eval
 ::enqueue_cmds("TTL-2")
---- more_headers eval
-[ $::REPORT_CT, $::REPORT_CT ]
---- request eval
+--- reports eval
 [ ::report("Idle"), ::report("Error", "TTL-2") ]
---- signed_by: mac
 --- error_code eval
 [ 200, 200 ]
 --- redis_check eval
@@ -202,11 +197,8 @@ $::REPORT_CT
 --- redis_setup
 DEL mdm:stats:module mdm:events
 SET mdm:webhooks:want all
---- more_headers eval
-$::REPORT_CT
---- request eval
+--- reports eval
 ::report("Acknowledged", "MADE-UP-1")
---- signed_by: mac
 --- error_code: 200
 --- redis_check eval
 [ [ "EXISTS mdm:r:{$::MAC}:MADE-UP-1", "0" ],
@@ -220,11 +212,8 @@ mdm: Acknowledged report from enrollment "66ADE930-5FDF-5EC4-8429-15640684C489" 
 
 
 === TEST 8: so are NotNow reports for made-up commands
---- more_headers eval
-$::REPORT_CT
---- request eval
+--- reports eval
 ::report("NotNow", "MADE-UP-2")
---- signed_by: mac
 --- error_code: 200
 --- redis_check eval
 [ [ "EXISTS mdm:r:{$::MAC}:MADE-UP-2", "0" ],
@@ -237,11 +226,8 @@ $::REPORT_CT
 === TEST 9: every event is written with MAXLEN ~ mdm_events_max
 --- redis_setup eval
 \&::filler_events
---- more_headers eval
-$::REPORT_CT
---- request eval
+--- reports eval
 ::report("Idle", undef, "/cap/mdm")
---- signed_by: mac
 --- error_code: 200
 --- redis_check eval
 [ [ "XLEN mdm:events", sub { $_[0] < 200 } ] ]
@@ -253,11 +239,8 @@ $::REPORT_CT
 === TEST 10: mdm_events_max 0: no cap
 --- redis_setup eval
 \&::filler_events
---- more_headers eval
-$::REPORT_CT
---- request eval
+--- reports eval
 ::report("Idle", undef, "/nocap/mdm")
---- signed_by: mac
 --- error_code: 200
 --- redis_check eval
 [ [ "XLEN mdm:events", "1001" ] ]
@@ -325,11 +308,8 @@ sub {
 
 
 === TEST 14: the Mac's NotNow over its 100,000 queued commands and the iPhone's Idle at the same time: both answered at once
---- request eval
+--- reports eval
 ::report("Idle")
---- more_headers eval
-$::REPORT_CT
---- signed_by: mac
 --- error_code: 200
 --- after_each eval
 [ \&::notnow_and_other_device ]
