@@ -253,8 +253,10 @@ sub {
     ::pushcert($::CERT, 1);
     ::enroll(1, 3);
     redis("RPUSH", "mdm:q:{M-00001}", "11111111-2222-3333-4444-555555555555");
+    redis("HSET", "mdm:cmd:11111111-2222-3333-4444-555555555555", "plist", "<plist/>");   # a command that exists
     # M-00002: nothing queued; M-00003: queued but disabled
     redis("RPUSH", "mdm:q:{M-00003}", "11111111-2222-3333-4444-666666666666");
+    redis("HSET", "mdm:cmd:11111111-2222-3333-4444-666666666666", "plist", "<plist/>");   # a command that exists
     redis("HSET", "mdm:enr:{M-00003}", "enabled", "0");
     ::apns_reset(undef);
     $::W = ::worker(repush_interval => 1);
@@ -308,6 +310,37 @@ GET /v1/enrollments/M-00001
   [ "HEXISTS mdm:enr:{M-00003} push_at", "0" ],
   [ "LLEN mdm:push", 0 ],
 ]
+
+
+
+=== TEST 1b: re-push: a queue whose commands are all gone (deleted, or expired with mdm_result_ttl) is not pushed; its dead entries leave, a live one further down stops that
+--- redis_setup eval
+sub {
+    ::pushcert($::CERT, 1);
+    ::enroll(21, 22);
+    # M-00021: only commands that no longer exist; M-00022: two gone, then a live one
+    redis("RPUSH", "mdm:q:{M-00021}", "GONE-1", "GONE-2");
+    redis("RPUSH", "mdm:q:{M-00022}", "GONE-3", "GONE-4", "LIVE-1");
+    redis("HSET", "mdm:cmd:LIVE-1", "plist", "<plist/>");
+    apns_clear($::APNS);
+    apns_rules($::APNS, undef);
+    $::W = ::worker(repush_interval => 1);
+}
+--- request
+GET /v1/enrollments/M-00021
+--- more_headers eval
+$::AUTH
+--- error_code: 200
+--- after_each eval
+[ sub {
+    ::wait_for(sub { ::apns_for(22) >= 1 }, 5, "the live command's enrollment is re-pushed");
+    ::nap(2.5);
+    Test::More::is(scalar(::apns_for(21)), 0, "no push for commands that are gone");
+    Test::More::is(redis("EXISTS", "mdm:q:{M-00021}"), 0, "their entries left the queue");
+    Test::More::is_deeply(redis("LRANGE", "mdm:q:{M-00022}", 0, -1), [ "LIVE-1" ], "the live one stays");
+    Test::More::is(::stop_all(), 0, "exit 0");
+    redis("DEL", "mdm:cmd:LIVE-1", "mdm:q:{M-00022}");
+} ]
 
 
 
@@ -657,6 +690,7 @@ sub {
     redis("EVAL", "for i = 1, 100000 do redis.call('SET', 'filler:' .. i, 'x') end", 0);
     ::enroll(5000, 5000);
     redis("RPUSH", "mdm:q:{M-05000}", "11111111-2222-3333-4444-777777777777");
+    redis("HSET", "mdm:cmd:11111111-2222-3333-4444-777777777777", "plist", "<plist/>");   # a command that exists
     redis("HSET", "mdm:enr:{M-05000}", "push_at", ::now_ms() - 10_000);   # due now
     ::apns_reset(undef);
     $::W = ::worker(repush_interval => 1);
