@@ -141,7 +141,7 @@ our @EXPORT = qw(
     escaped_pem_header cert_bindings cert_unbind_all
     vector vectors_dir plist_set plist_get
     concurrent_requests http_request parse_http_response
-    mdm_defaults checkin_request
+    mdm_defaults checkin_request mdm_server_defaults
 );
 
 # Seconds to wait for a Redis reply; `local` it for blocking commands.
@@ -1876,6 +1876,19 @@ sub mdm_defaults {
         $block->set_value('more_headers',
                           $def{more_headers} . (defined $mh ? "\n$mh" : ''));
     });
+}
+
+# mdm_server_defaults(LOCATIONS): mdm_defaults() for a suite of device
+# requests: the test Redis, the test identity CA, `location = /mdm {
+# mdm_server; }` and the suite's own LOCATIONS, the check-in Content-Type.
+sub mdm_server_defaults {
+    my ($locations) = @_;
+    mdm_defaults(
+        http_config => 'mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;',
+        config => "mdm_identity_ca \$TEST_NGINX_PKI/identity-ca.pem;\n"
+                  . "location = /mdm { mdm_server; }\n" . ($locations // ''),
+        more_headers => "Content-Type: $CheckinType",
+    );
 }
 
 # The request line plus a vector's body, optionally with keys replaced:

@@ -5,6 +5,7 @@
 #     use Test::Nginx::Socket 'no_plan';
 #     use t::MDM;
 #     use t::MDMApi;
+#     api_defaults('the-key');     # $::KEY, $::AUTH, nginx.conf
 #
 # Everything is defined in package main, as the test files use it; api()
 # sends $::AUTH unless given auth => HEADER.
@@ -16,6 +17,7 @@ use warnings;
 
 use B ();
 use JSON::PP ();
+use MIME::Base64 ();
 use Scalar::Util qw(blessed);
 
 # ---------------------------------------------------------------------------
@@ -163,6 +165,25 @@ add_response_body_check(sub {
     Test::More::ok(!@d, "$name - json (req $i)")
         or Test::More::diag(join "\n", @d[0 .. ($#d < 9 ? $#d : 9)]);
 });
+
+
+# ---------------------------------------------------------------------------
+# The usual API test file: api_defaults(KEY)
+# ---------------------------------------------------------------------------
+
+# Sets $::KEY and $::AUTH (the Basic header for that key) and the blocks'
+# defaults: the test Redis, /v1/ served by mdm_api with that key, $::AUTH
+# sent with every request that sets no Content-Type of its own.
+sub api_defaults {
+    my ($key) = @_;
+    $::KEY = $key;
+    $::AUTH = 'Authorization: Basic ' . MIME::Base64::encode_base64("nanomdm:$key", '');
+    mdm_defaults(
+        http_config => 'mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;',
+        config => "location /v1/ { mdm_api; mdm_api_key $key; }",
+        more_headers => $::AUTH,
+    );
+}
 
 
 {

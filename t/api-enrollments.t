@@ -11,12 +11,8 @@ use Test::Nginx::Socket 'no_plan';
 use t::MDM;
 use t::MDMApi;
 
-use MIME::Base64 qw(encode_base64);
-
 no_shuffle();
 
-our $KEY = 'enr-key';
-our $AUTH = 'Authorization: Basic ' . encode_base64("nanomdm:$KEY", '');
 our ($HA, $HB, $HC) = ('a' x 64, 'b' x 64, 'c' x 64);
 
 # device B-1 with two user channels, bindings old and new, queues,
@@ -40,13 +36,7 @@ our @SETUP = (
     [ "RPUSH", "mdm:q:{OTHER}", "C1" ],
 );
 
-mdm_defaults(
-    http_config => 'mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;',
-    config => qq{
-        location /v1/ { mdm_api; mdm_api_key $KEY; }
-    },
-    more_headers => $AUTH,
-);
+api_defaults('enr-key');
 
 run_tests();
 

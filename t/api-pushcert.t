@@ -11,12 +11,8 @@ use t::MDM;
 use t::MDMApi;
 use t::MDMServers;
 
-use MIME::Base64 qw(encode_base64);
-
 no_shuffle();
 
-our $KEY = 'cert-key';
-our $AUTH = 'Authorization: Basic ' . encode_base64("nanomdm:$KEY", '');
 our $A = make_push_cert();
 our $A2 = make_push_cert(topic => $A->{topic}, uuid => 'renewed-0001');
 our $B = make_push_cert();
@@ -29,13 +25,7 @@ sub put { my ($c, $q) = @_; "PUT /v1/pushcert" . ($q // '') . "\n$c->{pem}$c->{k
     *{"Test::Base::Filter::put"} = \&put;
 }
 
-mdm_defaults(
-    http_config => 'mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;',
-    config => qq{
-        location /v1/ { mdm_api; mdm_api_key $KEY; }
-    },
-    more_headers => $AUTH,
-);
+api_defaults('cert-key');
 
 run_tests();
 

@@ -8,12 +8,7 @@ use Test::Nginx::Socket 'no_plan';
 use t::MDM;
 use t::MDMApi;
 
-use MIME::Base64 qw(encode_base64);
-
 no_shuffle();
-
-our $KEY = 'hook-key';
-our $AUTH = 'Authorization: Basic ' . encode_base64("nanomdm:$KEY", '');
 
 # a dead letter as mdm-worker writes it: event_id, error, then the event
 sub event { my ($n) = @_;
@@ -29,13 +24,7 @@ sub dead { my ($n) = @_;
     *{"Test::Base::Filter::$_"} = \&{"main::$_"} for qw(event dead);
 }
 
-mdm_defaults(
-    http_config => 'mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;',
-    config => qq{
-        location /v1/ { mdm_api; mdm_api_key $KEY; }
-    },
-    more_headers => $AUTH,
-);
+api_defaults('hook-key');
 
 run_tests();
 

@@ -11,17 +11,11 @@ use t::MDM;
 
 no_shuffle();
 
-mdm_defaults(
-    http_config => 'mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;',
-    config => q{
-        mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-        location = /mdm { mdm_server; }
-        location = /bound/mdm { mdm_server; mdm_reenroll bound; }
-        location = /unenrolled/mdm { mdm_server; mdm_reenroll unenrolled; }
-        location /v1/ { mdm_api; mdm_api_key policy-key; }
-    },
-    more_headers => "Content-Type: $t::MDM::CheckinType",
-);
+mdm_server_defaults(q{
+    location = /bound/mdm { mdm_server; mdm_reenroll bound; }
+    location = /unenrolled/mdm { mdm_server; mdm_reenroll unenrolled; }
+    location /v1/ { mdm_api; mdm_api_key policy-key; }
+});
 
 our $MAC = '66ADE930-5FDF-5EC4-8429-15640684C489';
 our $REPORT_CT = 'Content-Type: application/x-apple-aspen-mdm';

@@ -1,6 +1,7 @@
 # Redis inside nginx: down, hung, flushed scripts, clients that hang up.
-# Only the first block (and the restart test) has a --- config: the blocks in
-# between run against the same nginx, so recovery happens without a restart.
+# Only the first block (and the restart test) has a --- mdm_redis (a new
+# nginx): the blocks in between run against the same nginx, so recovery
+# happens without a restart.
 
 use Test::Nginx::Socket 'no_plan';
 use t::MDM;
@@ -29,8 +30,34 @@ sub redis_pid () {
 
 sub pause ($) { select(undef, undef, undef, $_[0]) }
 
-our $Auth = 'checkin_request("nanomdm/mdm/testdata/Authenticate.2.plist", UDID => $::UDID)';
-our $Update = 'checkin_request("nanomdm/mdm/testdata/TokenUpdate.2.plist", UDID => $::UDID)';
+# The block sections of this file (each block is one check-in):
+#   --- mdm_redis: ADDRESS [OPTIONS]   nginx is started anew with
+#       `mdm_redis ADDRESS [OPTIONS];` (after the block's own --- http_config
+#       lines, if any) and the check-in location
+#   --- checkin: Authenticate | TokenUpdate   the request: that message of
+#       the device $UDID, signed by device certificate "dev"
+our $CheckinConf = <<'CONF';
+location = /mdm/checkin {
+    mdm_checkin;
+    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+}
+CONF
+
+add_block_preprocessor(sub {
+    my ($block) = @_;
+    if (my $redis = $block->can('mdm_redis') && $block->mdm_redis) {
+        $redis =~ s/\s+\z//;
+        my $http = $block->can('http_config') && $block->http_config;
+        $block->set_value(http_config => ($http // '') . "mdm_redis $redis;\n");
+        $block->set_value(config => $CheckinConf);
+    }
+    if (my $message = $block->can('checkin') && $block->checkin) {
+        $message =~ s/\s+\z//;
+        $block->set_value(request => checkin_request("nanomdm/mdm/testdata/$message.2.plist",
+                                                     UDID => $UDID));
+        $block->set_value(signed_by => 'dev');
+    }
+});
 
 # Fake servers on loopback, forked from this process: a RESP server that
 # answers INFO as a Redis of a given version and every other command with a
@@ -161,16 +188,8 @@ run_tests();
 __DATA__
 
 === TEST 1: enroll a device with Redis up
---- http_config
-mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=500ms;
---- config
-location = /mdm/checkin {
-    mdm_checkin;
-    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-}
---- request eval
-eval $::Auth
---- signed_by: dev
+--- mdm_redis: 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=500ms
+--- checkin: Authenticate
 --- error_code: 200
 --- no_error_log
 [error]
@@ -180,9 +199,7 @@ eval $::Auth
 === TEST 2: Redis stopped: 503 at once, one line for the outage, one per request
 --- redis_setup eval
 sub { redis_stop(); ::pause(0.1) }
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 503
 --- error_log eval
 [qr/mdm: redis at "127\.0\.0\.1" unavailable: .*, reconnecting/,
@@ -193,9 +210,7 @@ eval $::Update
 === TEST 3: still down: still a fast 503, and no new outage line
 --- redis_setup eval
 sub { redis_stop() }
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 503
 --- error_log
 answered 503: redis is not connected
@@ -207,9 +222,7 @@ unavailable:
 === TEST 4: Redis back (empty): the same nginx reconnects by itself
 --- redis_setup eval
 sub { ::pause(1.5) }
---- request eval
-eval $::Auth
---- signed_by: dev
+--- checkin: Authenticate
 --- error_code: 200
 --- redis_check eval
 [ [ "HGET mdm:enr:{$::UDID} enabled", "0" ] ]
@@ -223,9 +236,7 @@ mdm: redis at "127.0.0.1" is back
 === TEST 5: Redis hung (SIGSTOP): 503 after the configured timeout
 --- redis_setup eval
 sub { $::RedisPid = ::redis_pid(); kill 'STOP', $::RedisPid }
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 503
 --- after_each eval
 [ sub { kill 'CONT', $::RedisPid } ]
@@ -240,9 +251,7 @@ The timed-out call was already in Redis's socket buffer: it may or may not
 have run when Redis resumed (at least once, as a device retry would be).
 --- redis_setup eval
 sub { ::pause(1) }
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 200
 --- redis_check eval
 [ [ "HGET mdm:enr:{$::UDID} enabled", "1" ], [ "HGET mdm:enr:{$::UDID} token_update_tally", qr/^[12]$/ ] ]
@@ -254,9 +263,7 @@ eval $::Update
 === TEST 7: scripts flushed (or a fresh Redis): NOSCRIPT falls back to EVAL once
 --- redis_setup
 SCRIPT FLUSH
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 200
 --- redis_check eval
 [ [ "SCRIPT EXISTS $::CheckinSha", [1] ], [ "HGET mdm:enr:{$::UDID} token_update_tally", qr/^[23]$/ ] ]
@@ -269,9 +276,7 @@ eval $::Update
 --- redis_setup eval
 sub { $::Tally = redis("HGET", "mdm:enr:{$::UDID}", "token_update_tally");
       $::RedisPid = ::redis_pid(); kill 'STOP', $::RedisPid }
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- timeout: 0.2
 --- abort
 --- ignore_response
@@ -284,9 +289,7 @@ client prematurely closed connection
 === TEST 9: the late reply arrived after the request was gone: nginx carries on
 --- redis_setup eval
 sub { kill 'CONT', $::RedisPid; ::pause(0.2) }
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 200
 --- redis_check eval
 [ [ "HGET mdm:enr:{$::UDID} token_update_tally", sub { $_[0] == $::Tally + 2 } ] ]
@@ -297,18 +300,10 @@ eval $::Update
 
 
 === TEST 10: Redis down when nginx starts: 503 until it comes up
---- http_config
-mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=500ms;
---- config
-location = /mdm/checkin {
-    mdm_checkin;
-    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-}
+--- mdm_redis: 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=500ms
 --- redis_setup eval
 sub { redis_stop() }
---- request eval
-eval $::Auth
---- signed_by: dev
+--- checkin: Authenticate
 --- error_code: 503
 --- error_log
 unavailable
@@ -318,9 +313,7 @@ unavailable
 === TEST 11: ... and serves once it is
 --- redis_setup eval
 sub { ::pause(1.5) }
---- request eval
-eval $::Auth
---- signed_by: dev
+--- checkin: Authenticate
 --- error_code: 200
 --- no_error_log
 [error]
@@ -328,18 +321,10 @@ eval $::Auth
 
 
 === TEST 12: failover: Redis up
---- http_config
-mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=500ms;
---- config
-location = /mdm/checkin {
-    mdm_checkin;
-    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-}
+--- mdm_redis: 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=500ms
 --- redis_setup
 FLUSHALL
---- request eval
-eval $::Auth
---- signed_by: dev
+--- checkin: Authenticate
 --- error_code: 200
 --- no_error_log
 [error]
@@ -349,9 +334,7 @@ eval $::Auth
 === TEST 13: the server turned read-only replica (READONLY): 503, never 500; the connection is dropped and the new one is refused by role
 --- redis_setup
 REPLICAOF 127.0.0.1 1
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 503
 --- wait: 0.7
 --- error_log eval
@@ -364,9 +347,7 @@ answered 500
 
 
 === TEST 14: still a replica: still a fast 503
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 503
 --- no_error_log
 answered 500
@@ -376,9 +357,7 @@ answered 500
 === TEST 15: a primary again: the same nginx serves again
 --- redis_setup eval
 sub { redis("REPLICAOF", "NO", "ONE"); ::pause(2) }
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 200
 --- redis_check eval
 [ [ "HGET mdm:enr:{$::UDID} enabled", "1" ] ]
@@ -388,18 +367,10 @@ eval $::Update
 
 
 === TEST 16: a Redis older than 6.2 (INFO says 5.0.7): 503, one error line for it however often nginx retries
---- http_config
-mdm_redis 127.0.0.1:$TEST_NGINX_FAKE_REDIS_PORT timeout=500ms;
---- config
-location = /mdm/checkin {
-    mdm_checkin;
-    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-}
+--- mdm_redis: 127.0.0.1:$TEST_NGINX_FAKE_REDIS_PORT timeout=500ms
 --- redis_setup eval
 sub { ::fake_redis(version => "5.0.7", error => "ERR unknown command") }
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 503
 --- wait: 1
 --- grep_error_log eval
@@ -414,18 +385,10 @@ answered 500
 
 
 === TEST 17: a server answering LOADING: 503, the connection dropped and made anew
---- http_config
-mdm_redis 127.0.0.1:$TEST_NGINX_FAKE_REDIS_PORT timeout=500ms;
---- config
-location = /mdm/checkin {
-    mdm_checkin;
-    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-}
+--- mdm_redis: 127.0.0.1:$TEST_NGINX_FAKE_REDIS_PORT timeout=500ms
 --- redis_setup eval
 sub { ::fake_redis(version => "7.0.15", error => "LOADING Redis is loading the dataset in memory") }
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 503
 --- wait: 0.7
 --- error_log eval
@@ -442,9 +405,7 @@ answered 500
 === TEST 18: ... and serves once the server has loaded
 --- redis_setup eval
 sub { ::pause(2) }
---- request eval
-eval $::Auth
---- signed_by: dev
+--- checkin: Authenticate
 --- error_code: 200
 --- no_error_log
 [error]
@@ -452,18 +413,10 @@ eval $::Auth
 
 
 === TEST 19: maxmemory-policy with eviction: one warning per connection
---- http_config
-mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
---- config
-location = /mdm/checkin {
-    mdm_checkin;
-    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-}
+--- mdm_redis: 127.0.0.1:$TEST_NGINX_REDIS_PORT
 --- redis_setup
 CONFIG SET maxmemory-policy allkeys-lru
---- request eval
-eval $::Auth
---- signed_by: dev
+--- checkin: Authenticate
 --- error_code: 200
 --- after_each eval
 [ sub { redis("CONFIG", "SET", "maxmemory-policy", "noeviction") } ]
@@ -473,16 +426,8 @@ mdm: redis at "127.0.0.1" has maxmemory-policy allkeys-lru: it may evict enrollm
 
 
 === TEST 20: a host name without a resolver: resolved once by the master
---- http_config
-mdm_redis localhost:$TEST_NGINX_REDIS_PORT;
---- config
-location = /mdm/checkin {
-    mdm_checkin;
-    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-}
---- request eval
-eval $::Auth
---- signed_by: dev
+--- mdm_redis: localhost:$TEST_NGINX_REDIS_PORT
+--- checkin: Authenticate
 --- error_code: 200
 --- no_error_log
 [error]
@@ -493,17 +438,10 @@ eval $::Auth
 === TEST 21: a host name with a resolver: resolved with nginx's resolver when connecting
 --- http_config
 resolver 127.0.0.1:$TEST_NGINX_DNS_PORT ipv6=off valid=1s;
-mdm_redis redis.mdm.test:$TEST_NGINX_REDIS_PORT timeout=500ms;
---- config
-location = /mdm/checkin {
-    mdm_checkin;
-    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-}
+--- mdm_redis: redis.mdm.test:$TEST_NGINX_REDIS_PORT timeout=500ms
 --- redis_setup eval
 sub { ::fake_dns() }
---- request eval
-eval $::Auth
---- signed_by: dev
+--- checkin: Authenticate
 --- error_code: 200
 --- after_each eval
 [ sub { Test::More::cmp_ok(::dns_queries(), ">=", 1, "nginx asked the resolver") } ]
@@ -516,9 +454,7 @@ eval $::Auth
 --- redis_setup eval
 sub { ::pause(1.5); $::Queries = ::dns_queries(); redis_stop(); ::pause(0.3);
       redis_start(); ::pause(1.5) }
---- request eval
-eval $::Auth
---- signed_by: dev
+--- checkin: Authenticate
 --- error_code: 200
 --- after_each eval
 [ sub { Test::More::cmp_ok(::dns_queries(), ">", $::Queries, "resolved again after the reconnect") } ]
@@ -528,18 +464,10 @@ mdm: redis at "redis.mdm.test" is back
 
 
 === TEST 23: a full Redis under noeviction (OOM): 503 with the reason, never 500; the connection is kept
---- http_config
-mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
---- config
-location = /mdm/checkin {
-    mdm_checkin;
-    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-}
+--- mdm_redis: 127.0.0.1:$TEST_NGINX_REDIS_PORT
 --- redis_setup
 CONFIG SET maxmemory 1
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 503
 --- after_each eval
 [ sub { redis("CONFIG", "SET", "maxmemory", "0") } ]
@@ -552,9 +480,7 @@ dropping the connection
 
 
 === TEST 24: memory back: served on the same connection
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 200
 --- no_error_log
 [error]
@@ -562,18 +488,10 @@ eval $::Update
 
 
 === TEST 25: INFO denied by an ACL: a warning, and served all the same
---- http_config
-mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
---- config
-location = /mdm/checkin {
-    mdm_checkin;
-    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-}
+--- mdm_redis: 127.0.0.1:$TEST_NGINX_REDIS_PORT
 --- redis_setup
 ACL SETUSER default -info
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 200
 --- after_each eval
 [ sub { redis("ACL", "SETUSER", "default", "+info") } ]
@@ -585,18 +503,10 @@ qr/\[warn\] .*mdm: redis INFO failed: NOPERM.*; the server's version and maxmemo
 
 
 === TEST 26: a server whose INFO says loading:1: 503 and one line until it has loaded
---- http_config
-mdm_redis 127.0.0.1:$TEST_NGINX_FAKE_REDIS_PORT timeout=500ms;
---- config
-location = /mdm/checkin {
-    mdm_checkin;
-    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-}
+--- mdm_redis: 127.0.0.1:$TEST_NGINX_FAKE_REDIS_PORT timeout=500ms
 --- redis_setup eval
 sub { ::fake_redis(version => "7.0.15", loading => 1, error => "LOADING Redis is loading the dataset in memory") }
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 503
 --- wait: 0.5
 --- grep_error_log eval
@@ -609,18 +519,10 @@ answered 500
 
 
 === TEST 27: a replica cut off from its primary (MASTERDOWN): 503, the connection dropped and made anew
---- http_config
-mdm_redis 127.0.0.1:$TEST_NGINX_FAKE_REDIS_PORT timeout=500ms;
---- config
-location = /mdm/checkin {
-    mdm_checkin;
-    mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-}
+--- mdm_redis: 127.0.0.1:$TEST_NGINX_FAKE_REDIS_PORT timeout=500ms
 --- redis_setup eval
 sub { ::fake_redis(version => "7.0.15", error => "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.") }
---- request eval
-eval $::Update
---- signed_by: dev
+--- checkin: TokenUpdate
 --- error_code: 503
 --- after_each eval
 [ sub { ::pause(0.5); Test::More::cmp_ok(::fake_conns(), ">=", 2, "nginx reconnected after MASTERDOWN") } ]

@@ -14,21 +14,21 @@ use Time::HiRes ();
 
 no_shuffle();
 
-mdm_defaults(
-    http_config => 'mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;',
-    config => q{
-        mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
-        location = /mdm { mdm_server; }
-        location = /ttl/mdm { mdm_server; mdm_result_ttl 1h; }
-        location = /cap/mdm { mdm_server; mdm_events_max 10; }
-        location = /nocap/mdm { mdm_server; mdm_events_max 0; }
-    },
-    more_headers => "Content-Type: $t::MDM::CheckinType",
-);
+mdm_server_defaults(q{
+    location = /ttl/mdm { mdm_server; mdm_result_ttl 1h; }
+    location = /cap/mdm { mdm_server; mdm_events_max 10; }
+    location = /nocap/mdm { mdm_server; mdm_events_max 0; }
+});
 
 our $MAC = '66ADE930-5FDF-5EC4-8429-15640684C489';
 our $REPORT_CT = 'Content-Type: application/x-apple-aspen-mdm';
 our $NOTNOW = 'commandment/testdata/NotNow/iOS-11.3.1.xml';
+
+# mdm:events holds 1,000 entries that are not events of the device
+sub filler_events {
+    redis("DEL", "mdm:events");
+    redis("EVAL", "for i = 1, 1000 do redis.call('XADD', 'mdm:events', '*', 'type', 'Filler') end", 0);
+}
 
 # a command report of the Mac, as PUT PATH
 sub report {
@@ -38,6 +38,16 @@ sub report {
     $body =~ s/^\s+|\s+\z//g;
     return "PUT " . ($path // '/mdm') . "\n$body";
 }
+
+# --- reports eval: the block's request(s), the Mac's command reports made
+# by report(), each sent with the report Content-Type and signed by "mac"
+add_block_preprocessor(sub {
+    my ($block) = @_;
+    my $r = $block->can('reports') && $block->reports or return;
+    $block->set_value(request => $r);
+    $block->set_value(more_headers => ref $r ? [ ($REPORT_CT) x @$r ] : $REPORT_CT);
+    $block->set_value(signed_by => 'mac');
+});
 
 # Redis commands that put a command in the Mac's queue as the API does
 sub enqueue_cmds {
@@ -113,11 +123,8 @@ FLUSHALL
 === TEST 2: Idle with no webhook (no mdm:webhooks:want): no event
 --- redis_setup
 DEL mdm:events mdm:webhooks:want
---- more_headers eval
-$::REPORT_CT
---- request eval
+--- reports eval
 ::report("Idle")
---- signed_by: mac
 --- error_code: 200
 --- redis_check eval
 [ [ "EXISTS mdm:events", "0" ], [ "HGET mdm:enr:{$::MAC} last_seen", qr/^\d{13}$/ ] ]
@@ -129,11 +136,8 @@ $::REPORT_CT
 === TEST 3: Idle while the webhook does not want Idles ("noidle"): no event
 --- redis_setup
 SET mdm:webhooks:want noidle
---- more_headers eval
-$::REPORT_CT
---- request eval
+--- reports eval
 ::report("Idle")
---- signed_by: mac
 --- error_code: 200
 --- redis_check eval
 [ [ "EXISTS mdm:events", "0" ] ]
@@ -145,11 +149,8 @@ $::REPORT_CT
 === TEST 4: Idle while a webhook wants all events: one Connect event
 --- redis_setup
 SET mdm:webhooks:want all
---- more_headers eval
-$::REPORT_CT
---- request eval
+--- reports eval
 ::report("Idle")
---- signed_by: mac
 --- error_code: 200
 --- redis_check eval
 [ [ "XLEN mdm:events", "1" ],
@@ -163,11 +164,8 @@ $::REPORT_CT
 === TEST 5: a delivered command's result expires after mdm_result_ttl, and again once answered
 --- redis_setup eval
 [ [ "DEL", "mdm:webhooks:want" ], @{ ::enqueue_cmds("TTL-1") } ]
---- more_headers eval
-[ $::REPORT_CT, $::REPORT_CT ]
---- request eval
+--- reports eval
 [ ::report("Idle", undef, "/ttl/mdm"), ::report("Acknowledged", "TTL-1", "/ttl/mdm") ]
---- signed_by: mac
 --- error_code eval
 [ 200, 200 ]
 --- response_body eval
@@ -183,11 +181,8 @@ $::REPORT_CT
 === TEST 6: the default mdm_result_ttl is 30 days
 --- redis_setup eval
 ::enqueue_cmds("TTL-2")
---- more_headers eval
-[ $::REPORT_CT, $::REPORT_CT ]
---- request eval
+--- reports eval
 [ ::report("Idle"), ::report("Error", "TTL-2") ]
---- signed_by: mac
 --- error_code eval
 [ 200, 200 ]
 --- redis_check eval
@@ -202,11 +197,8 @@ $::REPORT_CT
 --- redis_setup
 DEL mdm:stats:module mdm:events
 SET mdm:webhooks:want all
---- more_headers eval
-$::REPORT_CT
---- request eval
+--- reports eval
 ::report("Acknowledged", "MADE-UP-1")
---- signed_by: mac
 --- error_code: 200
 --- redis_check eval
 [ [ "EXISTS mdm:r:{$::MAC}:MADE-UP-1", "0" ],
@@ -220,11 +212,8 @@ mdm: Acknowledged report from enrollment "66ADE930-5FDF-5EC4-8429-15640684C489" 
 
 
 === TEST 8: so are NotNow reports for made-up commands
---- more_headers eval
-$::REPORT_CT
---- request eval
+--- reports eval
 ::report("NotNow", "MADE-UP-2")
---- signed_by: mac
 --- error_code: 200
 --- redis_check eval
 [ [ "EXISTS mdm:r:{$::MAC}:MADE-UP-2", "0" ],
@@ -236,13 +225,9 @@ $::REPORT_CT
 
 === TEST 9: every event is written with MAXLEN ~ mdm_events_max
 --- redis_setup eval
-sub { redis("DEL", "mdm:events");
-      redis("EVAL", "for i = 1, 1000 do redis.call('XADD', 'mdm:events', '*', 'type', 'Filler') end", 0) }
---- more_headers eval
-$::REPORT_CT
---- request eval
+\&::filler_events
+--- reports eval
 ::report("Idle", undef, "/cap/mdm")
---- signed_by: mac
 --- error_code: 200
 --- redis_check eval
 [ [ "XLEN mdm:events", sub { $_[0] < 200 } ] ]
@@ -253,13 +238,9 @@ $::REPORT_CT
 
 === TEST 10: mdm_events_max 0: no cap
 --- redis_setup eval
-sub { redis("DEL", "mdm:events");
-      redis("EVAL", "for i = 1, 1000 do redis.call('XADD', 'mdm:events', '*', 'type', 'Filler') end", 0) }
---- more_headers eval
-$::REPORT_CT
---- request eval
+\&::filler_events
+--- reports eval
 ::report("Idle", undef, "/nocap/mdm")
---- signed_by: mac
 --- error_code: 200
 --- redis_check eval
 [ [ "XLEN mdm:events", "1001" ] ]
@@ -270,8 +251,7 @@ $::REPORT_CT
 
 === TEST 11: check-in events are capped too
 --- redis_setup eval
-sub { redis("DEL", "mdm:events");
-      redis("EVAL", "for i = 1, 1000 do redis.call('XADD', 'mdm:events', '*', 'type', 'Filler') end", 0) }
+\&::filler_events
 --- request eval
 checkin_request("/cap/mdm nanomdm/mdm/testdata/TokenUpdate.2.plist")
 --- signed_by: mac
@@ -328,11 +308,8 @@ sub {
 
 
 === TEST 14: the Mac's NotNow over its 100,000 queued commands and the iPhone's Idle at the same time: both answered at once
---- request eval
+--- reports eval
 ::report("Idle")
---- more_headers eval
-$::REPORT_CT
---- signed_by: mac
 --- error_code: 200
 --- after_each eval
 [ \&::notnow_and_other_device ]

@@ -41,7 +41,19 @@ mdm_defaults(
             mdm_identity_ca \$TEST_NGINX_PKI/identity-ca.pem;
         }
     },
+    more_headers => $AUTH,
 );
+
+# --- scenario eval: a block whose test is all Perl (workers, Redis, APNs);
+# GET /v1/webhooks (200) only carries it. It starts with no worker running
+# and the APNs stand-in's log cleared.
+add_block_preprocessor(sub {
+    my ($block) = @_;
+    my $code = $block->can('scenario') && $block->scenario or return;
+    $block->set_value(request => "GET /v1/webhooks");
+    $block->set_value(error_code => 200);
+    $block->set_value(after_each => [ sub { stop_all(); apns_clear($APNS); $code->(@_) } ]);
+});
 
 sub worker (%) {
     my $w = start_worker(apns_url => $APNS->{url}, apns_ca => $APNS->{server_ca},
@@ -149,7 +161,8 @@ sub start_proxy () {
 }
 
 sub freeze_proxy ($) { kill 'USR1', $_[0]{pid} }
-sub stop_proxy ($) { kill 'KILL', $_[0]{pid}; waitpid($_[0]{pid}, 0) }
+# the proxy or the fake Redis: killed and reaped
+sub stop_child ($) { kill "KILL", $_[0]{pid}; waitpid($_[0]{pid}, 0) }
 
 # A server on 127.0.0.1 that speaks RESP and answers INFO like Redis
 # VERSION, anything else +OK; with PASSWORD, NOAUTH until AUTH PASSWORD.
@@ -213,6 +226,9 @@ sub ok_tokens (@) {
     return \%t;
 }
 
+# a fresh APNs stand-in log, answering by RULES (undef: 200 to everything)
+sub apns_reset ($) { apns_clear($APNS); apns_rules($APNS, $_[0]) }
+
 sub stat_apns ($) { redis("HGET", "mdm:stats:apns", $_[0]) // 0 }
 
 sub alive ($) { kill 0, $_[0]{pid} }
@@ -237,18 +253,17 @@ sub {
     ::pushcert($::CERT, 1);
     ::enroll(1, 3);
     redis("RPUSH", "mdm:q:{M-00001}", "11111111-2222-3333-4444-555555555555");
+    redis("HSET", "mdm:cmd:11111111-2222-3333-4444-555555555555", "plist", "<plist/>");   # a command that exists
     # M-00002: nothing queued; M-00003: queued but disabled
     redis("RPUSH", "mdm:q:{M-00003}", "11111111-2222-3333-4444-666666666666");
+    redis("HSET", "mdm:cmd:11111111-2222-3333-4444-666666666666", "plist", "<plist/>");   # a command that exists
     redis("HSET", "mdm:enr:{M-00003}", "enabled", "0");
-    apns_clear($::APNS);
-    apns_rules($::APNS, undef);
+    ::apns_reset(undef);
     $::W = ::worker(repush_interval => 1);
     $::S{start} = ::now();
 }
 --- request
 GET /v1/enrollments/M-00001
---- more_headers eval
-$::AUTH
 --- error_code: 200
 --- after_each eval
 [ sub {
@@ -298,6 +313,37 @@ $::AUTH
 
 
 
+=== TEST 1b: re-push: a queue whose commands are all gone (deleted, or expired with mdm_result_ttl) is not pushed; its dead entries leave, a live one further down stops that
+--- redis_setup eval
+sub {
+    ::pushcert($::CERT, 1);
+    ::enroll(21, 22);
+    # M-00021: only commands that no longer exist; M-00022: two gone, then a live one
+    redis("RPUSH", "mdm:q:{M-00021}", "GONE-1", "GONE-2");
+    redis("RPUSH", "mdm:q:{M-00022}", "GONE-3", "GONE-4", "LIVE-1");
+    redis("HSET", "mdm:cmd:LIVE-1", "plist", "<plist/>");
+    apns_clear($::APNS);
+    apns_rules($::APNS, undef);
+    $::W = ::worker(repush_interval => 1);
+}
+--- request
+GET /v1/enrollments/M-00021
+--- more_headers eval
+$::AUTH
+--- error_code: 200
+--- after_each eval
+[ sub {
+    ::wait_for(sub { ::apns_for(22) >= 1 }, 5, "the live command's enrollment is re-pushed");
+    ::nap(2.5);
+    Test::More::is(scalar(::apns_for(21)), 0, "no push for commands that are gone");
+    Test::More::is(redis("EXISTS", "mdm:q:{M-00021}"), 0, "their entries left the queue");
+    Test::More::is_deeply(redis("LRANGE", "mdm:q:{M-00022}", 0, -1), [ "LIVE-1" ], "the live one stays");
+    Test::More::is(::stop_all(), 0, "exit 0");
+    redis("DEL", "mdm:cmd:LIVE-1", "mdm:q:{M-00022}");
+} ]
+
+
+
 === TEST 2: webhooks: the receiver always answers 500: after webhook_retries attempts the event is a dead letter, out of mdm:events
 --- redis_setup eval
 sub {
@@ -343,8 +389,6 @@ checkin_request("nanomdm/mdm/testdata/Authenticate.2.plist")
 === TEST 3: GET /v1/webhooks shows the dead letter
 --- request
 GET /v1/webhooks
---- more_headers eval
-$::AUTH
 --- error_code: 200
 --- after_each eval
 [ sub {
@@ -403,14 +447,11 @@ sub {
 sub {
     redis("DEL", "mdm:stats:apns");
     ::enroll(10, 10);
-    apns_clear($::APNS);
-    apns_rules($::APNS, { tokens => { ::token(10) => { status => 403, reason => 'BadCertificate' } } });
+    ::apns_reset({ tokens => { ::token(10) => { status => 403, reason => 'BadCertificate' } } });
     $::W = ::worker();
 }
 --- request
 PUT /v1/push/M-00010
---- more_headers eval
-$::AUTH
 --- error_code: 200
 --- after_each eval
 [ sub {
@@ -438,14 +479,11 @@ $::AUTH
 sub {
     ::pushcert($::ROGUE, 1);
     ::enroll(11, 11, $::TOPIC_R);
-    apns_clear($::APNS);
-    apns_rules($::APNS, undef);
+    ::apns_reset(undef);
     $::S{hs} = ::handshake_failures();
 }
 --- request
 PUT /v1/push/M-00011
---- more_headers eval
-$::AUTH
 --- error_code: 200
 --- after_each eval
 [ sub {
@@ -476,14 +514,11 @@ $::AUTH
 sub {
     redis("DEL", "mdm:stats:apns");
     ::enroll(20, 29);
-    apns_clear($::APNS);
-    apns_rules($::APNS, { status => 400, reason => 'BadDeviceToken' });
+    ::apns_reset({ status => 400, reason => 'BadDeviceToken' });
     $::W = ::worker();
 }
 --- request eval
 "PUT /v1/push/" . ::ids(20, 29)
---- more_headers eval
-$::AUTH
 --- error_code: 200
 --- after_each eval
 [ sub {
@@ -515,15 +550,12 @@ $::AUTH
 sub {
     redis("DEL", "mdm:stats:apns");
     ::enroll(1000, 1499);
-    apns_clear($::APNS);
-    apns_rules($::APNS, { default => { status => 200, delay_ms => 50 } });
+    ::apns_reset({ default => { status => 200, delay_ms => 50 } });
     ::worker(worker_id => 'wa', max_inflight => 25);
     ::worker(worker_id => 'wb', max_inflight => 25);
 }
 --- request eval
 "PUT /v1/push/" . ::ids(1000, 1499)
---- more_headers eval
-$::AUTH
 --- error_code: 200
 --- after_each eval
 [ sub {
@@ -570,14 +602,11 @@ $::AUTH
 sub {
     redis("DEL", "mdm:stats:apns");
     ::enroll(2000, 2199);
-    apns_clear($::APNS);
-    apns_rules($::APNS, { default => { status => 200, delay_ms => 300 } });
+    ::apns_reset({ default => { status => 200, delay_ms => 300 } });
     $::W = ::worker(max_inflight => 50);
 }
 --- request eval
 "PUT /v1/push/" . ::ids(2000, 2199)
---- more_headers eval
-$::AUTH
 --- error_code: 200
 --- after_each eval
 [ sub {
@@ -623,14 +652,11 @@ sub {
     ::pushcert($::CERT_B, 1);
     ::enroll(3000, 3019, $::TOPIC);
     ::enroll(3020, 3039, $::TOPIC_B);
-    apns_clear($::APNS);
-    apns_rules($::APNS, undef);
+    ::apns_reset(undef);
     $::W = ::worker();
 }
 --- request eval
 "PUT /v1/push/" . ::ids(3000, 3039)
---- more_headers eval
-$::AUTH
 --- error_code: 200
 --- after_each eval
 [ sub {
@@ -664,15 +690,13 @@ sub {
     redis("EVAL", "for i = 1, 100000 do redis.call('SET', 'filler:' .. i, 'x') end", 0);
     ::enroll(5000, 5000);
     redis("RPUSH", "mdm:q:{M-05000}", "11111111-2222-3333-4444-777777777777");
+    redis("HSET", "mdm:cmd:11111111-2222-3333-4444-777777777777", "plist", "<plist/>");   # a command that exists
     redis("HSET", "mdm:enr:{M-05000}", "push_at", ::now_ms() - 10_000);   # due now
-    apns_clear($::APNS);
-    apns_rules($::APNS, undef);
+    ::apns_reset(undef);
     $::W = ::worker(repush_interval => 1);
 }
 --- request
 GET /v1/enrollments/M-05000
---- more_headers eval
-$::AUTH
 --- error_code: 200
 --- after_each eval
 [ sub {
@@ -685,14 +709,8 @@ $::AUTH
 
 
 === TEST 12: Redis down when the worker starts: it keeps trying and starts working once Redis is up
---- request
-GET /v1/webhooks
---- more_headers eval
-$::AUTH
---- error_code: 200
---- after_each eval
-[ sub {
-    apns_clear($::APNS);
+--- scenario eval
+sub {
     redis_stop();
     $::W = ::worker();
     ::nap(1.5);
@@ -710,19 +728,13 @@ $::AUTH
     Test::More::is(redis("LLEN", "mdm:push:proc:w1"), 0, "processing list empty");
     Test::More::ok(redis("EXISTS", "mdm:worker:w1"), "heartbeat written");
     Test::More::is(::stop_all(), 0, "exit 0");
-} ]
+}
 
 
 
 === TEST 13: one pending push per enrollment (issue 9 #10, contract C1): five enqueues while no worker runs make one push; the worker takes the id off mdm:push:pending, so the next enqueue pushes again
---- request
-GET /v1/webhooks
---- more_headers eval
-$::AUTH
---- error_code: 200
---- after_each eval
-[ sub {
-    apns_clear($::APNS);
+--- scenario eval
+sub {
     ::pushcert($::CERT, 4);
     ::enroll(4100, 4100);
     ::enqueue("M-04100") for 1 .. 5;
@@ -737,20 +749,13 @@ $::AUTH
     ::enqueue("M-04100");
     ::wait_for(sub { ::apns_for(4100) >= 2 }, 10, "the next enqueue pushes again");
     Test::More::is(::stop_all(), 0, "exit 0");
-} ]
+}
 
 
 
 === TEST 14: a dead worker's processing list is taken over by a live worker at its next heartbeat, without restarting it (issue 9 #11)
---- request
-GET /v1/webhooks
---- more_headers eval
-$::AUTH
---- error_code: 200
---- after_each eval
-[ sub {
-    ::stop_all();
-    apns_clear($::APNS);
+--- scenario eval
+sub {
     ::enroll(4200, 4219);
     my $live = ::worker(worker_id => 'live');
     ::nap(0.5);
@@ -778,20 +783,13 @@ $::AUTH
     Test::More::is(redis("SISMEMBER", "mdm:push:procs", "mdm:push:proc:doomed"), 0,
                    "and unregistered");
     Test::More::is(::stop_all(), 0, "exit 0");
-} ]
+}
 
 
 
 === TEST 15: no duplicate pushes after a reconnect: jobs in flight when the Redis connections drop are not put back (issue 9 #11)
---- request
-GET /v1/webhooks
---- more_headers eval
-$::AUTH
---- error_code: 200
---- after_each eval
-[ sub {
-    ::stop_all();
-    apns_clear($::APNS);
+--- scenario eval
+sub {
     redis("DEL", "mdm:stats:apns");
     ::enroll(4300, 4319);
     my $w = ::worker();
@@ -810,20 +808,13 @@ $::AUTH
     Test::More::is(redis("LLEN", "mdm:push:proc:w1"), 0, "processing list empty");
     apns_rules($::APNS, undef);
     Test::More::is(::stop_all(), 0, "exit 0");
-} ]
+}
 
 
 
 === TEST 16: device strings are escaped: a Topic with a newline is logged escaped, never as a forged log line; a PushMagic with quotes and backslashes is a JSON string (issue 9 #14)
---- request
-GET /v1/webhooks
---- more_headers eval
-$::AUTH
---- error_code: 200
---- after_each eval
-[ sub {
-    ::stop_all();
-    apns_clear($::APNS);
+--- scenario eval
+sub {
     redis("HSET", "mdm:enr:{M-04400}", "type", "Device", "enabled", "1",
           "topic", "evil\n2030-01-01T00:00:00Z mdm-worker[1] error: forged\x01",
           "token", ::token(4400), "push_magic", "m", "token_updated_at", 1);
@@ -843,20 +834,13 @@ $::AUTH
     Test::More::is($body && $body->{mdm}, "a\"b\\c}\"x", "the push magic arrives as a JSON string");
     Test::More::is($r->{status}, 200, "APNs took it");
     Test::More::is(::stop_all(), 0, "exit 0");
-} ]
+}
 
 
 
 === TEST 17: a half-open Redis connection (the peer stops answering, nothing is closed) is dropped after redis_timeout and made again: the worker goes on pushing (issue 9 #9)
---- request
-GET /v1/webhooks
---- more_headers eval
-$::AUTH
---- error_code: 200
---- after_each eval
-[ sub {
-    ::stop_all();
-    apns_clear($::APNS);
+--- scenario eval
+sub {
     ::pushcert($::CERT, 7);
     ::enroll(4500, 4501);
     my $proxy = ::start_proxy();
@@ -874,21 +858,14 @@ $::AUTH
     Test::More::like(worker_log($w), qr/\(blocking\): no reply in 3 s, reconnecting/,
                      "logged the dropped blocking connection");
     Test::More::is(::stop_all(), 0, "exit 0");
-    ::stop_proxy($proxy);
-} ]
+    ::stop_child($proxy);
+}
 
 
 
 === TEST 18: Redis SIGSTOPped for longer than redis_timeout: the worker drops its connections, keeps trying, and pushes once Redis runs again (issue 9 #9)
---- request
-GET /v1/webhooks
---- more_headers eval
-$::AUTH
---- error_code: 200
---- after_each eval
-[ sub {
-    ::stop_all();
-    apns_clear($::APNS);
+--- scenario eval
+sub {
     ::enroll(4600, 4601);
     my $w = ::worker(redis_timeout => 1);
     ::enqueue("M-04600");
@@ -902,20 +879,13 @@ $::AUTH
     Test::More::like(worker_log($w), qr/no reply in \d s, reconnecting/, "the stall was noticed");
     Test::More::ok(::alive($w), "still running");
     Test::More::is(::stop_all(), 0, "exit 0");
-} ]
+}
 
 
 
 === TEST 19: a host name (localhost:PORT) is resolved at every connect: the worker pushes, loses Redis, and pushes again once it is back (issue 9 #9)
---- request
-GET /v1/webhooks
---- more_headers eval
-$::AUTH
---- error_code: 200
---- after_each eval
-[ sub {
-    ::stop_all();
-    apns_clear($::APNS);
+--- scenario eval
+sub {
     ::enroll(4700, 4701);
     my $w = ::worker(redis => "localhost:$ENV{TEST_NGINX_REDIS_PORT}");
     ::enqueue("M-04700");
@@ -929,19 +899,13 @@ $::AUTH
     ::wait_for(sub { ::apns_for(4701) >= 1 }, 15, "pushed after the reconnect");
     Test::More::like(worker_log($w), qr/redis localhost:\d+ \(commands\) is back/, "reconnected by name");
     Test::More::is(::stop_all(), 0, "exit 0");
-} ]
+}
 
 
 
 === TEST 20: READONLY (a replica after a failover) drops the connection and reconnects, instead of failing every call on it (issue 9 #9)
---- request
-GET /v1/webhooks
---- more_headers eval
-$::AUTH
---- error_code: 200
---- after_each eval
-[ sub {
-    apns_clear($::APNS);
+--- scenario eval
+sub {
     ::pushcert($::CERT, 6);
     ::enroll(4800, 4800);
     my $w = ::worker();
@@ -953,18 +917,13 @@ $::AUTH
     ::enqueue("M-04800");
     ::wait_for(sub { ::apns_for(4800) >= 1 }, 15, "pushed once writable again");
     Test::More::is(::stop_all(), 0, "exit 0");
-} ]
+}
 
 
 
 === TEST 21: Redis older than 6.2 (LMOVE, BLMOVE, XAUTOCLAIM): a clear error and exit status 1; an eviction policy: a warning (issue 9 #17)
---- request
-GET /v1/webhooks
---- more_headers eval
-$::AUTH
---- error_code: 200
---- after_each eval
-[ sub {
+--- scenario eval
+sub {
     my $fake = ::start_fake_redis("6.0.0");
     my $w = ::worker(redis => "127.0.0.1:$fake->{port}");
     ::wait_for(sub { worker_log($w) =~ /needs Redis 6\.2/ }, 10, "the version error");
@@ -973,8 +932,7 @@ $::AUTH
     my $st = stop_worker($w);
     @::WS = ();
     Test::More::is($st, 1, "exit status 1");
-    kill 'KILL', $fake->{pid};
-    waitpid($fake->{pid}, 0);
+    ::stop_child($fake);
 
     # with a password: AUTH goes first, then the version check
     $fake = ::start_fake_redis("6.0.0", "pw");
@@ -983,8 +941,7 @@ $::AUTH
     Test::More::unlike(worker_log($w), qr/NOAUTH/, "INFO only after AUTH");
     Test::More::is(stop_worker($w), 1, "exit status 1");
     @::WS = ();
-    kill 'KILL', $fake->{pid};
-    waitpid($fake->{pid}, 0);
+    ::stop_child($fake);
 
     redis("CONFIG", "SET", "maxmemory-policy", "allkeys-lru");
     $w = ::worker();
@@ -993,20 +950,13 @@ $::AUTH
                      "warns about eviction");
     redis("CONFIG", "SET", "maxmemory-policy", "noeviction");
     Test::More::is(::stop_all(), 0, "exit 0");
-} ]
+}
 
 
 
 === TEST 22: only the blocking connection is lost: the worker takes pushes again (the retry of a failed take is armed)
---- request
-GET /v1/webhooks
---- more_headers eval
-$::AUTH
---- error_code: 200
---- after_each eval
-[ sub {
-    ::stop_all();
-    apns_clear($::APNS);
+--- scenario eval
+sub {
     ::pushcert($::CERT, 8);
     ::enroll(4900, 4900);
     my $w = ::worker();
@@ -1018,4 +968,4 @@ $::AUTH
     ::enqueue("M-04900");
     ::wait_for(sub { ::apns_for(4900) >= 1 }, 10, "pushed");
     Test::More::is(::stop_all(), 0, "exit 0");
-} ]
+}

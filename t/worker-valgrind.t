@@ -28,12 +28,30 @@ mdm_defaults(
     more_headers => "Content-Type: $t::MDM::CheckinType",
 );
 
+# Every block is started by the Mac's Authenticate (it only carries the
+# test), with room for valgrind's start-up
+add_block_preprocessor(sub {
+    my ($block) = @_;
+    return if $block->can('request') && defined $block->request;
+    $block->set_value(request => checkin_request("nanomdm/mdm/testdata/Authenticate.2.plist"));
+    $block->set_value(signed_by => 'mac');
+    $block->set_value(timeout => 10);
+});
+
+sub token ($) { sprintf '%064x', $_[0] }
+
+# mdm-worker under valgrind, talking to the APNs stand-in, no re-push
+sub vg_worker (%) {
+    return start_worker(apns_url => $APNS->{url}, apns_ca => $APNS->{server_ca},
+                        repush_interval => 0, valgrind => 1, @_);
+}
+
 sub setup () {
     redis('HSET', "mdm:pushcert:$TOPIC", 'cert', $CERT->{pem},
           'key', $CERT->{key_pem}, 'updated_at', 1);
     for my $i (1 .. $N) {
         redis('HSET', sprintf('mdm:enr:{V-%04d}', $i), 'type', 'Device',
-              'enabled', '1', 'topic', $TOPIC, 'token', sprintf('%064x', $i),
+              'enabled', '1', 'topic', $TOPIC, 'token', token($i),
               'push_magic', "m$i", 'token_updated_at', 1);
         redis('RPUSH', 'mdm:push', sprintf('V-%04d', $i));
     }
@@ -47,37 +65,31 @@ __DATA__
 --- redis_setup eval
 sub {
     ::setup();
-    apns_rules($::APNS, { tokens => { sprintf('%064x', 1) => { status => 410 },
-                                      sprintf('%064x', 2) => { status => 500 } } });
-    $::W = start_worker(apns_url => $::APNS->{url}, apns_ca => $::APNS->{server_ca},
-                        push_backoff_ms => 200, repush_interval => 0,
-                        worker_id => 'vg', webhook_url => $::HOOK->{hook_url},
-                        webhook_hmac_key => 'k', webhook_backoff_ms => 200,
-                        valgrind => 1);
+    apns_rules($::APNS, { tokens => { ::token(1) => { status => 410 },
+                                      ::token(2) => { status => 500 } } });
+    $::W = ::vg_worker(push_backoff_ms => 200, worker_id => 'vg',
+                       webhook_url => $::HOOK->{hook_url}, webhook_hmac_key => 'k',
+                       webhook_backoff_ms => 200);
 }
---- request eval
-checkin_request("nanomdm/mdm/testdata/Authenticate.2.plist")
---- signed_by: mac
 --- error_code: 200
---- timeout: 10
 --- after_each eval
 [ sub {
     wait_for(sub { my %t = map { $_->{token} => 1 } apns_requests($::APNS); keys(%t) >= $::N }, 120,
              "every token pushed under valgrind");
     apns_rules($::APNS, undef);
-    wait_for(sub { grep { $_->{token} eq sprintf('%064x', 2) && $_->{status} == 200 } apns_requests($::APNS) },
+    wait_for(sub { grep { $_->{token} eq ::token(2) && $_->{status} == 200 } apns_requests($::APNS) },
              60, "the 500 retried until it succeeded");
     # a certificate reload
     redis('HSET', "mdm:pushcert:$::TOPIC", 'updated_at', 2);
     redis('RPUSH', 'mdm:push', 'V-0003');
-    wait_for(sub { (grep { $_->{token} eq sprintf('%064x', 3) } apns_requests($::APNS)) >= 2 }, 60,
+    wait_for(sub { (grep { $_->{token} eq ::token(3) } apns_requests($::APNS)) >= 2 }, 60,
              "pushed with the reloaded certificate");
     # the webhook receiver answered 500 twice, then 200
     my @h = webhook_wait($::HOOK, 3, 60);
     Test::More::is($h[-1]{status}, 200, "webhook delivered after two failures");
     # a Redis outage
     redis_stop(); select(undef, undef, undef, 1); redis_start(); ::setup();
-    wait_for(sub { (grep { $_->{token} eq sprintf('%064x', 9) } apns_requests($::APNS)) >= 2 }, 60,
+    wait_for(sub { (grep { $_->{token} eq ::token(9) } apns_requests($::APNS)) >= 2 }, 60,
              "pushes again after Redis came back");
     Test::More::is(stop_worker($::W), 0, "SIGTERM: exit status 0");
     valgrind_clean($::W, "mdm-worker");
@@ -91,20 +103,14 @@ sub {
     ::setup();
     redis('DEL', 'mdm:push');
     apns_clear($::APNS);
-    apns_rules($::APNS, { tokens => { sprintf('%064x', 7) => { status => 200, delay_ms => 20_000 } } });
-    $::W = start_worker(apns_url => $::APNS->{url}, apns_ca => $::APNS->{server_ca},
-                        repush_interval => 0, worker_id => 'vg2', stop_timeout => 1,
-                        valgrind => 1);
+    apns_rules($::APNS, { tokens => { ::token(7) => { status => 200, delay_ms => 20_000 } } });
+    $::W = ::vg_worker(worker_id => 'vg2', stop_timeout => 1);
 }
---- request eval
-checkin_request("nanomdm/mdm/testdata/Authenticate.2.plist")
---- signed_by: mac
 --- error_code: 200
---- timeout: 10
 --- after_each eval
 [ sub {
     redis('RPUSH', 'mdm:push', 'V-0007');
-    wait_for(sub { grep { $_->{token} eq sprintf('%064x', 7) } apns_requests($::APNS) }, 60,
+    wait_for(sub { grep { $_->{token} eq ::token(7) } apns_requests($::APNS) }, 60,
              "the push is out (APNs holds it for 20 s)");
     Test::More::is(stop_worker($::W), 0, "SIGTERM: exit status 0 after stop_timeout");
     Test::More::like(worker_log($::W), qr/stop_timeout: exiting with 1 requests in flight/,

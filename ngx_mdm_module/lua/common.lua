@@ -46,16 +46,12 @@ end
 -- work of one call must not grow with it.
 local MDM_SCAN_MAX = 100
 
-local function mdm_queued(did, suffix)
-    local p, q = mdm_queue_keys(did, suffix)
-    local t = redis.call('LRANGE', p, 0, -1)
-    for _, u in ipairs(redis.call('LRANGE', q, 0, -1)) do t[#t + 1] = u end
-    return t
-end
-
+-- a UUID is queued once (enqueue refuses a duplicate): LREM stops at it
 local function mdm_unqueue(did, suffix, uuid)
     local p, q = mdm_queue_keys(did, suffix)
-    return redis.call('LREM', p, 0, uuid) + redis.call('LREM', q, 0, uuid)
+    local n = redis.call('LREM', p, 1, uuid)
+    if n == 0 then n = redis.call('LREM', q, 1, uuid) end
+    return n
 end
 
 -- Certificates bound to a device are fields of its device-channel

@@ -9,9 +9,24 @@ local now, every = tonumber(ARGV[2]), tonumber(ARGV[3])
 local step = math.min(100000, math.max(500,
     math.ceil(redis.call('DBSIZE') * 2000 / every)))
 local r = redis.call('SCAN', ARGV[1], 'MATCH', 'mdm:q*', 'COUNT', step)
+
+-- Whether q holds a command that still exists at its head.  Entries whose
+-- command is gone (deleted, or expired with mdm_result_ttl) leave from the
+-- head, as connect.lua drops them, a few per step: a device that never
+-- checks in again is not pushed forever for commands that no longer exist.
+local function live(q)
+    for _ = 1, 16 do
+        local u = redis.call('LINDEX', q, 0)
+        if not u then return false end
+        if redis.call('EXISTS', MDM_KEY_CMD .. u) == 1 then return true end
+        redis.call('LPOP', q)
+    end
+    return redis.call('LLEN', q) > 0
+end
+
 for _, q in ipairs(r[2]) do
     local did, sfx = string.match(q, '^mdm:qp?:{([^}]*)}(.*)$')
-    if did and redis.call('LLEN', q) > 0 then
+    if did and live(q) then
         local k = mdm_key(MDM_KEY_ENR, did, sfx)
         local e = redis.call('HMGET', k, 'enabled', 'push_at', 'last_seen',
                              'repushes')

@@ -9,8 +9,11 @@
 -- without being in the list (its taker lost the reply of its BLMOVE):
 -- then it is queued too.
 local function requeue(id)
+    -- the look for it is bounded (the newest 1,000, where a re-enqueue
+    -- lands): past that, at worst one more push
     if redis.call('SADD', MDM_KEY_PUSH_PENDING, id) == 1
-       or not redis.call('LPOS', MDM_KEY_PUSH, id) then
+       or not redis.call('LPOS', MDM_KEY_PUSH, id, 'RANK', -1,
+                         'MAXLEN', 1000) then
         redis.call('RPUSH', MDM_KEY_PUSH, id)
     end
 end
