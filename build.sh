@@ -51,14 +51,15 @@ deps() {
 build_module() {
     local dir=$1 cflags=$2 ldflags=$3
     mkdir -p "$dir"
-    # configure only when the flags or the config script changed: it takes
-    # seconds, a rebuild takes less than one
-    local stamp="$cflags|$ldflags|$(cat "$ROOT/config" "$ROOT/config.make" | md5sum)"
+    # --with-threads: Debian's nginx has them, and the SCEP CA posts its
+    # private-key work to a thread pool (NGX_THREADS must agree)
+    local opts="--with-compat --with-debug --with-threads --with-http_ssl_module"
+    # configure only when the options, the flags or the config script
+    # changed: it takes seconds, a rebuild takes less than one
+    local stamp="$opts|$cflags|$ldflags|$(cat "$ROOT/config" "$ROOT/config.make" | md5sum)"
     if [ ! -f "$dir/Makefile" ] || [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$stamp" ]; then
-        # --with-threads: Debian's nginx has them, and the SCEP CA posts
-        # its private-key work to a thread pool (NGX_THREADS must agree)
-        (cd "$NGINX_SRC" && ./configure --with-compat --with-debug --with-threads \
-            --with-http_ssl_module --builddir="$dir" \
+        # shellcheck disable=SC2086
+        (cd "$NGINX_SRC" && ./configure $opts --builddir="$dir" \
             --with-cc-opt="$cflags" --with-ld-opt="$ldflags" \
             --add-dynamic-module="$ROOT" >"$dir/configure.log" 2>&1) \
             || { tail -20 "$dir/configure.log"; die "configure failed (see $dir/configure.log)"; }

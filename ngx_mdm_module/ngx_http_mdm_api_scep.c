@@ -56,14 +56,14 @@ ngx_http_mdm_api_challenge(ngx_http_request_t *r,
     /* KEYS: the challenge; ARGV: "challenge", now (ms), TTL (s) */
     args = ngx_array_create(r->pool, 4, sizeof(ngx_str_t));
     a = args ? ngx_array_push_n(args, 2) : NULL;
-    p = ngx_pnalloc(r->pool, sizeof("mdm:scep:challenge:") - 1 + value.len);
+    p = ngx_pnalloc(r->pool, sizeof(MDM_KEY_SCEP_CHALLENGE) - 1 + value.len);
 
     if (a == NULL || p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     a[0].data = p;
-    a[0].len = ngx_sprintf(p, "mdm:scep:challenge:%V", &value) - p;
+    a[0].len = ngx_sprintf(p, MDM_KEY_SCEP_CHALLENGE "%V", &value) - p;
     ngx_str_set(&a[1], "challenge");
 
     tp = ngx_timeofday();
@@ -162,7 +162,7 @@ ngx_http_mdm_api_certificates(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_str_set(&a[0], "mdm:scep:certs");
+    ngx_str_set(&a[0], MDM_KEY_SCEP_CERTS);
     ngx_str_set(&a[1], "list");
 
     /* notAfter strictly before the date */

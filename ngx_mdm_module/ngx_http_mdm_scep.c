@@ -443,20 +443,20 @@ ngx_http_mdm_scep_decoded(ngx_http_request_t *r, ngx_http_mdm_scep_req_t *sr)
 
     /* KEYS: the challenge, the serial counter; ARGV: "issue", consume */
     if (sr->onetime) {
-        a[0].len = sizeof("mdm:scep:challenge:") - 1 + job->challenge_len;
+        a[0].len = sizeof(MDM_KEY_SCEP_CHALLENGE) - 1 + job->challenge_len;
         a[0].data = ngx_pnalloc(r->pool, a[0].len);
         if (a[0].data == NULL) {
             rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
             goto finalize;
         }
 
-        ngx_sprintf(a[0].data, "mdm:scep:challenge:%s", job->challenge);
+        ngx_sprintf(a[0].data, MDM_KEY_SCEP_CHALLENGE "%s", job->challenge);
 
     } else {
-        ngx_str_set(&a[0], "mdm:scep:serial");
+        ngx_str_set(&a[0], MDM_KEY_SCEP_SERIAL);
     }
 
-    ngx_str_set(&a[1], "mdm:scep:serial");
+    ngx_str_set(&a[1], MDM_KEY_SCEP_SERIAL);
     ngx_str_set(&a[2], "issue");
 
     if (sr->onetime) {
@@ -596,7 +596,7 @@ ngx_http_mdm_scep_replied(ngx_http_request_t *r, ngx_http_mdm_scep_req_t *sr)
      */
     args = ngx_array_create(r->pool, 10, sizeof(ngx_str_t));
     a = args ? ngx_array_push_n(args, 10) : NULL;
-    p = ngx_pnalloc(r->pool, sizeof("mdm:scep:cert:") + 5 * NGX_OFF_T_LEN);
+    p = ngx_pnalloc(r->pool, sizeof(MDM_KEY_SCEP_CERT) + 5 * NGX_OFF_T_LEN);
 
     if (a == NULL || p == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -606,12 +606,12 @@ ngx_http_mdm_scep_replied(ngx_http_request_t *r, ngx_http_mdm_scep_req_t *sr)
     tp = ngx_timeofday();
 
     a[0].data = p;
-    p = ngx_sprintf(p, "mdm:scep:cert:%uL", job->serial);
+    p = ngx_sprintf(p, MDM_KEY_SCEP_CERT "%uL", job->serial);
     a[0].len = p - a[0].data;
-    ngx_str_set(&a[1], "mdm:scep:certs");
+    ngx_str_set(&a[1], MDM_KEY_SCEP_CERTS);
     ngx_str_set(&a[2], "record");
-    a[3].data = a[0].data + sizeof("mdm:scep:cert:") - 1;
-    a[3].len = a[0].len - (sizeof("mdm:scep:cert:") - 1);
+    a[3].data = a[0].data + sizeof(MDM_KEY_SCEP_CERT) - 1;
+    a[3].len = a[0].len - (sizeof(MDM_KEY_SCEP_CERT) - 1);
     a[4].data = (u_char *) job->subject;
     a[4].len = ngx_strlen(job->subject);
     a[5].data = p;

@@ -47,6 +47,11 @@
 #define MDM_KEY_SCEP_CHALLENGE  "mdm:scep:challenge:" /* + value, TTL */
 #define MDM_KEY_MACHINEINFO     "mdm:machineinfo:"   /* + serial, hash */
 
+/* the SCEP CA's issued certificates (contract E2) */
+#define MDM_KEY_SCEP_SERIAL     "mdm:scep:serial"    /* INCR counter */
+#define MDM_KEY_SCEP_CERT       "mdm:scep:cert:"     /* + serial, hash */
+#define MDM_KEY_SCEP_CERTS      "mdm:scep:certs"     /* zset by notAfter */
+
 /* counters */
 #define MDM_KEY_STATS_APNS      "mdm:stats:apns"     /* hash */
 #define MDM_KEY_STATS_MODULE    "mdm:stats:module"   /* hash */

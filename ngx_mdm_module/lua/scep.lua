@@ -31,7 +31,7 @@ if op == 'challenge' then
     -- POST /v1/challenge: KEYS[1] mdm:scep:challenge:VALUE; ARGV: op,
     -- now (ms), TTL (s); the value is the key's last part
     redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-    return {'ok', string.sub(KEYS[1], #'mdm:scep:challenge:' + 1),
+    return {'ok', string.sub(KEYS[1], #MDM_KEY_SCEP_CHALLENGE + 1),
             tonumber(ARGV[3])}
 end
 
@@ -46,7 +46,7 @@ if op == 'list' then
     local out = {'ok', ''}
     if #serials == count then out[2] = tostring(off + count) end
     for _, s in ipairs(serials) do
-        local h = redis.call('HMGET', 'mdm:scep:cert:' .. s, 'subject',
+        local h = redis.call('HMGET', MDM_KEY_SCEP_CERT .. s, 'subject',
                              'not_after', 'sha256', 'issued_at')
         if h[1] and (ARGV[5] == '' or string.find(h[1], ARGV[5], 1, true)) then
             out[#out + 1] = s

@@ -8,7 +8,9 @@
 local now, every = tonumber(ARGV[2]), tonumber(ARGV[3])
 local step = math.min(100000, math.max(500,
     math.ceil(redis.call('DBSIZE') * 2000 / every)))
-local r = redis.call('SCAN', ARGV[1], 'MATCH', 'mdm:q*', 'COUNT', step)
+-- 'mdm:q*': the queues (mdm:q:) and the priority lanes (mdm:qp:)
+local queues = string.sub(MDM_KEY_QUEUE, 1, -2) .. '*'
+local r = redis.call('SCAN', ARGV[1], 'MATCH', queues, 'COUNT', step)
 
 -- Whether q holds a command that still exists at its head.  Entries whose
 -- command is gone (deleted, or expired with mdm_result_ttl) leave from the
