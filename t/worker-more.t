@@ -322,14 +322,11 @@ sub {
     redis("RPUSH", "mdm:q:{M-00021}", "GONE-1", "GONE-2");
     redis("RPUSH", "mdm:q:{M-00022}", "GONE-3", "GONE-4", "LIVE-1");
     redis("HSET", "mdm:cmd:LIVE-1", "plist", "<plist/>");
-    apns_clear($::APNS);
-    apns_rules($::APNS, undef);
+    ::apns_reset(undef);
     $::W = ::worker(repush_interval => 1);
 }
 --- request
 GET /v1/enrollments/M-00021
---- more_headers eval
-$::AUTH
 --- error_code: 200
 --- after_each eval
 [ sub {
