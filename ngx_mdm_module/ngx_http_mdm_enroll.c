@@ -11,7 +11,7 @@
  */
 
 
-#include "ngx_http_mdm_enroll.h"
+#include "ngx_http_mdm_enroll_private.h"
 #include "ngx_http_mdm_scep.h"
 #include "ngx_http_mdm_request.h"
 #include "ngx_http_mdm_plist.h"
@@ -22,23 +22,6 @@
 #include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
-
-#if (NGX_THREADS)
-#include <ngx_thread_pool.h>
-#endif
-
-
-typedef struct {
-    ngx_http_mdm_ctx_t          mdm;         /* first: what logs read */
-    ngx_str_t                   challenge;
-
-    /* signing in the thread pool: the profile, then its SignedData */
-    ngx_http_request_t         *request;
-    ngx_http_mdm_enroll_signer_t  *signer;
-    ngx_str_t                   profile;
-    u_char                     *der;         /* OPENSSL_malloc()ed */
-    int                         der_len;
-} ngx_http_mdm_enroll_ctx_t;
 
 
 /* what MachineInfo carries, and how it is named in mdm:machineinfo:SERIAL */
@@ -73,20 +56,8 @@ static void ngx_http_mdm_enroll_done(ngx_http_request_t *r,
     redisReply *reply, const char *err);
 static ngx_int_t ngx_http_mdm_enroll_send(ngx_http_request_t *r,
     ngx_http_mdm_enroll_ctx_t *ctx, ngx_str_t *topic);
-static ngx_int_t ngx_http_mdm_enroll_deliver(ngx_http_request_t *r,
-    ngx_http_mdm_enroll_ctx_t *ctx, ngx_str_t *profile);
-#if (NGX_THREADS)
-static ngx_int_t ngx_http_mdm_enroll_sign_post(ngx_http_request_t *r,
-    ngx_http_mdm_enroll_ctx_t *ctx, ngx_thread_pool_t *pool);
-static void ngx_http_mdm_enroll_sign_thread(void *data, ngx_log_t *log);
-static void ngx_http_mdm_enroll_sign_done(ngx_event_t *ev);
-static void ngx_http_mdm_enroll_der_cleanup(void *data);
-#endif
-static ngx_int_t ngx_http_mdm_enroll_error(ngx_http_request_t *r,
-    ngx_http_mdm_enroll_ctx_t *ctx, ngx_uint_t status, const char *reason);
 static ngx_int_t ngx_http_mdm_enroll_time_arg(ngx_http_request_t *r,
     ngx_array_t *args, time_t t);
-static void ngx_http_mdm_enroll_signer_cleanup(void *data);
 
 
 ngx_int_t
@@ -520,7 +491,7 @@ ngx_http_mdm_enroll_send(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_mdm_enroll_deliver(ngx_http_request_t *r,
     ngx_http_mdm_enroll_ctx_t *ctx, ngx_str_t *profile)
 {
@@ -546,124 +517,9 @@ ngx_http_mdm_enroll_deliver(ngx_http_request_t *r,
 }
 
 
-#if (NGX_THREADS)
-
-/*
- * One RSA signature per profile, off the event loop: the request is
- * "blocked" meanwhile, so nginx does not free it under the thread; the
- * thread touches nothing but ctx's bytes and the signer.
- */
-
-static ngx_int_t
-ngx_http_mdm_enroll_sign_post(ngx_http_request_t *r,
-    ngx_http_mdm_enroll_ctx_t *ctx, ngx_thread_pool_t *pool)
-{
-    ngx_thread_task_t         *task;
-    ngx_pool_cleanup_t        *cln;
-    ngx_http_mdm_loc_conf_t   *mlcf;
-
-    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
-
-    task = ngx_thread_task_alloc(r->pool, 0);
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (task == NULL || cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* the DER is freed with the request, whatever becomes of it */
-    cln->handler = ngx_http_mdm_enroll_der_cleanup;
-    cln->data = ctx;
-
-    ctx->request = r;
-    ctx->signer = mlcf->enroll.signer;
-
-    task->ctx = ctx;
-    task->handler = ngx_http_mdm_enroll_sign_thread;
-    task->event.data = ctx;
-    task->event.handler = ngx_http_mdm_enroll_sign_done;
-
-    if (ngx_thread_task_post(pool, task) != NGX_OK) {
-        /* the pool's queue is full: nginx logged it */
-        return ngx_http_mdm_enroll_error(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                         "the thread pool's queue is full");
-    }
-
-    r->main->blocked++;
-
-    return NGX_DONE;
-}
-
-
-static void
-ngx_http_mdm_enroll_sign_thread(void *data, ngx_log_t *log)
-{
-    ngx_http_mdm_enroll_ctx_t  *ctx = data;
-
-    ctx->der_len = ngx_http_mdm_enroll_sign_der(ctx->signer,
-                                                ctx->profile.data,
-                                                ctx->profile.len, &ctx->der);
-
-    /* OpenSSL's error queue is per thread: leave this one's empty */
-    ERR_clear_error();
-}
-
-
-static void
-ngx_http_mdm_enroll_sign_done(ngx_event_t *ev)
-{
-    ngx_int_t                   rc;
-    ngx_str_t                   signed_profile;
-    ngx_connection_t           *c;
-    ngx_http_request_t         *r;
-    ngx_http_mdm_enroll_ctx_t  *ctx;
-
-    ctx = ev->data;
-    r = ctx->request;
-    c = r->connection;
-
-    ngx_http_set_log_request(c->log, r);
-
-    r->main->blocked--;
-
-    if (c->error) {
-        /* the client left meanwhile: nginx waits to finalize it */
-        r->write_event_handler(r);
-        ngx_http_run_posted_requests(c);
-        return;
-    }
-
-    if (ctx->der_len < 0) {
-        rc = ngx_http_mdm_enroll_error(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                       "signing the profile failed "
-                                       "(mdm_enroll_sign)");
-
-    } else {
-        signed_profile.data = ctx->der;
-        signed_profile.len = ctx->der_len;
-
-        rc = ngx_http_mdm_enroll_deliver(r, ctx, &signed_profile);
-    }
-
-    ngx_http_finalize_request(r, rc);
-    ngx_http_run_posted_requests(c);
-}
-
-
-static void
-ngx_http_mdm_enroll_der_cleanup(void *data)
-{
-    ngx_http_mdm_enroll_ctx_t  *ctx = data;
-
-    OPENSSL_free(ctx->der);
-    ctx->der = NULL;
-}
-
-#endif
-
-
 /* one log line and a JSON {"error": reason}: people read this one */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_mdm_enroll_error(ngx_http_request_t *r,
     ngx_http_mdm_enroll_ctx_t *ctx, ngx_uint_t status, const char *reason)
 {
@@ -708,269 +564,4 @@ ngx_http_mdm_enroll_time_arg(ngx_http_request_t *r, ngx_array_t *args,
     }
 
     return ngx_http_mdm_push_arg(args, p, ngx_sprintf(p, "%T", t) - p);
-}
-
-
-/* ------------------------------------------------------------------ */
-/* configuration                                                       */
-
-
-void
-ngx_http_mdm_enroll_create_conf(ngx_http_mdm_enroll_conf_t *conf)
-{
-    /*
-     * set by ngx_pcalloc() of the location conf:
-     *
-     *     conf->server_url = { 0, NULL };  ... and the other strings
-     *     conf->device_ca = NULL;
-     */
-
-    conf->enabled = NGX_CONF_UNSET;
-    conf->challenge_ttl = NGX_CONF_UNSET;
-    conf->machineinfo_ttl = NGX_CONF_UNSET;
-    conf->ca_der = NGX_CONF_UNSET_PTR;
-    conf->signer = NGX_CONF_UNSET_PTR;
-    conf->device_ca_set = NGX_CONF_UNSET;
-}
-
-
-char *
-ngx_http_mdm_enroll_merge_conf(ngx_conf_t *cf,
-    ngx_http_mdm_enroll_conf_t *prev, ngx_http_mdm_enroll_conf_t *conf)
-{
-    ngx_http_mdm_main_conf_t  *mmcf;
-
-    /* the handler is per location */
-    ngx_conf_init_value(conf->enabled, 0);
-
-    ngx_conf_merge_str_value(conf->server_url, prev->server_url, "");
-    ngx_conf_merge_str_value(conf->checkin_url, prev->checkin_url, "");
-    ngx_conf_merge_str_value(conf->scep_url, prev->scep_url, "");
-    ngx_conf_merge_str_value(conf->organization, prev->organization, "");
-    ngx_conf_merge_str_value(conf->name, prev->name, "MDM enrollment");
-    ngx_conf_merge_str_value(conf->challenge, prev->challenge, "");
-    ngx_conf_merge_sec_value(conf->challenge_ttl, prev->challenge_ttl, 3600);
-    ngx_conf_merge_sec_value(conf->machineinfo_ttl, prev->machineinfo_ttl,
-                             30 * 86400);
-    ngx_conf_merge_ptr_value(conf->ca_der, prev->ca_der, NULL);
-    ngx_conf_merge_ptr_value(conf->signer, prev->signer, NULL);
-
-    if (conf->device_ca_set == NGX_CONF_UNSET) {
-        conf->device_ca_set = prev->device_ca_set;
-        conf->device_ca = prev->device_ca;
-    }
-
-    ngx_conf_init_value(conf->device_ca_set, 0);
-
-    ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
-                             "default");
-
-    /* a pool only where there is private-key work to give it */
-    if (conf->signer && conf->enabled
-        && ngx_strcmp(conf->thread_pool_name.data, "off") != 0)
-    {
-#if (NGX_THREADS)
-        conf->thread_pool = ngx_thread_pool_add(cf, &conf->thread_pool_name);
-        if (conf->thread_pool == NULL) {
-            return NGX_CONF_ERROR;
-        }
-#else
-        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "built without threads: mdm_enroll_sign signs "
-                           "in the worker's event loop");
-#endif
-    }
-
-    if (conf->challenge_ttl <= 0 || conf->machineinfo_ttl <= 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mdm_enroll_challenge_ttl and "
-                           "mdm_enroll_machineinfo_ttl must be positive");
-        return NGX_CONF_ERROR;
-    }
-
-    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
-
-    if (conf->enabled && !mmcf->configured) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mdm_enroll needs \"mdm_redis\" in http{}");
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-char *
-ngx_http_mdm_enroll_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_mdm_loc_conf_t *mlcf = conf;
-
-    ngx_http_core_loc_conf_t  *clcf;
-
-    if (mlcf->enroll.enabled != NGX_CONF_UNSET) {
-        return "is duplicate";
-    }
-
-    mlcf->enroll.enabled = 1;
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_mdm_enroll_handler;
-
-    return NGX_CONF_OK;
-}
-
-
-/* mdm_enroll_sign CERT KEY: CERT's file may go on with the chain */
-
-char *
-ngx_http_mdm_enroll_sign_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_mdm_loc_conf_t *mlcf = conf;
-
-    X509                          *x;
-    BIO                           *bio;
-    ngx_str_t                     *value, cert, key;
-    ngx_pool_cleanup_t            *cln;
-    ngx_http_mdm_enroll_signer_t  *s;
-
-    if (mlcf->enroll.signer != NGX_CONF_UNSET_PTR) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    cert = value[1];
-    key = value[2];
-
-    if (ngx_conf_full_name(cf->cycle, &cert, 1) != NGX_OK
-        || ngx_conf_full_name(cf->cycle, &key, 1) != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    s = ngx_pcalloc(cf->pool, sizeof(ngx_http_mdm_enroll_signer_t));
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (s == NULL || cln == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    cln->handler = ngx_http_mdm_enroll_signer_cleanup;
-    cln->data = s;
-
-    s->chain = sk_X509_new_null();
-    bio = BIO_new_file((char *) cert.data, "r");
-
-    if (s->chain == NULL || bio == NULL) {
-        BIO_free(bio);
-        ERR_clear_error();
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "cannot open mdm_enroll_sign \"%V\"", &cert);
-        return NGX_CONF_ERROR;
-    }
-
-    s->cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-
-    while (s->cert && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-        if (sk_X509_push(s->chain, x) == 0) {
-            X509_free(x);
-            BIO_free(bio);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    BIO_free(bio);
-
-    bio = BIO_new_file((char *) key.data, "r");
-    if (bio) {
-        s->key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-        BIO_free(bio);
-    }
-
-    ERR_clear_error();
-
-    if (s->cert == NULL || s->key == NULL
-        || X509_check_private_key(s->cert, s->key) != 1)
-    {
-        ERR_clear_error();
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mdm_enroll_sign: \"%V\" must be a PEM "
-                           "certificate (then its chain) and \"%V\" its "
-                           "PEM private key", &cert, &key);
-        return NGX_CONF_ERROR;
-    }
-
-    mlcf->enroll.signer = s;
-
-    return NGX_CONF_OK;
-}
-
-
-static void
-ngx_http_mdm_enroll_signer_cleanup(void *data)
-{
-    ngx_http_mdm_enroll_signer_t  *s = data;
-
-    X509_free(s->cert);
-    EVP_PKEY_free(s->key);
-    sk_X509_pop_free(s->chain, X509_free);
-}
-
-
-/* mdm_enroll_ca_cert FILE: the CA devices must trust, as a root payload */
-
-char *
-ngx_http_mdm_enroll_ca_cert_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_mdm_loc_conf_t *mlcf = conf;
-
-    int         n;
-    X509       *x;
-    BIO        *bio;
-    u_char     *p;
-    ngx_str_t  *value, file, *der;
-
-    if (mlcf->enroll.ca_der != NGX_CONF_UNSET_PTR) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    file = value[1];
-
-    if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    x = NULL;
-    bio = BIO_new_file((char *) file.data, "r");
-    if (bio) {
-        x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-        BIO_free(bio);
-    }
-
-    ERR_clear_error();
-
-    if (x == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mdm_enroll_ca_cert \"%V\" is not a readable PEM "
-                           "certificate", &file);
-        return NGX_CONF_ERROR;
-    }
-
-    n = i2d_X509(x, NULL);
-    der = ngx_palloc(cf->pool, sizeof(ngx_str_t));
-    p = (n > 0 && der) ? ngx_pnalloc(cf->pool, n) : NULL;
-
-    if (p == NULL) {
-        X509_free(x);
-        return NGX_CONF_ERROR;
-    }
-
-    der->data = p;
-    der->len = i2d_X509(x, &p);
-    X509_free(x);
-
-    mlcf->enroll.ca_der = der;
-
-    return NGX_CONF_OK;
 }
