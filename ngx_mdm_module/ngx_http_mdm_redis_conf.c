@@ -1,0 +1,216 @@
+
+/*
+ * Copyright (C) ngx_mdm contributors
+ *
+ * Configuration of the Redis connection: the mdm_redis directive and how
+ * its address is resolved once the whole http{} block is read.
+ */
+
+
+#include "ngx_http_mdm_redis.h"
+
+
+static ngx_int_t ngx_http_mdm_redis_numeric(ngx_conf_t *cf,
+    ngx_http_mdm_main_conf_t *mmcf, ngx_str_t *host);
+static ngx_int_t ngx_http_mdm_redis_set_host(ngx_pool_t *pool,
+    ngx_http_mdm_main_conf_t *mmcf, struct sockaddr *sa, socklen_t socklen);
+
+
+/* mdm_redis ADDRESS [db=N] [password=P] [timeout=T] */
+
+char *
+ngx_http_mdm_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_main_conf_t *mmcf = conf;
+
+    u_char     *p;
+    ngx_str_t  *value, s;
+    ngx_int_t   n;
+    ngx_url_t   u;
+    ngx_uint_t  i;
+
+    if (mmcf->configured) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+        mmcf->unix_socket = 1;
+        mmcf->host.len = value[1].len - 5;
+        mmcf->host.data = ngx_pnalloc(cf->pool, mmcf->host.len + 1);
+        if (mmcf->host.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        p = ngx_cpymem(mmcf->host.data, value[1].data + 5, mmcf->host.len);
+        *p = '\0';
+
+    } else {
+        /*
+         * hiredis resolves names with a blocking getaddrinfo(), which an
+         * nginx worker must not call: it is handed a numeric address.  A
+         * host name is resolved at each connect with the http{} resolver,
+         * or else once, here in the master (see init_conf).
+         */
+        ngx_memzero(&u, sizeof(ngx_url_t));
+        u.url = value[1];
+        u.default_port = 6379;
+        u.no_resolve = 1;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.host.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid redis address \"%V\"%s%s",
+                               &value[1], u.err ? ": " : "",
+                               u.err ? u.err : "");
+            return NGX_CONF_ERROR;
+        }
+
+        mmcf->port = u.no_port ? 6379 : u.port;
+
+        if (ngx_http_mdm_redis_numeric(cf, mmcf, &u.host) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
+            if (n == NGX_ERROR) {
+                goto invalid;
+            }
+            mmcf->db = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            mmcf->password.len = value[i].len - 9;
+            mmcf->password.data = value[i].data + 9;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.len = value[i].len - 8;
+            s.data = value[i].data + 8;
+            mmcf->timeout = ngx_parse_time(&s, 0);
+            if (mmcf->timeout == (ngx_msec_t) NGX_ERROR
+                || mmcf->timeout == 0)
+            {
+                goto invalid;
+            }
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    mmcf->configured = 1;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+/* a numeric address goes to mmcf->host as it is; a name to mmcf->name */
+
+static ngx_int_t
+ngx_http_mdm_redis_numeric(ngx_conf_t *cf, ngx_http_mdm_main_conf_t *mmcf,
+    ngx_str_t *host)
+{
+    ngx_str_t   h;
+    ngx_addr_t  addr;
+
+    h = *host;
+
+    if (h.len > 2 && h.data[0] == '[' && h.data[h.len - 1] == ']') {
+        h.data++;
+        h.len -= 2;
+    }
+
+    if (ngx_parse_addr(cf->pool, &addr, h.data, h.len) == NGX_OK) {
+        return ngx_http_mdm_redis_set_host(cf->pool, mmcf, addr.sockaddr,
+                                           addr.socklen);
+    }
+
+    mmcf->name.data = ngx_pnalloc(cf->pool, h.len + 1);
+    if (mmcf->name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ngx_cpymem(mmcf->name.data, h.data, h.len) = '\0';
+    mmcf->name.len = h.len;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mdm_redis_set_host(ngx_pool_t *pool, ngx_http_mdm_main_conf_t *mmcf,
+    struct sockaddr *sa, socklen_t socklen)
+{
+    mmcf->host.data = ngx_pnalloc(pool, NGX_SOCKADDR_STRLEN + 1);
+    if (mmcf->host.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    mmcf->host.len = ngx_sock_ntop(sa, socklen, mmcf->host.data,
+                                   NGX_SOCKADDR_STRLEN, 0);
+    mmcf->host.data[mmcf->host.len] = '\0';
+
+    return NGX_OK;
+}
+
+
+/*
+ * A host name is resolved by nginx's resolver at every (re)connect when
+ * http{} has a "resolver"; without one, here, once, in the master (a DNS
+ * change then needs a reload).
+ */
+
+char *
+ngx_http_mdm_redis_init_conf(ngx_conf_t *cf, ngx_http_mdm_main_conf_t *mmcf)
+{
+    ngx_url_t                  u;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (!mmcf->configured || mmcf->name.len == 0) {
+        return NGX_CONF_OK;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->resolver && clcf->resolver->connections.nelts) {
+        mmcf->resolver = clcf->resolver;
+        mmcf->resolver_timeout = clcf->resolver_timeout
+                                 == NGX_CONF_UNSET_MSEC
+                                 ? 30000 : clcf->resolver_timeout;
+        ngx_str_set(&mmcf->host, "");
+        return NGX_CONF_OK;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url = mmcf->name;
+    u.default_port = mmcf->port;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cannot resolve redis host \"%V\"%s%s",
+                           &mmcf->name, u.err ? ": " : "",
+                           u.err ? u.err : "");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_mdm_redis_set_host(cf->pool, mmcf, u.addrs[0].sockaddr,
+                                    u.addrs[0].socklen)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
