@@ -1,8 +1,9 @@
 /*
  * Copyright (C) ngx_mdm contributors
  *
- * APNs pushes, shared by their three parts: delivery (apns.c), the re-push
- * schedule (apns_repush.c), and heartbeat and recovery (apns_recover.c).
+ * APNs pushes, shared by their four parts: jobs and results (apns.c),
+ * certificates and the HTTP/2 push (apns_send.c), the re-push schedule
+ * (apns_repush.c), and heartbeat and recovery (apns_recover.c).
  */
 
 #ifndef MW_APNS_H
@@ -76,6 +77,15 @@ void mw_apns_take(mw_apns_t *a);
 int mw_apns_eval(mw_apns_t *a, redisCallbackFn *cb, void *data, int script,
     int nkeys, int argc, const char **argv);
 long long mw_now_ms(void);
+void mw_apns_retry(mw_job_t *job, const char *why);
+void mw_apns_result(mw_job_t *job, const char *apns_id, const char *error,
+    const char *dead_token, const char *counter, int requeue);
+
+/* apns_send.c */
+void mw_apns_cert(redisAsyncContext *ac, void *reply, void *data);
+mw_cert_t *mw_apns_find_cert(mw_apns_t *a, const char *topic);
+void mw_apns_send(mw_job_t *job, mw_cert_t *cert);
+void mw_apns_unpark(mw_cert_t *cert);
 
 /* apns_recover.c */
 void mw_recover_start(mw_apns_t *a);
