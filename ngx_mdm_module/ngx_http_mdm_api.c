@@ -161,6 +161,12 @@ ngx_http_mdm_api_route(ngx_http_request_t *r, ngx_http_mdm_api_route_t *rt)
 
     p += 4;
 
+    slash = ngx_strlchr(p, last, '/');
+    if (slash != NULL) {
+        rt->rest.data = slash + 1;
+        rt->rest.len = last - (slash + 1);
+    }
+
     parts[0] = &rt->endpoint;
     parts[1] = &rt->arg;
     parts[2] = &rt->arg2;
@@ -176,9 +182,12 @@ ngx_http_mdm_api_route(ngx_http_request_t *r, ngx_http_mdm_api_route_t *rt)
         p = slash + 1;
     }
 
-    if (p < last || rt->endpoint.len == 0) {
+    if (rt->endpoint.len == 0) {
         return NGX_DECLINED;
     }
+
+    /* the endpoint decides whether it takes deeper paths */
+    rt->deep = (p < last);
 
     return NGX_OK;
 }
@@ -196,7 +205,8 @@ ngx_http_mdm_api_endpoint(ngx_http_request_t *r, ngx_http_mdm_api_route_t *rt)
         return NULL;
     }
 
-    nargs = rt->arg2.len ? 2 : (rt->arg.len ? 1 : 0);
+    nargs = rt->deep ? NGX_HTTP_MDM_API_ANY_ARGS
+                     : (rt->arg2.len ? 2 : (rt->arg.len ? 1 : 0));
 
     for (ep = ngx_http_mdm_api_endpoints; ep->name.len; ep++) {
         if (rt->endpoint.len != ep->name.len

@@ -28,7 +28,16 @@ typedef struct {
     ngx_str_t        endpoint;     /* "enqueue", "queue", ... */
     ngx_str_t        arg;          /* the path segment after it */
     ngx_str_t        arg2;         /* the one after that */
+    ngx_str_t        rest;         /* all after "ENDPOINT/", unsplit */
+    ngx_uint_t       deep;         /* more segments than arg and arg2 */
 } ngx_http_mdm_api_route_t;
+
+
+/*
+ * max_args of an endpoint family that routes its own sub-paths
+ * ("dep/proxy/NAME/account", "ddm/declarations/ID"): it reads rt->rest
+ */
+#define NGX_HTTP_MDM_API_ANY_ARGS     255
 
 
 #define ngx_http_mdm_api_is(s, name)                                         \
