@@ -1,0 +1,57 @@
+
+/*
+ * Copyright (C) ngx_mdm contributors
+ *
+ * What the two halves of the Redis connection share: its state (one per
+ * worker process) and the few connection functions the call path uses.
+ */
+
+
+#ifndef _NGX_HTTP_MDM_REDIS_PRIVATE_H_INCLUDED_
+#define _NGX_HTTP_MDM_REDIS_PRIVATE_H_INCLUDED_
+
+
+#include "ngx_http_mdm_redis.h"
+#include "ngx_http_mdm_scripts.h"
+
+#include <hiredis/async.h>
+
+
+typedef struct ngx_http_mdm_redis_ticket_s  ngx_http_mdm_redis_ticket_t;
+
+typedef struct {
+    redisAsyncContext              *ac;
+    ngx_http_mdm_main_conf_t       *conf;
+    ngx_log_t                      *log;
+    ngx_event_t                     reconnect;
+    ngx_event_t                     connect_timer;
+    ngx_msec_t                      backoff;
+    ngx_uint_t                      setup_pending; /* AUTH, SELECT replies */
+    unsigned                        connected:1;
+    unsigned                        setup_failed:1;
+    unsigned                        exiting:1;
+    unsigned                        down_logged:1;
+    unsigned                        unusable_logged:1;
+    unsigned                        draining:1;   /* failover reply seen */
+    ngx_resolver_ctx_t             *resolving;
+    ngx_uint_t                      next_addr;    /* of a resolved name */
+    ngx_http_mdm_redis_ticket_t    *free_tickets;
+    ngx_uint_t                      nfree_tickets;
+    u_char                         *buf;          /* commands are written */
+    size_t                          buf_size;
+} ngx_http_mdm_redis_t;
+
+
+extern ngx_http_mdm_redis_t  ngx_http_mdm_redis;
+
+
+/* ngx_http_mdm_redis.c */
+ngx_uint_t ngx_http_mdm_redis_failover(redisReply *reply);
+ngx_str_t *ngx_http_mdm_redis_shown(void);
+void ngx_http_mdm_redis_drop(const char *why);
+
+/* ngx_http_mdm_redis_call.c */
+void ngx_http_mdm_redis_calls_free(void);
+
+
+#endif /* _NGX_HTTP_MDM_REDIS_PRIVATE_H_INCLUDED_ */
