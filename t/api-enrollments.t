@@ -118,7 +118,8 @@ exact({ id => "NOT-YET", blocked_at => num(qr/^\d{13}$/), enrolled => JSON::PP::
 --- redis_check eval
 [ [ "EXISTS mdm:enr:{B-1}:U1 mdm:q:{B-1}:U1", "0" ],
   [ "SMEMBERS mdm:users:{B-1}", [ ":U2" ] ],
-  [ "LRANGE mdm:push 0 -1", [ "OTHER", "B-1" ] ],
+  # the id stays in the list (no LREM walk); the worker drops it: no enrollment
+  [ "LRANGE mdm:push 0 -1", [ "OTHER", "B-1", "B-1:U1" ] ],
   [ "SMEMBERS mdm:push:pending", sub { "@{[ sort @{ $_[0] } ]}" eq "B-1 OTHER" } ],
   [ "EXISTS mdm:enr:{B-1} mdm:enr:{B-1}:U2 mdm:q:{B-1} mdm:auth:{B-1}", "4" ] ]
 
@@ -142,7 +143,7 @@ exact({ id => "NOT-YET", blocked_at => num(qr/^\d{13}$/), enrolled => JSON::PP::
   [ "EXISTS mdm:auth:{B-1} mdm:certs:{B-1}", "0" ],
   [ "EXISTS mdm:certidx:$::HA mdm:certidx:$::HB", "0" ],
   [ "GET mdm:certidx:$::HC", "OTHER" ],
-  [ "LRANGE mdm:push 0 -1", [ "OTHER" ] ],
+  [ "LRANGE mdm:push 0 -1", [ "OTHER", "B-1", "B-1:U1" ] ],
   [ "SMEMBERS mdm:push:pending", [ "OTHER" ] ],
   [ "GET mdm:block:{B-1}", "1700000000000" ],
   [ "HGET mdm:r:{B-1}:C9 status", "Acknowledged" ],

@@ -301,9 +301,9 @@ local function remove_channel(did, suffix)
     local lane, queue = mdm_queue_keys(did, suffix)
     -- UNLINK: a long queue is freed outside the script
     redis.call('UNLINK', key, lane, queue)
-    if redis.call('SREM', MDM_KEY_PUSH_PENDING, id) == 1 then
-        redis.call('LREM', MDM_KEY_PUSH, 0, id)
-    end
+    -- the id stays in mdm:push (an LREM per channel would walk the whole
+    -- list, up to 257 times): the worker finds no enrollment and drops it
+    redis.call('SREM', MDM_KEY_PUSH_PENDING, id)
     return existed
 end
 
