@@ -20,7 +20,7 @@ NGINX=/usr/sbin/nginx
 PACKAGES=(nginx nginx-dev libssl-dev libplist-dev libhiredis-dev
           libcurl4-openssl-dev libnghttp2-dev redis-server redis-tools
           libtest-base-perl libprotocol-http2-perl wrk openssl gcc make
-          libjansson-dev
+          libjansson-dev redis-sentinel
           perl curl libev-dev libio-socket-ssl-perl valgrind)
 
 # -W is nginx's spelling of -Wextra; nginx's own flags come first, so these
@@ -44,7 +44,7 @@ deps() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    systemctl disable --now redis-server nginx >/dev/null 2>&1 || true
+    systemctl disable --now redis-server redis-sentinel nginx >/dev/null 2>&1 || true
 }
 
 # build_module DIR EXTRA_CFLAGS EXTRA_LDFLAGS

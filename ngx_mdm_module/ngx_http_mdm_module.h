@@ -54,6 +54,13 @@ typedef struct {
 } ngx_http_mdm_ca_t;
 
 
+/* a Sentinel's address: numeric, NUL-terminated for hiredis */
+typedef struct {
+    ngx_str_t                   host;
+    in_port_t                   port;
+} ngx_http_mdm_redis_addr_t;
+
+
 typedef struct {
     ngx_str_t                   host;        /* numeric address, or unix path */
     in_port_t                   port;
@@ -67,6 +74,9 @@ typedef struct {
     ngx_uint_t                  configured;
     ngx_uint_t                  identity_cache; /* entries, per worker */
     ngx_uint_t                  identity_verdicts;
+    ngx_array_t                *sentinels;   /* of ngx_http_mdm_redis_addr_t */
+    ngx_str_t                   master_name; /* the sentinels' master */
+    ngx_str_t                   sentinel_password;
 } ngx_http_mdm_main_conf_t;
 
 

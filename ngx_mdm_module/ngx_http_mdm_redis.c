@@ -19,7 +19,6 @@
 static void ngx_http_mdm_redis_connect(void);
 static void ngx_http_mdm_redis_resolve(void);
 static void ngx_http_mdm_redis_resolved(ngx_resolver_ctx_t *ctx);
-static void ngx_http_mdm_redis_connect_to(const char *host);
 static void ngx_http_mdm_redis_info_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static ngx_int_t ngx_http_mdm_redis_info_field(ngx_str_t *info,
@@ -27,7 +26,6 @@ static ngx_int_t ngx_http_mdm_redis_info_field(ngx_str_t *info,
 static ngx_uint_t ngx_http_mdm_redis_version_ok(ngx_str_t *v);
 static void ngx_http_mdm_redis_unusable(redisAsyncContext *ac,
     const char *why);
-static void ngx_http_mdm_redis_lost(const char *why);
 static void ngx_http_mdm_redis_reconnect_handler(ngx_event_t *ev);
 static void ngx_http_mdm_redis_connect_timeout(ngx_event_t *ev);
 static void ngx_http_mdm_redis_on_connect(const redisAsyncContext *ac,
@@ -37,7 +35,6 @@ static void ngx_http_mdm_redis_on_disconnect(const redisAsyncContext *ac,
 static void ngx_http_mdm_redis_setup_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_mdm_redis_ready(void);
-static ngx_int_t ngx_http_mdm_redis_attach(redisAsyncContext *ac);
 static void ngx_http_mdm_redis_add_read(void *data);
 static void ngx_http_mdm_redis_del_read(void *data);
 static void ngx_http_mdm_redis_add_write(void *data);
@@ -85,6 +82,12 @@ ngx_http_mdm_redis_init_process(ngx_cycle_t *cycle)
     ngx_http_mdm_redis.connect_timer.log = cycle->log;
     ngx_http_mdm_redis.connect_timer.cancelable = 1;
 
+    ngx_http_mdm_redis.sentinel_timer.data = &ngx_http_mdm_redis_dummy;
+    ngx_http_mdm_redis.sentinel_timer.handler =
+                                         ngx_http_mdm_redis_sentinel_timeout;
+    ngx_http_mdm_redis.sentinel_timer.log = cycle->log;
+    ngx_http_mdm_redis.sentinel_timer.cancelable = 1;
+
     ngx_http_mdm_redis_connect();
 
     return NGX_OK;
@@ -102,6 +105,8 @@ ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle)
         ngx_resolve_name_done(ngx_http_mdm_redis.resolving);
         ngx_http_mdm_redis.resolving = NULL;
     }
+
+    ngx_http_mdm_redis_sentinel_close();
 
     ac = ngx_http_mdm_redis.ac;
 
@@ -121,12 +126,18 @@ ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle)
 static void
 ngx_http_mdm_redis_connect(void)
 {
+    if (ngx_http_mdm_redis.conf->sentinels) {
+        ngx_http_mdm_redis_sentinel_ask();
+        return;
+    }
+
     if (ngx_http_mdm_redis.conf->resolver) {
         ngx_http_mdm_redis_resolve();
         return;
     }
 
-    ngx_http_mdm_redis_connect_to((char *) ngx_http_mdm_redis.conf->host.data);
+    ngx_http_mdm_redis_connect_to((char *) ngx_http_mdm_redis.conf->host.data,
+                                  ngx_http_mdm_redis.conf->port);
 }
 
 
@@ -195,12 +206,13 @@ ngx_http_mdm_redis_resolved(ngx_resolver_ctx_t *ctx)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_http_mdm_redis.log, 0,
                    "mdm: redis resolved to %s", host);
 
-    ngx_http_mdm_redis_connect_to((char *) host);
+    ngx_http_mdm_redis_connect_to((char *) host,
+                                  ngx_http_mdm_redis.conf->port);
 }
 
 
-static void
-ngx_http_mdm_redis_connect_to(const char *host)
+void
+ngx_http_mdm_redis_connect_to(const char *host, in_port_t port)
 {
     ngx_str_t                  s;
     redisAsyncContext         *ac;
@@ -212,7 +224,7 @@ ngx_http_mdm_redis_connect_to(const char *host)
         ac = redisAsyncConnectUnix(host);
 
     } else {
-        ac = redisAsyncConnect(host, mmcf->port);
+        ac = redisAsyncConnect(host, port);
     }
 
     if (ac == NULL) {
@@ -330,13 +342,15 @@ ngx_http_mdm_redis_info_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
 
+    /* with Sentinel, a writable replica is refused too: its writes are lost */
     if (ngx_http_mdm_redis_info_field(&info, "role", &v) == NGX_OK
         && v.len == 5 && ngx_strncmp(v.data, "slave", 5) == 0
-        && (ngx_http_mdm_redis_info_field(&info, "slave_read_only", &v)
-            != NGX_OK
+        && (ngx_http_mdm_redis.conf->sentinels
+            || ngx_http_mdm_redis_info_field(&info, "slave_read_only", &v)
+               != NGX_OK
             || v.len != 1 || v.data[0] != '0'))
     {
-        ngx_http_mdm_redis_unusable(ac, "it is a read-only replica");
+        ngx_http_mdm_redis_unusable(ac, "it is a replica, not the master");
         return;
     }
 
@@ -486,13 +500,17 @@ ngx_http_mdm_redis_shown(void)
 {
     ngx_http_mdm_main_conf_t  *mmcf = ngx_http_mdm_redis.conf;
 
+    if (mmcf->master_name.len) {
+        return &mmcf->master_name;
+    }
+
     return mmcf->name.len ? &mmcf->name : &mmcf->host;
 }
 
 
 /* the context is gone (or never was): forget it and try again later */
 
-static void
+void
 ngx_http_mdm_redis_lost(const char *why)
 {
     ngx_http_mdm_redis_t  *rd = &ngx_http_mdm_redis;
@@ -553,7 +571,7 @@ static void
 ngx_http_mdm_redis_reconnect_handler(ngx_event_t *ev)
 {
     if (ngx_http_mdm_redis.exiting || ngx_http_mdm_redis.ac
-        || ngx_http_mdm_redis.resolving)
+        || ngx_http_mdm_redis.resolving || ngx_http_mdm_redis.sac)
     {
         return;
     }
@@ -659,7 +677,7 @@ ngx_http_mdm_redis_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
 
 /* the event-loop adapter */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_mdm_redis_attach(redisAsyncContext *ac)
 {
     ngx_connection_t  *c;

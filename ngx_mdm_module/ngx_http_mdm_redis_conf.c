@@ -14,9 +14,15 @@ static ngx_int_t ngx_http_mdm_redis_numeric(ngx_conf_t *cf,
     ngx_http_mdm_main_conf_t *mmcf, ngx_str_t *host);
 static ngx_int_t ngx_http_mdm_redis_set_host(ngx_pool_t *pool,
     ngx_http_mdm_main_conf_t *mmcf, struct sockaddr *sa, socklen_t socklen);
+static char *ngx_http_mdm_redis_sentinels(ngx_conf_t *cf,
+    ngx_http_mdm_main_conf_t *mmcf, ngx_str_t *list);
 
 
-/* mdm_redis ADDRESS [db=N] [password=P] [timeout=T] */
+/*
+ * mdm_redis ADDRESS [db=N] [password=P] [timeout=T]
+ * mdm_redis sentinel=HOST:PORT[,HOST:PORT...] master=NAME
+ *           [sentinel_password=P] [db=N] [password=P] [timeout=T]
+ */
 
 char *
 ngx_http_mdm_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -35,7 +41,15 @@ ngx_http_mdm_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+    if (ngx_strncmp(value[1].data, "sentinel=", 9) == 0) {
+        s.data = value[1].data + 9;
+        s.len = value[1].len - 9;
+
+        if (ngx_http_mdm_redis_sentinels(cf, mmcf, &s) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
         mmcf->unix_socket = 1;
         mmcf->host.len = value[1].len - 5;
         mmcf->host.data = ngx_pnalloc(cf->pool, mmcf->host.len + 1);
@@ -83,6 +97,20 @@ ngx_http_mdm_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "master=", 7) == 0
+            && value[i].len > 7)
+        {
+            mmcf->master_name.len = value[i].len - 7;
+            mmcf->master_name.data = value[i].data + 7;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sentinel_password=", 18) == 0) {
+            mmcf->sentinel_password.len = value[i].len - 18;
+            mmcf->sentinel_password.data = value[i].data + 18;
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
             mmcf->password.len = value[i].len - 9;
             mmcf->password.data = value[i].data + 9;
@@ -104,6 +132,13 @@ ngx_http_mdm_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         goto invalid;
     }
 
+    if ((mmcf->sentinels == NULL) != (mmcf->master_name.len == 0)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"sentinel=\" and \"master=\" go together: the "
+                           "sentinels are asked for that master's address");
+        return NGX_CONF_ERROR;
+    }
+
     mmcf->configured = 1;
 
     return NGX_CONF_OK;
@@ -113,6 +148,81 @@ invalid:
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid parameter \"%V\"", &value[i]);
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * "HOST:PORT,HOST:PORT": each resolved here, in the master, once (the
+ * sentinels are the stable part of a Sentinel setup; the master they name
+ * is asked for at every connect)
+ */
+
+static char *
+ngx_http_mdm_redis_sentinels(ngx_conf_t *cf, ngx_http_mdm_main_conf_t *mmcf,
+    ngx_str_t *list)
+{
+    u_char                     *p, *last, *comma;
+    ngx_url_t                   u;
+    ngx_uint_t                  i;
+    ngx_http_mdm_redis_addr_t  *a;
+
+    mmcf->sentinels = ngx_array_create(cf->pool, 3,
+                                       sizeof(ngx_http_mdm_redis_addr_t));
+    if (mmcf->sentinels == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = list->data;
+    last = list->data + list->len;
+
+    while (p < last) {
+        comma = ngx_strlchr(p, last, ',');
+        if (comma == NULL) {
+            comma = last;
+        }
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+        u.url.data = p;
+        u.url.len = comma - p;
+        u.default_port = 26379;
+
+        if (u.url.len == 0 || ngx_parse_url(cf->pool, &u) != NGX_OK
+            || u.naddrs == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid sentinel address \"%V\"%s%s",
+                               &u.url, u.err ? ": " : "",
+                               u.err ? u.err : "");
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 0; i < u.naddrs; i++) {
+            a = ngx_array_push(mmcf->sentinels);
+            if (a == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            a->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+            if (a->host.data == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            a->host.len = ngx_sock_ntop(u.addrs[i].sockaddr,
+                                        u.addrs[i].socklen, a->host.data,
+                                        NGX_SOCKADDR_STRLEN, 0);
+            a->host.data[a->host.len] = '\0';
+            a->port = ngx_inet_get_port(u.addrs[i].sockaddr);
+        }
+
+        p = comma + 1;
+    }
+
+    if (mmcf->sentinels->nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "no sentinel address");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 

@@ -39,6 +39,11 @@ typedef struct {
     ngx_uint_t                      nfree_tickets;
     u_char                         *buf;          /* commands are written */
     size_t                          buf_size;
+    redisAsyncContext              *sac;          /* asking a sentinel */
+    ngx_event_t                     sentinel_timer;
+    ngx_uint_t                      sentinel_next;
+    ngx_uint_t                      sentinel_tries;
+    u_char                          master[NGX_SOCKADDR_STRLEN + 1];
 } ngx_http_mdm_redis_t;
 
 
@@ -49,6 +54,14 @@ extern ngx_http_mdm_redis_t  ngx_http_mdm_redis;
 ngx_uint_t ngx_http_mdm_redis_failover(redisReply *reply);
 ngx_str_t *ngx_http_mdm_redis_shown(void);
 void ngx_http_mdm_redis_drop(const char *why);
+void ngx_http_mdm_redis_lost(const char *why);
+void ngx_http_mdm_redis_connect_to(const char *host, in_port_t port);
+ngx_int_t ngx_http_mdm_redis_attach(redisAsyncContext *ac);
+
+/* ngx_http_mdm_redis_sentinel.c */
+void ngx_http_mdm_redis_sentinel_ask(void);
+void ngx_http_mdm_redis_sentinel_timeout(ngx_event_t *ev);
+void ngx_http_mdm_redis_sentinel_close(void);
 
 /* ngx_http_mdm_redis_call.c */
 void ngx_http_mdm_redis_calls_free(void);

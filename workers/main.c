@@ -33,6 +33,15 @@ static mw_option_t  mw_options[] = {
     { "redis_db", 'i', offsetof(mw_conf_t, redis_db), "Redis database (0)" },
     { "redis_password", 's', offsetof(mw_conf_t, redis_password),
       "Redis password (none)" },
+    { "redis_sentinels", 's', offsetof(mw_conf_t, redis_sentinels),
+      "Redis Sentinel addresses, host:port,host:port; with redis_master, "
+      "the master is asked of them at every connect, and \"redis\" is "
+      "not used (none)" },
+    { "redis_master", 's', offsetof(mw_conf_t, redis_master),
+      "the master's name the sentinels monitor (none)" },
+    { "redis_sentinel_password", 's',
+      offsetof(mw_conf_t, redis_sentinel_password),
+      "password of the sentinels, if they have one (none)" },
     { "redis_timeout", 'l', offsetof(mw_conf_t, redis_timeout),
       "seconds a Redis call may go unanswered (beyond the 1 s of blocking "
       "reads) before the connection is dropped and made again (5)" },
@@ -139,6 +148,13 @@ main(int argc, char **argv)
 
         fprintf(stderr, "mdm-worker: unknown option \"%s\"\n\n", argv[i]);
         mw_usage(stderr);
+        mw_free_conf(conf);
+        return 2;
+    }
+
+    if ((conf->redis_sentinels == NULL) != (conf->redis_master == NULL)) {
+        fprintf(stderr, "mdm-worker: redis_sentinels and redis_master go "
+                "together: the sentinels are asked for that master\n");
         mw_free_conf(conf);
         return 2;
     }

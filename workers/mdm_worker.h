@@ -28,6 +28,9 @@ typedef struct {
     int          redis_db;
     char        *redis_password;
     long         redis_timeout;     /* seconds without a reply */
+    char        *redis_sentinels;   /* host:port,host:port; NULL: none */
+    char        *redis_master;      /* the name the sentinels know */
+    char        *redis_sentinel_password;
     char        *apns_url;          /* https://api.push.apple.com */
     char        *apns_ca;           /* CA bundle for the APNs server */
     long         apns_expiration;   /* seconds from now; 0: try once */
@@ -74,6 +77,10 @@ struct mw_redis_s {
     int                  scripts;    /* SCRIPT LOAD at connect */
     int                  block;      /* seconds its calls may block */
     void               (*on_ready)(mw_redis_t *r);
+    redisAsyncContext   *sac;        /* asking a sentinel (redis_sentinel.c) */
+    ev_timer             sentinel_timer;
+    unsigned             sentinel_next;
+    unsigned             sentinel_tries;
 };
 
 
@@ -164,6 +171,13 @@ int mw_redis_eval(mw_redis_t *r, int script, redisCallbackFn *cb, void *data,
 /* scripts.c */
 void mw_scripts_init(mw_ctx_t *ctx);
 void mw_redis_stop(mw_redis_t *r);
+void mw_redis_open(mw_redis_t *r, const char *host, int port);
+void mw_redis_lost(mw_redis_t *r, const char *why);
+const char *mw_redis_shown(mw_redis_t *r);
+
+/* redis_sentinel.c */
+void mw_redis_sentinel_ask(mw_redis_t *r);
+void mw_redis_sentinel_close(mw_redis_t *r);
 
 /* http.c */
 int mw_http_init(mw_ctx_t *ctx);

@@ -38,7 +38,6 @@ typedef struct {
 
 static void mw_redis_connect(mw_redis_t *r);
 static void mw_redis_retry(struct ev_loop *loop, ev_timer *t, int revents);
-static void mw_redis_lost(mw_redis_t *r, const char *why);
 static void mw_redis_drop(mw_redis_t *r, const char *why);
 static void mw_redis_on_connect(const redisAsyncContext *ac, int status);
 static void mw_redis_on_disconnect(const redisAsyncContext *ac, int status);
@@ -96,6 +95,8 @@ mw_redis_stop(mw_redis_t *r)
     ev_timer_stop(r->ctx->loop, &r->retry);
     ev_timer_stop(r->ctx->loop, &r->watchdog);
 
+    mw_redis_sentinel_close(r);
+
     if (ac) {
         r->ac = NULL;
         r->ready = 0;
@@ -109,22 +110,49 @@ mw_redis_stop(mw_redis_t *r)
 static void
 mw_redis_connect(mw_redis_t *r)
 {
-    const char         *addr = r->ctx->conf.redis;
-    char                host[256];
-    const char         *colon;
+    const char  *addr = r->ctx->conf.redis;
+    char         host[256];
+    const char  *colon;
+
+    if (r->ctx->conf.redis_sentinels) {
+        /* mw_redis_open() once a sentinel names the master */
+        mw_redis_sentinel_ask(r);
+        return;
+    }
+
+    if (strncmp(addr, "unix:", 5) == 0) {
+        mw_redis_open(r, addr + 5, -1);
+        return;
+    }
+
+    /* resolved at every connect (by hiredis): the address may have moved */
+    colon = strrchr(addr, ':');
+    snprintf(host, sizeof(host), "%.*s",
+             (int) (colon ? (size_t) (colon - addr) : strlen(addr)), addr);
+    mw_redis_open(r, host, colon ? atoi(colon + 1) : 6379);
+}
+
+
+/* what the log calls the server: its address, or the sentinels' name */
+
+const char *
+mw_redis_shown(mw_redis_t *r)
+{
+    return r->ctx->conf.redis_sentinels ? r->ctx->conf.redis_master
+                                        : r->ctx->conf.redis;
+}
+
+
+/* port -1: host is a unix socket's path */
+
+void
+mw_redis_open(mw_redis_t *r, const char *host, int port)
+{
     mw_script_t        *s;
     redisAsyncContext  *ac;
 
-    if (strncmp(addr, "unix:", 5) == 0) {
-        ac = redisAsyncConnectUnix(addr + 5);
-
-    } else {
-        /* resolved here, at every connect: the address may have moved */
-        colon = strrchr(addr, ':');
-        snprintf(host, sizeof(host), "%.*s",
-                 (int) (colon ? (size_t) (colon - addr) : strlen(addr)), addr);
-        ac = redisAsyncConnect(host, colon ? atoi(colon + 1) : 6379);
-    }
+    ac = (port == -1) ? redisAsyncConnectUnix(host)
+                      : redisAsyncConnect(host, port);
 
     if (ac == NULL || ac->err) {
         mw_redis_lost(r, ac ? ac->errstr : "out of memory");
@@ -134,7 +162,7 @@ mw_redis_connect(mw_redis_t *r)
         return;
     }
 
-    if (strncmp(addr, "unix:", 5) != 0) {
+    if (port != -1) {
         /* a peer that vanished without a FIN is noticed */
         redisEnableKeepAlive(&ac->c);
     }
@@ -154,7 +182,10 @@ mw_redis_connect(mw_redis_t *r)
          && mw_redis_setup(r, "AUTH", "AUTH %s",
                            r->ctx->conf.redis_password) != 0)
         || (r->check && mw_redis_setup(r, "INFO server", "INFO server") != 0)
-        || (r->check && mw_redis_setup(r, "INFO memory", "INFO memory") != 0))
+        || (r->check && mw_redis_setup(r, "INFO memory", "INFO memory") != 0)
+        /* what a sentinel names may be a replica by now: never write there */
+        || (r->ctx->conf.redis_sentinels
+            && mw_redis_setup(r, "ROLE", "ROLE") != 0))
     {
         mw_redis_drop(r, "cannot send the setup commands");
         return;
@@ -204,17 +235,17 @@ mw_redis_retry(struct ev_loop *loop, ev_timer *t, int revents)
     (void) loop;
     (void) revents;
 
-    if (r->ac == NULL && !r->ctx->stopping) {
+    if (r->ac == NULL && r->sac == NULL && !r->ctx->stopping) {
         mw_redis_connect(r);
     }
 }
 
 
-static void
+void
 mw_redis_lost(mw_redis_t *r, const char *why)
 {
     if (r->ready || r->backoff == MW_BACKOFF_MIN) {
-        mw_log("error", "redis %s (%s): %s, reconnecting", r->ctx->conf.redis,
+        mw_log("error", "redis %s (%s): %s, reconnecting", mw_redis_shown(r),
                r->name, why);
     }
 
@@ -300,6 +331,17 @@ mw_redis_setup_reply(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
+    if (strcmp(data, "ROLE") == 0) {
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0
+            || rep->element[0]->type != REDIS_REPLY_STRING
+            || strcmp(rep->element[0]->str, "master") != 0)
+        {
+            mw_redis_drop(r, "the server the sentinel named is not the "
+                          "master (ROLE)");
+        }
+        return;
+    }
+
     if (strncmp(data, "INFO", 4) == 0) {
         if (mw_redis_check_info(r, rep) != 0) {
             /* too old: no point in going on */
@@ -314,7 +356,7 @@ mw_redis_setup_reply(redisAsyncContext *ac, void *reply, void *data)
     }
 
     if (r->backoff > MW_BACKOFF_MIN) {
-        mw_log("notice", "redis %s (%s) is back", r->ctx->conf.redis,
+        mw_log("notice", "redis %s (%s) is back", mw_redis_shown(r),
                r->name);
     }
 
