@@ -350,7 +350,9 @@ ngx_http_mdm_redis_info_reply(redisAsyncContext *ac, void *r, void *privdata)
                != NGX_OK
             || v.len != 1 || v.data[0] != '0'))
     {
-        ngx_http_mdm_redis_unusable(ac, "it is a replica, not the master");
+        ngx_http_mdm_redis_unusable(ac, ngx_http_mdm_redis.conf->sentinels
+                                        ? "it is a replica, not the master"
+                                        : "it is a read-only replica");
         return;
     }
 

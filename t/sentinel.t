@@ -142,7 +142,7 @@ sub tally ($) {
 sub scenario {
     my $w = start_worker(redis_sentinels => $ENV{TEST_NGINX_SENTINELS},
                          redis_master => $Master, redis_timeout => 2,
-                         worker_id => 'sentinel-w');
+                         worker_id => 'sentinel-w', valgrind => 1);
 
     Test::More::is(checkin('Authenticate'), 200, 'Authenticate through the sentinels');
     Test::More::is(checkin('TokenUpdate'), 200, 'TokenUpdate through the sentinels');
@@ -192,7 +192,8 @@ sub scenario {
     Test::More::ok(eval { wait_until 15, 'the worker heartbeat after the switch back', sub {
         rq($Port{a}, 'EXISTS', 'mdm:worker:sentinel-w') } }, 'mdm-worker follows the switch back');
 
-    Test::More::is(stop_worker($w), 0, 'mdm-worker stops cleanly');
+    stop_worker($w);
+    valgrind_clean($w, 'mdm-worker through two failovers');
     Test::More::unlike(worker_log($w), qr/\b(crit|alert)\b/, 'no critical worker log line');
 }
 
