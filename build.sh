@@ -109,9 +109,15 @@ test_suite() {
 
     export MDM_WORKER=$ROOT/workers/mdm-worker
 
+    # two files at a time (MDM_TEST_JOBS): every test picks its own ports
+    # (TEST_NGINX_RANDOMIZE) and its own Redis, and most of a file's time
+    # is waiting
+    local jobs=${MDM_TEST_JOBS:-2}
+    export TEST_NGINX_RANDOMIZE=1
+
     say "test suite"
     TEST_NGINX_LOAD_MODULES=$so TEST_NGINX_BINARY=$NGINX \
-        prove -I. -I t/lib -r t
+        prove -j"$jobs" -I. -I t/lib -r t
 
     say "test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
     local reports=$BUILD/asan/reports
@@ -139,7 +145,7 @@ EOF
     TEST_NGINX_BINARY=$BUILD/asan/nginx \
     ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1" \
     UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1" \
-        prove -I. -I t/lib -r t
+        prove -j"$jobs" -I. -I t/lib -r t
     perl t/sanitizer-check.pl "$reports" || die "sanitizer reports in $reports"
     say "no sanitizer reports"
 }
