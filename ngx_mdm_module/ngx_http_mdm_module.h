@@ -77,6 +77,8 @@ typedef struct {
     ngx_array_t                *sentinels;   /* of ngx_http_mdm_redis_addr_t */
     ngx_str_t                   master_name; /* the sentinels' master */
     ngx_str_t                   sentinel_password;
+    ngx_uint_t                  wait_replicas;  /* wait=N: WAIT after calls */
+    ngx_msec_t                  wait_timeout;
 } ngx_http_mdm_main_conf_t;
 
 

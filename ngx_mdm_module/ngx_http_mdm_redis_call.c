@@ -11,31 +11,6 @@
 #include "ngx_http_mdm_redis_private.h"
 
 
-/* one call of a request; lives in r->pool */
-typedef struct {
-    ngx_http_request_t             *request;
-    ngx_http_mdm_redis_done_pt      done;
-    ngx_http_mdm_redis_ticket_t    *ticket;
-    ngx_event_t                     timer;
-    int                             argc;
-    const char                    **argv;
-    size_t                         *argvlen;
-    ngx_uint_t                      script;
-    unsigned                        retried:1;
-} ngx_http_mdm_redis_op_t;
-
-
-/*
- * hiredis's privdata.  It is on the heap because the reply may arrive after
- * the request pool is gone: the request and hiredis each hold one reference,
- * and "op" is NULL once the request no longer waits for the reply.
- */
-struct ngx_http_mdm_redis_ticket_s {
-    ngx_http_mdm_redis_op_t        *op;
-    ngx_uint_t                      refs;
-    ngx_http_mdm_redis_ticket_t    *next;   /* in the free list */
-};
-
 /*
  * Released tickets are kept for the next requests, so that a device request
  * costs no heap allocation of ours; the list is bounded, and what is beyond
@@ -54,14 +29,11 @@ static const char *ngx_http_mdm_redis_busy(redisReply *reply);
 static ngx_int_t ngx_http_mdm_redis_send(ngx_http_mdm_redis_op_t *op);
 static void ngx_http_mdm_redis_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
-static void ngx_http_mdm_redis_finish(ngx_http_mdm_redis_op_t *op,
-    redisReply *reply, const char *err);
 static void ngx_http_mdm_redis_op_timeout(ngx_event_t *ev);
 static void ngx_http_mdm_redis_op_cleanup(void *data);
 static ngx_http_mdm_redis_ticket_t *ngx_http_mdm_redis_ticket(ngx_log_t *log);
 static u_char *ngx_http_mdm_redis_buffer(size_t len);
 static void ngx_http_mdm_redis_buffer_done(void);
-static void ngx_http_mdm_redis_release(ngx_http_mdm_redis_ticket_t *t);
 
 
 /* calls from requests */
@@ -218,6 +190,11 @@ ngx_http_mdm_redis_send(ngx_http_mdm_redis_op_t *op)
 
     op->ticket->refs++;
 
+    /* mdm_redis wait=N: the answer waits for the replicas too */
+    if (ngx_http_mdm_redis.conf->wait_replicas) {
+        return ngx_http_mdm_redis_wait_send(op);
+    }
+
     return NGX_OK;
 }
 
@@ -316,6 +293,17 @@ ngx_http_mdm_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
 
+    if (ngx_http_mdm_redis.conf->wait_replicas
+        && reply->type != REDIS_REPLY_ERROR)
+    {
+        /* kept until the WAIT behind it answers */
+        if (ngx_http_mdm_redis_wait_hold(op, reply) != NGX_OK) {
+            ngx_http_mdm_redis_finish(op, NULL, "out of memory");
+        }
+
+        return;
+    }
+
     ngx_http_mdm_redis_finish(op, reply, NULL);
 }
 
@@ -393,7 +381,7 @@ ngx_http_mdm_redis_word(redisReply *reply)
 }
 
 
-static void
+void
 ngx_http_mdm_redis_finish(ngx_http_mdm_redis_op_t *op, redisReply *reply,
     const char *err)
 {
@@ -469,7 +457,7 @@ ngx_http_mdm_redis_ticket(ngx_log_t *log)
 }
 
 
-static void
+void
 ngx_http_mdm_redis_release(ngx_http_mdm_redis_ticket_t *t)
 {
     if (--t->refs) {

@@ -16,12 +16,15 @@ static ngx_int_t ngx_http_mdm_redis_set_host(ngx_pool_t *pool,
     ngx_http_mdm_main_conf_t *mmcf, struct sockaddr *sa, socklen_t socklen);
 static char *ngx_http_mdm_redis_sentinels(ngx_conf_t *cf,
     ngx_http_mdm_main_conf_t *mmcf, ngx_str_t *list);
+static ngx_int_t ngx_http_mdm_redis_wait_param(ngx_http_mdm_main_conf_t *mmcf,
+    ngx_str_t *v);
 
 
 /*
  * mdm_redis ADDRESS [db=N] [password=P] [timeout=T]
  * mdm_redis sentinel=HOST:PORT[,HOST:PORT...] master=NAME
  *           [sentinel_password=P] [db=N] [password=P] [timeout=T]
+ * either with [wait=N[,TIMEOUT]]
  */
 
 char *
@@ -32,6 +35,7 @@ ngx_http_mdm_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     u_char     *p;
     ngx_str_t  *value, s;
     ngx_int_t   n;
+    ngx_msec_t  limit;
     ngx_url_t   u;
     ngx_uint_t  i;
 
@@ -105,6 +109,14 @@ ngx_http_mdm_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "wait=", 5) == 0) {
+            if (ngx_http_mdm_redis_wait_param(mmcf, &value[i]) != NGX_OK) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "sentinel_password=", 18) == 0) {
             mmcf->sentinel_password.len = value[i].len - 18;
             mmcf->sentinel_password.data = value[i].data + 18;
@@ -137,6 +149,23 @@ ngx_http_mdm_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "\"sentinel=\" and \"master=\" go together: the "
                            "sentinels are asked for that master's address");
         return NGX_CONF_ERROR;
+    }
+
+    if (mmcf->wait_replicas) {
+        /* the default call timeout is 1s (init_main_conf) */
+        limit = (mmcf->timeout == NGX_CONF_UNSET_MSEC) ? 1000 : mmcf->timeout;
+
+        if (mmcf->wait_timeout == 0) {
+            mmcf->wait_timeout = limit / 2;
+        }
+
+        if (mmcf->wait_timeout >= limit) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the WAIT time of \"wait=\" must be shorter "
+                               "than \"timeout=\", which bounds the whole "
+                               "call");
+            return NGX_CONF_ERROR;
+        }
     }
 
     mmcf->configured = 1;
@@ -223,6 +252,43 @@ ngx_http_mdm_redis_sentinels(ngx_conf_t *cf, ngx_http_mdm_main_conf_t *mmcf,
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* "wait=N" or "wait=N,TIME": N replicas (1..16), TIME for WAIT */
+
+static ngx_int_t
+ngx_http_mdm_redis_wait_param(ngx_http_mdm_main_conf_t *mmcf, ngx_str_t *v)
+{
+    u_char     *p, *last, *comma;
+    ngx_int_t   n;
+    ngx_str_t   t;
+
+    p = v->data + 5;
+    last = v->data + v->len;
+
+    comma = ngx_strlchr(p, last, ',');
+
+    n = ngx_atoi(p, (comma ? comma : last) - p);
+    if (n < 1 || n > 16) {
+        return NGX_ERROR;
+    }
+
+    mmcf->wait_replicas = n;
+
+    if (comma) {
+        t.data = comma + 1;
+        t.len = last - t.data;
+
+        mmcf->wait_timeout = ngx_parse_time(&t, 0);
+        if (mmcf->wait_timeout == (ngx_msec_t) NGX_ERROR
+            || mmcf->wait_timeout == 0)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 

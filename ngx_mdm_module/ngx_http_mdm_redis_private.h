@@ -19,6 +19,32 @@
 
 typedef struct ngx_http_mdm_redis_ticket_s  ngx_http_mdm_redis_ticket_t;
 
+/* one call of a request; lives in r->pool */
+typedef struct {
+    ngx_http_request_t             *request;
+    ngx_http_mdm_redis_done_pt      done;
+    ngx_http_mdm_redis_ticket_t    *ticket;
+    ngx_event_t                     timer;
+    int                             argc;
+    const char                    **argv;
+    size_t                         *argvlen;
+    ngx_uint_t                      script;
+    redisReply                     *held;    /* the reply, awaiting WAIT */
+    unsigned                        retried:1;
+} ngx_http_mdm_redis_op_t;
+
+
+/*
+ * hiredis's privdata.  It is on the heap because the reply may arrive after
+ * the request pool is gone: the request and hiredis each hold one reference,
+ * and "op" is NULL once the request no longer waits for the reply.
+ */
+struct ngx_http_mdm_redis_ticket_s {
+    ngx_http_mdm_redis_op_t        *op;
+    ngx_uint_t                      refs;
+    ngx_http_mdm_redis_ticket_t    *next;   /* in the free list */
+};
+
 typedef struct {
     redisAsyncContext              *ac;
     ngx_http_mdm_main_conf_t       *conf;
@@ -65,6 +91,14 @@ void ngx_http_mdm_redis_sentinel_close(void);
 
 /* ngx_http_mdm_redis_call.c */
 void ngx_http_mdm_redis_calls_free(void);
+void ngx_http_mdm_redis_finish(ngx_http_mdm_redis_op_t *op,
+    redisReply *reply, const char *err);
+void ngx_http_mdm_redis_release(ngx_http_mdm_redis_ticket_t *t);
+
+/* ngx_http_mdm_redis_wait.c */
+ngx_int_t ngx_http_mdm_redis_wait_send(ngx_http_mdm_redis_op_t *op);
+ngx_int_t ngx_http_mdm_redis_wait_hold(ngx_http_mdm_redis_op_t *op,
+    redisReply *reply);
 
 
 #endif /* _NGX_HTTP_MDM_REDIS_PRIVATE_H_INCLUDED_ */
