@@ -115,6 +115,15 @@ main(int argc, char **argv)
     memset(&ctx, 0, sizeof(mw_ctx_t));
     mw_defaults(conf);
 
+    for (i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (mw_read_conf(conf, argv[++i]) != 0) {
+                mw_free_conf(conf);
+                return 2;
+            }
+        }
+    }
+
     for (i = 1; i < argc; i++) {
 
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -129,13 +138,11 @@ main(int argc, char **argv)
             return 0;
         }
 
+        /* the file was read first (below): flags win wherever they stand */
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
             && i + 1 < argc)
         {
-            if (mw_read_conf(conf, argv[++i]) != 0) {
-                mw_free_conf(conf);
-                return 2;
-            }
+            i++;
             continue;
         }
 
