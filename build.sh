@@ -148,6 +148,15 @@ EOF
         prove -j"$jobs" -I. -I t/lib -r t
     perl t/sanitizer-check.pl "$reports" || die "sanitizer reports in $reports"
     say "no sanitizer reports"
+
+    # the Debian packages, installed on this machine and purged again: as
+    # root only (CI is), MDM_TEST_DEB=0 skips it
+    if [ "$(id -u)" -eq 0 ] && [ "${MDM_TEST_DEB:-1}" != 0 ]; then
+        deb
+        say "Debian packages: install, check-in, push, purge"
+        MDM_TEST_DEB=$BUILD/deb TEST_NGINX_BINARY=$NGINX \
+            prove -I. -I t/lib t/deb-install.t
+    fi
 }
 
 run() {
@@ -220,6 +229,34 @@ stop() {
     say "stopped"
 }
 
+# ./build.sh deb: libnginx-mod-http-mdm and ngx-mdm-worker into build/deb,
+# from a clean copy of the tracked files (the tree's own build/ and t/
+# servroots stay out), then lintian on both
+deb() {
+    deps
+    local pkgs=(debhelper lintian dpkg-dev fakeroot)
+    local missing=()
+    for p in "${pkgs[@]}"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        [ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}): run as root"
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    local version src=$BUILD/deb/ngx-mdm
+    version=$(dpkg-parsechangelog -l "$ROOT/debian/changelog" -S Version)
+    rm -rf "$BUILD/deb"; mkdir -p "$src"
+    say "packaging ngx-mdm $version"
+    (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard \
+        | grep -zv '^build/\|^t/servroot' \
+        | xargs -0 tar -cf - ) | tar -xf - -C "$src"
+    (cd "$src" && dpkg-buildpackage -b -us -uc >"$BUILD/deb/build.log" 2>&1) \
+        || { tail -40 "$BUILD/deb/build.log"; die "dpkg-buildpackage failed (build/deb/build.log)"; }
+    say "lintian"
+    lintian --fail-on error "$BUILD"/deb/*.changes
+    ls -1 "$BUILD"/deb/*.deb
+}
+
 case "${1:-build}" in
     build) build ;;
     asan)  build_asan ;;
@@ -228,5 +265,6 @@ case "${1:-build}" in
     stop)  stop ;;
     test)  test_suite ;;
     bench) build; "$ROOT/bench/run.sh" "${@:2}" ;;
-    *)     die "usage: $0 [build|run|stop|test]" ;;
+    deb)   deb ;;
+    *)     die "usage: $0 [build|run|stop|test|asan|bench|deb]" ;;
 esac
