@@ -17,6 +17,7 @@
  */
 
 
+#include "ngx_http_mdm_metrics.h"
 #include "ngx_http_mdm_fastsig.h"
 #include "ngx_http_mdm_fastsig_der.h"
 #include "ngx_http_mdm_fastsig_cache.h"
@@ -133,6 +134,8 @@ ngx_http_mdm_fastsig_verify(ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *der,
 
     e = ngx_http_mdm_fastsig_find(key);
     now = ngx_time();
+
+    ngx_http_mdm_metrics_cache(e != NULL);
 
     if (e == NULL || e->ca != mlcf->ca || now >= e->expires) {
         e = ngx_http_mdm_fastsig_promote(mlcf, key, &s, now);

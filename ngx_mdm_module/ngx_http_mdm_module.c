@@ -10,6 +10,7 @@
 
 #include "ngx_http_mdm_module.h"
 #include "ngx_http_mdm_redis.h"
+#include "ngx_http_mdm_metrics.h"
 #include "ngx_http_mdm_scripts.h"
 #include "ngx_http_mdm_checkin.h"
 #include "ngx_http_mdm_connect.h"
@@ -70,6 +71,13 @@ static ngx_conf_post_handler_pt  ngx_http_mdm_plist_max_nodes_p =
 
 
 static ngx_command_t  ngx_http_mdm_commands[] = {
+
+    { ngx_string("mdm_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_mdm_metrics_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("mdm_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
@@ -389,6 +397,10 @@ ngx_http_mdm_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_mdm_postconfiguration(ngx_conf_t *cf)
 {
+    if (ngx_http_mdm_metrics_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_mdm_scripts_init(cf->log);
 }
 

@@ -10,6 +10,7 @@
 
 
 #include "ngx_http_mdm_redis_private.h"
+#include "ngx_http_mdm_metrics.h"
 
 
 #define NGX_HTTP_MDM_REDIS_BACKOFF_MIN  100
@@ -629,6 +630,12 @@ ngx_http_mdm_redis_ready(void)
                       ngx_http_mdm_redis_shown());
         rd->down_logged = 0;
     }
+
+    if (rd->ready_once) {
+        ngx_http_mdm_metrics_redis_reconnect();
+    }
+
+    rd->ready_once = 1;
 
     rd->unusable_logged = 0;
 }

@@ -9,6 +9,7 @@
 
 
 #include "ngx_http_mdm_redis_private.h"
+#include "ngx_http_mdm_metrics.h"
 
 
 /*
@@ -96,6 +97,7 @@ ngx_http_mdm_redis_eval(ngx_http_request_t *r, ngx_uint_t script,
     t->refs = 1;            /* the request's; hiredis's is added on send */
 
     op->request = r;
+    op->started = ngx_current_msec;
     op->done = done;
     op->ticket = t;
     op->script = script;
@@ -397,6 +399,8 @@ ngx_http_mdm_redis_finish(ngx_http_mdm_redis_op_t *op, redisReply *reply,
     if (op->timer.timer_set) {
         ngx_del_timer(&op->timer);
     }
+
+    ngx_http_mdm_metrics_redis_call(op->started, reply == NULL);
 
     lctx = c->log->data;
     lctx->current_request = r;

@@ -30,6 +30,7 @@ typedef struct {
     size_t                         *argvlen;
     ngx_uint_t                      script;
     redisReply                     *held;    /* the reply, awaiting WAIT */
+    ngx_msec_t                      started; /* for the metrics */
     unsigned                        retried:1;
 } ngx_http_mdm_redis_op_t;
 
@@ -59,6 +60,7 @@ typedef struct {
     unsigned                        down_logged:1;
     unsigned                        unusable_logged:1;
     unsigned                        draining:1;   /* failover reply seen */
+    unsigned                        ready_once:1; /* reconnects count after */
     ngx_resolver_ctx_t             *resolving;
     ngx_uint_t                      next_addr;    /* of a resolved name */
     ngx_http_mdm_redis_ticket_t    *free_tickets;

@@ -9,6 +9,7 @@
  */
 
 
+#include "ngx_http_mdm_metrics.h"
 #include "ngx_http_mdm_request.h"
 #include "ngx_http_mdm_plist.h"
 #include "ngx_http_mdm_identity.h"
@@ -125,6 +126,8 @@ ngx_http_mdm_device_identity(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
     rc = ngx_http_mdm_identity_verify(r, mlcf, &ctx->body, &id, &reason);
 
     if (rc == NGX_DECLINED) {
+        ngx_http_mdm_metrics_identity(reason);
+
         /* never 401: a device that gets one removes its MDM profile */
         return ngx_http_mdm_reject(r, ctx, id.status ? (ngx_int_t) id.status
                                                      : NGX_HTTP_BAD_REQUEST,
