@@ -24,6 +24,8 @@ static ngx_http_mdm_script_t  ngx_http_mdm_scripts[NGX_HTTP_MDM_SCRIPT_N] = {
     { "enroll", ngx_http_mdm_lua_enroll, sizeof(ngx_http_mdm_lua_enroll) - 1,
       "" },
     { "scep", ngx_http_mdm_lua_scep, sizeof(ngx_http_mdm_lua_scep) - 1, "" },
+    { "api_dep", ngx_http_mdm_lua_api_dep,
+      sizeof(ngx_http_mdm_lua_api_dep) - 1, "" },
 };
 
 

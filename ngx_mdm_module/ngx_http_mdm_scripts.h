@@ -17,7 +17,8 @@
 #define NGX_HTTP_MDM_SCRIPT_API      2
 #define NGX_HTTP_MDM_SCRIPT_ENROLL   3
 #define NGX_HTTP_MDM_SCRIPT_SCEP     4
-#define NGX_HTTP_MDM_SCRIPT_N        5
+#define NGX_HTTP_MDM_SCRIPT_API_DEP  5
+#define NGX_HTTP_MDM_SCRIPT_N        6
 
 
 typedef struct {
