@@ -46,7 +46,8 @@
 #                        calls and batch sizes, assigned_total, assigned_multi
 #                        (serials assigned successfully more than once),
 #                        times per path (last 1000), violations, devices;
-#                        full=1 adds "assigned" {serial: successes}
+#                        full=1 adds "assigned" {serial: successes} and
+#                        "attempts" {serial: [[time, result], ...]}
 #   POST /_ctl/reset    stats back to zero
 # SIGTERM/SIGINT: exit 0.
 
@@ -112,7 +113,7 @@ my $Serial = 0;
 
 sub reset_stats {
     %St = (calls => {}, sessions_issued => 0, assign_calls => 0,
-           assign_sizes => [], assigned => {}, times => {}, violations => [],
+           assign_sizes => [], assigned => {}, attempts => {}, times => {}, violations => [],
            limits => {});
 }
 reset_stats();
@@ -336,6 +337,7 @@ sub do_assign {
         my $rule = $AssignRules{$s} && @{ $AssignRules{$s} } ? shift @{ $AssignRules{$s} } : '';
         my $res = $rule || (($Dev{$s} && !$Gone{$s}) ? 'SUCCESS' : 'NOT_ACCESSIBLE');
         $out{$s} = $res;
+        push @{ $St{attempts}{$s} }, [time, $res] unless $remove;
         $throttled = 1 if $res eq 'THROTTLED';
         next unless $res eq 'SUCCESS' && $Dev{$s};
         if ($remove) {
@@ -389,7 +391,7 @@ sub control {
         my @a = values %{ $St{assigned} };
         $s{assigned_total} = scalar @a;
         $s{assigned_multi} = scalar grep { $_ > 1 } @a;
-        delete $s{assigned} unless $r->{path} =~ /full=1/;
+        delete @s{qw(assigned attempts)} unless $r->{path} =~ /full=1/;
         $s{devices} = @Order - keys %Gone;
         $s{log} = scalar @Log;
         return respond($c, 200, $JSON->encode(\%s));
