@@ -40,6 +40,9 @@
 #                        the next; when used up: normal)
 #   POST /_ctl/sessions {"expire": 1, "rotate_every": N, "ttl": SECONDS,
 #                        "unknown_session": 401|403}
+#   POST /_ctl/slow     {"/profile/devices": 1.5}  the call is carried out,
+#                        then the whole mock sleeps that long before it
+#                        answers ({} ends it)
 #   POST /_ctl/cursors  {"expire": 1}        (every cursor made so far is
 #                        EXPIRED_CURSOR from now on)
 #   GET  /_ctl/stats[?full=1] counts per path, sessions issued, assign
@@ -106,7 +109,7 @@ my $CursorSeq = 0;
 my (@Order, %Dev, %Gone);   # serials in arrival order, their records
 my @Log;                    # changes: [serial, op_type, op_date, json]
 my %Profiles;
-my (@Inject, %AssignRules);
+my (@Inject, %AssignRules, %Slow);
 my $RetryAfter = 0;
 my %St;
 my $Serial = 0;
@@ -428,6 +431,10 @@ sub control {
         $SessConf{$_} = $b->{$_} for grep { defined $b->{$_} } qw(ttl rotate_every unknown_session);
         return respond($c, 200, '{}');
     }
+    if ($path eq '/_ctl/slow') {
+        %Slow = %$b;
+        return respond($c, 200, '{}');
+    }
     if ($path eq '/_ctl/cursors') {
         $CursorMin = $CursorSeq if $b->{expire};
         return respond($c, 200, '{}');
@@ -505,6 +512,9 @@ sub handle {
         respond($c, 200, $JSON->encode({ devices => \%out }));
     }
     else { respond($c, 404, 'NOT_FOUND') }
+
+    # done, but answered late: a client killed meanwhile never hears of it
+    select(undef, undef, undef, $Slow{$path}) if $Slow{$path};
 
     # the rotated session rides on the answer just made
     if (%rh) {
