@@ -1030,7 +1030,8 @@ ngx_http_mdm_api_dep_names(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
 
 
 /*
- * GET /v1/dep/devices/NAME[?serial=&profile_status=&op_type=&cursor=&limit=]
+ * GET /v1/dep/devices/NAME[?serial=&profile_status=&op_type=&assign_result=
+ * &cursor=&limit=]
  * and GET /v1/dep/devices/NAME/SERIAL
  */
 
@@ -1043,7 +1044,7 @@ ngx_http_mdm_api_dep_devices(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
     ngx_array_t  *args;
 
     static const char  *filters[] = { "serial", "profile_status", "op_type",
-                                      NULL };
+                                      "assign_result", NULL };
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return ngx_http_mdm_api_dep_method(r, NGX_HTTP_GET,
@@ -1098,9 +1099,10 @@ ngx_http_mdm_api_dep_devices(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
                                                 "._-"))
         {
             return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                          "serial, profile_status and "
-                                          "op_type are words of letters, "
-                                          "digits, \".\", \"_\" or \"-\"");
+                                          "serial, profile_status, op_type "
+                                          "and assign_result are words of "
+                                          "letters, digits, \".\", \"_\" or "
+                                          "\"-\"");
         }
 
         if (ngx_http_mdm_push_arg(args, v.data, v.len) != NGX_OK) {

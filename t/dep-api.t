@@ -566,10 +566,11 @@ sub {
 [ "GET /v1/dep/devices/acme", "GET /v1/dep/devices/acme?limit=2", "GET /v1/dep/devices/acme?limit=2&cursor=4",
   "GET /v1/dep/devices/acme?profile_status=assigned", "GET /v1/dep/devices/acme?op_type=modified&limit=3",
   "GET /v1/dep/devices/acme?serial=C02C", "GET /v1/dep/devices/acme?serial=NOPE",
+  "GET /v1/dep/devices/acme?assign_result=FAILED", "GET /v1/dep/devices/acme?assign_result=SUCCESS&limit=1",
   "GET /v1/dep/devices/acme/C02D", "GET /v1/dep/devices/acme/NOPE", "GET /v1/dep/devices/acme/bad!serial",
   "GET /v1/dep/devices/none", "GET /v1/dep/devices/acme?op_type=a%20b", "DELETE /v1/dep/devices/acme" ]
 --- error_code eval
-[ 200, 200, 200, 200, 200, 200, 200, 200, 404, 400, 404, 400, 405 ]
+[ 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 404, 400, 404, 400, 405 ]
 --- json eval
 [ exact({ dep_name => "acme", total => num(5), cursor => "", devices => [ map { { serial_number => $_ } } qw(C02A C02B C02C C02D C02E) ] }),
   exact({ dep_name => "acme", total => num(5), cursor => "2", devices => [ { serial_number => "C02A" }, { serial_number => "C02B" } ] }),
@@ -578,13 +579,15 @@ sub {
   exact({ dep_name => "acme", total => num(5), cursor => "3", devices => [ { serial_number => "C02B" } ] }),
   exact({ dep_name => "acme", total => num(5), cursor => "", devices => [ { serial_number => "C02C", profile_status => "pushed" } ] }),
   exact({ dep_name => "acme", total => num(5), cursor => "", devices => [] }),
+  exact({ dep_name => "acme", total => num(5), cursor => "", devices => [] }),
+  exact({ dep_name => "acme", total => num(5), cursor => "1", devices => [ { serial_number => "C02A", assign_result => "SUCCESS" } ] }),
   exact({ serial_number => "C02D", model => "MacBook Air", os => "OSX", device_family => "Mac", profile_status => "removed",
           op_type => "modified", op_date => "2026-11-30T10:00:00Z", assign_result => "SUCCESS",
           assign_at => num(1700000000004), updated_at => num(1004) }),
   exact({ error => "DEP name acme has no device NOPE" }),
   exact({ error => qr/^a serial number is 1 to 64/ }),
   exact({ error => "unknown DEP name none" }),
-  exact({ error => qr/^serial, profile_status and op_type are words/ }),
+  exact({ error => qr/^serial, profile_status, op_type and assign_result are words/ }),
   exact({ error => "DEP devices take GET" }) ]
 
 

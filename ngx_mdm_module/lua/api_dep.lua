@@ -326,12 +326,13 @@ local function device(serial)
 end
 
 -- ARGV: 4 cursor (an offset, "" first), 5 limit, 6 serial, 7 profile
--- status, 8 op type ("" any). Oldest change first: a device that changes
+-- status, 8 op type, 9 assign result ("" any). Oldest change first: a device that changes
 -- moves to the end, so paging meets it again rather than skipping others.
 function ops.devices()
     if not known() then return unknown() end
     local off, limit = tonumber(ARGV[4]) or 0, tonumber(ARGV[5])
-    local serial, pstatus, optype = ARGV[6], ARGV[7], ARGV[8]
+    local serial, pstatus, optype, aresult = ARGV[6], ARGV[7], ARGV[8],
+                                             ARGV[9]
     local z = dkey('serials')
     local total = redis.call('ZCARD', z)
     local serials
@@ -347,7 +348,8 @@ function ops.devices()
     for _, s in ipairs(serials) do
         local d = device(s)
         if d and (pstatus == '' or d.profile_status == pstatus)
-             and (optype == '' or d.op_type == optype) then
+             and (optype == '' or d.op_type == optype)
+             and (aresult == '' or d.assign_result == aresult) then
             items[#items + 1] = d
         end
     end
