@@ -1123,9 +1123,9 @@ ngx_http_mdm_api_dep_merge_conf(ngx_conf_t *cf, ngx_http_mdm_loc_conf_t *prev,
     ngx_conf_merge_str_value(conf->dep_pool_name, prev->dep_pool_name,
                              "default");
 
-    if (conf->dep_proxy_timeout < 100 || conf->dep_proxy_timeout > 600000) {
+    if (conf->dep_proxy_timeout < 100 || conf->dep_proxy_timeout > 300000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mdm_dep_proxy_timeout is 100ms to 10m");
+                           "mdm_dep_proxy_timeout is 100ms to 5m");
         return NGX_CONF_ERROR;
     }
 

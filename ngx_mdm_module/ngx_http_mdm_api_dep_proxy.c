@@ -6,7 +6,8 @@
  * by the worker with the name's session.  nginx never talks to Apple and
  * never blocks: the call goes to Redis as a job (RPUSH mdm:dep:proxy,
  * refused with 503 when 1,000 wait), and a timer polls for the worker's
- * reply (GETDEL mdm:dep:proxy:reply:ID, every 20 to 50 ms) until
+ * reply (GETDEL mdm:dep:proxy:reply:ID, every 20 to 50 ms, every 250 ms
+ * after 2 s: each poll takes some request memory) until
  * mdm_dep_proxy_timeout: 504.  The worker drops jobs past their deadline
  * and its replies live 120 s, so nothing stays behind.
  */
@@ -23,6 +24,8 @@
 #define NGX_HTTP_MDM_DEP_QUERY_MAX    4096
 #define NGX_HTTP_MDM_DEP_POLL_FIRST   20
 #define NGX_HTTP_MDM_DEP_POLL_MAX     50
+#define NGX_HTTP_MDM_DEP_POLL_SLOW    250
+#define NGX_HTTP_MDM_DEP_POLL_FAST_FOR 2000
 
 
 /* a waiting call; found again through its pool cleanup */
@@ -380,7 +383,7 @@ static void
 ngx_http_mdm_dep_proxy_polled(ngx_http_request_t *r, redisReply *reply,
     const char *err)
 {
-    ngx_msec_t                 waited;
+    ngx_msec_t                 waited, most;
     ngx_http_mdm_dep_proxy_t  *px;
 
     px = ngx_http_mdm_dep_proxy_state(r, 0);
@@ -418,9 +421,14 @@ ngx_http_mdm_dep_proxy_polled(ngx_http_request_t *r, redisReply *reply,
         return;
     }
 
-    /* the first answers come fast; later ones are Apple's pace */
-    px->interval = ngx_min(px->interval + px->interval / 2,
-                           NGX_HTTP_MDM_DEP_POLL_MAX);
+    /*
+     * the first answers come fast; later ones are Apple's pace, and each
+     * poll costs the request's pool a Redis call: a long wait polls less
+     */
+    most = (waited < NGX_HTTP_MDM_DEP_POLL_FAST_FOR)
+           ? NGX_HTTP_MDM_DEP_POLL_MAX : NGX_HTTP_MDM_DEP_POLL_SLOW;
+
+    px->interval = ngx_min(px->interval + px->interval / 2, most);
 
     ngx_add_timer(&px->timer, ngx_min(px->interval, px->timeout - waited));
 }

@@ -348,4 +348,46 @@ sub {
 location /v1/ { mdm_api; mdm_api_key k; mdm_dep_proxy_timeout 50ms; }
 --- must_die
 --- error_log
-mdm_dep_proxy_timeout is 100ms to 10m
+mdm_dep_proxy_timeout is 100ms to 5m
+
+
+
+=== TEST 14: Redis goes away while a call waits: 503 at the next poll, not at the deadline
+--- config
+location /v1/ { mdm_api; mdm_api_key proxy-key; mdm_dep_proxy_timeout 10s; }
+--- redis_setup eval
+sub { seed() }
+--- request
+GET /v1/dep/dep_names
+--- error_code: 200
+--- after_each eval
+sub {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => main::server_port()) or die;
+    print {$s} "GET /v1/dep/proxy/acme/account HTTP/1.1\r\nHost: x\r\nConnection: close\r\n$::AUTH\r\n\r\n";
+    Time::HiRes::sleep(0.3);
+    my $t0 = Time::HiRes::time();
+    redis_stop();
+    local $/;
+    my $resp = <$s>;
+    my $took = Time::HiRes::time() - $t0;
+    Test::More::like($resp, qr/\AHTTP\/1\.1 503 .*"error":"redis /s, "answered 503");
+    Test::More::cmp_ok($took, '<', 3, "soon ($took s), not after the 10 s timeout");
+    redis_start();
+}
+
+
+
+=== TEST 15: a reply after 3 s (slower polls after 2 s) still comes back, well before the timeout
+--- config
+location /v1/ { mdm_api; mdm_api_key proxy-key; mdm_dep_proxy_timeout 10s; }
+--- redis_setup eval
+sub { seed(); $::T0 = Time::HiRes::time(); fake_worker(delay => 3, reply => sub { { status => 201, body => '{"ok":true}' } }) }
+--- request
+GET /v1/dep/proxy/acme/account
+--- error_code: 201
+--- response_headers
+Content-Type: application/json
+--- response_body: {"ok":true}
+--- after_each eval
+sub { my $took = Time::HiRes::time() - $::T0; Test::More::cmp_ok($took, '<', 4, "answered $took s after"); reap() }
+--- timeout: 12

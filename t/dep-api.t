@@ -636,3 +636,26 @@ sub { redis_stop() }
 [ (exact({ error => qr/^redis (is not connected|Connection refused)/ })) x 9 ]
 --- error_log
 mdm: API request answered 503: redis
+
+
+
+=== TEST 24: mdm_dep_thread_pool off: the key is made and the token file decrypted on the event loop, same answers
+--- config
+location /v1/ { mdm_api; mdm_api_key dep-key; mdm_dep_thread_pool off; }
+--- redis_setup eval
+[ [ "FLUSHALL" ] ]
+--- request
+GET /v1/dep/tokenpki/inline
+--- error_code: 200
+--- after_each eval
+sub {
+    my ($block, $body) = @_;
+    my $cf = t::MDM::pki_dir() . "/dep-inline.pem";
+    main::spew($cf, $body);
+    my $r = api('PUT', '/v1/dep/tokenpki/inline', dep_p7m(dep_plain($::TOK, begin => 1), $cf, 'smime'));
+    Test::More::is($r->{status}, 200, "the token file is taken") or Test::More::diag($r->{body});
+    Test::More::is($r->{json}{consumer_key}, $::TOK{consumer_key}, "its consumer key");
+}
+--- log_level: debug
+--- no_error_log eval
+[ qr/added to thread pool/, "[error]" ]
