@@ -2,11 +2,12 @@
 /*
  * Copyright (C) ngx_mdm contributors
  *
- * /v1/dep/...: the DEP names of NanoDEP's API (tokens, config, assigner,
- * dep_names) under /v1/dep/ so that DEP and DDM names never clash, plus
- * sync now, status and the devices the worker recorded (contracts D1-D3).
- * The module never talks to Apple: the worker does (see the proxy file).
- * Each endpoint is one call of lua/api_dep.lua.
+ * /v1/dep/...: NanoDEP's API (tokens, config, assigner, dep_names) under
+ * /v1/dep/ so that DEP and DDM names never clash, plus sync now, status
+ * and the devices the worker recorded (contracts D1-D3).  This file routes
+ * and holds what the DEP files share; the module never talks to Apple, the
+ * worker does (see the proxy file).  Each endpoint is one call of
+ * lua/api_dep.lua.
  */
 
 
@@ -20,12 +21,6 @@
 #include <ngx_thread_pool.h>
 #endif
 
-
-/* a DEP name's length, a serial's, a profile UUID's, a base URL's */
-#define NGX_HTTP_MDM_DEP_NAME_MAX     64
-#define NGX_HTTP_MDM_DEP_UUID_MAX     64
-#define NGX_HTTP_MDM_DEP_URL_MAX      1024
-#define NGX_HTTP_MDM_DEP_TOKEN_MAX    1024
 
 /* the most ?dep_name= one query may name */
 #define NGX_HTTP_MDM_DEP_FILTER_MAX   100
@@ -41,39 +36,16 @@ typedef struct {
 
 static ngx_int_t ngx_http_mdm_api_dep_path(ngx_http_mdm_api_route_t *rt,
     ngx_http_mdm_dep_path_t *p);
-static ngx_int_t ngx_http_mdm_api_dep_method(ngx_http_request_t *r,
-    ngx_uint_t allowed, const char *message);
-static ngx_int_t ngx_http_mdm_api_dep_simple(ngx_http_request_t *r,
-    ngx_http_mdm_dep_path_t *p, const char *op);
-static ngx_int_t ngx_http_mdm_api_dep_tokens(ngx_http_request_t *r,
-    ngx_http_mdm_dep_path_t *p);
-static ngx_int_t ngx_http_mdm_api_dep_config(ngx_http_request_t *r,
-    ngx_http_mdm_dep_path_t *p);
-static ngx_int_t ngx_http_mdm_api_dep_assigner(ngx_http_request_t *r,
-    ngx_http_mdm_dep_path_t *p);
 static ngx_int_t ngx_http_mdm_api_dep_names(ngx_http_request_t *r,
     ngx_http_mdm_dep_path_t *p);
 static ngx_int_t ngx_http_mdm_api_dep_devices(ngx_http_request_t *r,
     ngx_http_mdm_dep_path_t *p);
-static ngx_int_t ngx_http_mdm_api_dep_json_body(ngx_http_request_t *r,
-    size_t max, json_t **j, ngx_int_t *answer);
-static const char *ngx_http_mdm_api_dep_check_tokens(json_t *t);
-static ngx_uint_t ngx_http_mdm_api_dep_rfc3339(const char *s);
-static ngx_int_t ngx_http_mdm_api_dep_url(ngx_str_t *url);
-static ngx_uint_t ngx_http_mdm_api_dep_word(ngx_str_t *s, size_t max,
-    const char *extra);
 static void ngx_http_mdm_api_dep_done(ngx_http_request_t *r,
     redisReply *reply, const char *err);
 #if (NGX_THREADS)
 static void ngx_http_mdm_api_dep_thread(void *data, ngx_log_t *log);
 static void ngx_http_mdm_api_dep_thread_done(ngx_event_t *ev);
 #endif
-
-
-static const char  *ngx_http_mdm_dep_token_fields[] = {
-    "consumer_key", "consumer_secret", "access_token", "access_secret",
-    "access_token_expiry", NULL
-};
 
 
 ngx_int_t
@@ -223,7 +195,7 @@ ngx_http_mdm_api_dep_valid_name(ngx_str_t *s)
 
 /* 1 to max letters, digits and the bytes of extra */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_mdm_api_dep_word(ngx_str_t *s, size_t max, const char *extra)
 {
     u_char      c;
@@ -251,7 +223,7 @@ ngx_http_mdm_api_dep_word(ngx_str_t *s, size_t max, const char *extra)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_mdm_api_dep_method(ngx_http_request_t *r, ngx_uint_t allowed,
     const char *message)
 {
@@ -289,7 +261,7 @@ ngx_http_mdm_api_dep_call(ngx_http_request_t *r, ngx_array_t *args,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_mdm_api_dep_simple(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p,
     const char *op)
 {
@@ -453,230 +425,13 @@ ngx_http_mdm_api_dep_thread_done(ngx_event_t *ev)
 #endif
 
 
-/* GET and PUT /v1/dep/tokens/NAME: NanoDEP's raw OAuth JSON */
-
-static ngx_int_t
-ngx_http_mdm_api_dep_tokens(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
-{
-    json_t      *j;
-    ngx_int_t    rc;
-
-    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
-        return ngx_http_mdm_api_dep_simple(r, p, "tokens_get");
-    }
-
-    if (r->method != NGX_HTTP_PUT) {
-        return ngx_http_mdm_api_dep_method(r, NGX_HTTP_GET|NGX_HTTP_PUT,
-                                           "DEP tokens take GET or PUT");
-    }
-
-    if (ngx_http_mdm_api_dep_json_body(r, NGX_HTTP_MDM_DEP_MAX_JSON, &j, &rc)
-        != NGX_OK)
-    {
-        return rc;
-    }
-
-    rc = ngx_http_mdm_api_dep_tokens_store(r, &p->name, j, 0);
-    json_decref(j);
-
-    return rc;
-}
-
-
-/*
- * Checks and stores tokens (D1: the script drops the session, lifts a stop
- * and asks for a sync).  brief: answer the consumer key and expiry only.
- * Returns NGX_DONE or what to finalize with; tokens stays the caller's.
- */
-
-ngx_int_t
-ngx_http_mdm_api_dep_tokens_store(ngx_http_request_t *r, ngx_str_t *name,
-    json_t *tokens, ngx_uint_t brief)
-{
-    char         *s;
-    u_char       *p;
-    size_t        n;
-    json_t       *t;
-    ngx_int_t     force;
-    ngx_str_t     v;
-    ngx_uint_t    i;
-    const char   *f;
-    ngx_array_t  *args;
-
-    f = ngx_http_mdm_api_dep_check_tokens(tokens);
-    if (f) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST, f);
-    }
-
-    ngx_http_mdm_arg(r, "force", &v);
-    force = ngx_http_mdm_flag(&v);
-    if (force == NGX_ERROR) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "force is 1, true, yes, 0, false or "
-                                      "no");
-    }
-
-    /* only the five fields are kept, in one order */
-    t = json_object();
-    if (t == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    for (i = 0; ngx_http_mdm_dep_token_fields[i]; i++) {
-        f = ngx_http_mdm_dep_token_fields[i];
-        json_object_set(t, f, json_object_get(tokens, f));
-    }
-
-    s = json_dumps(t, JSON_COMPACT|JSON_PRESERVE_ORDER);
-    json_decref(t);
-
-    if (s == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    n = ngx_strlen(s);
-    p = ngx_pnalloc(r->pool, n);
-    if (p == NULL) {
-        free(s);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_memcpy(p, s, n);
-    free(s);
-
-    args = ngx_http_mdm_api_dep_args(r, "tokens_put", name);
-    if (args == NULL || ngx_http_mdm_push_arg(args, p, n) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    for (i = 0; i < 2; i++) {
-        /* the strings live as long as the tokens, the caller's */
-        s = (char *) json_string_value(json_object_get(tokens,
-                                     i ? "access_token_expiry"
-                                       : "consumer_key"));
-        v.len = ngx_strlen(s);
-        v.data = ngx_pnalloc(r->pool, v.len);
-        if (v.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_memcpy(v.data, s, v.len);
-
-        if (ngx_http_mdm_push_arg(args, v.data, v.len) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    if (ngx_http_mdm_push_arg(args, (u_char *) (force ? "1" : "0"), 1)
-        != NGX_OK
-        || ngx_http_mdm_push_arg(args, (u_char *) (brief ? "brief" : "full"),
-                                 brief ? 5 : 4) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_mdm_api_dep_call(r, args, NULL);
-}
-
-
-/*
- * The five string fields, each printable ASCII (they go into an OAuth
- * header), the expiry RFC 3339.  NULL, or why they are refused.
- */
-
-static const char *
-ngx_http_mdm_api_dep_check_tokens(json_t *t)
-{
-    size_t       n, k;
-    ngx_uint_t   i;
-    const char  *s;
-    json_t      *v;
-
-    static const char  *errs[] = {
-        "the tokens have no consumer_key string",
-        "the tokens have no consumer_secret string",
-        "the tokens have no access_token string",
-        "the tokens have no access_secret string",
-        "the tokens have no access_token_expiry string"
-    };
-
-    if (!json_is_object(t)) {
-        return "the tokens are not a JSON object";
-    }
-
-    for (i = 0; ngx_http_mdm_dep_token_fields[i]; i++) {
-        v = json_object_get(t, ngx_http_mdm_dep_token_fields[i]);
-        s = json_string_value(v);
-        n = s ? json_string_length(v) : 0;
-
-        if (n == 0 || n > NGX_HTTP_MDM_DEP_TOKEN_MAX) {
-            return errs[i];
-        }
-
-        for (k = 0; k < n; k++) {
-            if (s[k] <= 0x20 || s[k] >= 0x7f) {
-                return "a token field has a byte that is not printable "
-                       "ASCII";
-            }
-        }
-    }
-
-    s = json_string_value(json_object_get(t, "access_token_expiry"));
-
-    if (!ngx_http_mdm_api_dep_rfc3339(s)) {
-        return "access_token_expiry is not an RFC 3339 time "
-               "(2025-06-01T05:59:16Z)";
-    }
-
-    return NULL;
-}
-
-
-/* YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM) */
-
-static ngx_uint_t
-ngx_http_mdm_api_dep_rfc3339(const char *s)
-{
-    ngx_uint_t   i;
-    const char  *form = "dddd-dd-ddTdd:dd:dd";
-
-    for (i = 0; form[i]; i++) {
-        if (form[i] == 'd' ? (s[i] < '0' || s[i] > '9')
-            : (s[i] != form[i] && !(form[i] == 'T' && s[i] == 't')))
-        {
-            return 0;
-        }
-    }
-
-    s += i;
-
-    if (*s == '.') {
-        for (s++, i = 0; *s >= '0' && *s <= '9'; s++, i++) { /* void */ }
-
-        if (i == 0) {
-            return 0;
-        }
-    }
-
-    if ((*s == 'Z' || *s == 'z') && s[1] == '\0') {
-        return 1;
-    }
-
-    return (*s == '+' || *s == '-')
-           && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' && s[2] <= '9'
-           && s[3] == ':'
-           && s[4] >= '0' && s[4] <= '9' && s[5] >= '0' && s[5] <= '9'
-           && s[6] == '\0';
-}
-
-
 /*
  * The body as JSON, at most max bytes: NGX_OK with *j (the caller's to
  * release), or NGX_DECLINED with the answer sent and *answer what to
  * finalize with.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_mdm_api_dep_json_body(ngx_http_request_t *r, size_t max, json_t **j,
     ngx_int_t *answer)
 {
@@ -716,243 +471,6 @@ ngx_http_mdm_api_dep_json_body(ngx_http_request_t *r, size_t max, json_t **j,
     }
 
     return NGX_OK;
-}
-
-
-/* GET and PUT /v1/dep/config/NAME: {"base_url": "..."} */
-
-static ngx_int_t
-ngx_http_mdm_api_dep_config(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
-{
-    json_t       *j, *u;
-    ngx_int_t     rc;
-    ngx_str_t     url;
-    ngx_array_t  *args;
-
-    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
-        return ngx_http_mdm_api_dep_simple(r, p, "config_get");
-    }
-
-    if (r->method != NGX_HTTP_PUT) {
-        return ngx_http_mdm_api_dep_method(r, NGX_HTTP_GET|NGX_HTTP_PUT,
-                                           "DEP config takes GET or PUT");
-    }
-
-    if (ngx_http_mdm_api_dep_json_body(r, NGX_HTTP_MDM_DEP_MAX_JSON, &j, &rc)
-        != NGX_OK)
-    {
-        return rc;
-    }
-
-    u = json_object_get(j, "base_url");
-
-    if (!json_is_object(j) || (u && !json_is_string(u) && !json_is_null(u))) {
-        json_decref(j);
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "the config is {\"base_url\": "
-                                      "\"https://...\"}");
-    }
-
-    /* "" or null: Apple's */
-    ngx_str_null(&url);
-
-    if (json_is_string(u) && json_string_length(u)) {
-        url.len = json_string_length(u);
-        url.data = ngx_pnalloc(r->pool, url.len);
-        if (url.data == NULL) {
-            json_decref(j);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_memcpy(url.data, json_string_value(u), url.len);
-    }
-
-    json_decref(j);
-
-    if (url.len && ngx_http_mdm_api_dep_url(&url) != NGX_OK) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "base_url is http:// or https://, a "
-                                      "host, an optional :port and path; no "
-                                      "query, user or spaces");
-    }
-
-    args = ngx_http_mdm_api_dep_args(r, "config_put", &p->name);
-    if (args == NULL
-        || ngx_http_mdm_push_arg(args, url.data, url.len) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_mdm_api_dep_call(r, args, NULL);
-}
-
-
-/*
- * http(s)://HOST[:PORT][/PATH], the worker appends Apple's paths to it:
- * trailing slashes are dropped.  HOST is a name, an IPv4 or [IPv6].
- */
-
-static ngx_int_t
-ngx_http_mdm_api_dep_url(ngx_str_t *url)
-{
-    u_char      *s, *last, c;
-    ngx_int_t    port;
-    ngx_uint_t   n;
-
-    if (url->len > NGX_HTTP_MDM_DEP_URL_MAX) {
-        return NGX_DECLINED;
-    }
-
-    s = url->data;
-    last = s + url->len;
-
-    if (url->len > 8 && ngx_strncasecmp(s, (u_char *) "https://", 8) == 0) {
-        s += 8;
-
-    } else if (url->len > 7
-               && ngx_strncasecmp(s, (u_char *) "http://", 7) == 0)
-    {
-        s += 7;
-
-    } else {
-        return NGX_DECLINED;
-    }
-
-    if (*s == '[') {
-        for (s++, n = 0; s < last && *s != ']'; s++, n++) {
-            c = *s;
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
-                  || (c >= 'A' && c <= 'F') || c == ':' || c == '.'))
-            {
-                return NGX_DECLINED;
-            }
-        }
-
-        if (s == last || n == 0) {
-            return NGX_DECLINED;
-        }
-
-        s++;
-
-    } else {
-        for (n = 0; s < last && *s != ':' && *s != '/'; s++, n++) {
-            c = *s;
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
-                  || (c >= 'A' && c <= 'Z') || c == '.' || c == '-'))
-            {
-                return NGX_DECLINED;
-            }
-        }
-
-        if (n == 0) {
-            return NGX_DECLINED;
-        }
-    }
-
-    if (s < last && *s == ':') {
-        for (s++, n = 0, port = 0; s < last && *s != '/'; s++, n++) {
-            if (*s < '0' || *s > '9' || n >= 5) {
-                return NGX_DECLINED;
-            }
-
-            port = port * 10 + (*s - '0');
-        }
-
-        if (n == 0 || port == 0 || port > 65535) {
-            return NGX_DECLINED;
-        }
-    }
-
-    for ( /* void */ ; s < last; s++) {
-        c = *s;
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
-              || (c >= 'A' && c <= 'Z') || c == '/' || c == '.' || c == '-'
-              || c == '_' || c == '~' || c == '%'))
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    while (url->len && url->data[url->len - 1] == '/') {
-        url->len--;
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * GET, PUT and DELETE /v1/dep/assigner/NAME: NanoDEP takes the profile as
- * ?profile_uuid=; {"profile_uuid": "..."} in the body works too
- */
-
-static ngx_int_t
-ngx_http_mdm_api_dep_assigner(ngx_http_request_t *r,
-    ngx_http_mdm_dep_path_t *p)
-{
-    json_t       *j;
-    ngx_int_t     rc;
-    ngx_str_t     uuid, body;
-    const char   *s;
-    ngx_array_t  *args;
-
-    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
-        return ngx_http_mdm_api_dep_simple(r, p, "assigner_get");
-    }
-
-    if (r->method == NGX_HTTP_DELETE) {
-        return ngx_http_mdm_api_dep_simple(r, p, "assigner_delete");
-    }
-
-    if (r->method != NGX_HTTP_PUT) {
-        return ngx_http_mdm_api_dep_method(r, NGX_HTTP_GET|NGX_HTTP_PUT,
-                                           "the DEP assigner takes GET, PUT "
-                                           "or DELETE");
-    }
-
-    if (ngx_http_mdm_arg(r, "profile_uuid", &uuid) == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (uuid.len == 0 && ngx_http_mdm_request_body(r, &body) == NGX_OK) {
-        if (ngx_http_mdm_api_dep_json_body(r, NGX_HTTP_MDM_DEP_MAX_JSON, &j,
-                                           &rc)
-            != NGX_OK)
-        {
-            return rc;
-        }
-
-        s = json_string_value(json_object_get(j, "profile_uuid"));
-
-        if (s) {
-            uuid.len = ngx_strlen(s);
-            uuid.data = ngx_pnalloc(r->pool, uuid.len + 1);
-            if (uuid.data == NULL) {
-                json_decref(j);
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            ngx_memcpy(uuid.data, s, uuid.len);
-        }
-
-        json_decref(j);
-    }
-
-    if (!ngx_http_mdm_api_dep_word(&uuid, NGX_HTTP_MDM_DEP_UUID_MAX, "-")) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "the assigner needs ?profile_uuid= "
-                                      "(1 to 64 letters, digits or \"-\"; "
-                                      "DELETE stops assigning)");
-    }
-
-    args = ngx_http_mdm_api_dep_args(r, "assigner_put", &p->name);
-    if (args == NULL
-        || ngx_http_mdm_push_arg(args, uuid.data, uuid.len) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_mdm_api_dep_call(r, args, NULL);
 }
 
 

@@ -3,7 +3,9 @@
  * Copyright (C) ngx_mdm contributors
  *
  * What the files of the DEP admin API (/v1/dep/...) share.
- * ngx_http_mdm_api_dep.c routes and serves the plain endpoints,
+ * ngx_http_mdm_api_dep.c routes and lists (names, devices, status),
+ * ngx_http_mdm_api_dep_tokens.c checks and stores tokens,
+ * ngx_http_mdm_api_dep_settings.c keeps config and assigner,
  * ngx_http_mdm_api_dep_pki.c the token key and token files,
  * ngx_http_mdm_api_dep_crypto.c does their OpenSSL work (thread-safe),
  * ngx_http_mdm_api_dep_proxy.c hands Apple calls to the worker (D4).
@@ -29,6 +31,9 @@
 #define NGX_HTTP_MDM_DEP_KEY_MAX      8192
 
 #define NGX_HTTP_MDM_DEP_CN_MAX       64
+
+/* a DEP name's length, a serial's */
+#define NGX_HTTP_MDM_DEP_NAME_MAX     64
 
 
 /* /v1/dep/SUB[/NAME[/MORE]] */
@@ -77,6 +82,24 @@ ngx_int_t ngx_http_mdm_api_dep_tokens_store(ngx_http_request_t *r,
 ngx_int_t ngx_http_mdm_api_dep_reply(ngx_http_request_t *r,
     redisReply *reply, const char *err, ngx_uint_t elements);
 ngx_uint_t ngx_http_mdm_api_dep_valid_name(ngx_str_t *s);
+ngx_uint_t ngx_http_mdm_api_dep_word(ngx_str_t *s, size_t max,
+    const char *extra);
+ngx_int_t ngx_http_mdm_api_dep_method(ngx_http_request_t *r,
+    ngx_uint_t allowed, const char *message);
+ngx_int_t ngx_http_mdm_api_dep_simple(ngx_http_request_t *r,
+    ngx_http_mdm_dep_path_t *p, const char *op);
+ngx_int_t ngx_http_mdm_api_dep_json_body(ngx_http_request_t *r, size_t max,
+    json_t **j, ngx_int_t *answer);
+
+/* ngx_http_mdm_api_dep_tokens.c */
+ngx_int_t ngx_http_mdm_api_dep_tokens(ngx_http_request_t *r,
+    ngx_http_mdm_dep_path_t *p);
+
+/* ngx_http_mdm_api_dep_settings.c */
+ngx_int_t ngx_http_mdm_api_dep_config(ngx_http_request_t *r,
+    ngx_http_mdm_dep_path_t *p);
+ngx_int_t ngx_http_mdm_api_dep_assigner(ngx_http_request_t *r,
+    ngx_http_mdm_dep_path_t *p);
 
 /* ngx_http_mdm_api_dep_pki.c */
 ngx_int_t ngx_http_mdm_api_dep_tokenpki(ngx_http_request_t *r,

@@ -535,10 +535,10 @@ sub {
           tokens => JSON::PP::true, consumer_key => $::TOK{consumer_key},
           access_token_expiry => "2030-01-01T00:00:00Z",
           token_expires_in_days => num(sub { $_[0] > 365 && $_[0] < 2000 }), token_expired => JSON::PP::false,
-          key => JSON::PP::false, cursor => JSON::PP::true, cursor_age_seconds => num(sub { $_[0] >= 119 && $_[0] <= 130 }),
+          tokenpki => JSON::PP::false, cursor => JSON::PP::true, cursor_age_seconds => num(sub { $_[0] >= 119 && $_[0] <= 130 }),
           session => JSON::PP::true, sync_queued => JSON::PP::false, base_url => "http://127.0.0.1:9",
           profile_uuid => "P1", devices_known => num(2) }),
-  exact({ dep_name => "bare", stopped => JSON::PP::false, tokens => JSON::PP::false, key => JSON::PP::false,
+  exact({ dep_name => "bare", stopped => JSON::PP::false, tokens => JSON::PP::false, tokenpki => JSON::PP::false,
           cursor => JSON::PP::false, session => JSON::PP::false, sync_queued => JSON::PP::false,
           base_url => "https://mdmenrollment.apple.com", devices_known => num(0) }),
   exact({ error => "unknown DEP name none" }) ]

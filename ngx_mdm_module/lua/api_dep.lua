@@ -294,7 +294,7 @@ function ops.status()
             o.token_expired = exp <= now_n
         end
     end
-    o.key = redis.call('HEXISTS', dkey('tokenpki'), 'cert') == 1
+    o.tokenpki = redis.call('HEXISTS', dkey('tokenpki'), 'cert') == 1
     o.cursor = redis.call('EXISTS', dkey('cursor')) == 1
     if o.cursor_at then
         o.cursor_age_seconds = math.floor((now_n - o.cursor_at) / 1000)
