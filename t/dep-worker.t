@@ -74,6 +74,7 @@ ok($d->{updated_at} >= $t0, 'and our updated_at');
 ok(redis('GET', 'mdm:dep:acme:cursor'), 'cursor stored');
 is(scalar(events('dep.device.added')), 10000, '10,000 dep.device.added events');
 is(scalar(events('dep.sync')), 1, 'one dep.sync event');
+is(status('acme')->{token_expiry}, 4070908800000, 'status: token_expiry (ms) from the token');
 
 wait_for(sub { dep_stats($dep)->{assigned_total} == 9990 }, 60, 'auto-assign of the fetched');
 $st = dep_stats($dep, 1);

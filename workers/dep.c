@@ -25,6 +25,8 @@ static void mw_dep_ticked(redisAsyncContext *ac, void *reply, void *data);
 static void mw_dep_refresh(mw_dep_t *dep, redisReply *r);
 static void mw_dep_tokens(mw_dep_name_t *n, const char *json, size_t len);
 static void mw_dep_free_name(mw_dep_name_t *n);
+static void mw_dep_expiry_written(redisAsyncContext *ac, void *reply,
+    void *data);
 static int mw_dep_name_ok(const char *s, size_t len);
 
 
@@ -255,8 +257,13 @@ mw_dep_refresh(mw_dep_t *dep, redisReply *list)
             mw_dep_set(&n->session, v, len);
         }
 
+        /* a tick read before our own stop was written does not undo it */
         v = mw_dep_str(e->element[5], &len);
-        n->stopped = (len == 1 && v[0] == '1');
+        if ((len == 1 && v[0] == '1')
+            || mw_now_ms() - n->stopped_at > 2000)
+        {
+            n->stopped = (len == 1 && v[0] == '1');
+        }
 
         if (!n->busy && n->phase == MW_DEP_IDLE) {
             /* what the next cycle starts from */
@@ -337,10 +344,30 @@ mw_dep_tokens(mw_dep_name_t *n, const char *v, size_t len)
 
     json_decref(j);
 
+    if (n->expiry_ms
+        && mw_redis_command(&n->dep->ctx->cmd, mw_dep_expiry_written, n->dep,
+                            "HSET " MDM_KEY_DEP "%s:status token_expiry %lld",
+                            n->name, n->expiry_ms) == 0)
+    {
+        n->dep->pending++;
+    }
+
     if (!n->ck || !n->cs || !n->at || !n->as) {
         mw_log("error", "dep %s: tokens lack consumer_key, consumer_secret, "
                "access_token or access_secret", n->name);
     }
+}
+
+
+static void
+mw_dep_expiry_written(redisAsyncContext *ac, void *reply, void *data)
+{
+    mw_dep_t  *dep = data;
+
+    (void) ac;
+    (void) reply;
+
+    dep->pending--;
 }
 
 

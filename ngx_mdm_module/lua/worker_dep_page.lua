@@ -21,9 +21,11 @@ local function str(v)
     return tostring(v)
 end
 
+-- "id" keys the webhook lanes: a device's events stay in order
 local function event(kind, s, d)
     mdm_xadd(MDM_KEY_EVENTS, maxlen, 'type', 'dep.device.' .. kind,
-             'id', 'dep:' .. n, 'dep_name', n, 'serial', s, 'time', ARGV[2],
+             'id', 'dep:' .. n .. ':' .. s, 'dep_name', n, 'serial', s,
+             'time', ARGV[2],
              'op_type', str(d.op_type), 'op_date', str(d.op_date),
              'profile_status', str(d.profile_status),
              'profile_uuid', str(d.profile_uuid), 'model', str(d.model),
