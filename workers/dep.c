@@ -25,7 +25,7 @@ static void mw_dep_ticked(redisAsyncContext *ac, void *reply, void *data);
 static void mw_dep_refresh(mw_dep_t *dep, redisReply *r);
 static void mw_dep_tokens(mw_dep_name_t *n, const char *json, size_t len);
 static void mw_dep_free_name(mw_dep_name_t *n);
-static void mw_dep_expiry_written(redisAsyncContext *ac, void *reply,
+static void mw_dep_acked(redisAsyncContext *ac, void *reply,
     void *data);
 static int mw_dep_name_ok(const char *s, size_t len);
 
@@ -64,10 +64,23 @@ void
 mw_dep_stop(mw_ctx_t *ctx)
 {
     mw_dep_t       *dep = ctx->dep;
+    const char     *argv[3];
     mw_dep_name_t  *n;
 
     dep->stopping = 1;
     ev_timer_stop(ctx->loop, &dep->tick);
+
+    /* another worker takes DEP over at once rather than after the lease */
+    if (dep->leader) {
+        argv[0] = ctx->conf.worker_id;
+        argv[1] = "0";
+        argv[2] = "0";
+        if (mw_redis_eval(&ctx->cmd, MW_LUA_DEP_TICK, mw_dep_acked, dep,
+                          0, 3, argv) == 0)
+        {
+            dep->pending++;
+        }
+    }
 
     for (n = dep->names; n; n = n->next) {
         ev_timer_stop(ctx->loop, &n->wait);
@@ -345,7 +358,7 @@ mw_dep_tokens(mw_dep_name_t *n, const char *v, size_t len)
     json_decref(j);
 
     if (n->expiry_ms
-        && mw_redis_command(&n->dep->ctx->cmd, mw_dep_expiry_written, n->dep,
+        && mw_redis_command(&n->dep->ctx->cmd, mw_dep_acked, n->dep,
                             "HSET " MDM_KEY_DEP "%s:status token_expiry %lld",
                             n->name, n->expiry_ms) == 0)
     {
@@ -359,8 +372,10 @@ mw_dep_tokens(mw_dep_name_t *n, const char *v, size_t len)
 }
 
 
+/* a write whose answer only ends a wait (mw_dep_idle) */
+
 static void
-mw_dep_expiry_written(redisAsyncContext *ac, void *reply, void *data)
+mw_dep_acked(redisAsyncContext *ac, void *reply, void *data)
 {
     mw_dep_t  *dep = data;
 
