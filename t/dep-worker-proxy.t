@@ -98,7 +98,18 @@ $r = reply(job(path => '/account'));
 like($r->{error}, qr/stopped/, 'a stopped name: status 0, error');
 redis('HDEL', 'mdm:dep:px:status', 'stopped', 'stop_reason');
 
+# a name backing off (Retry-After) answers at once, not after the wait
+dep_ctl($dep, 'inject', { path => '/devices/sync', status => 503, headers => { 'Retry-After' => '30' } });
+redis('SADD', 'mdm:dep:syncnow', 'px');
+wait_for(sub { (redis('HGET', 'mdm:dep:px:status', 'last_error') // '') =~ /503/ }, 10, 'a 503');
+my $t0 = time;
+$r = reply(job(path => '/account'));
+like($r->{error}, qr/waiting after an error/, 'a job during a Retry-After wait: status 0 at once');
+ok(time - $t0 < 2, 'answered at once');
+
 # many at once: answered in order, one at a time
+is(stop_worker($w), 0, 'clean exit');
+$w = start_worker(worker_id => 'dp', repush_interval => 0, webhook_url => $hook->{hook_url});
 my @ids = map { job(path => '/account') } 1 .. 30;
 my @r = map { reply($_) } @ids;
 is(scalar(grep { $_ && $_->{status} == 200 } @r), 30, '30 jobs at once: all answered');

@@ -395,9 +395,16 @@ mw_dep_step(mw_dep_name_t *n)
     mw_dep_t   *dep = n->dep;
     char        why[128];
 
-    if (n->busy || ev_is_active(&n->wait) || !dep->leader || dep->stopping
-        || !dep->ctx->cmd.ready)
-    {
+    if (n->busy || !dep->leader || dep->stopping || !dep->ctx->cmd.ready) {
+        return;
+    }
+
+    if (ev_is_active(&n->wait)) {
+        /* the admin hears now rather than after the backoff, or a 504 */
+        if (n->jobs) {
+            mw_dep_job_fail(n, n->jobs, "the DEP name is waiting after an "
+                            "error (see its status): try again later");
+        }
         return;
     }
 
