@@ -139,6 +139,22 @@ for my $why ('T_C_NOT_SIGNED', 'ACCESS_DENIED') {
     is(status('e')->{stopped} // '0', '0', "$why: resumed after the token PUT");
 }
 
+# --- a wrong secret: 401 on GET /session, backoff, no stop -----------------------
+
+dep_ctl($dep, 'reset');
+{
+    local $dep->{cred} = { %{ $dep->{cred} }, cs => 'CS_wrong' };
+    token_put('e', $dep, profile => 'P');
+}
+wait_for(sub { (dep_stats($dep)->{calls}{'/session'} // 0) >= 2 }, 15, 'GET /session retried');
+like(status('e')->{last_error}, qr{GET /session: HTTP 401}, 'wrong secret: the 401 of GET /session recorded');
+ok(!status('e')->{stopped}, 'not a stop: retried with backoff');
+ok(scalar(grep { $_ eq 'bad signature' } @{ dep_stats($dep)->{violations} }), 'the mock saw a bad signature');
+my @s = times_of($dep, '/session');
+ok($s[1] - $s[0] >= 0.9, sprintf('backoff between attempts (%.2fs)', $s[1] - $s[0]));
+token_put('e', $dep, profile => 'P');
+$last = synced('e', $last, 'the right secret: synced');
+
 # --- token expiry -------------------------------------------------------------
 
 dep_ctl($dep, 'reset');

@@ -74,6 +74,7 @@ ok($d->{updated_at} >= $t0, 'and our updated_at');
 ok(redis('GET', 'mdm:dep:acme:cursor'), 'cursor stored');
 is(scalar(events('dep.device.added')), 10000, '10,000 dep.device.added events');
 is(scalar(events('dep.sync')), 1, 'one dep.sync event');
+is(status('acme')->{token_expiry}, 4070908800000, 'status: token_expiry (ms) from the token');
 
 wait_for(sub { dep_stats($dep)->{assigned_total} == 9990 }, 60, 'auto-assign of the fetched');
 $st = dep_stats($dep, 1);
@@ -205,5 +206,27 @@ pass('token and config changes apply without a restart');
 
 is(stop_worker($w), 0, 'clean exit');
 unlike(worker_log($w), qr/\berror\b/, 'no errors logged');
+
+# --- dep_sync_interval, and one worker at a time -----------------------------
+
+dep_ctl($dep, 'reset');
+my $w1 = start_worker(worker_id => 'dw1', repush_interval => 0, dep_sync_interval => 1);
+wait_for(sub { (redis('GET', 'mdm:dep:leader') // '') eq 'dw1' }, 10, 'dw1 leads');
+my $w2 = start_worker(worker_id => 'dw2', repush_interval => 0, dep_sync_interval => 1);
+sleep 3.5;
+my @t = @{ dep_stats($dep)->{times}{'/devices/sync'} // [] };
+ok(@t >= 3 && @t <= 6, 'dep_sync_interval 1: a sync every second (' . scalar(@t) . ' in 3.5 s)');
+ok(!grep({ $t[$_] - $t[$_ - 1] < 0.9 } 1 .. $#t), 'never sooner');
+unlike(worker_log($w2), qr/dep acme/, 'the second worker leaves DEP alone');
+is(redis('GET', 'mdm:dep:leader'), 'dw1', 'mdm:dep:leader: the first');
+my $t1 = time;
+is(stop_worker($w1), 0, 'the leader stops (SIGTERM)');
+ok(!defined redis('GET', 'mdm:dep:leader') || redis('GET', 'mdm:dep:leader') eq 'dw2',
+   'and gives the lease up');
+wait_for(sub { (redis('GET', 'mdm:dep:leader') // '') eq 'dw2' }, 5, 'dw2 takes over');
+sync_now('acme');
+$last = synced('acme', $last, 'the second worker syncs');
+ok(time - $t1 < 2, sprintf('taken over at once (%.1f s), not after the lease', time - $t1));
+is(stop_worker($w2), 0, 'clean exit');
 
 done_testing;

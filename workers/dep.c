@@ -25,6 +25,8 @@ static void mw_dep_ticked(redisAsyncContext *ac, void *reply, void *data);
 static void mw_dep_refresh(mw_dep_t *dep, redisReply *r);
 static void mw_dep_tokens(mw_dep_name_t *n, const char *json, size_t len);
 static void mw_dep_free_name(mw_dep_name_t *n);
+static void mw_dep_acked(redisAsyncContext *ac, void *reply,
+    void *data);
 static int mw_dep_name_ok(const char *s, size_t len);
 
 
@@ -62,10 +64,23 @@ void
 mw_dep_stop(mw_ctx_t *ctx)
 {
     mw_dep_t       *dep = ctx->dep;
+    const char     *argv[3];
     mw_dep_name_t  *n;
 
     dep->stopping = 1;
     ev_timer_stop(ctx->loop, &dep->tick);
+
+    /* another worker takes DEP over at once rather than after the lease */
+    if (dep->leader) {
+        argv[0] = ctx->conf.worker_id;
+        argv[1] = "0";
+        argv[2] = "0";
+        if (mw_redis_eval(&ctx->cmd, MW_LUA_DEP_TICK, mw_dep_acked, dep,
+                          0, 3, argv) == 0)
+        {
+            dep->pending++;
+        }
+    }
 
     for (n = dep->names; n; n = n->next) {
         ev_timer_stop(ctx->loop, &n->wait);
@@ -255,8 +270,13 @@ mw_dep_refresh(mw_dep_t *dep, redisReply *list)
             mw_dep_set(&n->session, v, len);
         }
 
+        /* a tick read before our own stop was written does not undo it */
         v = mw_dep_str(e->element[5], &len);
-        n->stopped = (len == 1 && v[0] == '1');
+        if ((len == 1 && v[0] == '1')
+            || mw_now_ms() - n->stopped_at > 2000)
+        {
+            n->stopped = (len == 1 && v[0] == '1');
+        }
 
         if (!n->busy && n->phase == MW_DEP_IDLE) {
             /* what the next cycle starts from */
@@ -337,10 +357,32 @@ mw_dep_tokens(mw_dep_name_t *n, const char *v, size_t len)
 
     json_decref(j);
 
+    if (n->expiry_ms
+        && mw_redis_command(&n->dep->ctx->cmd, mw_dep_acked, n->dep,
+                            "HSET " MDM_KEY_DEP "%s:status token_expiry %lld",
+                            n->name, n->expiry_ms) == 0)
+    {
+        n->dep->pending++;
+    }
+
     if (!n->ck || !n->cs || !n->at || !n->as) {
         mw_log("error", "dep %s: tokens lack consumer_key, consumer_secret, "
                "access_token or access_secret", n->name);
     }
+}
+
+
+/* a write whose answer only ends a wait (mw_dep_idle) */
+
+static void
+mw_dep_acked(redisAsyncContext *ac, void *reply, void *data)
+{
+    mw_dep_t  *dep = data;
+
+    (void) ac;
+    (void) reply;
+
+    dep->pending--;
 }
 
 
@@ -353,9 +395,16 @@ mw_dep_step(mw_dep_name_t *n)
     mw_dep_t   *dep = n->dep;
     char        why[128];
 
-    if (n->busy || ev_is_active(&n->wait) || !dep->leader || dep->stopping
-        || !dep->ctx->cmd.ready)
-    {
+    if (n->busy || !dep->leader || dep->stopping || !dep->ctx->cmd.ready) {
+        return;
+    }
+
+    if (ev_is_active(&n->wait)) {
+        /* the admin hears now rather than after the backoff, or a 504 */
+        if (n->jobs) {
+            mw_dep_job_fail(n, n->jobs, "the DEP name is waiting after an "
+                            "error (see its status): try again later");
+        }
         return;
     }
 

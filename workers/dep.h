@@ -86,6 +86,7 @@ struct mw_dep_name_s {
     long long        assign_due;  /* first due in the queue; 0: none */
     int              assigning;   /* left in flight by a crash */
     long long        warned_at;
+    long long        stopped_at;  /* stopped here: ticks older say not */
 
     /* the lane */
     char            *session;

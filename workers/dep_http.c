@@ -329,6 +329,7 @@ mw_dep_error(mw_dep_name_t *n, const char *error, int stop)
 
     if (stop) {
         n->stopped = 1;
+        n->stopped_at = mw_now_ms();
         n->phase = MW_DEP_IDLE;
         mw_log("error", "dep %s: stopped: %s; PUT a new token to go on",
                n->name, error);

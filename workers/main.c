@@ -446,8 +446,9 @@ mw_usage(FILE *out)
 
     fprintf(out,
         "usage: mdm-worker [-c FILE] [--NAME VALUE ...]\n\n"
-        "Sends the APNs pushes ngx_http_mdm_module queues in Redis, and\n"
-        "delivers its events as webhooks.\n"
+        "Sends the APNs pushes ngx_http_mdm_module queues in Redis,\n"
+        "delivers its events as webhooks, and runs the DEP names (sync and\n"
+        "auto-assign with Apple's device-assignment API).\n"
         "Settings come from the file (\"name = value\" lines, # comments),\n"
         "then from --name value flags, which win:\n\n");
 

@@ -21,9 +21,11 @@ local function str(v)
     return tostring(v)
 end
 
+-- "id" keys the webhook lanes: a device's events stay in order
 local function event(kind, s, d)
     mdm_xadd(MDM_KEY_EVENTS, maxlen, 'type', 'dep.device.' .. kind,
-             'id', 'dep:' .. n, 'dep_name', n, 'serial', s, 'time', ARGV[2],
+             'id', 'dep:' .. n .. ':' .. s, 'dep_name', n, 'serial', s,
+             'time', ARGV[2],
              'op_type', str(d.op_type), 'op_date', str(d.op_date),
              'profile_status', str(d.profile_status),
              'profile_uuid', str(d.profile_uuid), 'model', str(d.model),
@@ -59,15 +61,17 @@ for _, d in ipairs(devs) do
         local was = redis.call('EXISTS', k) == 1 and not gone
         -- the same serial may come more than once: the latest op_date wins
         if not (op ~= '' and old and old ~= '' and str(d.op_date) < old) then
-            local args, changed = {}, not was
+            local args, changed, cur = {}, not was, {}
+            if was then
+                local h = redis.call('HGETALL', k)
+                for i = 1, #h, 2 do cur[h[i]] = h[i + 1] end
+            end
             for f, v in pairs(d) do
                 if type(f) == 'string' and f ~= 'response_status' then
                     local sv = str(v)
                     args[#args + 1] = f
                     args[#args + 1] = sv
-                    if not changed and redis.call('HGET', k, f) ~= sv then
-                        changed = true
-                    end
+                    if cur[f] ~= sv then changed = true end
                 end
             end
             args[#args + 1] = 'updated_at'
