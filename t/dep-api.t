@@ -659,3 +659,37 @@ sub {
 --- log_level: debug
 --- no_error_log eval
 [ qr/added to thread pool/, "[error]" ]
+
+
+
+=== TEST 25: keys made in the thread pool do not stall the event loop: while 8 are made, another request is answered at once
+--- redis_setup eval
+[ [ "FLUSHALL" ], [ "SADD", "mdm:dep:names", "acme" ] ]
+--- request
+GET /v1/dep/dep_names
+--- error_code: 200
+--- after_each eval
+sub {
+    my @socks;
+    my $t0 = Time::HiRes::time();
+    for my $i (1 .. 8) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => main::server_port()) or die;
+        print {$s} "GET /v1/dep/tokenpki/stall$i HTTP/1.1\r\nHost: x\r\nConnection: close\r\n$::AUTH\r\n\r\n";
+        push @socks, $s;
+    }
+    Time::HiRes::sleep(0.05);
+    my $t1 = Time::HiRes::time();
+    my $r = api('GET', '/v1/dep/status/acme');
+    my $took = Time::HiRes::time() - $t1;
+    my $n = 0;
+    for my $s (@socks) {
+        local $/;
+        my $resp = <$s>;
+        $n++ if $resp =~ /\AHTTP\/1\.1 200 .*BEGIN CERTIFICATE/s;
+    }
+    my $all = Time::HiRes::time() - $t0;
+    Test::More::is($r->{status}, 200, "status answered");
+    Test::More::is($n, 8, "8 keys made");
+    Test::More::diag(sprintf("8 keys in %.3f s; a status request meanwhile took %.3f s", $all, $took));
+    Test::More::cmp_ok($took, '<', $all / 2, "the status request did not wait for the keys");
+}
