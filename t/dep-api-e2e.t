@@ -154,6 +154,16 @@ sub {
     Test::More::is($r->{status}, 404, "Apple's 404 comes back");
     Test::More::is($r->{body}, 'NOT_FOUND', "with Apple's body");
     Test::More::is(redis('LLEN', 'mdm:dep:proxy'), 0, "no job left behind");
+    my @t;
+    for (1 .. 20) {
+        my $t0 = Time::HiRes::time();
+        my $ok = api('GET', '/v1/dep/proxy/acme/account')->{status} == 200;
+        push @t, Time::HiRes::time() - $t0 if $ok;
+    }
+    @t = sort { $a <=> $b } @t;
+    Test::More::is(scalar @t, 20, "20 proxied calls in a row");
+    Test::More::diag(sprintf("proxied GET /account (nginx -> Redis -> worker -> mock and back): median %.0f ms, max %.0f ms",
+                             1000 * $t[10], 1000 * $t[-1]));
 }
 
 
