@@ -78,6 +78,8 @@ static ngx_http_mdm_api_endpoint_t  ngx_http_mdm_api_endpoints[] = {
     { ngx_string("renew"), 1, "", 0, ngx_http_mdm_api_renew },
     { ngx_string("challenge"), 0, "", 0, ngx_http_mdm_api_challenge },
     { ngx_string("certificates"), 0, "", 0, ngx_http_mdm_api_certificates },
+    { ngx_string("dep"), NGX_HTTP_MDM_API_ANY_ARGS, "",
+      NGX_HTTP_PUT|NGX_HTTP_POST|NGX_HTTP_DELETE, ngx_http_mdm_api_dep },
     { ngx_null_string, 0, NULL, 0, NULL }
 };
 
@@ -436,6 +438,9 @@ ngx_http_mdm_api_body(ngx_http_request_t *r)
 
     } else if (ngx_http_mdm_api_is(rt.endpoint, "pushcert")) {
         rc = ngx_http_mdm_api_pushcert_put(r);
+
+    } else if (ngx_http_mdm_api_is(rt.endpoint, "dep")) {
+        rc = ngx_http_mdm_api_dep(r, &rt);
 
     } else {
         rc = ngx_http_mdm_api_enqueue(r);

@@ -14,5 +14,9 @@
 /* the content handler of mdm_api */
 ngx_int_t ngx_http_mdm_api_handler(ngx_http_request_t *r);
 
+/* mdm_dep_proxy_timeout, mdm_dep_thread_pool (ngx_http_mdm_api_dep.c) */
+char *ngx_http_mdm_api_dep_merge_conf(ngx_conf_t *cf,
+    ngx_http_mdm_loc_conf_t *prev, ngx_http_mdm_loc_conf_t *conf);
+
 
 #endif /* _NGX_HTTP_MDM_API_H_INCLUDED_ */

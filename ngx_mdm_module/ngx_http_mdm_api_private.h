@@ -93,5 +93,9 @@ ngx_int_t ngx_http_mdm_api_challenge(ngx_http_request_t *r,
 ngx_int_t ngx_http_mdm_api_certificates(ngx_http_request_t *r,
     ngx_http_mdm_api_route_t *rt);
 
+/* ngx_http_mdm_api_dep*.c: /v1/dep/... (DEP names, tokens, proxy) */
+ngx_int_t ngx_http_mdm_api_dep(ngx_http_request_t *r,
+    ngx_http_mdm_api_route_t *rt);
+
 
 #endif /* _NGX_HTTP_MDM_API_PRIVATE_H_INCLUDED_ */

@@ -352,6 +352,20 @@ static ngx_command_t  ngx_http_mdm_commands[] = {
       offsetof(ngx_http_mdm_scep_conf_t, pool_name),
       NULL },
 
+    { ngx_string("mdm_dep_proxy_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, dep_proxy_timeout),
+      NULL },
+
+    { ngx_string("mdm_dep_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, dep_pool_name),
+      NULL },
+
       ngx_null_command
 };
 
@@ -481,6 +495,8 @@ ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    mlcf->dep_proxy_timeout = NGX_CONF_UNSET_MSEC;
+
     return mlcf;
 }
 
@@ -546,6 +562,10 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (ngx_http_mdm_scep_merge_conf(cf, prev->scep, conf->scep)
         != NGX_CONF_OK)
     {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_mdm_api_dep_merge_conf(cf, prev, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 

@@ -124,6 +124,9 @@ typedef struct {
     ngx_uint_t                  reenroll;    /* mdm_reenroll */
     ngx_http_mdm_enroll_conf_t  enroll;      /* mdm_enroll_* */
     void                       *scep;        /* ngx_http_mdm_scep_conf_t */
+    ngx_msec_t                  dep_proxy_timeout; /* mdm_dep_proxy_timeout */
+    ngx_str_t                   dep_pool_name;     /* mdm_dep_thread_pool */
+    void                       *dep_thread_pool;   /* NULL: in the worker */
 } ngx_http_mdm_loc_conf_t;
 
 

@@ -26,6 +26,8 @@ static ngx_http_mdm_script_t  ngx_http_mdm_scripts[NGX_HTTP_MDM_SCRIPT_N] = {
     { "scep", ngx_http_mdm_lua_scep, sizeof(ngx_http_mdm_lua_scep) - 1, "" },
     { "metrics", ngx_http_mdm_lua_metrics,
       sizeof(ngx_http_mdm_lua_metrics) - 1, "" },
+    { "api_dep", ngx_http_mdm_lua_api_dep,
+      sizeof(ngx_http_mdm_lua_api_dep) - 1, "" },
 };
 
 

@@ -18,7 +18,8 @@
 #define NGX_HTTP_MDM_SCRIPT_ENROLL   3
 #define NGX_HTTP_MDM_SCRIPT_SCEP     4
 #define NGX_HTTP_MDM_SCRIPT_METRICS  5
-#define NGX_HTTP_MDM_SCRIPT_N        6
+#define NGX_HTTP_MDM_SCRIPT_API_DEP  6
+#define NGX_HTTP_MDM_SCRIPT_N        7
 
 
 typedef struct {

@@ -56,4 +56,13 @@
 #define MDM_KEY_STATS_APNS      "mdm:stats:apns"     /* hash */
 #define MDM_KEY_STATS_MODULE    "mdm:stats:module"   /* hash */
 
+/* dep (worker side, contracts D1-D5): per name mdm:dep:NAME:... */
+#define MDM_KEY_DEP             "mdm:dep:"           /* + NAME:... */
+#define MDM_KEY_DEP_NAMES       "mdm:dep:names"      /* set */
+#define MDM_KEY_DEP_SYNCNOW     "mdm:dep:syncnow"    /* set of names */
+#define MDM_KEY_DEP_PROXY       "mdm:dep:proxy"      /* list of jobs */
+#define MDM_KEY_DEP_PROXY_REPLY "mdm:dep:proxy:reply:" /* + id, TTL */
+#define MDM_KEY_DEP_PROFILES    "mdm:dep:profiles"   /* hash */
+#define MDM_KEY_DEP_LEADER      "mdm:dep:leader"     /* worker id, TTL */
+
 #endif /* NGX_MDM_KEYS_H */

@@ -87,6 +87,34 @@ static mw_option_t  mw_options[] = {
       "webhook requests in flight at once (8)" },
     { "webhook_dead_max", 'l', offsetof(mw_conf_t, webhook_dead_max),
       "dead letters kept in mdm:webhooks:dead, about (100000)" },
+    { "dep_sync_interval", 'l', offsetof(mw_conf_t, dep_sync_interval),
+      "DEP: seconds between syncs of a DEP name (1800)" },
+    { "dep_backoff_ms", 'l', offsetof(mw_conf_t, dep_backoff_ms),
+      "DEP: first delay after a 5xx or a connection failure, doubled each "
+      "time up to dep_backoff_max (1000)" },
+    { "dep_backoff_max", 'l', offsetof(mw_conf_t, dep_backoff_max),
+      "DEP: the longest such delay, seconds (300)" },
+    { "dep_page_size", 'i', offsetof(mw_conf_t, dep_page_size),
+      "DEP: devices asked for per fetch or sync page, never above "
+      "/account's limit (1000)" },
+    { "dep_protocol_version", 'i', offsetof(mw_conf_t, dep_protocol_version),
+      "DEP: X-Server-Protocol-Version (10)" },
+    { "dep_throttle_cooldown", 'l', offsetof(mw_conf_t, dep_throttle_cooldown),
+      "DEP: seconds before a THROTTLED assignment is retried when Apple "
+      "gives no retry_after_seconds (3600)" },
+    { "dep_assign_retries", 'i', offsetof(mw_conf_t, dep_assign_retries),
+      "DEP: attempts of a FAILED assignment before giving up (8)" },
+    { "dep_assign_backoff", 'l', offsetof(mw_conf_t, dep_assign_backoff),
+      "DEP: seconds before the first retry of a FAILED assignment, "
+      "doubled each time up to a day (60)" },
+    { "dep_events_max", 'l', offsetof(mw_conf_t, dep_events_max),
+      "DEP: MAXLEN ~ of mdm:events for DEP events, as mdm_events_max "
+      "(1000000)" },
+    { "dep_deleted_ttl", 'l', offsetof(mw_conf_t, dep_deleted_ttl),
+      "DEP: seconds a deleted device's record is kept (2592000)" },
+    { "dep_session_ttl", 'l', offsetof(mw_conf_t, dep_session_ttl),
+      "DEP: seconds a stored X-ADM-Auth-Session is reused by a restarted "
+      "worker (1800)" },
     { "worker_id", 's', offsetof(mw_conf_t, worker_id),
       "this worker's name, unique among the workers of one Redis "
       "(the host name)" },
@@ -184,10 +212,13 @@ main(int argc, char **argv)
         return 1;
     }
 
-    if (mw_apns_init(&ctx) != 0 || mw_webhook_init(&ctx) != 0) {
+    if (mw_apns_init(&ctx) != 0 || mw_webhook_init(&ctx) != 0
+        || mw_dep_init(&ctx) != 0)
+    {
         mw_log("error", "out of memory");
         mw_apns_cleanup(&ctx);
         mw_webhook_cleanup(&ctx);
+        mw_dep_cleanup(&ctx);
         mw_http_cleanup(&ctx);
         mw_free_conf(conf);
         return 1;
@@ -225,6 +256,7 @@ main(int argc, char **argv)
     mw_redis_stop(&ctx.evt);
     mw_apns_cleanup(&ctx);
     mw_webhook_cleanup(&ctx);
+    mw_dep_cleanup(&ctx);
     mw_http_cleanup(&ctx);
     ev_loop_destroy(ctx.loop);
 
@@ -240,6 +272,7 @@ mw_ready(mw_redis_t *r)
 {
     mw_apns_start(r->ctx);
     mw_webhook_start(r->ctx);
+    mw_dep_start(r->ctx);
 }
 
 
@@ -263,6 +296,7 @@ mw_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ctx->stop_by = ev_now(loop) + (ev_tstamp) ctx->conf.stop_timeout;
     mw_apns_stop(ctx);
     mw_webhook_stop(ctx);
+    mw_dep_stop(ctx);
 
     ev_timer_init(&ctx->idle, mw_check_idle, 0., 0.05);
     ctx->idle.data = ctx;
@@ -278,7 +312,7 @@ mw_check_idle(struct ev_loop *loop, ev_timer *w, int revents)
     (void) revents;
 
     if (mw_http_inflight(ctx) == 0 && mw_apns_idle(ctx)
-        && mw_webhook_idle(ctx))
+        && mw_webhook_idle(ctx) && mw_dep_idle(ctx))
     {
         ev_timer_stop(loop, w);
         ev_break(loop, EVBREAK_ALL);
@@ -315,6 +349,17 @@ mw_defaults(mw_conf_t *conf)
     conf->webhook_idle = strdup("on");
     conf->webhook_max_inflight = 8;
     conf->webhook_dead_max = 100000;
+    conf->dep_sync_interval = 1800;
+    conf->dep_backoff_ms = 1000;
+    conf->dep_backoff_max = 300;
+    conf->dep_page_size = 1000;
+    conf->dep_protocol_version = 10;
+    conf->dep_throttle_cooldown = 3600;
+    conf->dep_assign_retries = 8;
+    conf->dep_assign_backoff = 60;
+    conf->dep_events_max = 1000000;
+    conf->dep_deleted_ttl = 2592000;
+    conf->dep_session_ttl = 1800;
 }
 
 
@@ -424,8 +469,9 @@ mw_usage(FILE *out)
 
     fprintf(out,
         "usage: mdm-worker [-c FILE] [--NAME VALUE ...]\n\n"
-        "Sends the APNs pushes ngx_http_mdm_module queues in Redis, and\n"
-        "delivers its events as webhooks.\n"
+        "Sends the APNs pushes ngx_http_mdm_module queues in Redis,\n"
+        "delivers its events as webhooks, and runs the DEP names (sync and\n"
+        "auto-assign with Apple's device-assignment API).\n"
         "Settings come from the file (\"name = value\" lines, # comments),\n"
         "then from --name value flags, which win:\n\n");
 

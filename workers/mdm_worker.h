@@ -50,6 +50,18 @@ typedef struct {
     char        *webhook_idle;      /* on | off: Idle events wanted */
     int          webhook_max_inflight;
     long         webhook_dead_max;
+    /* dep */
+    long         dep_sync_interval; /* seconds */
+    long         dep_backoff_ms;
+    long         dep_backoff_max;   /* seconds */
+    int          dep_page_size;
+    int          dep_protocol_version;
+    long         dep_throttle_cooldown; /* seconds */
+    int          dep_assign_retries;
+    long         dep_assign_backoff; /* seconds */
+    long         dep_events_max;
+    long         dep_deleted_ttl;   /* seconds */
+    long         dep_session_ttl;   /* seconds */
 } mw_conf_t;
 
 
@@ -57,6 +69,7 @@ typedef struct mw_ctx_s      mw_ctx_t;
 typedef struct mw_curl_s     mw_curl_t;      /* http.c */
 typedef struct mw_apns_s     mw_apns_t;      /* apns.c */
 typedef struct mw_webhook_s  mw_webhook_t;   /* webhook.c */
+typedef struct mw_dep_s      mw_dep_t;       /* dep.c */
 
 
 /* one hiredis connection, reconnecting with backoff */
@@ -96,6 +109,11 @@ enum {
     MW_LUA_WEBHOOK_RELEASE,
     MW_LUA_WEBHOOK_CLAIM,
     MW_LUA_WEBHOOK_ACK,
+    MW_LUA_DEP_TICK,
+    MW_LUA_DEP_PAGE,
+    MW_LUA_DEP_ASSIGN,
+    MW_LUA_DEP_ERROR,
+    MW_LUA_DEP_CURSOR,
     MW_LUA_N
 };
 
@@ -148,6 +166,7 @@ struct mw_ctx_s {
     mw_curl_t           *curl;
     mw_apns_t           *apns;
     mw_webhook_t        *webhook;
+    mw_dep_t            *dep;
 };
 
 
@@ -200,5 +219,12 @@ void mw_webhook_start(mw_ctx_t *ctx);
 void mw_webhook_stop(mw_ctx_t *ctx);
 int mw_webhook_idle(mw_ctx_t *ctx);
 void mw_webhook_cleanup(mw_ctx_t *ctx);
+
+/* dep.c */
+int mw_dep_init(mw_ctx_t *ctx);
+void mw_dep_start(mw_ctx_t *ctx);
+void mw_dep_stop(mw_ctx_t *ctx);
+int mw_dep_idle(mw_ctx_t *ctx);
+void mw_dep_cleanup(mw_ctx_t *ctx);
 
 #endif /* MDM_WORKER_H */

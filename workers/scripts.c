@@ -27,6 +27,11 @@ static const char  *mw_lua_src[MW_LUA_N] = {
     mw_lua_webhook_release,
     mw_lua_webhook_claim,
     mw_lua_webhook_ack,
+    mw_lua_dep_tick,
+    mw_lua_dep_page,
+    mw_lua_dep_assign,
+    mw_lua_dep_error,
+    mw_lua_dep_cursor,
 };
 
 

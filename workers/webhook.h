@@ -122,6 +122,9 @@ const char *mw_wh_field(const mw_wh_event_t *e, const char *name,
 /* webhook_json.c */
 char *mw_wh_json(const mw_wh_event_t *e);
 
+/* dep_webhook.c: the body of a dep.* event */
+char *mw_dep_wh_json(const mw_wh_event_t *e);
+
 /* webhook_table.c */
 mw_wh_node_t *mw_wh_table_find(mw_wh_table_t *t, const char *key,
     size_t len);

@@ -106,10 +106,10 @@ sample('ngx_mdm_identities_expiring_30d', {},
 -- DEP, per name (the worker's status hash, the token's expiry)
 family('ngx_mdm_dep_token_expiry_timestamp_seconds', 'gauge',
        'access_token_expiry of each DEP name\'s OAuth token.')
-local names = redis.call('SMEMBERS', 'mdm:dep:names')
+local names = redis.call('SMEMBERS', MDM_KEY_DEP_NAMES)
 local status = {}
 for _, name in ipairs(names) do
-    local tok = redis.call('GET', 'mdm:dep:' .. name .. ':tokens')
+    local tok = redis.call('GET', MDM_KEY_DEP .. name .. ':tokens')
     if tok then
         local okj, j = pcall(cjson.decode, tok)
         local t = okj and type(j) == 'table' and rfc3339(j.access_token_expiry)
@@ -118,7 +118,7 @@ for _, name in ipairs(names) do
                    {'dep_name', name}, t)
         end
     end
-    status[name] = redis.call('HMGET', 'mdm:dep:' .. name .. ':status',
+    status[name] = redis.call('HMGET', MDM_KEY_DEP .. name .. ':status',
                               'last_sync_at', 'devices', 'stopped')
 end
 family('ngx_mdm_dep_last_sync_timestamp_seconds', 'gauge',
@@ -132,7 +132,7 @@ end
 family('ngx_mdm_dep_devices', 'gauge', 'Devices known for each DEP name.')
 for _, name in ipairs(names) do
     sample('ngx_mdm_dep_devices', {'dep_name', name},
-           redis.call('ZCARD', 'mdm:dep:' .. name .. ':serials'))
+           redis.call('ZCARD', MDM_KEY_DEP .. name .. ':serials'))
 end
 family('ngx_mdm_dep_stopped', 'gauge',
        '1 while a DEP name is stopped for an error the admin must fix.')

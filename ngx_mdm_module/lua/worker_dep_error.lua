@@ -1,0 +1,14 @@
+-- mdm-worker, DEP: a failed call.  ARGV: name, now (ms), error, stop
+-- (0|1), events MAXLEN.  Recorded in the status hash (stop: stopped=1 and
+-- stop_reason, until a token PUT clears them, D1) and as a dep.error event.
+local n, now, err, stop = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local st = MDM_KEY_DEP .. n .. ':status'
+redis.call('HSET', st, 'last_result', 'error', 'last_error', err,
+           'last_error_at', now)
+if stop == '1' then
+    redis.call('HSET', st, 'stopped', '1', 'stop_reason', err, 'phase', 'idle')
+end
+mdm_xadd(MDM_KEY_EVENTS, ARGV[5], 'type', 'dep.error', 'id', 'dep:' .. n,
+         'dep_name', n, 'serial', '', 'time', now, 'error', err,
+         'stopped', stop)
+return 1
