@@ -86,6 +86,7 @@ sub {
                           "the template's default queries");
     Test::More::ok($c{expires_at} > time * 1000 + 3000 * 1000, 'expires at the next refresh');
     Test::More::ok(redis('TTL', "mdm:cmd:$uuid") > 7000, 'kept two intervals');
+    Test::More::is($c{result_ttl}, 3600, 'its result kept one interval');
     Test::More::is(redis('SMEMBERS', "mdm:cmd:$uuid:targets")->[0], 'OLD-1', 'its target');
     Test::More::is(stop_worker($w), 0, 'the worker stops cleanly');
     Test::More::like(worker_log($w), qr/inventory: DeviceInformation queued to 2 devices/, 'logged');

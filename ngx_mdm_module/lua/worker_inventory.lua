@@ -49,9 +49,12 @@ for _, key in ipairs(r[2]) do
             local uuid = 'inv.' .. redis.call('INCR', MDM_KEY_INV_SEQ)
             local ckey = MDM_KEY_CMD .. uuid
             -- unanswered by the next refresh: it expires, a new one goes
+            -- its result is kept one interval (connect.lua reads
+            -- result_ttl): the inventory has what matters of it
             redis.call('HSET', ckey, 'plist', plist(uuid),
                        'request_type', 'DeviceInformation', 'created_at', now,
-                       'priority', '0', 'expires_at', now + every)
+                       'priority', '0', 'expires_at', now + every,
+                       'result_ttl', math.ceil(every / 1000))
             redis.call('SADD', ckey .. ':targets', did)
             redis.call('EXPIRE', ckey, ARGV[5])
             redis.call('EXPIRE', ckey .. ':targets', ARGV[5])
