@@ -94,14 +94,15 @@ RSS_ENROLLED=$(vm_rss_kb "$WORKER")
 
 # --- the same enrollments with an inventory (issue 12) ---
 # Every device is sent a DeviceInformation and a SecurityInfo through
-# POST /v1/commands (10,000 ids a call) and answers them Acknowledged with
+# POST /v1/commands (2,000 ids a call) and answers them Acknowledged with
 # the fields the inventory keeps, through the module's connect path (on the
 # server without identity: the answers are not signed). The results and
 # the commands, which expire with mdm_result_ttl, are deleted before
 # used_memory is read again: what stays is the idle enrollment's inventory.
 
 say "inventory: DeviceInformation + SecurityInfo to $DEVICES devices, answered through nginx"
-split -l 10000 "$POP/udids.txt" "$TMP/inv-ids."
+# 2,000 ids a call: a command-line argument (the URL) is at most 128 KB
+split -l 2000 "$POP/udids.txt" "$TMP/inv-ids."
 INV_REQ=$TMP/inventory.req
 chunk=0
 for f in "$TMP"/inv-ids.*; do
