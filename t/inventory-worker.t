@@ -109,3 +109,22 @@ sub {
     Test::More::is(stop_worker($w), 0, 'stops');
     1;
 }
+
+
+
+=== TEST 3: under valgrind: the refresh steps leak nothing and touch no bad memory
+--- redis_setup eval
+[ [ "FLUSHALL" ], enr("OLD-1", "inventory_at", "1"), enr("OLD-2"), enr("OLD-3") ]
+--- request
+GET /v1/templates/DeviceInformation
+--- error_code: 200
+--- json eval
+sub {
+    my $w = start_worker(inventory_interval => 60, inventory_batch => 1,
+                         repush_interval => 0, valgrind => 1);
+    wait_for(sub { 3 == grep { redis('HEXISTS', "mdm:enr:{$_}", 'inventory_queued_at') }
+                        qw(OLD-1 OLD-2 OLD-3) }, 60, 'three steps');
+    Test::More::is(stop_worker($w), 0, 'stops');
+    valgrind_clean($w, 'inventory refresh');
+    1;
+}
