@@ -696,7 +696,8 @@ ngx_http_mdm_template_describe(void)
         }
 
         for (key = tpl->keys; key->name; key++) {
-            def = key->def ? json_loads(key->def, JSON_DECODE_ANY, NULL) : json_null();
+            def = key->def ? json_loads(key->def, JSON_DECODE_ANY, NULL)
+                           : json_null();
 
             k = json_pack("{s:s, s:s, s:s, s:b, s:o*, s:s}",
                           "name", key->name, "plist_key", key->plist,
