@@ -115,6 +115,11 @@ static mw_option_t  mw_options[] = {
     { "dep_session_ttl", 'l', offsetof(mw_conf_t, dep_session_ttl),
       "DEP: seconds a stored X-ADM-Auth-Session is reused by a restarted "
       "worker (1800)" },
+    { "inventory_interval", 'l', offsetof(mw_conf_t, inventory_interval),
+      "seconds after which a device's inventory is asked for again "
+      "(DeviceInformation); 0: off (0)" },
+    { "inventory_batch", 'i', offsetof(mw_conf_t, inventory_batch),
+      "devices asked for their inventory per second, at most (100)" },
     { "worker_id", 's', offsetof(mw_conf_t, worker_id),
       "this worker's name, unique among the workers of one Redis "
       "(the host name)" },
@@ -213,12 +218,14 @@ main(int argc, char **argv)
     }
 
     if (mw_apns_init(&ctx) != 0 || mw_webhook_init(&ctx) != 0
-        || mw_dep_init(&ctx) != 0)
+        || mw_dep_init(&ctx) != 0
+        || mw_inventory_init(&ctx) != 0)
     {
         mw_log("error", "out of memory");
         mw_apns_cleanup(&ctx);
         mw_webhook_cleanup(&ctx);
         mw_dep_cleanup(&ctx);
+        mw_inventory_cleanup(&ctx);
         mw_http_cleanup(&ctx);
         mw_free_conf(conf);
         return 1;
@@ -257,6 +264,7 @@ main(int argc, char **argv)
     mw_apns_cleanup(&ctx);
     mw_webhook_cleanup(&ctx);
     mw_dep_cleanup(&ctx);
+    mw_inventory_cleanup(&ctx);
     mw_http_cleanup(&ctx);
     ev_loop_destroy(ctx.loop);
 
@@ -273,6 +281,7 @@ mw_ready(mw_redis_t *r)
     mw_apns_start(r->ctx);
     mw_webhook_start(r->ctx);
     mw_dep_start(r->ctx);
+    mw_inventory_start(r->ctx);
 }
 
 
@@ -297,6 +306,7 @@ mw_signal(struct ev_loop *loop, ev_signal *w, int revents)
     mw_apns_stop(ctx);
     mw_webhook_stop(ctx);
     mw_dep_stop(ctx);
+    mw_inventory_stop(ctx);
 
     ev_timer_init(&ctx->idle, mw_check_idle, 0., 0.05);
     ctx->idle.data = ctx;
@@ -312,7 +322,8 @@ mw_check_idle(struct ev_loop *loop, ev_timer *w, int revents)
     (void) revents;
 
     if (mw_http_inflight(ctx) == 0 && mw_apns_idle(ctx)
-        && mw_webhook_idle(ctx) && mw_dep_idle(ctx))
+        && mw_webhook_idle(ctx) && mw_dep_idle(ctx)
+        && mw_inventory_idle(ctx))
     {
         ev_timer_stop(loop, w);
         ev_break(loop, EVBREAK_ALL);
@@ -360,6 +371,7 @@ mw_defaults(mw_conf_t *conf)
     conf->dep_events_max = 1000000;
     conf->dep_deleted_ttl = 2592000;
     conf->dep_session_ttl = 1800;
+    conf->inventory_batch = 100;
 }
 
 

@@ -62,6 +62,8 @@ typedef struct {
     long         dep_events_max;
     long         dep_deleted_ttl;   /* seconds */
     long         dep_session_ttl;   /* seconds */
+    long         inventory_interval; /* seconds; 0: off (inventory.c) */
+    int          inventory_batch;    /* devices asked per step */
 } mw_conf_t;
 
 
@@ -70,6 +72,7 @@ typedef struct mw_curl_s     mw_curl_t;      /* http.c */
 typedef struct mw_apns_s     mw_apns_t;      /* apns.c */
 typedef struct mw_webhook_s  mw_webhook_t;   /* webhook.c */
 typedef struct mw_dep_s      mw_dep_t;       /* dep.c */
+typedef struct mw_inventory_s  mw_inventory_t;  /* inventory.c */
 
 
 /* one hiredis connection, reconnecting with backoff */
@@ -114,6 +117,7 @@ enum {
     MW_LUA_DEP_ASSIGN,
     MW_LUA_DEP_ERROR,
     MW_LUA_DEP_CURSOR,
+    MW_LUA_INVENTORY,
     MW_LUA_N
 };
 
@@ -167,6 +171,7 @@ struct mw_ctx_s {
     mw_apns_t           *apns;
     mw_webhook_t        *webhook;
     mw_dep_t            *dep;
+    mw_inventory_t      *inventory;
 };
 
 
@@ -226,5 +231,11 @@ void mw_dep_start(mw_ctx_t *ctx);
 void mw_dep_stop(mw_ctx_t *ctx);
 int mw_dep_idle(mw_ctx_t *ctx);
 void mw_dep_cleanup(mw_ctx_t *ctx);
+/* inventory.c */
+int mw_inventory_init(mw_ctx_t *ctx);
+void mw_inventory_start(mw_ctx_t *ctx);
+void mw_inventory_stop(mw_ctx_t *ctx);
+int mw_inventory_idle(mw_ctx_t *ctx);
+void mw_inventory_cleanup(mw_ctx_t *ctx);
 
 #endif /* MDM_WORKER_H */

@@ -32,6 +32,7 @@ static const char  *mw_lua_src[MW_LUA_N] = {
     mw_lua_dep_assign,
     mw_lua_dep_error,
     mw_lua_dep_cursor,
+    mw_lua_inventory,
 };
 
 
