@@ -230,16 +230,18 @@ ngx_http_mdm_api_renew_queue(ngx_http_request_t *r, redisReply *topics)
     redisReply                *t;
     ngx_http_mdm_loc_conf_t   *mlcf;
     ngx_http_mdm_renew_ctx_t  *ctx;
+    ngx_http_mdm_scep_conf_t  *scf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_mdm_module);
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+    scf = mlcf->scep;
 
     /*
      * The device may be offline for days: the challenge lives as long as
      * the command may still be delivered (mdm_result_ttl), at least
-     * mdm_enroll_challenge_ttl.
+     * mdm_scep_challenge_ttl.
      */
-    ttl = ngx_max(mlcf->result_ttl, mlcf->enroll.challenge_ttl);
+    ttl = ngx_max(mlcf->result_ttl, scf->challenge_ttl);
 
     args = ngx_http_mdm_api_args(r, "renew");
     if (args == NULL
@@ -313,8 +315,12 @@ ngx_http_mdm_api_renew_command(ngx_http_request_t *r, ngx_str_t *topic,
 
     ngx_memzero(&in, sizeof(ngx_http_mdm_profile_in_t));
     in.topic = *topic;
-    in.challenge = mlcf->enroll.challenge.len ? mlcf->enroll.challenge
-                                              : challenge;
+    /*
+     * Always a one-time challenge, whatever static one is configured: the
+     * command waits in Redis for days and names one device, and a static
+     * secret has no business in a stored command.
+     */
+    in.challenge = challenge;
     /* the MDM channel vouches for it: no private-key work per device */
     in.nosign = 1;
 
@@ -350,10 +356,7 @@ ngx_http_mdm_api_renew_command(ngx_http_request_t *r, ngx_str_t *topic,
 
     if (ngx_http_mdm_push_arg(args, uuid, 36) != NGX_OK
         || ngx_http_mdm_push_arg(args, xml.data, xml.len) != NGX_OK
-        /* a static challenge is the SCEP CA's: nothing to store */
-        || ngx_http_mdm_push_arg(args, challenge.data,
-                                 mlcf->enroll.challenge.len ? 0
-                                                            : challenge.len)
+        || ngx_http_mdm_push_arg(args, challenge.data, challenge.len)
            != NGX_OK)
     {
         return NGX_ERROR;

@@ -119,10 +119,12 @@ ngx_http_mdm_enroll_process(ngx_http_request_t *r,
     ngx_time_t                  *tp;
     ngx_array_t                 *args;
     ngx_http_mdm_loc_conf_t     *mlcf;
+    ngx_http_mdm_scep_conf_t    *scf;
     ngx_http_mdm_enroll_conf_t  *ecf;
 
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
     ecf = &mlcf->enroll;
+    scf = mlcf->scep;
 
     ngx_str_null(&der);
     ngx_str_null(&none);
@@ -159,8 +161,13 @@ ngx_http_mdm_enroll_process(ngx_http_request_t *r,
                                    "devices only");
     }
 
-    if (ecf->challenge.len) {
-        ctx->challenge = ecf->challenge;
+    /*
+     * One source for the static challenge: the mdm_scep_challenge(_file)
+     * this location sees, the one the SCEP CA checks.  Without one, every
+     * profile gets its own one-time challenge.
+     */
+    if (scf->challenge.len) {
+        ctx->challenge = scf->challenge;
 
     } else if (ngx_http_mdm_challenge_new(r, &ctx->challenge)
                != NGX_OK)
@@ -181,9 +188,9 @@ ngx_http_mdm_enroll_process(ngx_http_request_t *r,
            != NGX_OK
         /* a static challenge is the SCEP CA's to check: nothing to store */
         || ngx_http_mdm_push_arg(args, ctx->challenge.data,
-                                 ecf->challenge.len ? 0 : ctx->challenge.len)
+                                 scf->challenge.len ? 0 : ctx->challenge.len)
            != NGX_OK
-        || ngx_http_mdm_enroll_time_arg(r, args, ecf->challenge_ttl) != NGX_OK
+        || ngx_http_mdm_enroll_time_arg(r, args, scf->challenge_ttl) != NGX_OK
         || ngx_http_mdm_enroll_time_arg(r, args, ecf->machineinfo_ttl)
            != NGX_OK)
     {

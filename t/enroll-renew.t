@@ -184,7 +184,12 @@ mdm_defaults(
         }
         location = /mdm/checkin { mdm_checkin; }
         location = /mdm/connect { mdm_connect; }
-        location /v1/ { mdm_api; mdm_api_key "renew-k3y"; }
+        location /v1/ {
+            mdm_api;
+            mdm_api_key "renew-k3y";
+            # renewal profiles never carry a static challenge
+            mdm_scep_challenge "static-not-for-renewals";
+        }
         location /nourl/ {
             mdm_api;
             mdm_api_key "renew-k3y";
