@@ -272,6 +272,7 @@ ngx_http_mdm_scep_start(ngx_http_request_t *r, ngx_str_t *der)
     sr->job.der_len = der->len;
     sr->job.now = ngx_time();
     sr->job.validity = scf->validity;
+    sr->job.min_rsa_bits = (int) scf->min_rsa_bits;
 
     cln->handler = ngx_http_mdm_scep_job_cleanup;
     cln->data = &sr->job;
@@ -427,6 +428,10 @@ ngx_http_mdm_scep_decoded(ngx_http_request_t *r, ngx_http_mdm_scep_req_t *sr)
 
     } else if (job->challenge_len) {
         sr->onetime = 1;
+
+    } else if (!scf->challenge_required) {
+        /* mdm_scep_challenge_required off: nginx's access rules vouch */
+        sr->onetime = 0;
 
     } else {
         rc = ngx_http_mdm_scep_fail(r, sr, NGX_HTTP_MDM_SCEP_BAD_REQUEST,

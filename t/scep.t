@@ -475,7 +475,7 @@ CertRep FAILURE (badMessageCheck): the certificate request's signature does not 
 --- after_each eval
 sub { ::check_fail('small1', $_[1], 0) }
 --- error_log
-CertRep FAILURE (badAlg): the device key is not RSA of 2048 bits
+CertRep FAILURE (badAlg): the device key is not RSA of mdm_scep_min_rsa_bits or more
 
 
 
