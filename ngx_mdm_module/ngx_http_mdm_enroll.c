@@ -153,12 +153,17 @@ ngx_http_mdm_enroll_process(ngx_http_request_t *r,
     /*
      * Where devices' MachineInfo is checked, nothing else gets a profile:
      * an ADE location is usually open, and a plain GET would walk past it.
+     * The JSON says why to an admin who opens the URL in a browser.
      */
     if (der.len == 0 && ecf->device_ca_set) {
-        return ngx_http_mdm_reject(r, &ctx->mdm, NGX_HTTP_FORBIDDEN,
-                                   "no MachineInfo: this location "
-                                   "(mdm_enroll_device_ca) serves ADE "
-                                   "devices only");
+        return ngx_http_mdm_enroll_error(r, ctx, NGX_HTTP_FORBIDDEN,
+                                         "no MachineInfo: this location "
+                                         "(mdm_enroll_device_ca) serves ADE "
+                                         "devices only (a POST from Setup "
+                                         "Assistant, or a GET with "
+                                         "x-apple-aspen-deviceinfo); people "
+                                         "get profiles from another "
+                                         "mdm_enroll location");
     }
 
     /*

@@ -67,8 +67,11 @@ ngx_http_mdm_enroll_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
                              "default");
 
-    /* a pool only where there is private-key work to give it */
-    if (conf->signer && conf->enabled
+    /*
+     * a pool only where there is private-key work to give it: profiles
+     * (mdm_enroll) and renewal profiles (the API) alike
+     */
+    if (conf->signer
         && ngx_strcmp(conf->thread_pool_name.data, "off") != 0)
     {
 #if (NGX_THREADS)

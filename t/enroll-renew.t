@@ -30,6 +30,12 @@ our $PROFILE;        # the renewal profile the device got (TEST 5)
 # one CA: the SCEP CA that issues identities and the mdm_identity_ca
 our $Dir = scep_setup(pki_dir() . '/renew');
 $ENV{TEST_NGINX_RENEW} = $Dir;
+{
+    # the profile signer (mdm_enroll_sign): issued by the test intermediate
+    my $s = device_cert('profile-signer');
+    $ENV{TEST_NGINX_SIGNER} = $s->{chain};
+    $ENV{TEST_NGINX_SIGNER_KEY} = $s->{key};
+}
 
 sub report {
     my ($udid, $status, $uuid) = @_;
@@ -160,10 +166,30 @@ sub renew {
           "$n - and its notAfter, a year ahead");
 }
 
+# the renewal command a signing API location queued: its profile verifies
+# with openssl cms -verify against the test CA, and is a whole profile
+sub signed_renewal {
+    my ($name, $body) = @_;
+    my $uuid = json_of($body)->{status}{$::DEV}{command_uuid} // '';
+    my $cmd = parse_plist(redis('HGET', "mdm:cmd:$uuid", 'plist') // '<plist/>');
+    my $payload = $cmd->{Command}{Payload};
+    Test::More::is(ref $payload, 'PData', "$name - Payload is data") or return;
+    my $xml = cms_verify($$payload, pki_dir() . '/ca.pem');
+    Test::More::ok(defined $xml, "$name - openssl cms -verify: signed by mdm_enroll_sign")
+        or return;
+    my $ch = check_profile("$name - signed renewal profile", parse_plist($xml),
+        topic => $::TOPIC, name => 'MDM enrollment', org => 'Example',
+        server_url => 'https://mdm.example.com/mdm/connect',
+        checkin_url => 'https://mdm.example.com/mdm/checkin',
+        scep_url => 'https://mdm.example.com/scep');
+    Test::More::ok(defined redis('GET', "mdm:scep:challenge:$ch"),
+                   "$name - its one-time challenge is stored");
+}
+
 {
     no strict 'refs';
     *{"Test::Base::Filter::$_"} = \&{"main::$_"}
-        for qw(report json_of enroll take_profile renew);
+        for qw(report json_of enroll take_profile renew signed_renewal);
 }
 
 mdm_defaults(
@@ -189,6 +215,17 @@ mdm_defaults(
             mdm_api_key "renew-k3y";
             # renewal profiles never carry a static challenge
             mdm_scep_challenge "static-not-for-renewals";
+        }
+        location /signed/ {
+            mdm_api;
+            mdm_api_key "renew-k3y";
+            mdm_enroll_sign $TEST_NGINX_SIGNER $TEST_NGINX_SIGNER_KEY;
+        }
+        location /signed-inline/ {
+            mdm_api;
+            mdm_api_key "renew-k3y";
+            mdm_enroll_sign $TEST_NGINX_SIGNER $TEST_NGINX_SIGNER_KEY;
+            mdm_enroll_thread_pool off;
         }
         location /nourl/ {
             mdm_api;
@@ -300,7 +337,21 @@ GET /v1/enrollments/RENEW-DEV-0001
 
 
 
-=== TEST 7: refusals: method, user channel, empty list, over 100 devices, the URLs unset
+=== TEST 7: with mdm_enroll_sign the renewal profiles are signed (thread pool, and inline with mdm_enroll_thread_pool off)
+--- request eval
+[ "POST /signed/v1/renew/RENEW-DEV-0001",
+  "POST /signed-inline/v1/renew/RENEW-DEV-0001" ]
+--- error_code eval
+[ 200, 200 ]
+--- after_each eval
+[ sub { ::signed_renewal('thread pool', $_[1]) },
+  sub { ::signed_renewal('inline', $_[1]) } ]
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: refusals: method, user channel, empty list, over 100 devices, the URLs unset
 --- request eval
 [ "GET /v1/renew/RENEW-DEV-0001",
   "POST /v1/renew/RENEW-DEV-0001:USER",
@@ -316,7 +367,7 @@ GET /v1/enrollments/RENEW-DEV-0001
 
 
 
-=== TEST 8: Redis down: 503 JSON
+=== TEST 9: Redis down: 503 JSON
 --- redis_setup eval
 sub { redis_stop() }
 --- request

@@ -668,6 +668,9 @@ KEYS mdm:scep:challenge:* => (empty)
 --- request
 GET /enroll/ade
 --- error_code: 403
+--- response_body_like: ^\{"error":"no MachineInfo: this location \(mdm_enroll_device_ca\) serves ADE devices only \(a POST from Setup Assistant, or a GET with x-apple-aspen-deviceinfo\); people get profiles from another mdm_enroll location"\}$
+--- response_headers
+Content-Type: application/json
 --- grep_error_log eval
 qr/\[error\].*/
 --- grep_error_log_out eval

@@ -667,6 +667,11 @@ sub {
     Test::More::ok(@s && !grep({ $_->{not_after} >= $soon } @s)
                    && !grep({ $_->{subject} =~ /device-get1/ } @s),
                    'expiring_before: the 30-day ones, not the 365-day one');
+    my @t = @{ ::certs("?cert_expires_before=$soon")->{certificates} };
+    Test::More::ok(@t && @t == @s,
+                   'cert_expires_before, the name GET /v1/enrollments takes: the same');
+    @t = @{ ::certs('?cert_expires_before=' . (time - 86400))->{certificates} };
+    Test::More::is(scalar @t, 0, 'cert_expires_before yesterday: none');
     my $p1 = ::certs('?limit=2');
     Test::More::is(scalar @{ $p1->{certificates} }, 2, 'limit');
     my $p2 = ::certs("?limit=2&cursor=$p1->{next_cursor}");
@@ -679,13 +684,15 @@ sub {
 === TEST 26: GET /v1/certificates with bad arguments: 400; GET /v1/challenge: 405
 --- request eval
 ["GET /v1/certificates?expiring_before=tomorrow", "GET /v1/certificates?limit=0",
- "GET /v1/challenge"]
+ "GET /v1/challenge", "GET /v1/certificates?cert_expires_before=tomorrow"]
 --- more_headers eval
-["Authorization: $::AUTH", "Authorization: $::AUTH", "Authorization: $::AUTH"]
+["Authorization: $::AUTH", "Authorization: $::AUTH", "Authorization: $::AUTH",
+ "Authorization: $::AUTH"]
 --- error_code eval
-[400, 400, 405]
+[400, 400, 405, 400]
 --- response_body_like eval
-[qr/"error"/, qr/"error"/, qr/challenge takes POST/]
+[qr/"error"/, qr/"error"/, qr/challenge takes POST/,
+ qr/cert_expires_before \(unix seconds\)/]
 
 
 
