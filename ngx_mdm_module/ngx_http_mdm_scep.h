@@ -31,6 +31,8 @@ typedef struct {
     ngx_uint_t                   min_rsa_bits; /* mdm_scep_min_rsa_bits */
     ngx_flag_t                   challenge_required;
                                  /* mdm_scep_challenge_required */
+    ngx_uint_t                   concurrency; /* mdm_scep_concurrency */
+    ngx_uint_t                   queue;       /* mdm_scep_queue */
 
     /* made at merge, for a location with mdm_scep */
     ngx_http_mdm_scep_keys_t    *keys;
