@@ -490,6 +490,39 @@ CertRep FAILURE (badRequest): messageType is not PKCSReq (19)
 
 
 
+=== TEST 16b: a RenewalReq (messageType 17): not served, FAILURE badRequest
+--- raw_request eval
+::post_req('/scep', 'type17', 'device-type17', 'static-secret', 'aes128', 'sha256', 'type=17')
+--- error_code: 200
+--- after_each eval
+sub { ::check_fail('type17', $_[1], 2) }
+--- error_log
+CertRep FAILURE (badRequest): messageType is not PKCSReq (19)
+
+
+
+=== TEST 16c: a GetCert (messageType 21): not served, FAILURE badRequest
+--- raw_request eval
+::post_req('/scep', 'type21', 'device-type21', 'static-secret', 'aes128', 'sha256', 'type=21')
+--- error_code: 200
+--- after_each eval
+sub { ::check_fail('type21', $_[1], 2) }
+--- error_log
+CertRep FAILURE (badRequest): messageType is not PKCSReq (19)
+
+
+
+=== TEST 16d: a GetCRL (messageType 22): not served, FAILURE badRequest
+--- raw_request eval
+::post_req('/scep', 'type22', 'device-type22', 'static-secret', 'aes128', 'sha256', 'type=22')
+--- error_code: 200
+--- after_each eval
+sub { ::check_fail('type22', $_[1], 2) }
+--- error_log
+CertRep FAILURE (badRequest): messageType is not PKCSReq (19)
+
+
+
 === TEST 17: through the RA: encrypted to the RA, CertRep signed by the RA, certificate by the CA; static challenge from a file
 --- raw_request eval
 ::post_req('/scep-ra', 'ra1', 'device-ra1', 'file-secret', 'aes256', 'sha256', 'ra')
