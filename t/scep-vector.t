@@ -82,8 +82,8 @@ sub probe {
         select undef, undef, undef, 0.05;
     }
     # the group's processes, then what their libfaketime could not clean up
-    my @group = grep { (split ' ', t::MDM::_slurp("/proc/$_/stat") // '')[4]
-                       eq $pid } map { m{/(\d+)$} } glob '/proc/[0-9]*';
+    my @group = grep { ((split ' ', t::MDM::_slurp("/proc/$_/stat") // '')[4]
+                        // '') eq $pid } map { m{/(\d+)$} } glob '/proc/[0-9]*';
     kill 'KILL', -$pid;
     waitpid($pid, 0);
     unlink map { ("/dev/shm/faketime_shm_$_", "/dev/shm/sem.faketime_sem_$_") }
