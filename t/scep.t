@@ -79,6 +79,11 @@ mdm_defaults(
             mdm_scep_challenge static-secret;
             mdm_scep_thread_pool off;
         }
+        location = /scep-open {
+            mdm_scep;
+            mdm_scep_ca $TEST_NGINX_SCEP/ca.pem $TEST_NGINX_SCEP/ca.key;
+            mdm_scep_challenge_required off;
+        }
         location /v1/ {
             mdm_api;
             mdm_api_key $TEST_NGINX_SCEP_API_KEY;
@@ -520,6 +525,39 @@ CertRep FAILURE (badRequest): messageType is not PKCSReq (19)
 sub { ::check_fail('type22', $_[1], 2) }
 --- error_log
 CertRep FAILURE (badRequest): messageType is not PKCSReq (19)
+
+
+
+=== TEST 16e: mdm_scep_challenge_required off: a request without challengePassword is issued
+--- raw_request eval
+::post_req('/scep-open', 'open1', 'device-open1', '-', 'aes128', 'sha256')
+--- error_code: 200
+--- after_each eval
+sub { ::check_success('open1', $_[1]) }
+--- no_error_log
+[error]
+
+
+
+=== TEST 16f: mdm_scep_challenge_required off: a challenge that is there is still checked (wrong: FAILURE badRequest)
+--- raw_request eval
+::post_req('/scep-open', 'open2', 'device-open2', 'not-a-challenge', 'aes128', 'sha256')
+--- error_code: 200
+--- after_each eval
+sub { ::check_fail('open2', $_[1], 2) }
+--- error_log
+CertRep FAILURE (badRequest): wrong, used or expired challenge
+
+
+
+=== TEST 16g: by default a request without challengePassword is refused: FAILURE badRequest
+--- raw_request eval
+::post_req('/scep', 'open3', 'device-open3', '-', 'aes128', 'sha256')
+--- error_code: 200
+--- after_each eval
+sub { ::check_fail('open3', $_[1], 2) }
+--- error_log
+CertRep FAILURE (badRequest): no challengePassword
 
 
 
