@@ -21,7 +21,8 @@ PACKAGES=(nginx nginx-dev libssl-dev libplist-dev libhiredis-dev
           libcurl4-openssl-dev libnghttp2-dev redis-server redis-tools
           libtest-base-perl libprotocol-http2-perl wrk openssl gcc make
           libjansson-dev redis-sentinel prometheus libyaml-libyaml-perl
-          perl curl libev-dev libio-socket-ssl-perl valgrind)
+          perl curl libev-dev libio-socket-ssl-perl valgrind
+          faketime)
 
 # -W is nginx's spelling of -Wextra; nginx's own flags come first, so these
 # are what the module is held to.
@@ -128,7 +129,8 @@ test_suite() {
     # that fail to start are set aside.
     cat > "$BUILD/asan/nginx" <<EOF
 #!/bin/sh
-LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \\
+# a preload the caller set (libfaketime, t/scep-vector.t) goes after them
+LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)\${LD_PRELOAD:+ \$LD_PRELOAD}" \\
     $NGINX "\$@" &
 pid=\$!
 wait \$pid

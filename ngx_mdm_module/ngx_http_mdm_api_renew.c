@@ -19,9 +19,33 @@
 #include "ngx_http_mdm_request.h"
 #include "ngx_http_mdm_scripts.h"
 
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+
+#if (NGX_THREADS)
+#include <ngx_thread_pool.h>
+#endif
+
+
+/* one device's renewal, made once its topic is known */
+typedef struct {
+    ngx_str_t                   topic;       /* empty: unknown device */
+    u_char                     *uuid;        /* the command's, 36 bytes */
+    ngx_str_t                   challenge;
+    ngx_str_t                   profile;     /* the XML */
+    u_char                     *der;         /* signed, OPENSSL_malloc()ed */
+    int                         der_len;
+} ngx_http_mdm_renew_item_t;
+
 
 typedef struct {
     ngx_array_t                *ids;         /* of ngx_str_t */
+    ngx_http_mdm_renew_item_t  *items;       /* one per id */
+
+    /* signing in the thread pool (mdm_enroll_sign) */
+    ngx_http_request_t         *request;
+    ngx_http_mdm_enroll_signer_t  *signer;
+    ngx_uint_t                  sign_failed;
 } ngx_http_mdm_renew_ctx_t;
 
 
@@ -31,8 +55,18 @@ static void ngx_http_mdm_api_renew_topics(ngx_http_request_t *r,
     redisReply *reply, const char *err);
 static ngx_int_t ngx_http_mdm_api_renew_queue(ngx_http_request_t *r,
     redisReply *topics);
+static ngx_int_t ngx_http_mdm_api_renew_profile(ngx_http_request_t *r,
+    ngx_http_mdm_renew_item_t *it, ngx_uint_t nosign);
+static ngx_int_t ngx_http_mdm_api_renew_send(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mdm_api_renew_command(ngx_http_request_t *r,
-    ngx_str_t *topic, ngx_array_t *args);
+    ngx_http_mdm_renew_item_t *it, ngx_array_t *args);
+static void ngx_http_mdm_api_renew_cleanup(void *data);
+#if (NGX_THREADS)
+static ngx_int_t ngx_http_mdm_api_renew_sign_post(ngx_http_request_t *r,
+    ngx_http_mdm_renew_ctx_t *ctx, ngx_thread_pool_t *pool);
+static void ngx_http_mdm_api_renew_sign_thread(void *data, ngx_log_t *log);
+static void ngx_http_mdm_api_renew_sign_done(ngx_event_t *ev);
+#endif
 
 
 ngx_int_t
@@ -215,31 +249,138 @@ ngx_http_mdm_api_renew_topics(ngx_http_request_t *r, redisReply *reply,
 
 
 /*
+ * Each known device's profile, with its own challenge; signed with
+ * mdm_enroll_sign when it is set: in the thread pool (one task signs them
+ * all, at most NGX_HTTP_MDM_RENEW_MAX_IDS), or here without one.
+ */
+
+static ngx_int_t
+ngx_http_mdm_api_renew_queue(ngx_http_request_t *r, redisReply *topics)
+{
+    ngx_uint_t                   i, nosign;
+    redisReply                  *t;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_mdm_loc_conf_t     *mlcf;
+    ngx_http_mdm_renew_ctx_t    *ctx;
+    ngx_http_mdm_renew_item_t   *it;
+    ngx_http_mdm_enroll_conf_t  *ecf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mdm_module);
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+    ecf = &mlcf->enroll;
+
+    ctx->items = ngx_pcalloc(r->pool, ctx->ids->nelts
+                                      * sizeof(ngx_http_mdm_renew_item_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (ctx->items == NULL || cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the signed DER is freed with the request, whatever becomes of it */
+    cln->handler = ngx_http_mdm_api_renew_cleanup;
+    cln->data = ctx;
+
+    nosign = (ecf->signer && ecf->thread_pool) ? 1 : 0;
+
+    for (i = 0; i < ctx->ids->nelts; i++) {
+        t = topics->element[i];
+        it = &ctx->items[i];
+
+        if (t->type != REDIS_REPLY_STRING || t->len == 0) {
+            continue;
+        }
+
+        /* the reply is freed after this handler: the pool keeps a copy */
+        it->topic.len = t->len;
+        it->topic.data = ngx_pnalloc(r->pool, t->len);
+        if (it->topic.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(it->topic.data, t->str, t->len);
+
+        if (ngx_http_mdm_api_renew_profile(r, it, nosign) != NGX_OK) {
+            return ngx_http_mdm_api_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                          "cannot build the renewal "
+                                          "profile");
+        }
+    }
+
+#if (NGX_THREADS)
+    if (nosign) {
+        return ngx_http_mdm_api_renew_sign_post(r, ctx, ecf->thread_pool);
+    }
+#endif
+
+    return ngx_http_mdm_api_renew_send(r);
+}
+
+
+/* a new profile: same URLs, the device's topic, a one-time challenge */
+
+static ngx_int_t
+ngx_http_mdm_api_renew_profile(ngx_http_request_t *r,
+    ngx_http_mdm_renew_item_t *it, ngx_uint_t nosign)
+{
+    ngx_http_mdm_loc_conf_t    *mlcf;
+    ngx_http_mdm_profile_in_t   in;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+
+    it->uuid = ngx_pnalloc(r->pool, 37);
+    if (it->uuid == NULL
+        || ngx_http_mdm_enroll_uuid(it->uuid) != NGX_OK
+        || ngx_http_mdm_challenge_new(r, &it->challenge) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&in, sizeof(ngx_http_mdm_profile_in_t));
+    in.topic = it->topic;
+
+    /*
+     * Always a one-time challenge, whatever static one is configured: the
+     * command waits in Redis for days and names one device, and a static
+     * secret has no business in a stored command.
+     */
+    in.challenge = it->challenge;
+
+    /* signed here when there is a signer and no pool to give it to */
+    in.nosign = nosign;
+
+    return ngx_http_mdm_enroll_profile(r->pool, r->connection->log,
+                                       &mlcf->enroll, &in, &it->profile);
+}
+
+
+/*
  * ARGV of "renew": how long commands are kept, how long their challenges
  * live, then id, command UUID ("" for an unknown device), command plist,
  * challenge, for each device.
  */
 
 static ngx_int_t
-ngx_http_mdm_api_renew_queue(ngx_http_request_t *r, redisReply *topics)
+ngx_http_mdm_api_renew_send(ngx_http_request_t *r)
 {
-    time_t                     ttl;
-    ngx_str_t                 *id, topic, none;
-    ngx_uint_t                 i;
-    ngx_array_t               *args;
-    redisReply                *t;
-    ngx_http_mdm_loc_conf_t   *mlcf;
-    ngx_http_mdm_renew_ctx_t  *ctx;
+    time_t                      ttl;
+    ngx_str_t                  *id, none;
+    ngx_uint_t                  i;
+    ngx_array_t                *args;
+    ngx_http_mdm_loc_conf_t    *mlcf;
+    ngx_http_mdm_renew_ctx_t   *ctx;
+    ngx_http_mdm_scep_conf_t   *scf;
+    ngx_http_mdm_renew_item_t  *it;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_mdm_module);
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+    scf = mlcf->scep;
 
     /*
      * The device may be offline for days: the challenge lives as long as
      * the command may still be delivered (mdm_result_ttl), at least
-     * mdm_enroll_challenge_ttl.
+     * mdm_scep_challenge_ttl.
      */
-    ttl = ngx_max(mlcf->result_ttl, mlcf->enroll.challenge_ttl);
+    ttl = ngx_max(mlcf->result_ttl, scf->challenge_ttl);
 
     args = ngx_http_mdm_api_args(r, "renew");
     if (args == NULL
@@ -253,13 +394,13 @@ ngx_http_mdm_api_renew_queue(ngx_http_request_t *r, redisReply *topics)
     id = ctx->ids->elts;
 
     for (i = 0; i < ctx->ids->nelts; i++) {
-        t = topics->element[i];
+        it = &ctx->items[i];
 
         if (ngx_http_mdm_push_arg(args, id[i].data, id[i].len) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (t->type != REDIS_REPLY_STRING || t->len == 0) {
+        if (it->topic.len == 0) {
             if (ngx_http_mdm_push_arg(args, none.data, 0) != NGX_OK
                 || ngx_http_mdm_push_arg(args, none.data, 0) != NGX_OK
                 || ngx_http_mdm_push_arg(args, none.data, 0) != NGX_OK)
@@ -270,16 +411,7 @@ ngx_http_mdm_api_renew_queue(ngx_http_request_t *r, redisReply *topics)
             continue;
         }
 
-        /* the reply is freed after this handler: the pool keeps a copy */
-        topic.len = t->len;
-        topic.data = ngx_pnalloc(r->pool, t->len);
-        if (topic.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_memcpy(topic.data, t->str, t->len);
-
-        if (ngx_http_mdm_api_renew_command(r, &topic, args) != NGX_OK) {
+        if (ngx_http_mdm_api_renew_command(r, it, args) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -291,38 +423,19 @@ ngx_http_mdm_api_renew_queue(ngx_http_request_t *r, redisReply *topics)
 /* {CommandUUID, Command: {RequestType: InstallProfile, Payload: profile}} */
 
 static ngx_int_t
-ngx_http_mdm_api_renew_command(ngx_http_request_t *r, ngx_str_t *topic,
-    ngx_array_t *args)
+ngx_http_mdm_api_renew_command(ngx_http_request_t *r,
+    ngx_http_mdm_renew_item_t *it, ngx_array_t *args)
 {
-    u_char                     *uuid;
-    plist_t                     root, cmd;
-    ngx_int_t                   rc;
-    ngx_str_t                   profile, xml, challenge;
-    ngx_http_mdm_loc_conf_t    *mlcf;
-    ngx_http_mdm_profile_in_t   in;
+    plist_t     root, cmd;
+    ngx_int_t   rc;
+    ngx_str_t   xml, payload;
 
-    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+    if (it->der) {
+        payload.data = it->der;
+        payload.len = it->der_len;
 
-    uuid = ngx_pnalloc(r->pool, 37);
-    if (uuid == NULL
-        || ngx_http_mdm_enroll_uuid(uuid) != NGX_OK
-        || ngx_http_mdm_challenge_new(r, &challenge) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(&in, sizeof(ngx_http_mdm_profile_in_t));
-    in.topic = *topic;
-    in.challenge = mlcf->enroll.challenge.len ? mlcf->enroll.challenge
-                                              : challenge;
-    /* the MDM channel vouches for it: no private-key work per device */
-    in.nosign = 1;
-
-    if (ngx_http_mdm_enroll_profile(r->pool, r->connection->log,
-                                    &mlcf->enroll, &in, &profile)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
+    } else {
+        payload = it->profile;
     }
 
     root = plist_new_dict();
@@ -336,10 +449,11 @@ ngx_http_mdm_api_renew_command(ngx_http_request_t *r, ngx_str_t *topic,
     plist_dict_set_item(cmd, "RequestType",
                         plist_new_string("InstallProfile"));
     plist_dict_set_item(cmd, "Payload",
-                        plist_new_data((const char *) profile.data,
-                                       profile.len));
+                        plist_new_data((const char *) payload.data,
+                                       payload.len));
     plist_dict_set_item(root, "Command", cmd);
-    plist_dict_set_item(root, "CommandUUID", plist_new_string((char *) uuid));
+    plist_dict_set_item(root, "CommandUUID",
+                        plist_new_string((char *) it->uuid));
 
     rc = ngx_http_mdm_plist_xml(r->pool, root, &xml);
     plist_free(root);
@@ -348,12 +462,9 @@ ngx_http_mdm_api_renew_command(ngx_http_request_t *r, ngx_str_t *topic,
         return NGX_ERROR;
     }
 
-    if (ngx_http_mdm_push_arg(args, uuid, 36) != NGX_OK
+    if (ngx_http_mdm_push_arg(args, it->uuid, 36) != NGX_OK
         || ngx_http_mdm_push_arg(args, xml.data, xml.len) != NGX_OK
-        /* a static challenge is the SCEP CA's: nothing to store */
-        || ngx_http_mdm_push_arg(args, challenge.data,
-                                 mlcf->enroll.challenge.len ? 0
-                                                            : challenge.len)
+        || ngx_http_mdm_push_arg(args, it->challenge.data, it->challenge.len)
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -361,3 +472,125 @@ ngx_http_mdm_api_renew_command(ngx_http_request_t *r, ngx_str_t *topic,
 
     return NGX_OK;
 }
+
+
+static void
+ngx_http_mdm_api_renew_cleanup(void *data)
+{
+    ngx_http_mdm_renew_ctx_t  *ctx = data;
+
+    ngx_uint_t  i;
+
+    for (i = 0; i < ctx->ids->nelts; i++) {
+        OPENSSL_free(ctx->items[i].der);
+        ctx->items[i].der = NULL;
+    }
+}
+
+
+#if (NGX_THREADS)
+
+/*
+ * One task signs every profile of the call (at most 100 RSA signatures)
+ * off the event loop; the request is "blocked" meanwhile, so nginx does
+ * not free it under the thread, which touches only the items and signer.
+ */
+
+static ngx_int_t
+ngx_http_mdm_api_renew_sign_post(ngx_http_request_t *r,
+    ngx_http_mdm_renew_ctx_t *ctx, ngx_thread_pool_t *pool)
+{
+    ngx_thread_task_t        *task;
+    ngx_http_mdm_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+
+    task = ngx_thread_task_alloc(r->pool, 0);
+    if (task == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->signer = mlcf->enroll.signer;
+
+    task->ctx = ctx;
+    task->handler = ngx_http_mdm_api_renew_sign_thread;
+    task->event.data = ctx;
+    task->event.handler = ngx_http_mdm_api_renew_sign_done;
+
+    if (ngx_thread_task_post(pool, task) != NGX_OK) {
+        /* the pool's queue is full: nginx logged it */
+        return ngx_http_mdm_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "the thread pool's queue is full");
+    }
+
+    r->main->blocked++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_mdm_api_renew_sign_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_mdm_renew_ctx_t  *ctx = data;
+
+    ngx_uint_t                  i;
+    ngx_http_mdm_renew_item_t  *it;
+
+    for (i = 0; i < ctx->ids->nelts; i++) {
+        it = &ctx->items[i];
+
+        if (it->profile.len == 0) {
+            continue;
+        }
+
+        it->der_len = ngx_http_mdm_enroll_sign_der(ctx->signer,
+                                                   it->profile.data,
+                                                   it->profile.len, &it->der);
+        if (it->der_len < 0) {
+            ctx->sign_failed = 1;
+            break;
+        }
+    }
+
+    /* OpenSSL's error queue is per thread: leave this one's empty */
+    ERR_clear_error();
+}
+
+
+static void
+ngx_http_mdm_api_renew_sign_done(ngx_event_t *ev)
+{
+    ngx_int_t                  rc;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_mdm_renew_ctx_t  *ctx;
+
+    ctx = ev->data;
+    r = ctx->request;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    r->main->blocked--;
+
+    if (ctx->sign_failed) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "mdm: API renew answered 500: signing a renewal "
+                      "profile failed (mdm_enroll_sign)");
+        rc = ngx_http_mdm_api_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    "signing the renewal profiles failed");
+
+    } else {
+        rc = ngx_http_mdm_api_renew_send(r);
+    }
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+#endif

@@ -115,7 +115,11 @@ ngx_http_mdm_api_challenge_done(ngx_http_request_t *r, redisReply *reply,
 }
 
 
-/* GET /v1/certificates[?subject=&expiring_before=&cursor=&limit=] */
+/*
+ * GET /v1/certificates[?subject=&cert_expires_before=&cursor=&limit=]:
+ * cert_expires_before as on GET /v1/enrollments; expiring_before, its
+ * earlier name here, is still read when it is absent
+ */
 
 ngx_int_t
 ngx_http_mdm_api_certificates(ngx_http_request_t *r,
@@ -132,7 +136,9 @@ ngx_http_mdm_api_certificates(ngx_http_request_t *r,
     }
 
     if (ngx_http_mdm_arg(r, "subject", &subject) == NGX_ERROR
-        || ngx_http_mdm_arg(r, "expiring_before", &before) == NGX_ERROR
+        || ngx_http_mdm_arg(r, "cert_expires_before", &before) == NGX_ERROR
+        || (before.len == 0
+            && ngx_http_mdm_arg(r, "expiring_before", &before) == NGX_ERROR)
         || ngx_http_mdm_arg(r, "cursor", &cursor) == NGX_ERROR
         || ngx_http_mdm_arg(r, "limit", &limit) == NGX_ERROR)
     {
@@ -148,9 +154,9 @@ ngx_http_mdm_api_certificates(ngx_http_request_t *r,
         || subject.len > 512)
     {
         return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "expiring_before (unix seconds) and "
-                                      "cursor are numbers, limit 1 to 1000, "
-                                      "subject up to 512 bytes");
+                                      "cert_expires_before (unix seconds) "
+                                      "and cursor are numbers, limit 1 to "
+                                      "1000, subject up to 512 bytes");
     }
 
     /* KEYS: the index; ARGV: "list", max score, offset, count, subject */

@@ -119,10 +119,12 @@ ngx_http_mdm_enroll_process(ngx_http_request_t *r,
     ngx_time_t                  *tp;
     ngx_array_t                 *args;
     ngx_http_mdm_loc_conf_t     *mlcf;
+    ngx_http_mdm_scep_conf_t    *scf;
     ngx_http_mdm_enroll_conf_t  *ecf;
 
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
     ecf = &mlcf->enroll;
+    scf = mlcf->scep;
 
     ngx_str_null(&der);
     ngx_str_null(&none);
@@ -151,16 +153,26 @@ ngx_http_mdm_enroll_process(ngx_http_request_t *r,
     /*
      * Where devices' MachineInfo is checked, nothing else gets a profile:
      * an ADE location is usually open, and a plain GET would walk past it.
+     * The JSON says why to an admin who opens the URL in a browser.
      */
     if (der.len == 0 && ecf->device_ca_set) {
-        return ngx_http_mdm_reject(r, &ctx->mdm, NGX_HTTP_FORBIDDEN,
-                                   "no MachineInfo: this location "
-                                   "(mdm_enroll_device_ca) serves ADE "
-                                   "devices only");
+        return ngx_http_mdm_enroll_error(r, ctx, NGX_HTTP_FORBIDDEN,
+                                         "no MachineInfo: this location "
+                                         "(mdm_enroll_device_ca) serves ADE "
+                                         "devices only (a POST from Setup "
+                                         "Assistant, or a GET with "
+                                         "x-apple-aspen-deviceinfo); people "
+                                         "get profiles from another "
+                                         "mdm_enroll location");
     }
 
-    if (ecf->challenge.len) {
-        ctx->challenge = ecf->challenge;
+    /*
+     * One source for the static challenge: the mdm_scep_challenge(_file)
+     * this location sees, the one the SCEP CA checks.  Without one, every
+     * profile gets its own one-time challenge.
+     */
+    if (scf->challenge.len) {
+        ctx->challenge = scf->challenge;
 
     } else if (ngx_http_mdm_challenge_new(r, &ctx->challenge)
                != NGX_OK)
@@ -181,9 +193,9 @@ ngx_http_mdm_enroll_process(ngx_http_request_t *r,
            != NGX_OK
         /* a static challenge is the SCEP CA's to check: nothing to store */
         || ngx_http_mdm_push_arg(args, ctx->challenge.data,
-                                 ecf->challenge.len ? 0 : ctx->challenge.len)
+                                 scf->challenge.len ? 0 : ctx->challenge.len)
            != NGX_OK
-        || ngx_http_mdm_enroll_time_arg(r, args, ecf->challenge_ttl) != NGX_OK
+        || ngx_http_mdm_enroll_time_arg(r, args, scf->challenge_ttl) != NGX_OK
         || ngx_http_mdm_enroll_time_arg(r, args, ecf->machineinfo_ttl)
            != NGX_OK)
     {

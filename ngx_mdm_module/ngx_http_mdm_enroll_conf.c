@@ -31,7 +31,6 @@ ngx_http_mdm_enroll_create_conf(ngx_http_mdm_enroll_conf_t *conf)
      */
 
     conf->enabled = NGX_CONF_UNSET;
-    conf->challenge_ttl = NGX_CONF_UNSET;
     conf->machineinfo_ttl = NGX_CONF_UNSET;
     conf->ca_der = NGX_CONF_UNSET_PTR;
     conf->signer = NGX_CONF_UNSET_PTR;
@@ -53,8 +52,6 @@ ngx_http_mdm_enroll_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_str_value(conf->scep_url, prev->scep_url, "");
     ngx_conf_merge_str_value(conf->organization, prev->organization, "");
     ngx_conf_merge_str_value(conf->name, prev->name, "MDM enrollment");
-    ngx_conf_merge_str_value(conf->challenge, prev->challenge, "");
-    ngx_conf_merge_sec_value(conf->challenge_ttl, prev->challenge_ttl, 3600);
     ngx_conf_merge_sec_value(conf->machineinfo_ttl, prev->machineinfo_ttl,
                              30 * 86400);
     ngx_conf_merge_ptr_value(conf->ca_der, prev->ca_der, NULL);
@@ -70,8 +67,11 @@ ngx_http_mdm_enroll_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
                              "default");
 
-    /* a pool only where there is private-key work to give it */
-    if (conf->signer && conf->enabled
+    /*
+     * a pool only where there is private-key work to give it: profiles
+     * (mdm_enroll) and renewal profiles (the API) alike
+     */
+    if (conf->signer
         && ngx_strcmp(conf->thread_pool_name.data, "off") != 0)
     {
 #if (NGX_THREADS)
@@ -86,9 +86,8 @@ ngx_http_mdm_enroll_merge_conf(ngx_conf_t *cf,
 #endif
     }
 
-    if (conf->challenge_ttl <= 0 || conf->machineinfo_ttl <= 0) {
+    if (conf->machineinfo_ttl <= 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mdm_enroll_challenge_ttl and "
                            "mdm_enroll_machineinfo_ttl must be positive");
         return NGX_CONF_ERROR;
     }

@@ -92,8 +92,6 @@ typedef struct {
     ngx_str_t                   scep_url;
     ngx_str_t                   organization;
     ngx_str_t                   name;
-    ngx_str_t                   challenge;   /* static; unset: one-time */
-    time_t                      challenge_ttl;
     time_t                      machineinfo_ttl;
     ngx_str_t                  *ca_der;      /* mdm_enroll_ca_cert */
     ngx_http_mdm_enroll_signer_t  *signer;   /* mdm_enroll_sign */

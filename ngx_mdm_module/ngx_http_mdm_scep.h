@@ -28,6 +28,11 @@ typedef struct {
     ngx_str_t                    challenge;   /* mdm_scep_challenge(_file) */
     time_t                       challenge_ttl; /* mdm_scep_challenge_ttl */
     ngx_str_t                    pool_name;   /* mdm_scep_thread_pool */
+    ngx_uint_t                   min_rsa_bits; /* mdm_scep_min_rsa_bits */
+    ngx_flag_t                   challenge_required;
+                                 /* mdm_scep_challenge_required */
+    ngx_uint_t                   concurrency; /* mdm_scep_concurrency */
+    ngx_uint_t                   queue;       /* mdm_scep_queue */
 
     /* made at merge, for a location with mdm_scep */
     ngx_http_mdm_scep_keys_t    *keys;
@@ -48,6 +53,10 @@ char *ngx_http_mdm_scep_pair_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_mdm_scep_sec_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_mdm_scep_str_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_mdm_scep_num_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_mdm_scep_flag_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_mdm_scep_challenge_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

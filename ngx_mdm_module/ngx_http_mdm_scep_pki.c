@@ -49,9 +49,6 @@ static int           scep_oid_refs;
 /* messageType values of requests */
 #define SCEP_PKCSREQ  "19"
 
-/* a device key below this is refused (badAlg) */
-#define SCEP_RSA_MIN_BITS  2048
-
 /* the issued certificate starts a little in the past: device clocks lag */
 #define SCEP_BACKDATE  300
 
@@ -451,11 +448,12 @@ scep_csr(ngx_http_mdm_scep_job_t *job, BIO *plain)
     bits = EVP_PKEY_get_bits(pub);
 
     if (EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA
-        ? bits < SCEP_RSA_MIN_BITS
+        ? bits < job->min_rsa_bits
         : (EVP_PKEY_get_base_id(pub) != EVP_PKEY_EC || bits < 256))
     {
         scep_fail(job, NGX_HTTP_MDM_SCEP_FAIL, NGX_HTTP_MDM_SCEP_BAD_ALG,
-                  "the device key is not RSA of 2048 bits or more, nor EC");
+                  "the device key is not RSA of mdm_scep_min_rsa_bits or "
+                  "more, nor EC");
         return;
     }
 

@@ -55,6 +55,7 @@ typedef struct {
     size_t                   der_len;
     time_t                   now;
     time_t                   validity;   /* seconds */
+    int                      min_rsa_bits; /* smaller device keys: badAlg */
     uint64_t                 serial;     /* from Redis, before issuing */
 
     /* what decoding found */

@@ -15,7 +15,8 @@ use Test::More ();
 
 our @ISA = ('Exporter');
 our @EXPORT = qw(parse_plist machineinfo_plist cms_sign cms_verify
-                 check_profile profile_payload);
+                 check_profile profile_payload scep_setup send1 device_send
+                 scep_enroll cert_file_sha256);
 
 my %Esc = (lt => '<', gt => '>', amp => '&', quot => '"', apos => "'");
 
@@ -222,6 +223,73 @@ sub check_profile {
     }
 
     return $c->{Challenge};
+}
+
+# scep_setup($dir) -> builds t/scepclient.c into $dir and makes a test CA
+# ($dir/ca.pem, $dir/ca.key) that both signs SCEP certificates and is the
+# mdm_identity_ca: a device then has nothing but what our components gave it.
+sub scep_setup {
+    my ($dir) = @_;
+    mkdir $dir;
+    t::MDM::_run('gcc', '-O1', '-o', "$dir/scepclient", 't/scepclient.c',
+                 '-lcrypto');
+    t::MDM::_run('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+                 '-keyout', "$dir/ca.key", '-out', "$dir/ca.pem",
+                 '-days', '3650', '-subj', '/O=ngx_mdm tests/CN=Test SCEP CA',
+                 '-addext', 'basicConstraints=critical,CA:TRUE',
+                 '-addext', 'keyUsage=critical,keyCertSign,cRLSign,'
+                            . 'digitalSignature,keyEncipherment');
+    return $dir;
+}
+
+# send1($method, $path, $body, [headers]) -> one parsed response
+sub send1 {
+    my ($method, $path, $body, $headers) = @_;
+    my $r = t::MDM::concurrent_requests(Test::Nginx::Socket::server_port(),
+                [ t::MDM::http_request($method, $path, $body, $headers) ]);
+    return $r->[0];
+}
+
+# device_send($path, $content_type, $body, $dir) -> a device request signed
+# (Mdm-Signature) by the identity in $dir (cert.pem, key.pem)
+sub device_send {
+    my ($path, $type, $body, $dir) = @_;
+    $body =~ s/^\s+|\s+\z//g;
+    my $sig = t::MDM::mdm_signature($body, { cert => "$dir/cert.pem",
+                                             key => "$dir/key.pem" });
+    return send1(PUT => $path, $body,
+                 [ 'Content-Type' => $type, 'Mdm-Signature' => $sig ]);
+}
+
+# scep_enroll($cadir, $name, $url, $cn, $challenge) -> ($dir, {CertRep})
+# A PKCSReq as an Apple device makes it (t/scepclient.c) for the SCEP URL of
+# a profile, POSTed to this nginx; the CertRep checked in full by the client
+# (pkiStatus, failInfo, ...; on SUCCESS $dir/cert.pem and $dir/key.pem).
+sub scep_enroll {
+    my ($ca, $name, $url, $cn, $challenge) = @_;
+    my $dir = "$ca/$name";
+    mkdir $dir;
+    t::MDM::_run("$ca/scepclient", 'req', $dir, "$ca/ca.pem", $cn,
+                 $challenge, 'aes128', 'sha256');
+    my $path = $url =~ m{^https?://[^/]+(/.*)$} ? $1 : die "URL $url\n";
+    my $r = send1(POST => "$path?operation=PKIOperation",
+                  t::MDM::_slurp("$dir/req.der"),
+                  [ 'Content-Type' => 'application/x-pki-message' ]);
+    t::MDM::_spew("$dir/rep.der", $r->{body} // '');
+    my ($st, $out) = t::MDM::run_cmd("$ca/scepclient", 'rep', $dir,
+                                     "$ca/ca.pem", "$dir/rep.der",
+                                     "$ca/ca.pem");
+    my %rep = map { /^([^=]+)=(.*)$/ ? ($1, $2) : () } split /\n/, $out // '';
+    $rep{http_status} = $r->{status};
+    return ($dir, \%rep);
+}
+
+# the SHA-256 (lower-case hex) of a PEM certificate, as bindings name it
+sub cert_file_sha256 {
+    my ($pem) = @_;
+    my $out = t::MDM::_run('openssl', 'x509', '-in', $pem, '-outform', 'DER');
+    require Digest::SHA;
+    return Digest::SHA::sha256_hex($out);
 }
 
 1;

@@ -29,6 +29,7 @@ our $KEY = 'chain-k3y';
                  '-addext', 'keyUsage=critical,keyCertSign,cRLSign,'
                             . 'digitalSignature,keyEncipherment');
     $ENV{TEST_NGINX_CHAIN} = $Dir;
+    t::MDM::_spew("$Dir/challenge", "shared s3cret\n");
 }
 
 # one request, its parsed answer
@@ -134,9 +135,43 @@ sub chain {
           "$n - the result is recorded");
 }
 
+# One static challenge for the profile and the CA (mdm_scep_challenge_file
+# in server{}), one TTL for one-time challenges (mdm_scep_challenge_ttl),
+# and a location that turns the static one off for its profiles.
+sub shared {
+    my ($block, $body) = @_;
+    my $n = $block->name;
+    my ($is, $ok) = (\&Test::More::is, \&Test::More::ok);
+
+    my $c = profile_payload(parse_plist($body), 'com.apple.security.scep')
+            ->{PayloadContent};
+    $is->($c->{Challenge}, 'shared s3cret',
+          "$n - the profile embeds the static challenge of mdm_scep_challenge_file");
+    $is->(scalar @{ redis('KEYS', 'mdm:scep:challenge:*') }, 0,
+          "$n - no one-time challenge stored");
+    for my $i (1, 2) {
+        my (undef, $rep) = scep("static$i", $c->{URL}, "static $i", $c->{Challenge});
+        $is->($rep->{pkiStatus}, '0', "$n - the CA takes it (request $i): SUCCESS");
+    }
+
+    my $r = send1(GET => '/enroll/onetime');
+    $is->($r->{status}, 200, "$n - a location with mdm_scep_challenge \"\"") or return;
+    $c = profile_payload(parse_plist($r->{body}), 'com.apple.security.scep')
+         ->{PayloadContent};
+    Test::More::like($c->{Challenge}, qr/^[A-Za-z0-9_-]{43}\z/,
+                     "$n - gets a one-time challenge");
+    my $ttl = redis('TTL', "mdm:scep:challenge:$c->{Challenge}");
+    $ok->($ttl > 290 && $ttl <= 300,
+          "$n - stored for mdm_scep_challenge_ttl 5m ($ttl)");
+    my (undef, $rep) = scep('onetime', $c->{URL}, 'onetime', $c->{Challenge});
+    $is->($rep->{pkiStatus}, '0', "$n - the CA takes the one-time one too");
+    (undef, $rep) = scep('wrong', $c->{URL}, 'wrong', 'shared s3cre');
+    $is->($rep->{pkiStatus}, '2', "$n - a wrong challenge: FAILURE");
+}
+
 {
     no strict 'refs';
-    *{"Test::Base::Filter::chain"} = \&main::chain;
+    *{"Test::Base::Filter::$_"} = \&{"main::$_"} for qw(chain shared);
 }
 
 mdm_defaults(
@@ -171,6 +206,32 @@ GET /enroll
 --- error_code: 200
 --- after_each eval
 \&chain
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 2: one static challenge for profile and CA (mdm_scep_challenge_file in server{}), one TTL (mdm_scep_challenge_ttl), "" turns it off
+--- config
+mdm_identity_ca $TEST_NGINX_CHAIN/ca.pem;
+mdm_scep_challenge_file $TEST_NGINX_CHAIN/challenge;
+mdm_scep_challenge_ttl 5m;
+location = /enroll { mdm_enroll; }
+location = /enroll/onetime { mdm_enroll; mdm_scep_challenge ""; }
+location = /scep {
+    mdm_scep;
+    mdm_scep_ca $TEST_NGINX_CHAIN/ca.pem $TEST_NGINX_CHAIN/ca.key;
+}
+--- redis_setup eval
+[ 'FLUSHALL', [ 'SADD', 'mdm:topics', $::TOPIC ],
+  [ 'HSET', "mdm:pushcert:$::TOPIC", 'cert', 'PEM', 'key', 'PEM',
+    'updated_at', '1700000000000' ] ]
+--- request
+GET /enroll
+--- error_code: 200
+--- after_each eval
+\&shared
 --- no_error_log
 [alert]
 [crit]

@@ -121,11 +121,11 @@ add_block_preprocessor(sub {
             mdm_enroll_organization "Example & Co";
             mdm_enroll_name "Example MDM";
             mdm_enroll_ca_cert $TEST_NGINX_PKI/ca.pem;
-            mdm_enroll_challenge_ttl 10m;
+            mdm_scep_challenge_ttl 10m;
         }
         location = /enroll/static {
             mdm_enroll;
-            mdm_enroll_challenge "static s3cret";
+            mdm_scep_challenge "static s3cret";
         }
         location = /enroll/signed {
             mdm_enroll;
@@ -668,6 +668,9 @@ KEYS mdm:scep:challenge:* => (empty)
 --- request
 GET /enroll/ade
 --- error_code: 403
+--- response_body_like: ^\{"error":"no MachineInfo: this location \(mdm_enroll_device_ca\) serves ADE devices only \(a POST from Setup Assistant, or a GET with x-apple-aspen-deviceinfo\); people get profiles from another mdm_enroll location"\}$
+--- response_headers
+Content-Type: application/json
 --- grep_error_log eval
 qr/\[error\].*/
 --- grep_error_log_out eval
@@ -766,9 +769,9 @@ qr/\[emerg\] .*mdm_enroll_ca_cert "\/nonexistent\/ca\.pem" is not a readable PEM
 --- config
 location = /enroll {
     mdm_enroll;
-    mdm_enroll_challenge_ttl 0;
+    mdm_scep_challenge_ttl 0;
 }
 --- must_die
 --- suppress_stderr
 --- error_log eval
-qr/\[emerg\] .*mdm_enroll_challenge_ttl and mdm_enroll_machineinfo_ttl must be positive/
+qr/\[emerg\] .*mdm_scep_validity and mdm_scep_challenge_ttl must be more than 0/

@@ -79,6 +79,11 @@ mdm_defaults(
             mdm_scep_challenge static-secret;
             mdm_scep_thread_pool off;
         }
+        location = /scep-open {
+            mdm_scep;
+            mdm_scep_ca $TEST_NGINX_SCEP/ca.pem $TEST_NGINX_SCEP/ca.key;
+            mdm_scep_challenge_required off;
+        }
         location /v1/ {
             mdm_api;
             mdm_api_key $TEST_NGINX_SCEP_API_KEY;
@@ -475,7 +480,7 @@ CertRep FAILURE (badMessageCheck): the certificate request's signature does not 
 --- after_each eval
 sub { ::check_fail('small1', $_[1], 0) }
 --- error_log
-CertRep FAILURE (badAlg): the device key is not RSA of 2048 bits
+CertRep FAILURE (badAlg): the device key is not RSA of mdm_scep_min_rsa_bits or more
 
 
 
@@ -487,6 +492,72 @@ CertRep FAILURE (badAlg): the device key is not RSA of 2048 bits
 sub { ::check_fail('poll1', $_[1], 2) }
 --- error_log
 CertRep FAILURE (badRequest): messageType is not PKCSReq (19)
+
+
+
+=== TEST 16b: a RenewalReq (messageType 17): not served, FAILURE badRequest
+--- raw_request eval
+::post_req('/scep', 'type17', 'device-type17', 'static-secret', 'aes128', 'sha256', 'type=17')
+--- error_code: 200
+--- after_each eval
+sub { ::check_fail('type17', $_[1], 2) }
+--- error_log
+CertRep FAILURE (badRequest): messageType is not PKCSReq (19)
+
+
+
+=== TEST 16c: a GetCert (messageType 21): not served, FAILURE badRequest
+--- raw_request eval
+::post_req('/scep', 'type21', 'device-type21', 'static-secret', 'aes128', 'sha256', 'type=21')
+--- error_code: 200
+--- after_each eval
+sub { ::check_fail('type21', $_[1], 2) }
+--- error_log
+CertRep FAILURE (badRequest): messageType is not PKCSReq (19)
+
+
+
+=== TEST 16d: a GetCRL (messageType 22): not served, FAILURE badRequest
+--- raw_request eval
+::post_req('/scep', 'type22', 'device-type22', 'static-secret', 'aes128', 'sha256', 'type=22')
+--- error_code: 200
+--- after_each eval
+sub { ::check_fail('type22', $_[1], 2) }
+--- error_log
+CertRep FAILURE (badRequest): messageType is not PKCSReq (19)
+
+
+
+=== TEST 16e: mdm_scep_challenge_required off: a request without challengePassword is issued
+--- raw_request eval
+::post_req('/scep-open', 'open1', 'device-open1', '-', 'aes128', 'sha256')
+--- error_code: 200
+--- after_each eval
+sub { ::check_success('open1', $_[1]) }
+--- no_error_log
+[error]
+
+
+
+=== TEST 16f: mdm_scep_challenge_required off: a challenge that is there is still checked (wrong: FAILURE badRequest)
+--- raw_request eval
+::post_req('/scep-open', 'open2', 'device-open2', 'not-a-challenge', 'aes128', 'sha256')
+--- error_code: 200
+--- after_each eval
+sub { ::check_fail('open2', $_[1], 2) }
+--- error_log
+CertRep FAILURE (badRequest): wrong, used or expired challenge
+
+
+
+=== TEST 16g: by default a request without challengePassword is refused: FAILURE badRequest
+--- raw_request eval
+::post_req('/scep', 'open3', 'device-open3', '-', 'aes128', 'sha256')
+--- error_code: 200
+--- after_each eval
+sub { ::check_fail('open3', $_[1], 2) }
+--- error_log
+CertRep FAILURE (badRequest): no challengePassword
 
 
 
@@ -667,6 +738,11 @@ sub {
     Test::More::ok(@s && !grep({ $_->{not_after} >= $soon } @s)
                    && !grep({ $_->{subject} =~ /device-get1/ } @s),
                    'expiring_before: the 30-day ones, not the 365-day one');
+    my @t = @{ ::certs("?cert_expires_before=$soon")->{certificates} };
+    Test::More::ok(@t && @t == @s,
+                   'cert_expires_before, the name GET /v1/enrollments takes: the same');
+    @t = @{ ::certs('?cert_expires_before=' . (time - 86400))->{certificates} };
+    Test::More::is(scalar @t, 0, 'cert_expires_before yesterday: none');
     my $p1 = ::certs('?limit=2');
     Test::More::is(scalar @{ $p1->{certificates} }, 2, 'limit');
     my $p2 = ::certs("?limit=2&cursor=$p1->{next_cursor}");
@@ -679,13 +755,15 @@ sub {
 === TEST 26: GET /v1/certificates with bad arguments: 400; GET /v1/challenge: 405
 --- request eval
 ["GET /v1/certificates?expiring_before=tomorrow", "GET /v1/certificates?limit=0",
- "GET /v1/challenge"]
+ "GET /v1/challenge", "GET /v1/certificates?cert_expires_before=tomorrow"]
 --- more_headers eval
-["Authorization: $::AUTH", "Authorization: $::AUTH", "Authorization: $::AUTH"]
+["Authorization: $::AUTH", "Authorization: $::AUTH", "Authorization: $::AUTH",
+ "Authorization: $::AUTH"]
 --- error_code eval
-[400, 400, 405]
+[400, 400, 405, 400]
 --- response_body_like eval
-[qr/"error"/, qr/"error"/, qr/challenge takes POST/]
+[qr/"error"/, qr/"error"/, qr/challenge takes POST/,
+ qr/cert_expires_before \(unix seconds\)/]
 
 
 

@@ -16,7 +16,9 @@
  *   scepclient rep DIR SIGNER.pem REP.der [ISSUER.pem]
  *       Verifies that SIGNER.pem (the CA, or the RA) signed the CertRep and
  *       prints what it found, one "name=value" a line; on SUCCESS decrypts
- *       the envelope with DIR/key.pem and writes the issued DIR/cert.pem.
+ *       the envelope with DIR/key.pem and writes the issued DIR/cert.pem;
+ *       without DIR/key.pem (a recorded request) it names the envelope's
+ *       recipients and prints decrypted=0.
  *       Exits 1 with a message on stderr when anything is wrong.
  */
 
@@ -459,11 +461,6 @@ rep(int argc, char **argv)
     }
 
     /* a SUCCESS: the envelope is for our signer certificate */
-    snprintf(path, sizeof(path), "%s/key.pem", dir);
-    key = pem_file(path, 1);
-    snprintf(path, sizeof(path), "%s/signer.pem", dir);
-    me = pem_file(path, 0);
-
     p = (unsigned char *) data;
     envp7 = d2i_PKCS7(NULL, &p, len);
     if (envp7 == NULL || !PKCS7_type_is_enveloped(envp7)) {
@@ -471,6 +468,38 @@ rep(int argc, char **argv)
     }
     printf("envelope=%s\n", OBJ_nid2sn(OBJ_obj2nid(
                     envp7->d.enveloped->enc_data->algorithm->algorithm)));
+
+    /*
+     * Whom it is for: the recipient's issuer and serial, for a request made
+     * elsewhere (a recorded vector) whose key the test does not have.
+     */
+    for (i = 0; i < sk_PKCS7_RECIP_INFO_num(envp7->d.enveloped->recipientinfo);
+         i++)
+    {
+        PKCS7_RECIP_INFO  *ri;
+        BIGNUM            *bn;
+        char              *dec;
+
+        ri = sk_PKCS7_RECIP_INFO_value(envp7->d.enveloped->recipientinfo, i);
+        X509_NAME_oneline(ri->issuer_and_serial->issuer, buf, sizeof(buf));
+        bn = ASN1_INTEGER_to_BN(ri->issuer_and_serial->serial, NULL);
+        dec = bn ? BN_bn2hex(bn) : NULL;
+        printf("recipient=%s serial=%s\n", buf, dec ? dec : "?");
+        OPENSSL_free(dec);
+        BN_free(bn);
+    }
+
+    snprintf(path, sizeof(path), "%s/key.pem", dir);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        printf("decrypted=0\n");
+        return 0;
+    }
+
+    fclose(f);
+    key = pem_file(path, 1);
+    snprintf(path, sizeof(path), "%s/signer.pem", dir);
+    me = pem_file(path, 0);
 
     env = d2i_CMS_bio(content, NULL);
     plain = BIO_new(BIO_s_mem());
