@@ -51,6 +51,10 @@
 #define MDM_KEY_SCEP_SERIAL     "mdm:scep:serial"    /* INCR counter */
 #define MDM_KEY_SCEP_CERT       "mdm:scep:cert:"     /* + serial, hash */
 #define MDM_KEY_SCEP_CERTS      "mdm:scep:certs"     /* zset by notAfter */
+/* renewal: challenge -> device, serial -> device, issued cert -> device */
+#define MDM_KEY_RENEW_CHALLENGE "mdm:renew:challenge:" /* + value, TTL */
+#define MDM_KEY_RENEW_SERIAL    "mdm:renew:serial:"  /* + serial, TTL */
+#define MDM_KEY_RENEWED         "mdm:renewed:"       /* + sha256, EXAT */
 
 /* counters */
 #define MDM_KEY_STATS_APNS      "mdm:stats:apns"     /* hash */

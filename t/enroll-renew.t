@@ -138,12 +138,22 @@ sub renew {
                        cert_file_sha256("$dir/cert.pem"));
     $ok->($old ne $new, "$n - a new certificate");
 
+    # a certificate from an ordinary one-time challenge is no renewal: under
+    # mdm_reenroll bound it cannot take the enrollment over
+    my $plain = json_of(send1(POST => '/v1/challenge', undef,
+                              [ Authorization => 'Basic '
+                                . encode_base64("nanomdm:$::KEY", '') ])->{body})->{challenge};
+    my ($odir, $orep) = scep_enroll($::Dir, 'other', $c->{URL}, "$cn other", $plain // 'none');
+    $is->($orep->{pkiStatus}, '0', "$n - a certificate from an ordinary challenge");
+    $is->(device_send('/mdm/checkin', $::CT, checkin_msg($::AUTHN), $odir)->{status}, 403,
+          "$n - it cannot take the enrollment over (mdm_reenroll bound)");
+
     $is->(device_send('/mdm/checkin', $::CT, checkin_msg($::AUTHN), $dir)
           ->{status}, 200, "$n - Authenticate with the new identity");
     my %b = @{ redis(@{ cert_bindings($::DEV) }) };
     $ok->($b{$new}, "$n - the new certificate is bound");
-    # main's renewal rule (mdm_cert_auth on, mdm_reenroll any): the old one
-    # stays bound until it expires, and the change is a Takeover event
+    # the renewal rule (even under mdm_reenroll bound): the old one stays
+    # bound until it expires, and the change is a Takeover event
     $ok->($b{$old}, "$n - the old certificate stays bound until its notAfter");
     my $ev = redis('XREVRANGE', 'mdm:events', '+', '-', 'COUNT', 1);
     my %f = @{ $ev->[0][1] || [] };
@@ -208,7 +218,8 @@ mdm_defaults(
             mdm_scep;
             mdm_scep_ca $TEST_NGINX_RENEW/ca.pem $TEST_NGINX_RENEW/ca.key;
         }
-        location = /mdm/checkin { mdm_checkin; }
+        # the strictest policy: only a renewal may change the certificate
+        location = /mdm/checkin { mdm_checkin; mdm_reenroll bound; }
         location = /mdm/connect { mdm_connect; }
         location /v1/ {
             mdm_api;

@@ -648,6 +648,11 @@ function ops.renew()
             if challenge ~= '' then
                 redis.call('SET', MDM_KEY_SCEP_CHALLENGE .. challenge, now,
                            'EX', challenge_ttl)
+                -- the certificate this challenge gets may take this
+                -- device's enrollment over, even under mdm_reenroll bound
+                local did = mdm_split_id(id)
+                redis.call('SET', MDM_KEY_RENEW_CHALLENGE .. challenge, did,
+                           'EX', challenge_ttl)
             end
             push(id)
             status[id] = {command_uuid = uuid, push_result = 'queued'}

@@ -100,6 +100,11 @@ end
 
 -- nil, or why mdm_reenroll refuses the takeover
 local function reenroll_refused(old)
+    -- a certificate our SCEP CA issued with this device's renewal
+    -- challenge (POST /v1/renew) is its renewal, whatever the policy
+    if hash ~= '' and redis.call('GET', MDM_KEY_RENEWED .. hash) == did then
+        return nil
+    end
     if reenroll == 'bound' then
         return 'Authenticate with certificate ' .. hash .. ' for an '
             .. 'enrollment bound to unexpired certificate ' .. old

@@ -9,7 +9,16 @@ if op == 'issue' then
         return {'err', 'challenge'}
     end
     -- serials are unique across every nginx sharing this Redis (E2)
-    return {'ok', tostring(redis.call('INCR', KEYS[2]))}
+    local serial = tostring(redis.call('INCR', KEYS[2]))
+    -- a renewal's challenge: the device it was made for follows the serial
+    -- until the certificate is recorded
+    local value = string.sub(KEYS[1], #MDM_KEY_SCEP_CHALLENGE + 1)
+    local did = ARGV[2] == '1'
+                and redis.call('GETDEL', MDM_KEY_RENEW_CHALLENGE .. value)
+    if did then
+        redis.call('SET', MDM_KEY_RENEW_SERIAL .. serial, did, 'EX', 3600)
+    end
+    return {'ok', serial}
 end
 
 if op == 'record' then
@@ -24,6 +33,11 @@ if op == 'record' then
     -- the index forgets what the records forgot: past notAfter + keep
     redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf',
                '(' .. tostring(tonumber(ARGV[7]) - keep))
+    -- issued for a renewal: checkin.lua lets it take that device over
+    local did = redis.call('GETDEL', MDM_KEY_RENEW_SERIAL .. ARGV[2])
+    if did and not_after > tonumber(ARGV[7]) then
+        redis.call('SET', MDM_KEY_RENEWED .. ARGV[5], did, 'EXAT', not_after)
+    end
     return {'ok'}
 end
 
