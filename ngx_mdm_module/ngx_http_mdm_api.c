@@ -78,6 +78,9 @@ static ngx_http_mdm_api_endpoint_t  ngx_http_mdm_api_endpoints[] = {
     { ngx_string("renew"), 1, "", 0, ngx_http_mdm_api_renew },
     { ngx_string("challenge"), 0, "", 0, ngx_http_mdm_api_challenge },
     { ngx_string("certificates"), 0, "", 0, ngx_http_mdm_api_certificates },
+    { ngx_string("ddm"), NGX_HTTP_MDM_API_ANY_ARGS, "", NGX_HTTP_PUT,
+      ngx_http_mdm_api_ddm },
+    { ngx_string("assets"), 1, "", NGX_HTTP_PUT, ngx_http_mdm_api_assets },
     { ngx_null_string, 0, NULL, 0, NULL }
 };
 
@@ -436,6 +439,12 @@ ngx_http_mdm_api_body(ngx_http_request_t *r)
 
     } else if (ngx_http_mdm_api_is(rt.endpoint, "pushcert")) {
         rc = ngx_http_mdm_api_pushcert_put(r);
+
+    } else if (ngx_http_mdm_api_is(rt.endpoint, "ddm")) {
+        rc = ngx_http_mdm_api_ddm(r, &rt);
+
+    } else if (ngx_http_mdm_api_is(rt.endpoint, "assets")) {
+        rc = ngx_http_mdm_api_assets(r, &rt);
 
     } else {
         rc = ngx_http_mdm_api_enqueue(r);

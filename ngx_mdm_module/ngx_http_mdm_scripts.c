@@ -24,6 +24,9 @@ static ngx_http_mdm_script_t  ngx_http_mdm_scripts[NGX_HTTP_MDM_SCRIPT_N] = {
     { "enroll", ngx_http_mdm_lua_enroll, sizeof(ngx_http_mdm_lua_enroll) - 1,
       "" },
     { "scep", ngx_http_mdm_lua_scep, sizeof(ngx_http_mdm_lua_scep) - 1, "" },
+    { "ddm", ngx_http_mdm_lua_ddm, sizeof(ngx_http_mdm_lua_ddm) - 1, "" },
+    { "ddm_api", ngx_http_mdm_lua_ddm_api,
+      sizeof(ngx_http_mdm_lua_ddm_api) - 1, "" },
 };
 
 

@@ -17,7 +17,9 @@
 #define NGX_HTTP_MDM_SCRIPT_API      2
 #define NGX_HTTP_MDM_SCRIPT_ENROLL   3
 #define NGX_HTTP_MDM_SCRIPT_SCEP     4
-#define NGX_HTTP_MDM_SCRIPT_N        5
+#define NGX_HTTP_MDM_SCRIPT_DDM      5
+#define NGX_HTTP_MDM_SCRIPT_DDM_API  6
+#define NGX_HTTP_MDM_SCRIPT_N        7
 
 
 typedef struct {
