@@ -78,6 +78,17 @@ static mw_option_t  mw_options[] = {
       "webhook requests in flight at once (8)" },
     { "webhook_dead_max", 'l', offsetof(mw_conf_t, webhook_dead_max),
       "dead letters kept in mdm:webhooks:dead, about (100000)" },
+    { "ddm_interval", 'l', offsetof(mw_conf_t, ddm_interval),
+      "milliseconds between DDM fan-out steps (DeclarativeManagement "
+      "commands after declaration and set changes); 0: off (500)" },
+    { "ddm_settle_ms", 'l', offsetof(mw_conf_t, ddm_settle_ms),
+      "how long a DDM change must be quiet before devices are told, so "
+      "a burst of API calls makes one command per device (1000)" },
+    { "ddm_budget", 'i', offsetof(mw_conf_t, ddm_budget),
+      "enrollments one DDM fan-out step looks at, about (1000)" },
+    { "ddm_command_ttl", 'l', offsetof(mw_conf_t, ddm_command_ttl),
+      "seconds the DeclarativeManagement commands are kept, as "
+      "mdm_result_ttl (2592000)" },
     { "worker_id", 's', offsetof(mw_conf_t, worker_id),
       "this worker's name, unique among the workers of one Redis "
       "(the host name)" },
@@ -217,6 +228,7 @@ mw_ready(mw_redis_t *r)
 {
     mw_apns_start(r->ctx);
     mw_webhook_start(r->ctx);
+    mw_ddm_start(r->ctx);
 }
 
 
@@ -240,6 +252,7 @@ mw_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ctx->stop_by = ev_now(loop) + (ev_tstamp) ctx->conf.stop_timeout;
     mw_apns_stop(ctx);
     mw_webhook_stop(ctx);
+    mw_ddm_stop(ctx);
 
     ev_timer_init(&ctx->idle, mw_check_idle, 0., 0.05);
     ctx->idle.data = ctx;
@@ -255,7 +268,7 @@ mw_check_idle(struct ev_loop *loop, ev_timer *w, int revents)
     (void) revents;
 
     if (mw_http_inflight(ctx) == 0 && mw_apns_idle(ctx)
-        && mw_webhook_idle(ctx))
+        && mw_webhook_idle(ctx) && mw_ddm_idle(ctx))
     {
         ev_timer_stop(loop, w);
         ev_break(loop, EVBREAK_ALL);
@@ -292,6 +305,10 @@ mw_defaults(mw_conf_t *conf)
     conf->webhook_idle = strdup("on");
     conf->webhook_max_inflight = 8;
     conf->webhook_dead_max = 100000;
+    conf->ddm_interval = 500;
+    conf->ddm_settle_ms = 1000;
+    conf->ddm_budget = 1000;
+    conf->ddm_command_ttl = 2592000;
 }
 
 

@@ -47,6 +47,10 @@ typedef struct {
     char        *webhook_idle;      /* on | off: Idle events wanted */
     int          webhook_max_inflight;
     long         webhook_dead_max;
+    long         ddm_interval;      /* ms between DDM fan-out steps; 0 off */
+    long         ddm_settle_ms;     /* a change's quiet time before it */
+    int          ddm_budget;        /* enrollments per step, about */
+    long         ddm_command_ttl;   /* s the commands are kept */
 } mw_conf_t;
 
 
@@ -89,6 +93,7 @@ enum {
     MW_LUA_WEBHOOK_RELEASE,
     MW_LUA_WEBHOOK_CLAIM,
     MW_LUA_WEBHOOK_ACK,
+    MW_LUA_DDM,
     MW_LUA_N
 };
 
@@ -186,5 +191,10 @@ void mw_webhook_start(mw_ctx_t *ctx);
 void mw_webhook_stop(mw_ctx_t *ctx);
 int mw_webhook_idle(mw_ctx_t *ctx);
 void mw_webhook_cleanup(mw_ctx_t *ctx);
+
+/* ddm.c: the DeclarativeManagement fan-out */
+void mw_ddm_start(mw_ctx_t *ctx);
+void mw_ddm_stop(mw_ctx_t *ctx);
+int mw_ddm_idle(mw_ctx_t *ctx);
 
 #endif /* MDM_WORKER_H */

@@ -226,34 +226,40 @@ local function mdm_ddm_plist(uuid, data)
 end
 
 -- Queues the DeclarativeManagement command with the enrollment's
--- SyncTokens, and pushes (contract C1).  One per enrollment: while the
--- last one still waits in the queue it is given the new tokens instead
--- (coalescing).  The enrollment hash keeps its UUID (ddm_cmd) and the
--- token it carries (ddm_token); Authenticate's DEL of the hash forgets
--- both, so a re-enrolled device is told again.  ttl: how long the
--- command record lives (mdm_result_ttl).
+-- SyncTokens, and pushes (contract C1).  The command record is shared by
+-- the enrollments told the same token at the same time (a fan-out to a
+-- set stores one plist, not one per device): its UUID is a hash of both.
+-- One per enrollment: while the last one still waits in its queue, the
+-- queue entry is swapped for the new one (coalescing).  The enrollment
+-- hash keeps the UUID (ddm_cmd) and the token (ddm_token); Authenticate's
+-- DEL of the hash forgets both, so a re-enrolled device is told again.
+-- ttl: how long the command record lives (mdm_result_ttl).
 local function mdm_ddm_command(did, suffix, id, now, ttl, token)
     local enr = mdm_key(MDM_KEY_ENR, did, suffix)
-    local data = mdm_ddm_tokens_json(token, now)
     local _, queue = mdm_queue_keys(did, suffix)
-    local uuid = redis.call('HGET', enr, 'ddm_cmd')
-    if uuid and redis.call('EXISTS', MDM_KEY_CMD .. uuid) == 1
-       and redis.call('LPOS', queue, uuid, 'MAXLEN', MDM_SCAN_MAX) then
-        redis.call('HSET', MDM_KEY_CMD .. uuid, 'plist',
-                   mdm_ddm_plist(uuid, data))
-    else
-        local h = string.upper(redis.sha1hex(id .. '\n' .. token .. '\n'
-                                             .. now))
-        uuid = string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-'
-            .. string.sub(h, 13, 16) .. '-' .. string.sub(h, 17, 20) .. '-'
-            .. string.sub(h, 21, 32)
-        local ckey = MDM_KEY_CMD .. uuid
-        redis.call('HSET', ckey, 'plist', mdm_ddm_plist(uuid, data),
+    local h = string.upper(redis.sha1hex('ddm\n' .. token .. '\n' .. now))
+    local uuid = string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-'
+        .. string.sub(h, 13, 16) .. '-' .. string.sub(h, 17, 20) .. '-'
+        .. string.sub(h, 21, 32)
+    local ckey = MDM_KEY_CMD .. uuid
+    if redis.call('EXISTS', ckey) == 0 then
+        redis.call('HSET', ckey, 'plist',
+                   mdm_ddm_plist(uuid, mdm_ddm_tokens_json(token, now)),
                    'request_type', 'DeclarativeManagement',
                    'created_at', now, 'priority', '0')
-        redis.call('SADD', ckey .. ':targets', id)
         mdm_expire(ckey, ttl)
-        mdm_expire(ckey .. ':targets', ttl)
+    end
+    redis.call('SADD', ckey .. ':targets', id)
+    mdm_expire(ckey .. ':targets', ttl)
+    local pending = redis.call('HGET', enr, 'ddm_cmd')
+    local pos = pending and redis.call('LPOS', queue, pending,
+                                       'MAXLEN', MDM_SCAN_MAX)
+    if pending == uuid and pos then
+        -- queued already (the same token, the same millisecond)
+    elseif pos then
+        redis.call('LSET', queue, pos, uuid)
+        redis.call('SREM', MDM_KEY_CMD .. pending .. ':targets', id)
+    else
         redis.call('RPUSH', queue, uuid)
     end
     redis.call('HSET', enr, 'ddm_cmd', uuid, 'ddm_token', token)
