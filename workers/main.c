@@ -85,7 +85,7 @@ static mw_option_t  mw_options[] = {
       "how long a DDM change must be quiet before devices are told, so "
       "a burst of API calls makes one command per device (1000)" },
     { "ddm_budget", 'i', offsetof(mw_conf_t, ddm_budget),
-      "enrollments one DDM fan-out step looks at, about (1000)" },
+      "enrollments one DDM fan-out step looks at, about (200)" },
     { "ddm_command_ttl", 'l', offsetof(mw_conf_t, ddm_command_ttl),
       "seconds the DeclarativeManagement commands are kept, as "
       "mdm_result_ttl (2592000)" },
@@ -307,7 +307,7 @@ mw_defaults(mw_conf_t *conf)
     conf->webhook_dead_max = 100000;
     conf->ddm_interval = 500;
     conf->ddm_settle_ms = 1000;
-    conf->ddm_budget = 1000;
+    conf->ddm_budget = 200;
     conf->ddm_command_ttl = 2592000;
 }
 

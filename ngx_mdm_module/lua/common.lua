@@ -136,11 +136,18 @@ end
 -- sets it is in (mdm:ddm:enrsets:{DID}USER -> sets -> declarations).
 
 -- the enrollment's effective declarations, sorted by identifier: a list of
--- {identifier, kind, ServerToken}
-local function mdm_ddm_items(did, suffix)
+-- {identifier, kind, ServerToken}; with cache (a table), enrollments in
+-- the same sets share one lookup (a fan-out step)
+local function mdm_ddm_items(did, suffix, cache)
     local seen, list = {}, {}
     local sets = redis.call('SMEMBERS', mdm_key(MDM_KEY_DDM_ENRSETS, did,
                                                 suffix))
+    local ck
+    if cache then
+        table.sort(sets)
+        ck = table.concat(sets, '\n')
+        if cache[ck] then return cache[ck] end
+    end
     for _, s in ipairs(sets) do
         for _, d in ipairs(redis.call('SMEMBERS', MDM_KEY_DDM_SET .. s)) do
             if not seen[d] then
@@ -152,6 +159,7 @@ local function mdm_ddm_items(did, suffix)
         end
     end
     table.sort(list, function(a, b) return a[1] < b[1] end)
+    if cache then cache[ck] = list end
     return list
 end
 
@@ -273,13 +281,14 @@ end
 -- DeclarationsToken is not the one it was last told (so a burst of
 -- changes that ends where it started sends nothing).  An enrollment that
 -- never had declarations is not turned to DDM by an empty set.
-local function mdm_ddm_changed(did, suffix, id, now, ttl)
+local function mdm_ddm_changed(did, suffix, id, now, ttl, cache)
     local enr = mdm_key(MDM_KEY_ENR, did, suffix)
     local h = redis.call('HMGET', enr, 'enabled', 'ddm_token')
     if h[1] ~= '1' then return nil end
-    local items = mdm_ddm_items(did, suffix)
+    local items = mdm_ddm_items(did, suffix, cache)
     if not h[2] and #items == 0 then return nil end
-    local token = mdm_ddm_token(items)
+    local token = items.token or mdm_ddm_token(items)
+    if cache then items.token = token end
     if token == h[2] then return nil end
     return mdm_ddm_command(did, suffix, id, now, ttl, token)
 end

@@ -16,10 +16,14 @@ local now, settle = ARGV[1], tonumber(ARGV[2])
 local budget, ttl = tonumber(ARGV[3]), ARGV[4]
 local ready = tonumber(now) - settle
 local done, told = 0, 0
+-- within one step the sets do not change: their tokens are looked up once
+local cache = {}
 
 local function tell(id)
     local did, suffix = mdm_split_id(id)
-    if mdm_ddm_changed(did, suffix, id, now, ttl) then told = told + 1 end
+    if mdm_ddm_changed(did, suffix, id, now, ttl, cache) then
+        told = told + 1
+    end
     done = done + 1
 end
 
