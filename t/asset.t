@@ -78,6 +78,8 @@ mdm_defaults(
         }
         location /tls/none/ {
             proxy_pass https://127.0.0.1:$TEST_NGINX_RAND_PORT_1/mdm/assets/;
+            # a kept session is not freed at exit (LeakSanitizer's noise)
+            proxy_ssl_session_reuse off;
         }
         location = /t { return 204; }
     },
