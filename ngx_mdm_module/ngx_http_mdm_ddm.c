@@ -65,10 +65,11 @@ static const char  *ngx_http_mdm_ddm_kinds[][2] = {
 ngx_int_t
 ngx_http_mdm_ddm_checkin(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
 {
+    u_char                       *n;
     ngx_int_t                     rc;
-    ngx_str_t                    *a;
     const char                   *reason;
     ngx_array_t                  *args;
+    ngx_http_mdm_loc_conf_t      *mlcf;
     ngx_http_mdm_ddm_endpoint_t   ep;
 
     reason = ngx_http_mdm_ddm_endpoint(ctx, &ep);
@@ -84,9 +85,17 @@ ngx_http_mdm_ddm_checkin(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* the script needs no body: a status report goes in parsed */
-    a = args->elts;
-    ngx_str_null(&a[NGX_HTTP_MDM_DEVICE_NKEYS + 8]);
+    /* the body for the event; mdm_events_max caps the stream */
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+
+    n = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (n == NULL
+        || ngx_http_mdm_push_arg(args, n,
+                                 ngx_sprintf(n, "%i", mlcf->events_max) - n)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     reason = ngx_http_mdm_ddm_args(r, ctx, &ep, args);
     if (reason) {

@@ -737,3 +737,47 @@ answered 400: ?set= names no valid set
 qr/answered \d+: .*?(?=, client: )/
 --- grep_error_log_out
 answered 400: bad identifier or set name: [A-Za-z0-9._@+:=~-]{1,64}
+
+
+
+=== TEST 28: each DDM check-in is an event (webhooks: mdm.DeclarativeManagement) with its raw body
+--- request
+GET /t
+--- error_code: 204
+--- after_each eval
+sub {
+    redis('DEL', 'mdm:events');
+    my $r = ::ddm('mac', 'declaration-items');
+    Test::More::is($r->{status}, 200);
+    my $e = redis('XREVRANGE', 'mdm:events', '+', '-', 'COUNT', 1)->[0][1];
+    my %f = @$e;
+    Test::More::is($f{type}, 'DeclarativeManagement', 'event type');
+    Test::More::is($f{id}, $::MAC, 'its enrollment');
+    Test::More::like($f{body}, qr{<string>declaration-items</string>}, 'the raw body');
+}
+
+
+
+=== TEST 29: Redis down: 503 at once, one log line; back up: served again
+--- request
+GET /t
+--- error_code: 204
+--- after_each eval
+sub {
+    redis_stop();
+    my $t0 = Time::HiRes::time();
+    my $r = ::ddm('mac', 'tokens');
+    Test::More::is($r->{status}, 503, 'Redis down: 503');
+    Test::More::ok(Time::HiRes::time() - $t0 < 3, 'fast');
+    Test::More::is(::api('GET', "/v1/ddm/tokens/$::MAC")->{status}, 503, 'the API: 503');
+    redis_start();
+    for (1 .. 50) {
+        $r = ::ddm('mac', 'tokens');
+        last if $r->{status} != 503;
+        Time::HiRes::sleep(0.1);
+    }
+    # the test Redis keeps nothing across a restart: enroll again
+    Test::More::isnt($r->{status}, 503, 'Redis back: answered again');
+    ::enroll();
+    Test::More::is(::ddm('mac', 'tokens')->{status}, 200, 'and served');
+}

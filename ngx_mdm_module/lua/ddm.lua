@@ -1,25 +1,29 @@
 -- One DeclarativeManagement check-in (ngx_http_mdm_ddm.c), atomically.
 -- KEYS: 1 enrollment, 2 device enrollment (certificate bindings),
---       3 certificate index, 4 event stream (unused).
+--       3 certificate index, 4 event stream.
 -- ARGV: 1 enrollment id, 2 enrollment type, 3 device id, 4 user suffix,
 --       5 cert sha256, 6 cert notAfter, 7 mdm_cert_auth, 8 now (ms),
---       9 body (""), 10 query string, then 11 the endpoint:
+--       9 raw body, 10 query string, 11 mdm_events_max, then 12 the
+--       endpoint:
 --   "tokens"                    -> {"ok", DeclarationsToken}
 --   "items"                     -> {"ok", DeclarationsToken,
 --                                   id, kind, ServerToken, ...}
---   "declaration", 12 kind, 13 identifier
+--   "declaration", 13 kind, 14 identifier
 --                               -> {"ok", declaration JSON} or {"ok", ""}
 --                                  when the enrollment does not have it
---   "status", 12 FullReport (0|1), 13 n, then n path/value pairs, then
+--   "status", 13 FullReport (0|1), 14 n, then n path/value pairs, then
 --       m, then m identifier/status-JSON pairs, then error JSON strings
 --                               -> {"ok", ""}
+-- Each accepted check-in is an event (type DeclarativeManagement, the raw
+-- body: webhooks send it as NanoMDM's mdm.DeclarativeManagement).
 -- Refusals as lua/checkin.lua: {"err", reason}, {"err", "blocked"},
 -- {"err", "forbidden", reason}.
 
-local enr, dev, certidx = KEYS[1], KEYS[2], KEYS[3]
-local id, did, suffix = ARGV[1], ARGV[3], ARGV[4]
+local enr, dev, certidx, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, etype, did, suffix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local hash, not_after, mode, now = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local endpoint = ARGV[11]
+local body, params, events_max = ARGV[9], ARGV[10], ARGV[11]
+local endpoint = ARGV[12]
 
 -- what a device reported lives this long after its last report: a device
 -- sends a full report about once a day
@@ -56,7 +60,7 @@ function ep.items()
 end
 
 function ep.declaration()
-    local kind, ident = ARGV[12], ARGV[13]
+    local kind, ident = ARGV[13], ARGV[14]
     if not has_declaration(ident) then return {'ok', ''} end
     local h = redis.call('HMGET', MDM_KEY_DDM_DECL .. ident, 'kind', 'json')
     if h[1] ~= kind or not h[2] then return {'ok', ''} end
@@ -64,13 +68,13 @@ function ep.declaration()
 end
 
 function ep.status()
-    local full = ARGV[12] == '1'
+    local full = ARGV[13] == '1'
     local values = mdm_key(MDM_KEY_DDM_STATUS, did, suffix)
     local dstatus = mdm_key(MDM_KEY_DDM_DSTATUS, did, suffix)
     local errors = mdm_key(MDM_KEY_DDM_ERRORS, did, suffix)
     -- a full report replaces what incremental ones merged
     if full then redis.call('DEL', values, dstatus) end
-    local i = 13
+    local i = 14
     local n = tonumber(ARGV[i])
     for j = i + 1, i + 2 * n, 2 do
         redis.call('HSET', values, ARGV[j], ARGV[j + 1])
@@ -109,4 +113,7 @@ local f = ep[endpoint]
 if not f then return {'err', 'unknown endpoint'} end
 
 redis.call('HSET', enr, 'last_seen', now)
+mdm_xadd(events, events_max, 'type', 'DeclarativeManagement', 'id', id,
+    'enrollment_type', etype, 'device_id', did, 'time', now,
+    'params', params, 'body', body)
 return f()
