@@ -253,7 +253,7 @@ ngx_http_mdm_api_ddm_declaration(ngx_http_request_t *r, json_t *in,
     ngx_array_t *args)
 {
     u_char       md[SHA256_DIGEST_LENGTH], *hex;
-    json_t      *type, *ident, *payload, *canon;
+    json_t      *type, *ident, *payload, *canon, *v;
     ngx_int_t    rc;
     ngx_str_t    c, out;
     const char  *kind, *key;
@@ -284,7 +284,7 @@ ngx_http_mdm_api_ddm_declaration(ngx_http_request_t *r, json_t *in,
         return "Payload is no object";
     }
 
-    json_object_foreach(in, key, type) {
+    json_object_foreach(in, key, v) {
         if (ngx_strcmp(key, "Type") && ngx_strcmp(key, "Identifier")
             && ngx_strcmp(key, "Payload") && ngx_strcmp(key, "ServerToken"))
         {
@@ -292,8 +292,6 @@ ngx_http_mdm_api_ddm_declaration(ngx_http_request_t *r, json_t *in,
                    "ServerToken, which the server sets) only";
         }
     }
-
-    type = json_object_get(in, "Type");
 
     canon = json_pack("{s:O,s:O,s:O}", "Type", type, "Identifier", ident,
                       "Payload", payload);

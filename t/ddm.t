@@ -781,3 +781,17 @@ sub {
     ::enroll();
     Test::More::is(::ddm('mac', 'tokens')->{status}, 200, 'and served');
 }
+
+
+
+=== TEST 30: API: a declaration with a key of its own: 400
+--- request eval
+"PUT /v1/ddm/declarations\n" . JSON::PP->new->encode({ Type => 'com.apple.configuration.management.test',
+                                                       Identifier => 'a', Payload => {}, Extra => 1 })
+--- more_headers eval
+"Authorization: Basic " . encode_base64('nanomdm:secret', '')
+--- error_code: 400
+--- grep_error_log eval
+qr/answered \d+: .*?(?=, client: )/
+--- grep_error_log_out
+answered 400: a declaration has Type, Identifier, Payload (and ServerToken, which the server sets) only
