@@ -21,7 +21,7 @@
  *                           report of four declarations and two values
  *                           (--ddm)
  *       -m splits RECORDS (default 100000) as idle 1/2, ack 1/4,
- *       tokenupdate 1/4; --ddm (default RECORDS/10) is each DDM file's.
+ *       tokenupdate 1/4; --ddm (default RECORDS/4) is each DDM file's.
  *       Also ca.pem, ca.key, udids.txt and params (what
  *       it was made with, for caching).
  *
@@ -876,7 +876,7 @@ cmd_pop(int argc, char **argv)
     if (ack < 0) ack = records / 4;
     if (tu < 0) tu = records - records / 2 - records / 4;
     ack = ack / (long) p.devices * (long) p.devices;
-    if (ddm < 0) ddm = records / 10;
+    if (ddm < 0) ddm = records / 4;
 
     /* made in DIR.tmp, renamed when complete: a cache is whole or absent */
     b.len = 0;
