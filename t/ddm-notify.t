@@ -130,9 +130,11 @@ sub {
     Test::More::is($type, 'DeclarativeManagement', 'enrolled: told');
     ::ack($uuid);
     redis('DEL', 'mdm:ddm:dirty');
+    # MDM_DDM_VALGRIND=1: the worker under valgrind (use a small MDM_DDM_FANOUT_N)
     $::W = start_worker(apns_url => 'https://127.0.0.1:9', ddm_interval => 50,
                         ddm_settle_ms => $::SETTLE, ddm_budget => 200,
-                        repush_interval => 0);
+                        repush_interval => 0,
+                        ($ENV{MDM_DDM_VALGRIND} ? (valgrind => 1) : ()));
 }
 
 
@@ -294,6 +296,7 @@ GET /t
 --- after_each eval
 sub {
     Test::More::is(stop_worker($::W), 0, 'exit 0');
+    valgrind_clean($::W, 'ddm fan-out') if $ENV{MDM_DDM_VALGRIND};
     Test::More::like(worker_log($::W), qr/ddm: \d+ enrollments looked at, \d+ told to sync/,
                      'the fan-out is logged');
 }
