@@ -795,3 +795,22 @@ sub {
 qr/answered \d+: .*?(?=, client: )/
 --- grep_error_log_out
 answered 400: a declaration has Type, Identifier, Payload (and ServerToken, which the server sets) only
+
+
+
+=== TEST 31: incremental reports cannot grow the stored status without bound (10,000 values, then it starts anew)
+--- request
+GET /t
+--- error_code: 204
+--- after_each eval
+sub {
+    for my $round (1 .. 3) {
+        my $r = ::ddm('mac', 'status', $::JSON->encode({ StatusItems => { test => {
+            map { ("r$round-$_" => $_) } 1 .. 4000 } }, Errors => [] }));
+        Test::More::is($r->{status}, 200, "report $round");
+    }
+    Test::More::is(redis('HLEN', "mdm:ddm:status:{$::MAC}"), 4000,
+                   'the third report would pass 10,000: it starts anew');
+    Test::More::is(redis('HEXISTS', "mdm:ddm:status:{$::MAC}", 'test.r3-1'), 1, 'with its values');
+    Test::More::ok(redis('TTL', "mdm:ddm:status:{$::MAC}") > 2500000, 'and a TTL of 30 days');
+}

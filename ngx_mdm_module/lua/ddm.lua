@@ -30,6 +30,11 @@ local endpoint = ARGV[12]
 local STATUS_TTL = 2592000
 -- the errors kept per enrollment, newest first
 local ERRORS_MAX = 100
+-- the values (and declaration statuses) one enrollment may accumulate
+-- through incremental reports: beyond, the stored ones are dropped and the
+-- report starts them anew, as a full report would (a report carries at
+-- most 4,096, the C side checks)
+local VALUES_MAX = 10000
 
 local function has_declaration(ident)
     local sets = redis.call('SMEMBERS',
@@ -76,11 +81,17 @@ function ep.status()
     if full then redis.call('DEL', values, dstatus) end
     local i = 14
     local n = tonumber(ARGV[i])
+    if redis.call('HLEN', values) + n > VALUES_MAX then
+        redis.call('DEL', values)
+    end
     for j = i + 1, i + 2 * n, 2 do
         redis.call('HSET', values, ARGV[j], ARGV[j + 1])
     end
     i = i + 2 * n + 1
     local m = tonumber(ARGV[i])
+    if redis.call('HLEN', dstatus) + m > VALUES_MAX then
+        redis.call('DEL', dstatus)
+    end
     for j = i + 1, i + 2 * m, 2 do
         redis.call('HSET', dstatus, ARGV[j], ARGV[j + 1])
     end
