@@ -136,6 +136,12 @@ sub {
           Authentication => { Type => 'MDM' } } }),
         [ Authorization => (split /: /, $::API)[1] ]);
     Test::More::is($r->{status}, 204, 'the asset declaration');
+    # and a legacy profile fetched the same way
+    $r = ::http('PUT', '/v1/ddm/declarations', JSON::PP->new->encode({
+        Type => 'com.apple.configuration.legacy', Identifier => 'com.example.legacy',
+        Payload => { ProfileURL => 'https://mdm.example.com/mdm/assets/profile.mobileconfig' } }),
+        [ Authorization => (split /: /, $::API)[1] ]);
+    Test::More::is($r->{status}, 204, 'the legacy profile declaration');
     # the device enrolls (binds its certificate)
     Test::More::is(::checkin('nanomdm/mdm/testdata/Authenticate.2.plist')->{status}, 200);
     Test::More::is(::checkin('nanomdm/mdm/testdata/TokenUpdate.2.plist')->{status}, 200);

@@ -18,6 +18,7 @@ mdm_defaults(
         mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
         location = /mdm/checkin { mdm_checkin; client_max_body_size 4m; }
         location = /mdm/connect { mdm_connect; }
+        location = /mdm { mdm_server; }
         location /v1/ { mdm_api; mdm_api_key secret; }
         location = /t { return 204; }
     },
@@ -813,4 +814,20 @@ sub {
                    'the third report would pass 10,000: it starts anew');
     Test::More::is(redis('HEXISTS', "mdm:ddm:status:{$::MAC}", 'test.r3-1'), 1, 'with its values');
     Test::More::ok(redis('TTL', "mdm:ddm:status:{$::MAC}") > 2500000, 'and a TTL of 30 days');
+}
+
+
+
+=== TEST 32: DeclarativeManagement through mdm_server (one URL for check-ins and reports)
+--- request
+GET /t
+--- error_code: 204
+--- after_each eval
+sub {
+    my $body = ::plist(UDID => $::MAC, MessageType => 'DeclarativeManagement',
+                       Endpoint => 'declaration-items');
+    my $r = ::device('/mdm', $::CT, 'mac', $body);
+    Test::More::is($r->{status}, 200, 'served');
+    my $j = $::JSON->decode($r->{body});
+    Test::More::is(ref $j->{Declarations}{Configurations}, 'ARRAY', 'the manifest');
 }
