@@ -449,8 +449,10 @@ ngx_http_mdm_ddm_valid_id(u_char *p, size_t len)
     }
 
     for (i = 0; i < len; i++) {
+        /* not strchr(): it would find a NUL, the string's own end */
         if ((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z')
-            || (p[i] >= '0' && p[i] <= '9') || ngx_strchr("._@+:=~-", p[i]))
+            || (p[i] >= '0' && p[i] <= '9')
+            || (p[i] != '\0' && ngx_strchr("._@+:=~-", p[i])))
         {
             continue;
         }

@@ -831,3 +831,16 @@ sub {
     my $j = $::JSON->decode($r->{body});
     Test::More::is(ref $j->{Declarations}{Configurations}, 'ARRAY', 'the manifest');
 }
+
+
+
+=== TEST 33: API: a NUL byte in a set name: 400
+--- request
+PUT /v1/ddm/enrollment-sets/X?set=a%00b
+--- more_headers eval
+"Authorization: Basic " . encode_base64('nanomdm:secret', '')
+--- error_code: 400
+--- grep_error_log eval
+qr/answered \d+: .*?(?=, client: )/
+--- grep_error_log_out
+answered 400: ?set= names no valid set
