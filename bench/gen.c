@@ -16,8 +16,13 @@
  *                           BENCH-ACK-00000.. of every device in order
  *                           (--ack, rounded to a multiple of DEVICES)
  *         tokenupdate.req   TokenUpdate check-ins            (--tokenupdate)
+ *         ddm-items.req     DeclarativeManagement declaration-items (--ddm)
+ *         ddm-status.req    DeclarativeManagement status, an incremental
+ *                           report of four declarations and two values
+ *                           (--ddm)
  *       -m splits RECORDS (default 100000) as idle 1/2, ack 1/4,
- *       tokenupdate 1/4.  Also ca.pem, ca.key, udids.txt and params (what
+ *       tokenupdate 1/4; --ddm (default RECORDS/4) is each DDM file's.
+ *       Also ca.pem, ca.key, udids.txt and params (what
  *       it was made with, for caching).
  *
  *   gen enqueue -o FILE --key KEY (--ids FILE | --synthetic PREFIX:COUNT)
@@ -711,6 +716,81 @@ ack_work(size_t lo, size_t hi, buf_t *out, void *arg)
 }
 
 
+/* DDM check-ins: what a device sends after the DeclarativeManagement command */
+
+static void
+ddm_body(buf_t *body, size_t dev, size_t seq, int status)
+{
+    char   u[37];
+    char   b64[2048];
+    buf_t  json = { NULL, 0, 0 };
+
+    udid(u, dev);
+
+    body->len = 0;
+    buf_printf(body, PLIST_HEAD
+        "\t<key>BenchSequence</key>\n\t<integer>%zu</integer>\n", seq);
+
+    if (status) {
+        /* the four declarations bench/run.sh gives every device */
+        buf_printf(&json, "{\"StatusItems\":{\"management\":{\"declarations\":{"
+            "\"activations\":[{\"active\":true,\"identifier\":"
+            "\"bench.activation\",\"valid\":\"valid\",\"server-token\":"
+            "\"%032zx\"}],\"configurations\":[{\"active\":true,"
+            "\"identifier\":\"bench.passcode\",\"valid\":\"valid\","
+            "\"server-token\":\"%032zx\"},{\"active\":true,\"identifier\":"
+            "\"bench.status\",\"valid\":\"valid\",\"server-token\":"
+            "\"%032zx\"}],\"assets\":[],\"management\":[{\"active\":false,"
+            "\"identifier\":\"bench.properties\",\"valid\":\"valid\","
+            "\"server-token\":\"%032zx\"}]}},\"device\":{\"operating-system\":"
+            "{\"version\":\"14.2.%zu\",\"build-version\":\"23C%zu\"}}},"
+            "\"Errors\":[]}", seq, seq + 1, seq + 2, seq + 3, seq, seq);
+        EVP_EncodeBlock((unsigned char *) b64, (unsigned char *) json.data,
+                        (int) json.len);
+        buf_printf(body, "\t<key>Data</key>\n\t<data>%s</data>\n", b64);
+        free(json.data);
+    }
+
+    buf_printf(body,
+        "\t<key>Endpoint</key>\n\t<string>%s</string>\n"
+        "\t<key>MessageType</key>\n\t<string>DeclarativeManagement</string>\n"
+        "\t<key>UDID</key>\n\t<string>%s</string>\n"
+        PLIST_TAIL, status ? "status" : "declaration-items", u);
+}
+
+
+static void
+ddm_work(size_t lo, size_t hi, buf_t *out, void *arg, int status)
+{
+    pop_t   *p = arg;
+    size_t   i, dev, seq;
+    buf_t    body = { NULL, 0, 0 };
+
+    for (i = lo; i < hi; i++) {
+        dev = i % p->devices;
+        seq = i / p->devices + 1;
+        ddm_body(&body, dev, seq, status);
+        add_signed(out, p, dev, seq, "/mdm/checkin", CHECKIN, &body);
+    }
+
+    free(body.data);
+}
+
+
+static void
+ddm_items_work(size_t lo, size_t hi, buf_t *out, void *arg)
+{
+    ddm_work(lo, hi, out, arg, 0);
+}
+
+
+static void
+ddm_status_work(size_t lo, size_t hi, buf_t *out, void *arg)
+{
+    ddm_work(lo, hi, out, arg, 1);
+}
+
+
 static long
 num_arg(const char *s, const char *what)
 {
@@ -747,7 +827,7 @@ static int
 cmd_pop(int argc, char **argv)
 {
     int          c, jobs;
-    long         records, idle, ack, tu;
+    long         records, idle, ack, tu, ddm;
     char        *dir, *tmp, *path, u[37];
     double       t0;
     pop_t        p;
@@ -760,6 +840,7 @@ cmd_pop(int argc, char **argv)
         { "idle", required_argument, NULL, 'I' },
         { "ack", required_argument, NULL, 'A' },
         { "tokenupdate", required_argument, NULL, 'T' },
+        { "ddm", required_argument, NULL, 'D' },
         { NULL, 0, NULL, 0 }
     };
 
@@ -767,7 +848,7 @@ cmd_pop(int argc, char **argv)
     dir = NULL;
     p.devices = 1000;
     records = 100000;
-    idle = ack = tu = -1;
+    idle = ack = tu = ddm = -1;
     jobs = (int) sysconf(_SC_NPROCESSORS_ONLN);
 
     while ((c = getopt_long(argc, argv, "o:n:k:m:j:", opts, NULL)) != -1) {
@@ -780,6 +861,7 @@ cmd_pop(int argc, char **argv)
         case 'I': idle = num_arg(optarg, "--idle"); break;
         case 'A': ack = num_arg(optarg, "--ack"); break;
         case 'T': tu = num_arg(optarg, "--tokenupdate"); break;
+        case 'D': ddm = num_arg(optarg, "--ddm"); break;
         default: return 2;
         }
     }
@@ -794,6 +876,7 @@ cmd_pop(int argc, char **argv)
     if (ack < 0) ack = records / 4;
     if (tu < 0) tu = records - records / 2 - records / 4;
     ack = ack / (long) p.devices * (long) p.devices;
+    if (ddm < 0) ddm = records / 4;
 
     /* made in DIR.tmp, renamed when complete: a cache is whole or absent */
     b.len = 0;
@@ -864,11 +947,14 @@ cmd_pop(int argc, char **argv)
     RECORDS("idle.req", idle, idle_work);
     RECORDS("ack.req", ack, ack_work);
     RECORDS("tokenupdate.req", tu, tu_work);
+    RECORDS("ddm-items.req", ddm, ddm_items_work);
+    RECORDS("ddm-status.req", ddm, ddm_status_work);
 
     b.len = 0;
     buf_printf(&b, "devices=%zu\nkeys=%zu\nidle=%ld\nack=%ld\n"
-                   "ack_commands=%ld\ntokenupdate=%ld\ngenerated=%ld\n",
-               p.devices, p.keys, idle, ack, ack / (long) p.devices, tu,
+                   "ack_commands=%ld\ntokenupdate=%ld\nddm=%ld\n"
+                   "generated=%ld\n",
+               p.devices, p.keys, idle, ack, ack / (long) p.devices, tu, ddm,
                (long) gen_time);
     path = path_join(tmp, "params");
     write_file(path, b.data, b.len);
@@ -1019,7 +1105,8 @@ main(int argc, char **argv)
 
     fprintf(stderr,
         "usage: gen pop -o DIR [-n DEVICES] [-k KEYS] [-m RECORDS]\n"
-        "               [--idle N] [--ack N] [--tokenupdate N] [-j JOBS]\n"
+        "               [--idle N] [--ack N] [--tokenupdate N] [--ddm N]\n"
+        "               [-j JOBS]\n"
         "       gen enqueue -o FILE --key KEY (--ids FILE | --synthetic "
         "PREFIX:COUNT)\n"
         "               [--uuid FMT] [--count R] [--query Q]\n");

@@ -19,6 +19,10 @@
 #   ack           signed Acknowledged for the head command, answered with
 #                 the next one (every device walks its queue in order)
 #   enqueue       admin API: one command to 10,000 enrollments
+#   ddm-items     signed DeclarativeManagement declaration-items: the
+#                 manifest of four declarations (one set)
+#   ddm-status    signed DeclarativeManagement status: an incremental
+#                 report of the four declarations and two values
 #
 # Every signed request is sent once: each run continues where the last one
 # of its pool stopped, and run lengths are capped (down to 1 s) so that the
@@ -72,7 +76,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-ALL="idle tokenupdate idle-command ack enqueue"
+ALL="idle tokenupdate idle-command ack enqueue ddm-items ddm-status"
 SCENARIOS=
 for s in $ALL; do
     if [ -z "$ONLY" ] || [[ ",$ONLY," == *",$s,"* ]]; then
@@ -119,8 +123,28 @@ start_trimmer
 
 # records in a file, and the byte offset where the next run starts
 declare -A CURSOR CONSUMED
-records_in() { case $1 in idle) pop_param idle ;; ack) pop_param ack ;; tokenupdate) pop_param tokenupdate ;; *) echo 0 ;; esac; }
-for p in idle ack tokenupdate none; do CURSOR[$p]=0; CONSUMED[$p]=0; done
+records_in() { case $1 in idle) pop_param idle ;; ack) pop_param ack ;; tokenupdate) pop_param tokenupdate ;; ddm-items|ddm-status) pop_param ddm ;; *) echo 0 ;; esac; }
+for p in idle ack tokenupdate ddm-items ddm-status none; do CURSOR[$p]=0; CONSUMED[$p]=0; done
+
+# DDM: four declarations in set "bench", every device in it
+ddm_setup() {
+    [ -n "${DDM_READY:-}" ] && return 0
+    local d
+    for d in '{"Type":"com.apple.activation.simple","Identifier":"bench.activation","Payload":{"StandardConfigurations":["bench.passcode","bench.status"]}}' \
+             '{"Type":"com.apple.configuration.passcode.settings","Identifier":"bench.passcode","Payload":{"RequirePasscode":true,"MinimumLength":6}}' \
+             '{"Type":"com.apple.configuration.management.status-subscriptions","Identifier":"bench.status","Payload":{"StatusItems":[{"Name":"device.operating-system.version"}]}}' \
+             '{"Type":"com.apple.management.properties","Identifier":"bench.properties","Payload":{"bench":"yes"}}'; do
+        curl -sf -u "nanomdm:$API_KEY" -X PUT --data-binary "$d" \
+            "http://127.0.0.1:$PORT/v1/ddm/declarations?nonotify=1" >/dev/null \
+            || die "PUT /v1/ddm/declarations failed"
+        d=${d#*\"Identifier\":\"}
+        curl -sf -u "nanomdm:$API_KEY" -X PUT \
+            "http://127.0.0.1:$PORT/v1/ddm/set-declarations/bench?declaration=${d%%\"*}&nonotify=1" >/dev/null \
+            || die "PUT /v1/ddm/set-declarations failed"
+    done
+    sed 's/.*/SADD mdm:ddm:enrsets:{&} bench/' "$POP/udids.txt" | rcli --pipe >/dev/null
+    DDM_READY=1
+}
 
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 
@@ -258,6 +282,18 @@ for s in $SCENARIOS; do
         scenario enqueue "$TMP/enqueue-many.req" none 0 "$ENQ_CONNS"
         check enqueue "queue length of enrollment ${prefix}000000000000: $(rcli LLEN "mdm:q:{${prefix}000000000000}")"
         ;;
+    ddm-items)
+        say "scenario ddm-items: signed DeclarativeManagement declaration-items"
+        ddm_setup
+        scenario ddm-items "$POP/ddm-items.req" ddm-items "$(records_in ddm-items)" "$CONNS"
+        check ddm-items "declaration-items of device 0: $(curl -s -u "nanomdm:$API_KEY" "http://127.0.0.1:$PORT/v1/ddm/declaration-items/$UDID0" | head -c 120)…"
+        ;;
+    ddm-status)
+        say "scenario ddm-status: signed DeclarativeManagement status report"
+        ddm_setup
+        scenario ddm-status "$POP/ddm-status.req" ddm-status "$(records_in ddm-status)" "$CONNS"
+        check ddm-status "status-values of device 0: $(curl -s -u "nanomdm:$API_KEY" "http://127.0.0.1:$PORT/v1/ddm/status-values/$UDID0" | head -c 120)…"
+        ;;
     esac
 done
 
@@ -294,8 +330,11 @@ declare -A TITLE=(
     [tokenupdate]="signed TokenUpdate check-in"
     [idle-command]="signed Idle → queued command"
     [ack]="signed Acknowledged → next command"
-    [enqueue]="API enqueue to $ENQ_IDS enrollments")
-declare -A POOL_OF=([idle]=idle [idle-command]=idle [ack]=ack [tokenupdate]=tokenupdate)
+    [enqueue]="API enqueue to $ENQ_IDS enrollments"
+    [ddm-items]="signed DDM declaration-items (4 declarations)"
+    [ddm-status]="signed DDM status report (incremental)")
+declare -A POOL_OF=([idle]=idle [idle-command]=idle [ack]=ack [tokenupdate]=tokenupdate
+                    [ddm-items]=ddm-items [ddm-status]=ddm-status)
 
 TABLE=$RES/table
 {

@@ -84,6 +84,9 @@ static ngx_http_mdm_api_endpoint_t  ngx_http_mdm_api_endpoints[] = {
     { ngx_string("certificates"), 0, "", 0, ngx_http_mdm_api_certificates },
     { ngx_string("dep"), NGX_HTTP_MDM_API_ANY_ARGS, "",
       NGX_HTTP_PUT|NGX_HTTP_POST|NGX_HTTP_DELETE, ngx_http_mdm_api_dep },
+    { ngx_string("ddm"), NGX_HTTP_MDM_API_ANY_ARGS, "", NGX_HTTP_PUT,
+      ngx_http_mdm_api_ddm },
+    { ngx_string("assets"), 1, "", NGX_HTTP_PUT, ngx_http_mdm_api_assets },
     { ngx_null_string, 0, NULL, 0, NULL }
 };
 
@@ -451,6 +454,12 @@ ngx_http_mdm_api_body(ngx_http_request_t *r)
 
     } else if (ngx_http_mdm_api_is(rt.endpoint, "blueprints")) {
         rc = ngx_http_mdm_api_blueprint_put(r);
+
+    } else if (ngx_http_mdm_api_is(rt.endpoint, "ddm")) {
+        rc = ngx_http_mdm_api_ddm(r, &rt);
+
+    } else if (ngx_http_mdm_api_is(rt.endpoint, "assets")) {
+        rc = ngx_http_mdm_api_assets(r, &rt);
 
     } else {
         rc = ngx_http_mdm_api_enqueue(r);

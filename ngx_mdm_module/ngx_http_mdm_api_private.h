@@ -107,6 +107,11 @@ ngx_int_t ngx_http_mdm_api_command_post(ngx_http_request_t *r);
 ngx_int_t ngx_http_mdm_api_blueprints(ngx_http_request_t *r,
     ngx_http_mdm_api_route_t *rt);
 ngx_int_t ngx_http_mdm_api_blueprint_put(ngx_http_request_t *r);
+/* ngx_http_mdm_api_ddm.c: /v1/ddm/... (KMFDDM's API) and /v1/assets/NAME */
+ngx_int_t ngx_http_mdm_api_ddm(ngx_http_request_t *r,
+    ngx_http_mdm_api_route_t *rt);
+ngx_int_t ngx_http_mdm_api_assets(ngx_http_request_t *r,
+    ngx_http_mdm_api_route_t *rt);
 
 
 #endif /* _NGX_HTTP_MDM_API_PRIVATE_H_INCLUDED_ */

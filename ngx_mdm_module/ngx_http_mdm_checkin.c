@@ -16,6 +16,7 @@
 #include "ngx_http_mdm_scripts.h"
 #include "ngx_http_mdm_response.h"
 #include "ngx_http_mdm_enrollment.h"
+#include "ngx_http_mdm_ddm.h"
 
 
 /* how a message key is stored in the enrollment hash */
@@ -33,6 +34,7 @@
 #define NGX_HTTP_MDM_BY_REDIS         0
 #define NGX_HTTP_MDM_BY_USERAUTH      1
 #define NGX_HTTP_MDM_BY_UNSUPPORTED   2
+#define NGX_HTTP_MDM_BY_DDM           3     /* ngx_http_mdm_ddm.c */
 
 
 typedef struct {
@@ -161,7 +163,7 @@ static ngx_http_mdm_message_t  ngx_http_mdm_messages[] = {
     { ngx_string("UserAuthenticate"), NGX_HTTP_MDM_CH_USER,
       NGX_HTTP_MDM_BY_USERAUTH, ngx_http_mdm_user_authenticate_fields },
     { ngx_string("DeclarativeManagement"), NGX_HTTP_MDM_CH_ANY,
-      NGX_HTTP_MDM_BY_UNSUPPORTED, ngx_http_mdm_declarative_fields },
+      NGX_HTTP_MDM_BY_DDM, ngx_http_mdm_declarative_fields },
     { ngx_string("GetToken"), NGX_HTTP_MDM_CH_ANY,
       NGX_HTTP_MDM_BY_UNSUPPORTED, ngx_http_mdm_get_token_fields },
     { ngx_null_string, 0, 0, NULL }
@@ -238,6 +240,9 @@ ngx_http_mdm_checkin_process(ngx_http_request_t *r)
 
         return ngx_http_mdm_reject(r, ctx, NGX_HTTP_NOT_IMPLEMENTED,
                                    "this message type is not served yet");
+
+    case NGX_HTTP_MDM_BY_DDM:
+        return ngx_http_mdm_ddm_checkin(r, ctx);
 
     case NGX_HTTP_MDM_BY_USERAUTH:
         if (mlcf->user_authenticate == NGX_HTTP_MDM_UA_DECLINE) {

@@ -13,6 +13,7 @@
 #include "ngx_http_mdm_metrics.h"
 #include "ngx_http_mdm_scripts.h"
 #include "ngx_http_mdm_checkin.h"
+#include "ngx_http_mdm_asset.h"
 #include "ngx_http_mdm_connect.h"
 #include "ngx_http_mdm_api.h"
 #include "ngx_http_mdm_identity.h"
@@ -106,6 +107,13 @@ static ngx_command_t  ngx_http_mdm_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       ngx_http_mdm_server_handler },
+
+    { ngx_string("mdm_asset"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_mdm_handler_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_mdm_asset_handler },
 
     { ngx_string("mdm_api"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,

@@ -28,6 +28,9 @@ static ngx_http_mdm_script_t  ngx_http_mdm_scripts[NGX_HTTP_MDM_SCRIPT_N] = {
       sizeof(ngx_http_mdm_lua_metrics) - 1, "" },
     { "api_dep", ngx_http_mdm_lua_api_dep,
       sizeof(ngx_http_mdm_lua_api_dep) - 1, "" },
+    { "ddm", ngx_http_mdm_lua_ddm, sizeof(ngx_http_mdm_lua_ddm) - 1, "" },
+    { "ddm_api", ngx_http_mdm_lua_ddm_api,
+      sizeof(ngx_http_mdm_lua_ddm_api) - 1, "" },
 };
 
 

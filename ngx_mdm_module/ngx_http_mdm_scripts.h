@@ -19,7 +19,9 @@
 #define NGX_HTTP_MDM_SCRIPT_SCEP     4
 #define NGX_HTTP_MDM_SCRIPT_METRICS  5
 #define NGX_HTTP_MDM_SCRIPT_API_DEP  6
-#define NGX_HTTP_MDM_SCRIPT_N        7
+#define NGX_HTTP_MDM_SCRIPT_DDM      7
+#define NGX_HTTP_MDM_SCRIPT_DDM_API  8
+#define NGX_HTTP_MDM_SCRIPT_N        9
 
 
 typedef struct {

@@ -76,5 +76,18 @@
 #define MDM_KEY_BP_SERIALS      "mdm:bpx:serials"    /* hash serial -> name */
 #define MDM_KEY_BP_SEQ          "mdm:bpx:seq"        /* INCR counter */
 #define MDM_KEY_INV_SEQ         "mdm:inv:seq"        /* INCR counter */
+/* ddm: Declarative Device Management (retention: README, "DDM") */
+#define MDM_KEY_DDM_DECL        "mdm:ddm:decl:"      /* + id, hash */
+#define MDM_KEY_DDM_DECLS       "mdm:ddm:decls"      /* set of ids */
+#define MDM_KEY_DDM_SET         "mdm:ddm:set:"       /* + set, set of ids */
+#define MDM_KEY_DDM_DECLSETS    "mdm:ddm:declsets:"  /* + id, set of sets */
+#define MDM_KEY_DDM_ENRSETS     "mdm:ddm:enrsets:"   /* + {DID}USER, sets */
+#define MDM_KEY_DDM_SETENRS     "mdm:ddm:setenrs:"   /* + set, enrollments */
+#define MDM_KEY_DDM_STATUS      "mdm:ddm:status:"    /* + {DID}USER, hash */
+#define MDM_KEY_DDM_DSTATUS     "mdm:ddm:dstatus:"   /* + {DID}USER, hash */
+#define MDM_KEY_DDM_ERRORS      "mdm:ddm:errors:"    /* + {DID}USER, list */
+#define MDM_KEY_DDM_DIRTY       "mdm:ddm:dirty"      /* zset, ms */
+#define MDM_KEY_DDM_SCAN        "mdm:ddm:scan"       /* hash set -> cursor */
+#define MDM_KEY_DDM_ASSET       "mdm:ddm:asset:"     /* + name, hash */
 
 #endif /* NGX_MDM_KEYS_H */

@@ -362,14 +362,15 @@ X-Type: ^Shared iPad$
 
 
 
-=== TEST 19: DeclarativeManagement is answered 501 with a log line until it is served
+=== TEST 19: DeclarativeManagement is served (t/ddm.t tests it through)
 --- request eval
 checkin_request("commandment/testdata/CheckOut/10.11.x.xml", UDID => $::MAC,
     MessageType => "DeclarativeManagement", Endpoint => "tokens")
 --- signed_by: mac
---- error_code: 501
---- error_log
-DeclarativeManagement from enrollment "66ADE930-5FDF-5EC4-8429-15640684C489" answered 501: this message type is not served yet
+--- error_code: 200
+--- response_body_like: ^\{"SyncTokens":\{"DeclarationsToken":"[0-9a-f]{40}","Timestamp":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"\}\}$
+--- no_error_log
+[error]
 
 
 
@@ -384,7 +385,7 @@ GetToken from enrollment "66ADE930-5FDF-5EC4-8429-15640684C489" answered 501
 
 
 
-=== TEST 21: the event stream carries every accepted message, with the query string and raw body
+=== TEST 21: the event stream carries every accepted message (DeclarativeManagement too), with the query string and raw body
 --- request eval
 checkin_request("/mdm/checkin?tenant=acme&x=1 nanomdm/mdm/testdata/TokenUpdate.2.plist")
 --- signed_by: mac
@@ -393,7 +394,7 @@ checkin_request("/mdm/checkin?tenant=acme&x=1 nanomdm/mdm/testdata/TokenUpdate.2
 my $last = ["XREVRANGE", "mdm:events", "+", "-", "COUNT", "1"];
 my $field = sub { my ($f, $want) = @_; sub { my %h = @{ $_[0][0][1] }; $h{$f} eq $want } };
 [
-  [ "XLEN mdm:events", "18" ],
+  [ "XLEN mdm:events", "19" ],
   [ $last, $field->(type => "TokenUpdate") ],
   [ $last, $field->(id => $::MAC) ],
   [ $last, $field->(enrollment_type => "Device") ],

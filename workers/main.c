@@ -120,6 +120,17 @@ static mw_option_t  mw_options[] = {
       "(DeviceInformation); 0: off (0)" },
     { "inventory_batch", 'i', offsetof(mw_conf_t, inventory_batch),
       "devices asked for their inventory per second, at most (100)" },
+    { "ddm_interval", 'l', offsetof(mw_conf_t, ddm_interval),
+      "milliseconds between DDM fan-out steps (DeclarativeManagement "
+      "commands after declaration and set changes); 0: off (500)" },
+    { "ddm_settle_ms", 'l', offsetof(mw_conf_t, ddm_settle_ms),
+      "how long a DDM change must be quiet before devices are told, so "
+      "a burst of API calls makes one command per device (1000)" },
+    { "ddm_budget", 'i', offsetof(mw_conf_t, ddm_budget),
+      "enrollments one DDM fan-out step looks at, about (200)" },
+    { "ddm_command_ttl", 'l', offsetof(mw_conf_t, ddm_command_ttl),
+      "seconds the DeclarativeManagement commands are kept, as "
+      "mdm_result_ttl (2592000)" },
     { "worker_id", 's', offsetof(mw_conf_t, worker_id),
       "this worker's name, unique among the workers of one Redis "
       "(the host name)" },
@@ -282,6 +293,7 @@ mw_ready(mw_redis_t *r)
     mw_webhook_start(r->ctx);
     mw_dep_start(r->ctx);
     mw_inventory_start(r->ctx);
+    mw_ddm_start(r->ctx);
 }
 
 
@@ -307,6 +319,7 @@ mw_signal(struct ev_loop *loop, ev_signal *w, int revents)
     mw_webhook_stop(ctx);
     mw_dep_stop(ctx);
     mw_inventory_stop(ctx);
+    mw_ddm_stop(ctx);
 
     ev_timer_init(&ctx->idle, mw_check_idle, 0., 0.05);
     ctx->idle.data = ctx;
@@ -323,7 +336,8 @@ mw_check_idle(struct ev_loop *loop, ev_timer *w, int revents)
 
     if (mw_http_inflight(ctx) == 0 && mw_apns_idle(ctx)
         && mw_webhook_idle(ctx) && mw_dep_idle(ctx)
-        && mw_inventory_idle(ctx))
+        && mw_inventory_idle(ctx)
+        && mw_ddm_idle(ctx))
     {
         ev_timer_stop(loop, w);
         ev_break(loop, EVBREAK_ALL);
@@ -372,6 +386,10 @@ mw_defaults(mw_conf_t *conf)
     conf->dep_deleted_ttl = 2592000;
     conf->dep_session_ttl = 1800;
     conf->inventory_batch = 100;
+    conf->ddm_interval = 500;
+    conf->ddm_settle_ms = 1000;
+    conf->ddm_budget = 200;
+    conf->ddm_command_ttl = 2592000;
 }
 
 

@@ -64,6 +64,10 @@ typedef struct {
     long         dep_session_ttl;   /* seconds */
     long         inventory_interval; /* seconds; 0: off (inventory.c) */
     int          inventory_batch;    /* devices asked per step */
+    long         ddm_interval;      /* ms between DDM fan-out steps; 0 off */
+    long         ddm_settle_ms;     /* a change's quiet time before it */
+    int          ddm_budget;        /* enrollments per step, about */
+    long         ddm_command_ttl;   /* s the commands are kept */
 } mw_conf_t;
 
 
@@ -118,6 +122,7 @@ enum {
     MW_LUA_DEP_ERROR,
     MW_LUA_DEP_CURSOR,
     MW_LUA_INVENTORY,
+    MW_LUA_DDM,
     MW_LUA_N
 };
 
@@ -237,5 +242,9 @@ void mw_inventory_start(mw_ctx_t *ctx);
 void mw_inventory_stop(mw_ctx_t *ctx);
 int mw_inventory_idle(mw_ctx_t *ctx);
 void mw_inventory_cleanup(mw_ctx_t *ctx);
+/* ddm.c: the DeclarativeManagement fan-out */
+void mw_ddm_start(mw_ctx_t *ctx);
+void mw_ddm_stop(mw_ctx_t *ctx);
+int mw_ddm_idle(mw_ctx_t *ctx);
 
 #endif /* MDM_WORKER_H */

@@ -33,6 +33,7 @@ static const char  *mw_lua_src[MW_LUA_N] = {
     mw_lua_dep_error,
     mw_lua_dep_cursor,
     mw_lua_inventory,
+    mw_lua_ddm,
 };
 
 

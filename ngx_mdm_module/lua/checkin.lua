@@ -225,6 +225,16 @@ local function run_blueprint()
     end
 end
 
+-- ddm (contract B1): the first TokenUpdate of a (re-)enrollment that has
+-- declarations queues the DeclarativeManagement command, or a re-enrolled
+-- device, whose DDM state enrollment wiped, would never sync again
+local function ddm_enrolled(tally)
+    if tally ~= 1 then return end
+    local items = mdm_ddm_items(did, suffix)
+    if #items == 0 then return end
+    mdm_ddm_command(did, suffix, id, now, result_ttl, mdm_ddm_token(items))
+end
+
 function handlers.TokenUpdate()
     if suffix ~= '' and redis.call('SISMEMBER', users, suffix) == 0
        and redis.call('SCARD', users) >= USERS_MAX then
@@ -244,6 +254,7 @@ function handlers.TokenUpdate()
     end
     local tally = redis.call('HINCRBY', enr, 'token_update_tally', 1)
     if tally == 1 and suffix == '' then run_blueprint() end
+    ddm_enrolled(tally)
     event(tostring(tally))
     return nil
 end

@@ -129,3 +129,166 @@ local function mdm_authorize(mtype, mode, dev, certidx, did, hash, not_after,
 
     return 'certificate is not bound to this enrollment'
 end
+
+-- ddm
+-- Declarative Device Management (ngx_http_mdm_ddm*.c, lua/ddm*.lua,
+-- lua/worker_ddm.lua): an enrollment gets the union of the declaration
+-- sets it is in (mdm:ddm:enrsets:{DID}USER -> sets -> declarations).
+
+-- the enrollment's effective declarations, sorted by identifier: a list of
+-- {identifier, kind, ServerToken}; with cache (a table), enrollments in
+-- the same sets share one lookup (a fan-out step)
+local function mdm_ddm_items(did, suffix, cache)
+    local seen, list = {}, {}
+    local sets = redis.call('SMEMBERS', mdm_key(MDM_KEY_DDM_ENRSETS, did,
+                                                suffix))
+    local ck
+    if cache then
+        table.sort(sets)
+        ck = table.concat(sets, '\n')
+        if cache[ck] then return cache[ck] end
+    end
+    for _, s in ipairs(sets) do
+        for _, d in ipairs(redis.call('SMEMBERS', MDM_KEY_DDM_SET .. s)) do
+            if not seen[d] then
+                seen[d] = true
+                local h = redis.call('HMGET', MDM_KEY_DDM_DECL .. d, 'kind',
+                                     'token')
+                if h[1] and h[2] then list[#list + 1] = {d, h[1], h[2]} end
+            end
+        end
+    end
+    table.sort(list, function(a, b) return a[1] < b[1] end)
+    if cache then cache[ck] = list end
+    return list
+end
+
+-- The DeclarationsToken: SHA-1 over each identifier and ServerToken, so
+-- any edit, addition or removal changes it; never empty (a device stalls
+-- on an empty one).  Identifiers hold no control characters (the API
+-- checks), so "\n" and "\t" cannot be forged by one.
+local function mdm_ddm_token(items)
+    local parts = {}
+    for i, it in ipairs(items) do parts[i] = it[1] .. '\t' .. it[3] end
+    return redis.sha1hex('ddm1\n' .. table.concat(parts, '\n'))
+end
+
+-- "YYYY-MM-DDTHH:MM:SSZ" of a time in ms (Redis's Lua has no os.date)
+local function mdm_ddm_time(ms)
+    local s = math.floor(tonumber(ms) / 1000)
+    local days, rem = math.floor(s / 86400), s % 86400
+    -- days since 1970-01-01 to a civil date (H. Hinnant's algorithm)
+    local z = days + 719468
+    local era = math.floor(z / 146097)
+    local doe = z - era * 146097
+    local yoe = math.floor((doe - math.floor(doe / 1460)
+                            + math.floor(doe / 36524)
+                            - math.floor(doe / 146096)) / 365)
+    local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+    local mp = math.floor((5 * doy + 2) / 153)
+    local d = doy - math.floor((153 * mp + 2) / 5) + 1
+    local m = mp < 10 and mp + 3 or mp - 9
+    local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+    return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', y, m, d,
+                         math.floor(rem / 3600), math.floor(rem % 3600 / 60),
+                         rem % 60)
+end
+
+local MDM_B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+
+local function mdm_ddm_base64(s)
+    local out = {}
+    for i = 1, #s, 3 do
+        local a, b, c = string.byte(s, i, i + 2)
+        local n = a * 65536 + (b or 0) * 256 + (c or 0)
+        local q = {}
+        for k = 1, 4 do
+            local v = math.floor(n / 2 ^ (6 * (4 - k))) % 64
+            q[k] = string.sub(MDM_B64, v + 1, v + 1)
+        end
+        if not b then q[3] = '=' end
+        if not c then q[4] = '=' end
+        out[#out + 1] = table.concat(q)
+    end
+    return table.concat(out)
+end
+
+-- the TokensResponse JSON (hex and a timestamp: nothing to escape)
+local function mdm_ddm_tokens_json(token, now)
+    return '{"SyncTokens":{"DeclarationsToken":"' .. token
+        .. '","Timestamp":"' .. mdm_ddm_time(now) .. '"}}'
+end
+
+local function mdm_ddm_plist(uuid, data)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n'
+        .. '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" '
+        .. '"http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n'
+        .. '<plist version="1.0">\n<dict>\n'
+        .. '\t<key>Command</key>\n\t<dict>\n'
+        .. '\t\t<key>Data</key>\n\t\t<data>' .. mdm_ddm_base64(data)
+        .. '</data>\n'
+        .. '\t\t<key>RequestType</key>\n'
+        .. '\t\t<string>DeclarativeManagement</string>\n\t</dict>\n'
+        .. '\t<key>CommandUUID</key>\n\t<string>' .. uuid .. '</string>\n'
+        .. '</dict>\n</plist>\n'
+end
+
+-- Queues the DeclarativeManagement command with the enrollment's
+-- SyncTokens, and pushes (contract C1).  The command record is shared by
+-- the enrollments told the same token at the same time (a fan-out to a
+-- set stores one plist, not one per device): its UUID is a hash of both.
+-- One per enrollment: while the last one still waits in its queue, the
+-- queue entry is swapped for the new one (coalescing).  The enrollment
+-- hash keeps the UUID (ddm_cmd) and the token (ddm_token); Authenticate's
+-- DEL of the hash forgets both, so a re-enrolled device is told again.
+-- ttl: how long the command record lives (mdm_result_ttl).
+local function mdm_ddm_command(did, suffix, id, now, ttl, token)
+    local enr = mdm_key(MDM_KEY_ENR, did, suffix)
+    local _, queue = mdm_queue_keys(did, suffix)
+    local h = string.upper(redis.sha1hex('ddm\n' .. token .. '\n' .. now))
+    local uuid = string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-'
+        .. string.sub(h, 13, 16) .. '-' .. string.sub(h, 17, 20) .. '-'
+        .. string.sub(h, 21, 32)
+    local ckey = MDM_KEY_CMD .. uuid
+    if redis.call('EXISTS', ckey) == 0 then
+        redis.call('HSET', ckey, 'plist',
+                   mdm_ddm_plist(uuid, mdm_ddm_tokens_json(token, now)),
+                   'request_type', 'DeclarativeManagement',
+                   'created_at', now, 'priority', '0')
+        mdm_expire(ckey, ttl)
+    end
+    redis.call('SADD', ckey .. ':targets', id)
+    mdm_expire(ckey .. ':targets', ttl)
+    local pending = redis.call('HGET', enr, 'ddm_cmd')
+    local pos = pending and redis.call('LPOS', queue, pending,
+                                       'MAXLEN', MDM_SCAN_MAX)
+    if pending == uuid and pos then
+        -- queued already (the same token, the same millisecond)
+    elseif pos then
+        redis.call('LSET', queue, pos, uuid)
+        redis.call('SREM', MDM_KEY_CMD .. pending .. ':targets', id)
+    else
+        redis.call('RPUSH', queue, uuid)
+    end
+    redis.call('HSET', enr, 'ddm_cmd', uuid, 'ddm_token', token)
+    if redis.call('SADD', MDM_KEY_PUSH_PENDING, id) == 1 then
+        redis.call('RPUSH', MDM_KEY_PUSH, id)
+    end
+    return uuid
+end
+
+-- After a change: the command, if the enrollment is enabled and its
+-- DeclarationsToken is not the one it was last told (so a burst of
+-- changes that ends where it started sends nothing).  An enrollment that
+-- never had declarations is not turned to DDM by an empty set.
+local function mdm_ddm_changed(did, suffix, id, now, ttl, cache)
+    local enr = mdm_key(MDM_KEY_ENR, did, suffix)
+    local h = redis.call('HMGET', enr, 'enabled', 'ddm_token')
+    if h[1] ~= '1' then return nil end
+    local items = mdm_ddm_items(did, suffix, cache)
+    if not h[2] and #items == 0 then return nil end
+    local token = items.token or mdm_ddm_token(items)
+    if cache then items.token = token end
+    if token == h[2] then return nil end
+    return mdm_ddm_command(did, suffix, id, now, ttl, token)
+end
