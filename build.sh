@@ -7,6 +7,7 @@
 #   ./build.sh test     ... then run the whole suite, plain and under ASan+UBSan
 #   ./build.sh asan     build only the sanitized module (build/asan)
 #   ./build.sh bench    ... then run the benchmarks (bench/run.sh; --quick, --scenario NAME)
+#   ./build.sh soak     ... then fault injection under load (bench/faults.py, ~10 min; bench/faults-results.md)
 #
 # Everything it builds goes to build/, everything "run" starts lives in run/.
 set -euo pipefail
@@ -150,6 +151,16 @@ EOF
     say "no sanitizer reports"
 }
 
+# fault injection under load (bench/faults.py, ~10 min): the table goes to
+# bench/faults-results.md; bench/faults.py --help for the options
+soak() {
+    build
+    cd "$ROOT"
+    MDM_WORKER=$ROOT/workers/mdm-worker \
+    TEST_NGINX_LOAD_MODULES=$BUILD/nginx/ngx_http_mdm_module.so TEST_NGINX_BINARY=$NGINX \
+        python3 bench/faults.py --out bench/faults-results.md "$@"
+}
+
 run() {
     build
     mkdir -p "$RUN"/{conf,logs,pki,redis}
@@ -228,5 +239,6 @@ case "${1:-build}" in
     stop)  stop ;;
     test)  test_suite ;;
     bench) build; "$ROOT/bench/run.sh" "${@:2}" ;;
+    soak)  soak "${@:2}" ;;
     *)     die "usage: $0 [build|run|stop|test]" ;;
 esac

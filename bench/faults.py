@@ -226,6 +226,8 @@ class Procs:
     def kill(self, name, sig=signal.SIGKILL):
         p = self.p.get(name)
         if p and p.poll() is None:
+            if sig in (signal.SIGKILL, signal.SIGTERM):
+                p.stopped = True
             p.send_signal(sig)
             if sig in (signal.SIGKILL, signal.SIGTERM):
                 try:
@@ -233,6 +235,11 @@ class Procs:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+
+    def dead(self):
+        """processes that exited by themselves: name -> exit status"""
+        return {n: p.returncode for n, p in self.p.items()
+                if p.poll() is not None and not getattr(p, 'stopped', False)}
 
     def stop_all(self):
         for name in list(self.p):
@@ -766,6 +773,10 @@ http {
             await asyncio.sleep(0.25)
         await asyncio.sleep(1)
         st.t_end = time.time()
+        await asyncio.to_thread(self.worker_alive, st)
+        st.dead = self.procs.dead()
+        if st.dead:
+            log('  exited by themselves: %s' % st.dead)
         self.results.append((st, k))
 
     async def load(self):
@@ -805,6 +816,30 @@ http {
             await asyncio.gather(*devs, return_exceptions=True)
         # let the webhooks drain
         await asyncio.to_thread(self.drain)
+
+    def worker_alive(self, st):
+        """the worker's heartbeat is fresh; else keep its stack (gdb) for later"""
+        p = self.procs.p.get('worker')
+        ok = False
+        for _ in range(30):
+            r = rcmd(self.master_port(), 'PTTL', 'mdm:worker:soak')
+            if isinstance(r, int) and r > 2000:
+                ok = True
+                break
+            time.sleep(0.1)
+        st.worker_stuck = not ok
+        if ok or not p or p.poll() is not None:
+            return
+        f = os.path.join(self.d, 'worker-stuck-%s.txt' % st.name)
+        with open(f, 'w') as fh:
+            fh.write(open('/proc/%d/stat' % p.pid).read() + '\n')
+            time.sleep(1)
+            fh.write(open('/proc/%d/stat' % p.pid).read() + '\n')
+            if shutil.which('gdb'):
+                for _ in range(3):
+                    fh.write(subprocess.run(['gdb', '-p', str(p.pid), '-batch', '-ex', 'bt'],
+                                            capture_output=True, text=True, timeout=30).stdout)
+        log('  mdm-worker heartbeat stale: its state is in %s' % f)
 
     def drain(self):
         def empty():
@@ -880,6 +915,7 @@ http {
                          'requests': sum(st.status.values()), 'acked': len(acked),
                          'lost_store': lost_store, 'dup': dup, 'undelivered': undelivered,
                          'unacked': unacked, 'nopush': nopush, 'nohook': nohook,
+                         'worker_stuck': int(getattr(st, 'worker_stuck', False)),
                          'errs': st.errs})
         return rows, {'order_bad': len(order_bad), 'dead': dead if isinstance(dead, int) else -1}
 
@@ -907,7 +943,7 @@ def promised(rows, glob):
     for r in rows:
         if r['bad']:
             bad.append('%s: %d answers other than 200/503' % (r['fault'], r['bad']))
-        checks = ['undelivered', 'unacked', 'nopush', 'nohook']
+        checks = ['undelivered', 'unacked', 'nopush', 'nohook', 'worker_stuck']
         if r['fault'] != 'failover-nowait':      # what wait=1 promises
             checks += ['lost_store', 'dup']
         for c in checks:
@@ -929,6 +965,7 @@ def main():
     ap.add_argument('--faults', default=','.join(ALL_FAULTS))
     ap.add_argument('--recover-secs', type=float, default=30)
     ap.add_argument('--out', default=None)
+    ap.add_argument('--json', default=None, help='the rows as JSON too (t/faults.t)')
     ap.add_argument('--keep', action='store_true')
     ap.add_argument('--nginx', default=os.environ.get('TEST_NGINX_BINARY', '/usr/sbin/nginx'))
     ap.add_argument('--module', default=os.environ.get(
@@ -954,6 +991,9 @@ def main():
         if not bad:
             print('OK: nothing promised was lost')
         rc = 1 if bad else 0
+        if a.json:
+            with open(a.json, 'w') as fh:
+                json.dump({'rows': rows, 'global': glob, 'not_ok': bad}, fh)
         if a.out:
             with open(a.out, 'w') as fh:
                 fh.write(header(a, time.time() - t0, load0) + table + '\n')
