@@ -909,7 +909,9 @@ http {
             nohook = sum(1 for x in acked if x not in hooks)
             w = [t for t in st.t503 if t >= st.fault_at]
             window = (max(w) - min(w)) if w else 0.0
-            rows.append({'fault': st.name, 'window': window, 'n503': st.status.get(503, 0),
+            # time refused: 100 ms slices with at least one 503 / no answer
+            refused = len(set(int(t * 10) for t in w)) / 10.0
+            rows.append({'fault': st.name, 'window': window, 'refused': refused, 'n503': st.status.get(503, 0),
                          'noanswer': st.status.get(0, 0), 'bad': len(st.bad),
                          'bad_status': sorted(set(s for _, s in st.bad)), 'resent': st.resent,
                          'requests': sum(st.status.values()), 'acked': len(acked),
@@ -922,13 +924,13 @@ http {
     def report(self, rows, glob, elapsed):
         a = self.a
         lines = []
-        lines.append('| fault | requests | 503 window | 503 | no answer | other than 200/503 '
+        lines.append('| fault | requests | 503 window (first to last) | of which refusing (100 ms slices) | 503 | no answer | other than 200/503 '
                      '| resent (keep-alive closed) | Acks 200 | lost: not stored | delivered twice '
                      '| not delivered | not pushed | webhook missing |')
-        lines.append('|' + '---|' * 13)
+        lines.append('|' + '---|' * 14)
         for r in rows:
-            lines.append('| %s | %d | %.1f s | %d | %d | %d%s | %d | %d | %d | %d | %d | %d | %d |' % (
-                r['fault'], r['requests'], r['window'], r['n503'], r['noanswer'], r['bad'],
+            lines.append('| %s | %d | %.1f s | %.1f s | %d | %d | %d%s | %d | %d | %d | %d | %d | %d | %d |' % (
+                r['fault'], r['requests'], r['window'], r['refused'], r['n503'], r['noanswer'], r['bad'],
                 (' (' + ','.join(map(str, r['bad_status'])) + ')') if r['bad'] else '',
                 r['resent'], r['acked'], r['lost_store'], r['dup'], r['undelivered'],
                 r['nopush'], r['nohook']))
