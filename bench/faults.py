@@ -747,6 +747,10 @@ http {
                 # partition) while the devices answer; then the master dies
                 rep = self.procs.p['redis-' + other]
                 rep.send_signal(signal.SIGSTOP)
+                # and the link breaks: what the master takes from now on
+                # stays in its own memory (a paused replica alone would
+                # still receive it into its socket buffer)
+                rcmd(cl.port[m], 'CLIENT', 'KILL', 'TYPE', 'replica')
                 await sl(4)
                 self.procs.kill('redis-' + m)
                 rep.send_signal(signal.SIGCONT)
@@ -972,9 +976,10 @@ connections, then answers 500, then 429 (2 s each); **failover-wait** SIGKILL of
 Sentinel promotes the replica (`down-after-milliseconds 4000`), the old master comes back as a
 replica; nginx runs `mdm_redis sentinel=... wait=1,400ms`; **failover-nowait** the same after
 `nginx -s reload` without `wait=` (Redis replication alone); **lagfail-wait** /
-**lagfail-nowait** the replica is paused (SIGSTOP) for 4 s while the devices answer the
-phase's command, then the master is SIGKILLed and the replica resumed and promoted: the
-replica lags behind the master by those 4 s, as with a slow disk or a partition.
+**lagfail-nowait** the replication link breaks (the replica is paused with SIGSTOP and the
+master drops its link, `CLIENT KILL TYPE replica`) for 4 s while the devices answer the
+phase's command, then the master is SIGKILLed and the replica resumed and promoted: it lacks
+those 4 s of writes, as after a partition between master and replica.
 """
 
 
