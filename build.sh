@@ -7,6 +7,7 @@
 #   ./build.sh test     ... then run the whole suite, plain and under ASan+UBSan
 #   ./build.sh asan     build only the sanitized module (build/asan)
 #   ./build.sh bench    ... then run the benchmarks (bench/run.sh; --quick, --scenario NAME)
+#   ./build.sh soak     ... then fault injection under load (bench/faults.py, ~10 min; bench/faults-results.md)
 #
 # Everything it builds goes to build/, everything "run" starts lives in run/.
 set -euo pipefail
@@ -22,7 +23,7 @@ PACKAGES=(nginx nginx-dev libssl-dev libplist-dev libhiredis-dev
           libtest-base-perl libprotocol-http2-perl wrk openssl gcc make
           libjansson-dev redis-sentinel prometheus libyaml-libyaml-perl
           perl curl libev-dev libio-socket-ssl-perl valgrind
-          faketime)
+          faketime python3 python3-cryptography)
 
 # -W is nginx's spelling of -Wextra; nginx's own flags come first, so these
 # are what the module is held to.
@@ -161,6 +162,16 @@ EOF
     fi
 }
 
+# fault injection under load (bench/faults.py, ~10 min): the table goes to
+# bench/faults-results.md; bench/faults.py --help for the options
+soak() {
+    build
+    cd "$ROOT"
+    MDM_WORKER=$ROOT/workers/mdm-worker \
+    TEST_NGINX_LOAD_MODULES=$BUILD/nginx/ngx_http_mdm_module.so TEST_NGINX_BINARY=$NGINX \
+        /usr/bin/python3 bench/faults.py --out bench/faults-results.md "$@"
+}
+
 run() {
     build
     mkdir -p "$RUN"/{conf,logs,pki,redis}
@@ -268,5 +279,6 @@ case "${1:-build}" in
     test)  test_suite ;;
     bench) build; "$ROOT/bench/run.sh" "${@:2}" ;;
     deb)   deb ;;
-    *)     die "usage: $0 [build|run|stop|test|asan|bench|deb]" ;;
+    soak)  soak "${@:2}" ;;
+    *)     die "usage: $0 [build|run|stop|test|asan|bench|deb|soak]" ;;
 esac

@@ -46,6 +46,19 @@ mw_apns_cert(redisAsyncContext *ac, void *reply, void *data)
 
     cert = mw_apns_find_cert(a, job->topic);
 
+    if (cert && cert->stamp && e[2]->type == REDIS_REPLY_STRING
+        && strlen(cert->stamp) == e[2]->len
+        && memcmp(cert->stamp, e[2]->str, e[2]->len) == 0)
+    {
+        /*
+         * Loaded meanwhile for another push that asked first (a start with
+         * many pushes to make): loading it again would forget its warm
+         * connection, once per push.
+         */
+        mw_apns_send(job, cert);
+        return;
+    }
+
     if (cert == NULL) {
         cert = calloc(1, sizeof(mw_cert_t));
         if (cert == NULL || (cert->topic = strdup(job->topic)) == NULL) {
@@ -271,12 +284,20 @@ mw_apns_done(mw_http_t *h)
 void
 mw_apns_unpark(mw_cert_t *cert)
 {
-    mw_job_t  *parked;
+    mw_job_t  *parked, *next;
 
     cert->warming = NULL;
 
-    while ((parked = cert->parked) != NULL) {
-        cert->parked = parked->parked_next;
+    /*
+     * Detached first: when the warm-up failed, the first push sent here
+     * warms again and the others park anew, on a fresh list; draining
+     * cert->parked itself would take them back forever.
+     */
+    next = cert->parked;
+    cert->parked = NULL;
+
+    while ((parked = next) != NULL) {
+        next = parked->parked_next;
         parked->parked_next = NULL;
 
         if (parked->apns->ctx->stopping) {
