@@ -185,7 +185,7 @@ ok(!$st->{calls}{'/server/devices'}, 'and no fetch');
 
 my $dep2 = start_dep();
 dep_ctl($dep2, 'devices', { add => 300, prefix => 'B' });
-dep_name('beta', $dep2, profile => 'PROF-B');
+dep_name('beta', $dep2, profile => 'PROF-B', slash => 1);   # base_url with a trailing /
 $last = synced('beta', 0, 'second name fetched');
 wait_for(sub { dep_stats($dep2)->{assigned_total} == 300 }, 30, 'beta assigned');
 is(status('beta')->{devices}, 300, 'beta: 300 devices');

@@ -258,7 +258,11 @@ mw_dep_refresh(mw_dep_t *dep, redisReply *list)
             mw_dep_tokens(n, v, len);
         }
 
+        /* "https://host/" + "/session" would be a different URL to sign */
         v = mw_dep_str(e->element[2], &len);
+        while (len && v[len - 1] == '/') {
+            len--;
+        }
         mw_dep_set(&n->base_url, len ? v : "https://mdmenrollment.apple.com",
                    len ? len : 31);
         v = mw_dep_str(e->element[3], &len);
