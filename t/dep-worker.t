@@ -229,4 +229,28 @@ $last = synced('acme', $last, 'the second worker syncs');
 ok(time - $t1 < 2, sprintf('taken over at once (%.1f s), not after the lease', time - $t1));
 is(stop_worker($w2), 0, 'clean exit');
 
+# --- retention: deleted devices, the event stream -------------------------------
+
+redis('DEL', 'mdm:events');
+my $dep4 = start_dep();
+dep_ctl($dep4, 'devices', { add => 3000, prefix => 'T' });
+dep_name('ret', $dep4);
+$w = start_worker(worker_id => 'dw', repush_interval => 0, dep_deleted_ttl => 1,
+                  dep_events_max => 100);
+$last = synced('ret', 0, 'ret fetched');
+my $xlen = redis('XLEN', 'mdm:events');
+ok($xlen < 1000, "3,000 events with dep_events_max 100: mdm:events kept at $xlen");
+dep_ctl($dep4, 'devices', { delete => ['T0000001'] });
+sync_now('ret');
+$last = synced('ret', $last, 'ret: the deletion');
+ok(redis('EXISTS', 'mdm:dep:ret:dev:T0000001'), 'a deleted device is kept for a while');
+sleep 1.2;
+sync_now('ret');
+$last = synced('ret', $last, 'ret: a sync after dep_deleted_ttl');
+ok(!redis('EXISTS', 'mdm:dep:ret:dev:T0000001'), 'after dep_deleted_ttl its record is gone');
+ok(!defined redis('ZSCORE', 'mdm:dep:ret:serials', 'T0000001'), 'and its serial');
+is(redis('ZCARD', 'mdm:dep:ret:gone'), 0, 'and the deleted set is empty');
+is(status('ret')->{devices}, 2999, 'devices: 2,999');
+is(stop_worker($w), 0, 'clean exit');
+
 done_testing;
