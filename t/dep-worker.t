@@ -238,6 +238,14 @@ dep_name('ret', $dep4);
 $w = start_worker(worker_id => 'dw', repush_interval => 0, dep_deleted_ttl => 1,
                   dep_events_max => 100);
 $last = synced('ret', 0, 'ret fetched');
+is(dep_stats($dep4)->{assign_calls}, 0, 'no assigner profile: nothing assigned');
+redis('HSET', 'mdm:dep:ret:assigner', 'profile_uuid', 'PROF-R');
+redis('DEL', 'mdm:dep:ret:cursor');
+sync_now('ret');
+$last = synced('ret', $last, 'ret: fetched again with a profile');
+wait_for(sub { dep_stats($dep4)->{assigned_total} == 3000 }, 30,
+         'the devices fetched without a profile are assigned after a refetch');
+pass('a refetch assigns the devices fetched while the name had no profile');
 my $xlen = redis('XLEN', 'mdm:events');
 ok($xlen < 1000, "3,000 events with dep_events_max 100: mdm:events kept at $xlen");
 dep_ctl($dep4, 'devices', { delete => ['T0000001'] });

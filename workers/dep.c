@@ -327,10 +327,9 @@ mw_dep_tokens(mw_dep_name_t *n, const char *v, size_t len)
     n->account_ok = 0;
     n->warned_at = 0;
 
-    if (n->session && !n->busy) {
-        free(n->session);
-        n->session = NULL;
-    }
+    /* a call in flight has its header copied already */
+    free(n->session);
+    n->session = NULL;
 
     if (len == 0) {
         return;
