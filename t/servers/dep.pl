@@ -113,6 +113,7 @@ my (@Inject, %AssignRules, %Slow);
 my $RetryAfter = 0;
 my %St;
 my $Serial = 0;
+my $SessSeq = 0;          # session tokens look like "N;hex"
 
 sub reset_stats {
     %St = (calls => {}, sessions_issued => 0, assign_calls => 0,
@@ -199,7 +200,7 @@ sub pct {
 sub unpct { my ($s) = @_; $s =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge; $s }
 
 sub session_new {
-    my $t = sprintf('%08x%08x%08x', rand(2**32), rand(2**32), rand(2**32));
+    my $t = sprintf("%d;%08x%08x", ++$SessSeq, rand(2**32), rand(2**32));
     $Sess{$t} = { created => time, calls => 0 };
     $St{sessions_issued}++;
     return $t;
