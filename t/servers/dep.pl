@@ -33,7 +33,8 @@
 #                        "modify": [serials], "fields": {...},
 #                        "delete": [serials]}
 #   POST /_ctl/inject   {"path": "/server/devices" | "*", "status": 503,
-#                        "body": "...", "headers": {...}, "count": 1}
+#                        "body": "...", "headers": {...}, "count": 1,
+#                        "skip": N}   (N matching calls go through first)
 #                       (before the session check; appended to a list)
 #   POST /_ctl/assign_rules {"rules": {"SERIAL": ["THROTTLED", "SUCCESS"]},
 #                        "retry_after": 2}   (each assign of SERIAL takes
@@ -457,6 +458,7 @@ sub handle {
     for my $i (0 .. $#Inject) {
         my $j = $Inject[$i];
         next unless $j->{path} eq '*' || $j->{path} eq $path;
+        next if $j->{skip} && $j->{skip}-- > 0;
         splice @Inject, $i, 1 if --$j->{count} <= 0;
         return respond($c, $j->{status}, $j->{body} // '', { %{ $j->{headers} // {} } });
     }
