@@ -63,7 +63,7 @@ sub dep_name {
         consumer_key => $c->{ck}, consumer_secret => $c->{cs},
         access_token => $c->{at}, access_secret => $c->{as},
         access_token_expiry => $opt{expiry} // '2099-01-01T00:00:00Z' }));
-    redis('HSET', "mdm:dep:$name:config", 'base_url', $srv->{url});
+    redis('HSET', "mdm:dep:$name:config", 'base_url', $srv->{url} . ($opt{slash} ? '/' : ''));
     redis('HSET', "mdm:dep:$name:assigner", 'profile_uuid', $opt{profile},
           'updated_at', time) if defined $opt{profile};
     redis('SADD', 'mdm:dep:names', $name);

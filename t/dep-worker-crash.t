@@ -19,6 +19,7 @@ use t::MDMServers;
 use t::MDMWorker;
 use t::MDMDep;
 use Time::HiRes qw(time sleep);
+use POSIX qw(WNOHANG);
 
 redis_flush();
 our $w;
@@ -128,6 +129,12 @@ is(redis('HLEN', 'mdm:dep:k:assigning') > 0, 1, 'Redis came back with the batch 
 dep_ctl($dep, 'slow', {});
 settled($dep, 1000, 'Redis restarted under an assign', 6000);
 like(worker_log($w), qr/redis .*reconnecting/, 'the worker saw Redis go');
+
+# a write to a Redis that has just died raises SIGPIPE: it must not end the
+# worker (it did, silently, now and then in t/dep-worker-valgrind.t)
+kill 'PIPE', $w->{pid};
+sleep 0.3;
+ok(waitpid($w->{pid}, WNOHANG) == 0, 'SIGPIPE does not kill the worker');
 is(stop_worker($w), 0, 'the worker kept running: clean exit');
 
 done_testing;

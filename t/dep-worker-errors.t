@@ -139,6 +139,19 @@ for my $why ('T_C_NOT_SIGNED', 'ACCESS_DENIED') {
     is(status('e')->{stopped} // '0', '0', "$why: resumed after the token PUT");
 }
 
+# --- stopped in the middle of a fetch: the fetch goes on after the PUT -------------
+
+my $dm = start_dep(fetch_max => 100);
+dep_ctl($dm, 'devices', { add => 1000, prefix => 'M' });
+dep_ctl($dm, 'inject', { path => '/server/devices', status => 403, body => 'T_C_NOT_SIGNED', skip => 3 });
+dep_name('m', $dm);
+wait_for(sub { (status('m')->{stopped} // '') eq '1' }, 20, 'm stopped half way');
+is(redis('ZCARD', 'mdm:dep:m:serials'), 300, 'stopped after 3 pages of 100');
+token_put('m', $dm);
+synced('m', 0, 'm: fetch finished after the token PUT');
+is(redis('ZCARD', 'mdm:dep:m:serials'), 1000, 'all 1,000 devices: the fetch went on, not a sync');
+is(dep_stats($dm)->{calls}{'/server/devices'}, 3 + 1 + 7, 'from the stored cursor: 3 + the refused + 7 pages');
+
 # --- a wrong secret: 401 on GET /session, backoff, no stop -----------------------
 
 dep_ctl($dep, 'reset');

@@ -88,7 +88,11 @@ sleep 1.5;
 redis_start();
 wait_for(sub { (redis_try('PING') // '') eq 'PONG' }, 10, 'Redis back');
 redis('SADD', 'mdm:dep:syncnow', 'vg');
-$last = synced('vg', $last, 'sync after the Redis outage');
+$last = eval { synced('vg', $last, 'sync after the Redis outage') }
+    or do { diag $@; diag explain status('vg');
+            diag join "\n", grep { defined } (split /\n/, worker_log($w))[-40 .. -1];
+            diag 'worker ' . (kill(0, $w->{pid}) ? 'alive' : 'gone');
+            diag `cat $w->{valgrind}`; 0 };
 pass('Redis outage under valgrind');
 
 # SIGTERM with a call out: the worker waits for it

@@ -185,7 +185,7 @@ ok(!$st->{calls}{'/server/devices'}, 'and no fetch');
 
 my $dep2 = start_dep();
 dep_ctl($dep2, 'devices', { add => 300, prefix => 'B' });
-dep_name('beta', $dep2, profile => 'PROF-B');
+dep_name('beta', $dep2, profile => 'PROF-B', slash => 1);   # base_url with a trailing /
 $last = synced('beta', 0, 'second name fetched');
 wait_for(sub { dep_stats($dep2)->{assigned_total} == 300 }, 30, 'beta assigned');
 is(status('beta')->{devices}, 300, 'beta: 300 devices');
@@ -228,5 +228,37 @@ sync_now('acme');
 $last = synced('acme', $last, 'the second worker syncs');
 ok(time - $t1 < 2, sprintf('taken over at once (%.1f s), not after the lease', time - $t1));
 is(stop_worker($w2), 0, 'clean exit');
+
+# --- retention: deleted devices, the event stream -------------------------------
+
+redis('DEL', 'mdm:events');
+my $dep4 = start_dep();
+dep_ctl($dep4, 'devices', { add => 3000, prefix => 'T' });
+dep_name('ret', $dep4);
+$w = start_worker(worker_id => 'dw', repush_interval => 0, dep_deleted_ttl => 1,
+                  dep_events_max => 100);
+$last = synced('ret', 0, 'ret fetched');
+is(dep_stats($dep4)->{assign_calls}, 0, 'no assigner profile: nothing assigned');
+redis('HSET', 'mdm:dep:ret:assigner', 'profile_uuid', 'PROF-R');
+redis('DEL', 'mdm:dep:ret:cursor');
+sync_now('ret');
+$last = synced('ret', $last, 'ret: fetched again with a profile');
+wait_for(sub { dep_stats($dep4)->{assigned_total} == 3000 }, 30,
+         'the devices fetched without a profile are assigned after a refetch');
+pass('a refetch assigns the devices fetched while the name had no profile');
+my $xlen = redis('XLEN', 'mdm:events');
+ok($xlen < 1000, "3,000 events with dep_events_max 100: mdm:events kept at $xlen");
+dep_ctl($dep4, 'devices', { delete => ['T0000001'] });
+sync_now('ret');
+$last = synced('ret', $last, 'ret: the deletion');
+ok(redis('EXISTS', 'mdm:dep:ret:dev:T0000001'), 'a deleted device is kept for a while');
+sleep 1.2;
+sync_now('ret');
+$last = synced('ret', $last, 'ret: a sync after dep_deleted_ttl');
+ok(!redis('EXISTS', 'mdm:dep:ret:dev:T0000001'), 'after dep_deleted_ttl its record is gone');
+ok(!defined redis('ZSCORE', 'mdm:dep:ret:serials', 'T0000001'), 'and its serial');
+is(redis('ZCARD', 'mdm:dep:ret:gone'), 0, 'and the deleted set is empty');
+is(status('ret')->{devices}, 2999, 'devices: 2,999');
+is(stop_worker($w), 0, 'clean exit');
 
 done_testing;

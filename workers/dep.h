@@ -5,6 +5,7 @@
  * files:
  *   dep.c         the names (one lane each), the tick that reads them and
  *                 their tokens from Redis, what a lane does next
+ *   dep_conf.c    what the tick read, into the lanes (tokens, config)
  *   dep_oauth.c   the OAuth 1.0a Authorization header of GET /session
  *   dep_http.c    one call to Apple: headers, sessions, re-auth + replay,
  *                 errors, backoff, stopping a name
@@ -117,6 +118,8 @@ struct mw_dep_s {
 
 
 /* dep.c */
+void mw_dep_free_name(mw_dep_name_t *n);
+void mw_dep_acked(redisAsyncContext *ac, void *reply, void *data);
 mw_dep_name_t *mw_dep_lane(mw_dep_t *dep, const char *name, size_t len);
 void mw_dep_step(mw_dep_name_t *n);
 void mw_dep_set(char **dst, const char *src, size_t len);
@@ -126,6 +129,9 @@ mw_dep_name_t *mw_dep_done_redis(void *reply, void *data, int *ok);
 
 /* apns.c */
 long long mw_now_ms(void);
+
+/* dep_conf.c */
+void mw_dep_refresh(mw_dep_t *dep, redisReply *list);
 
 /* dep_oauth.c */
 char *mw_dep_oauth_header(const char *url, const char *ck, const char *cs,

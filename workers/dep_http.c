@@ -27,6 +27,7 @@ static size_t mw_dep_header(char *ptr, size_t size, size_t n, void *data);
 static void mw_dep_save_session(mw_dep_name_t *n);
 static void mw_dep_written(redisAsyncContext *ac, void *reply, void *data);
 static void mw_dep_waited(struct ev_loop *loop, ev_timer *t, int revents);
+static int mw_dep_token_ok(const char *v);
 
 
 int
@@ -236,7 +237,7 @@ mw_dep_authed(mw_dep_call_t *c)
     j = (c->status == 200) ? json_loads(c->resp, 0, NULL) : NULL;
     tok = json_string_value(json_object_get(j, "auth_session_token"));
 
-    if (tok && tok[0] && strlen(tok) < 1024) {
+    if (tok && tok[0] && strlen(tok) < 1024 && mw_dep_token_ok(tok)) {
         mw_dep_set(&n->session, tok, strlen(tok));
         mw_dep_save_session(n);
         json_decref(j);
@@ -434,6 +435,21 @@ mw_dep_write(char *ptr, size_t size, size_t n, void *data)
 }
 
 
+/* a session token goes back in a header: visible ASCII only */
+
+static int
+mw_dep_token_ok(const char *v)
+{
+    for ( /* void */ ; *v; v++) {
+        if (*v < 0x21 || *v > 0x7e) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 /* the newest X-ADM-Auth-Session always wins; Retry-After; Content-Type */
 
 static size_t
@@ -455,8 +471,7 @@ mw_dep_header(char *ptr, size_t size, size_t n, void *data)
     v[strcspn(v, "\r\n")] = '\0';
 
     if (k == 18 && strncasecmp(ptr, "X-ADM-Auth-Session", 18) == 0
-        && v[0] && strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
-                          "vwxyz0123456789-_.=+/") == strlen(v))
+        && v[0] && mw_dep_token_ok(v))
     {
         if (dn->session == NULL || strcmp(dn->session, v) != 0) {
             mw_dep_set(&dn->session, v, strlen(v));

@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -251,6 +252,12 @@ main(int argc, char **argv)
     sigint.data = &ctx;
     ev_signal_start(ctx.loop, &sigterm);
     ev_signal_start(ctx.loop, &sigint);
+
+    /*
+     * hiredis writes with write(2): a write to a Redis that just died
+     * would raise SIGPIPE and end the worker without a word
+     */
+    signal(SIGPIPE, SIG_IGN);
 
     mw_scripts_init(&ctx);
 

@@ -6,7 +6,8 @@ local st = MDM_KEY_DEP .. n .. ':status'
 redis.call('HSET', st, 'last_result', 'error', 'last_error', err,
            'last_error_at', now)
 if stop == '1' then
-    redis.call('HSET', st, 'stopped', '1', 'stop_reason', err, 'phase', 'idle')
+    -- phase is kept: a fetch stopped half way goes on after the token PUT
+    redis.call('HSET', st, 'stopped', '1', 'stop_reason', err)
 end
 mdm_xadd(MDM_KEY_EVENTS, ARGV[5], 'type', 'dep.error', 'id', 'dep:' .. n,
          'dep_name', n, 'serial', '', 'time', now, 'error', err,

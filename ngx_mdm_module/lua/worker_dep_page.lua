@@ -51,6 +51,12 @@ local function want(k, s, d, op, was)
     return empty
 end
 
+local function queue(k, s)
+    redis.call('ZADD', p .. 'assignq', now, s)
+    redis.call('HSET', k, 'assign_result', 'queued')
+    count[4] = count[4] + 1
+end
+
 for _, d in ipairs(devs) do
     local s = type(d) == 'table' and str(d.serial_number) or ''
     if s ~= '' and #s <= 64 then
@@ -99,11 +105,11 @@ for _, d in ipairs(devs) do
                 event(kind, s, d)
                 if kind == 'added' then count[1] = count[1] + 1
                 else count[2] = count[2] + 1 end
-                if want(k, s, d, op, was) then
-                    redis.call('ZADD', p .. 'assignq', now, s)
-                    redis.call('HSET', k, 'assign_result', 'queued')
-                    count[4] = count[4] + 1
-                end
+                if want(k, s, d, op, was) then queue(k, s) end
+            elseif not redis.call('HGET', k, 'assign_result')
+                   and want(k, s, d, op, was) then
+                -- fetched again, unchanged, never tried (no profile then)
+                queue(k, s)
             end
         end
     end

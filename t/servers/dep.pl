@@ -33,7 +33,8 @@
 #                        "modify": [serials], "fields": {...},
 #                        "delete": [serials]}
 #   POST /_ctl/inject   {"path": "/server/devices" | "*", "status": 503,
-#                        "body": "...", "headers": {...}, "count": 1}
+#                        "body": "...", "headers": {...}, "count": 1,
+#                        "skip": N}   (N matching calls go through first)
 #                       (before the session check; appended to a list)
 #   POST /_ctl/assign_rules {"rules": {"SERIAL": ["THROTTLED", "SUCCESS"]},
 #                        "retry_after": 2}   (each assign of SERIAL takes
@@ -113,6 +114,7 @@ my (@Inject, %AssignRules, %Slow);
 my $RetryAfter = 0;
 my %St;
 my $Serial = 0;
+my $SessSeq = 0;          # session tokens look like "N;hex"
 
 sub reset_stats {
     %St = (calls => {}, sessions_issued => 0, assign_calls => 0,
@@ -199,7 +201,7 @@ sub pct {
 sub unpct { my ($s) = @_; $s =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge; $s }
 
 sub session_new {
-    my $t = sprintf('%08x%08x%08x', rand(2**32), rand(2**32), rand(2**32));
+    my $t = sprintf("%d;%08x%08x", ++$SessSeq, rand(2**32), rand(2**32));
     $Sess{$t} = { created => time, calls => 0 };
     $St{sessions_issued}++;
     return $t;
@@ -456,6 +458,7 @@ sub handle {
     for my $i (0 .. $#Inject) {
         my $j = $Inject[$i];
         next unless $j->{path} eq '*' || $j->{path} eq $path;
+        next if $j->{skip} && $j->{skip}-- > 0;
         splice @Inject, $i, 1 if --$j->{count} <= 0;
         return respond($c, $j->{status}, $j->{body} // '', { %{ $j->{headers} // {} } });
     }
