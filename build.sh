@@ -7,6 +7,7 @@
 #   ./build.sh test     ... then run the whole suite, plain and under ASan+UBSan
 #   ./build.sh asan     build only the sanitized module (build/asan)
 #   ./build.sh bench    ... then run the benchmarks (bench/run.sh; --quick, --scenario NAME)
+#   ./build.sh install  ... then install mdmctl as /usr/local/bin/mdmctl (PREFIX=/usr/local)
 #
 # Everything it builds goes to build/, everything "run" starts lives in run/.
 set -euo pipefail
@@ -77,6 +78,8 @@ build() {
     check_loads "$BUILD/nginx/ngx_http_mdm_module.so"
     say "building mdm-worker"
     make -s -C "$ROOT/workers" || die "mdm-worker build failed"
+    say "building mdmctl"
+    make -s -C "$ROOT/workers" mdmctl || die "mdmctl build failed"
 }
 
 build_asan() {
@@ -222,5 +225,7 @@ case "${1:-build}" in
     stop)  stop ;;
     test)  test_suite ;;
     bench) build; "$ROOT/bench/run.sh" "${@:2}" ;;
+    install) build; install -D -m 0755 "$ROOT/workers/mdmctl" "${PREFIX:-/usr/local}/bin/mdmctl"
+             say "installed ${PREFIX:-/usr/local}/bin/mdmctl" ;;
     *)     die "usage: $0 [build|run|stop|test]" ;;
 esac
