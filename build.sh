@@ -21,7 +21,7 @@ NGINX=/usr/sbin/nginx
 PACKAGES=(nginx nginx-dev libssl-dev libplist-dev libhiredis-dev
           libcurl4-openssl-dev libnghttp2-dev redis-server redis-tools
           libtest-base-perl libprotocol-http2-perl wrk openssl gcc make
-          libjansson-dev
+          libjansson-dev libyaml-libyaml-perl
           perl curl libev-dev libio-socket-ssl-perl valgrind)
 
 # -W is nginx's spelling of -Wextra; nginx's own flags come first, so these

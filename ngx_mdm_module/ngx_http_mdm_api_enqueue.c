@@ -38,12 +38,8 @@ static ngx_int_t ngx_http_mdm_api_ids(ngx_str_t *list, ngx_array_t *args);
 ngx_int_t
 ngx_http_mdm_api_enqueue(ngx_http_request_t *r)
 {
-    time_t                     expires, ttl;
     plist_t                    root;
-    ngx_str_t                  body, uuid, rtype;
-    const char                *err;
-    ngx_array_t               *args;
-    ngx_http_mdm_loc_conf_t   *mlcf;
+    ngx_str_t                  body;
     ngx_http_mdm_api_route_t   rt;
 
     if (ngx_http_mdm_api_route(r, &rt) != NGX_OK) {
@@ -61,6 +57,28 @@ ngx_http_mdm_api_enqueue(ngx_http_request_t *r)
                                       "the body is not an XML plist "
                                       "dictionary");
     }
+
+    return ngx_http_mdm_api_enqueue_plist(r, &rt.arg, root, &body);
+}
+
+
+/*
+ * The command root (its XML in body) into the queues of the enrollments
+ * in ids, with the query's options: enqueue's work, and that of
+ * POST /v1/commands (ngx_http_mdm_api_commands.c) once it built the plist.
+ */
+
+ngx_int_t
+ngx_http_mdm_api_enqueue_plist(ngx_http_request_t *r, ngx_str_t *ids,
+    plist_t root, ngx_str_t *xml)
+{
+    time_t                     expires, ttl;
+    ngx_str_t                  body, uuid, rtype;
+    const char                *err;
+    ngx_array_t               *args;
+    ngx_http_mdm_loc_conf_t   *mlcf;
+
+    body = *xml;
 
     err = ngx_http_mdm_api_command(r, root, &body, &uuid, &rtype);
     if (err) {
@@ -98,7 +116,7 @@ ngx_http_mdm_api_enqueue(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_mdm_api_ids(&rt.arg, args) != NGX_OK) {
+    if (ngx_http_mdm_api_ids(ids, args) != NGX_OK) {
         return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
                                       "invalid enrollment id list");
     }

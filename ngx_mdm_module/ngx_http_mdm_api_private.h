@@ -65,6 +65,8 @@ ngx_int_t ngx_http_mdm_api_page(ngx_http_request_t *r, ngx_array_t *args,
 
 /* ngx_http_mdm_api_enqueue.c: enqueue and push */
 ngx_int_t ngx_http_mdm_api_enqueue(ngx_http_request_t *r);
+ngx_int_t ngx_http_mdm_api_enqueue_plist(ngx_http_request_t *r,
+    ngx_str_t *ids, plist_t root, ngx_str_t *xml);
 ngx_int_t ngx_http_mdm_api_push(ngx_http_request_t *r,
     ngx_http_mdm_api_route_t *rt);
 
@@ -92,6 +94,11 @@ ngx_int_t ngx_http_mdm_api_challenge(ngx_http_request_t *r,
     ngx_http_mdm_api_route_t *rt);
 ngx_int_t ngx_http_mdm_api_certificates(ngx_http_request_t *r,
     ngx_http_mdm_api_route_t *rt);
+
+/* ngx_http_mdm_api_commands.c: templates (contract T1) */
+ngx_int_t ngx_http_mdm_api_templates(ngx_http_request_t *r,
+    ngx_http_mdm_api_route_t *rt);
+ngx_int_t ngx_http_mdm_api_command_post(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_MDM_API_PRIVATE_H_INCLUDED_ */

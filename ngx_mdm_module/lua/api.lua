@@ -635,6 +635,20 @@ function ops.renew()
                                 status = status})}
 end
 
+-- POST /v1/commands ClearPasscode without unlock_token (cmds): the
+-- UnlockToken (base64) the device sent in its TokenUpdate. ARGV: 3 device id
+function ops.unlock_token()
+    local key = enr_key(ARGV[3])
+    if redis.call('EXISTS', key) == 0 then
+        return json_error(404, 'unknown enrollment')
+    end
+    local t = redis.call('HGET', key, 'unlock_token')
+    if not t then
+        return json_error(409, 'the device sent no UnlockToken')
+    end
+    return {200, t}
+end
+
 local f = ops[op]
 if not f then return json_error(404, 'unknown operation') end
 return f()
