@@ -76,7 +76,9 @@ static const mc_opt_t  mc_send_opts[] = {
     { "priority", NULL, "queue in the priority lane" },
     { "expires", "SECONDS", "the command expires after this long" },
     { "nopush", NULL, "queue only, send no push" },
-    { "max-deliveries", "N", "give up after N deliveries (raw plists)" },
+    { "max-deliveries", "N", "give up after N deliveries" },
+    { "uuid", "UUID", "the command's CommandUUID (default: the server "
+      "makes one)" },
     { NULL, NULL, NULL }
 };
 
@@ -233,25 +235,28 @@ main(int argc, char **argv)
 
     rc = mc_parse(argc, argv, &cmd, &a, globals);
     if (rc >= 0) {
-        return rc;
+        goto done;
     }
 
     rc = mc_configure(globals);
     if (rc != MC_OK) {
-        return rc;
+        goto done;
     }
 
     if (cmd->needs_server && (mc.server == NULL || mc.api_key == NULL)) {
         mc_err("%s: no server or no API key: give --server and "
                "--api-key-file, or set MDM_SERVER and MDM_API_KEY, or "
                "write them in the config file", cmd->name);
-        return MC_USAGE;
+        rc = MC_USAGE;
+        goto done;
     }
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = cmd->run(cmd, &a);
     curl_global_cleanup();
 
+done:
+    /* every exit frees what it took, so valgrind shows real leaks only */
     free(a.pos);
     for (i = 0; i < a.nfree; i++) {
         free((char *) a.free_name[i]);
@@ -410,7 +415,7 @@ mc_parse(int argc, char **argv, const mc_cmd_t **cmdp, mc_args_t *a,
     }
 
     if (cmd == NULL) {
-        mc_help(stderr, NULL);
+        mc_err("no command (mdmctl --help lists them)");
         return MC_USAGE;
     }
 

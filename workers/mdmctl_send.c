@@ -21,8 +21,7 @@
 
 /* the enqueue options as a query: ?priority=1&expires=N&nopush=1 */
 static int
-mc_send_query(const mc_cmd_t *cmd, mc_args_t *a, int raw, char *q,
-    size_t qlen)
+mc_send_query(const mc_cmd_t *cmd, mc_args_t *a, char *q, size_t qlen)
 {
     long         v;
     size_t       n;
@@ -43,9 +42,6 @@ mc_send_query(const mc_cmd_t *cmd, mc_args_t *a, int raw, char *q,
         n += snprintf(q + n, qlen - n, "%snopush=1", n ? "&" : "?");
     }
     if ((s = mc_opt(cmd, a, "max-deliveries"))) {
-        if (!raw) {
-            return mc_usage_error(cmd, "--max-deliveries goes with --plist");
-        }
         if (mc_parse_long(s, 1, 1000000, &v) != 0) {
             return mc_usage_error(cmd, "--max-deliveries is a positive "
                                   "number");
@@ -84,8 +80,12 @@ mc_send_plist(const mc_cmd_t *cmd, mc_args_t *a, const char *file)
         return mc_usage_error(cmd, "--%s: template keys need a TEMPLATE, "
                               "not --plist", a->free_name[0]);
     }
+    if (mc_opt(cmd, a, "uuid")) {
+        return mc_usage_error(cmd, "--uuid goes with a TEMPLATE: a plist "
+                              "has its own CommandUUID");
+    }
     if ((rc = mc_want_pos(cmd, a, 1, -1)) != MC_OK
-        || (rc = mc_send_query(cmd, a, 1, q, sizeof(q))) != MC_OK)
+        || (rc = mc_send_query(cmd, a, q, sizeof(q))) != MC_OK)
     {
         return rc;
     }
@@ -186,13 +186,13 @@ mc_base64(const unsigned char *p, size_t len)
 /* a value given on the command line (or read from a file) as the JSON
  * value of a key of this type; NULL after saying why */
 static json_t *
-mc_convert(const char *opt, const char *type, const char *v, size_t vlen,
-    int from_file)
+mc_convert(const char *opt, const char *type, const char *items,
+    const char *v, size_t vlen, int from_file)
 {
     char          *end, *b64, *copy, *p, *tok;
     double         d;
     size_t         i;
-    json_t        *j;
+    json_t        *j, *e;
     long long      n;
     json_error_t   err;
 
@@ -277,11 +277,18 @@ mc_convert(const char *opt, const char *type, const char *v, size_t vlen,
                    "FILE", opt, opt);
             return NULL;
         }
-        /* a,b,c: an array of strings */
+        /* a,b,c: an array of the key's item type (strings if it says
+         * none) */
         j = json_array();
         copy = mc_strdup(v);
         for (p = copy; (tok = strsep(&p, ",")) != NULL; ) {
-            json_array_append_new(j, json_string(tok));
+            e = mc_convert(opt, items ? items : "string", NULL, tok,
+                           strlen(tok), 0);
+            if (e == NULL || json_array_append_new(j, e) != 0) {
+                free(copy);
+                json_decref(j);
+                return NULL;
+            }
         }
         free(copy);
         return j;
@@ -293,6 +300,30 @@ mc_convert(const char *opt, const char *type, const char *v, size_t vlen,
         mc_err("--%s is not UTF-8 text", opt);
     }
     return j;
+}
+
+
+/* a key with an "enum" takes only those values */
+static int
+mc_in_enum(const char *opt, json_t *def, json_t *v)
+{
+    char    *list;
+    size_t   i;
+    json_t  *en, *e;
+
+    en = json_object_get(def, "enum");
+    if (!json_is_array(en) || json_array_size(en) == 0) {
+        return 1;
+    }
+    json_array_foreach(en, i, e) {
+        if (json_equal(e, v)) {
+            return 1;
+        }
+    }
+    list = json_dumps(en, JSON_COMPACT);
+    mc_err("--%s is one of %s", opt, list ? list : "its enum");
+    free(list);
+    return 0;
 }
 
 
@@ -309,6 +340,10 @@ mc_send_body(const mc_cmd_t *cmd, mc_args_t *a, json_t *tpl)
     body = json_object();
     json_object_set(body, "request_type",
                     json_object_get(tpl, "request_type"));
+    if (mc_opt(cmd, a, "uuid")) {
+        json_object_set_new(body, "command_uuid",
+                            json_string(mc_opt(cmd, a, "uuid")));
+    }
 
     for (i = 0; i < a->nfree; i++) {
         name = a->free_name[i];
@@ -360,9 +395,15 @@ mc_send_body(const mc_cmd_t *cmd, mc_args_t *a, json_t *tpl)
             }
             val = data;
         }
-        v = mc_convert(name, type, val, vlen, from_file);
+        v = mc_convert(name, type,
+                       json_string_value(json_object_get(def, "items")),
+                       val, vlen, from_file);
         free(data);
         if (v == NULL) {
+            goto fail;
+        }
+        if (!mc_in_enum(name, def, v)) {
+            json_decref(v);
             goto fail;
         }
         json_object_set_new(body, key, v);
@@ -411,7 +452,7 @@ mc_cmd_send(const mc_cmd_t *cmd, mc_args_t *a)
         return mc_usage_error(cmd, "want ID... TEMPLATE, or ID... --plist "
                               "FILE");
     }
-    if ((rc = mc_send_query(cmd, a, 0, q, sizeof(q))) != MC_OK) {
+    if ((rc = mc_send_query(cmd, a, q, sizeof(q))) != MC_OK) {
         return rc;
     }
     name = a->pos[a->npos - 1];
