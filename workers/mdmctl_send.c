@@ -349,7 +349,7 @@ mc_send_body(const mc_cmd_t *cmd, mc_args_t *a, json_t *tpl)
         name = a->free_name[i];
         n = strlen(name);
         if (n >= sizeof(key)) {
-            mc_usage_error(cmd, "--%s: no such key", name);
+            mc_err("--%s: no such key", name);
             goto fail;
         }
         for (k = 0; k <= n; k++) {
@@ -364,7 +364,7 @@ mc_send_body(const mc_cmd_t *cmd, mc_args_t *a, json_t *tpl)
             from_file = 1;
         }
         if (def == NULL) {
-            mc_usage_error(cmd, "%s has no key --%s (mdmctl templates %s "
+            mc_err("%s has no key --%s (mdmctl templates %s "
                            "lists them)",
                            json_string_value(json_object_get(tpl,
                                                              "request_type")),
@@ -374,7 +374,7 @@ mc_send_body(const mc_cmd_t *cmd, mc_args_t *a, json_t *tpl)
             goto fail;
         }
         if (json_object_get(body, key)) {
-            mc_usage_error(cmd, "--%s given twice", name);
+            mc_err("--%s given twice", name);
             goto fail;
         }
 
@@ -385,7 +385,7 @@ mc_send_body(const mc_cmd_t *cmd, mc_args_t *a, json_t *tpl)
         vlen = val ? strlen(val) : 0;
         if (from_file) {
             if (val == NULL) {
-                mc_usage_error(cmd, "--%s needs a file", name);
+                mc_err("--%s needs a file", name);
                 goto fail;
             }
             data = mc_read_file(val, &vlen);
@@ -421,7 +421,7 @@ mc_send_body(const mc_cmd_t *cmd, mc_args_t *a, json_t *tpl)
                 key[n] = name[n] == '_' ? '-' : name[n];
             }
             key[n] = '\0';
-            mc_usage_error(cmd, "%s needs --%s",
+            mc_err("%s needs --%s",
                            json_string_value(json_object_get(tpl,
                                                          "request_type")),
                            key);
