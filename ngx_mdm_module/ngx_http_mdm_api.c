@@ -75,6 +75,8 @@ static ngx_http_mdm_api_endpoint_t  ngx_http_mdm_api_endpoints[] = {
     { ngx_string("commands"), 1, "", NGX_HTTP_POST,
       ngx_http_mdm_api_commands },
     { ngx_string("templates"), 1, "", 0, ngx_http_mdm_api_templates },
+    { ngx_string("blueprints"), 1, "", NGX_HTTP_PUT,
+      ngx_http_mdm_api_blueprints },
     { ngx_string("pushcert"), 0, "", NGX_HTTP_PUT, ngx_http_mdm_api_pushcert },
     { ngx_string("webhooks"), 1, "replay", 0, ngx_http_mdm_api_webhooks },
     { ngx_string("renew"), 1, "", 0, ngx_http_mdm_api_renew },
@@ -441,6 +443,9 @@ ngx_http_mdm_api_body(ngx_http_request_t *r)
 
     } else if (ngx_http_mdm_api_is(rt.endpoint, "commands")) {
         rc = ngx_http_mdm_api_command_post(r);
+
+    } else if (ngx_http_mdm_api_is(rt.endpoint, "blueprints")) {
+        rc = ngx_http_mdm_api_blueprint_put(r);
 
     } else {
         rc = ngx_http_mdm_api_enqueue(r);

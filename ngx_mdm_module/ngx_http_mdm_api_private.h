@@ -100,5 +100,10 @@ ngx_int_t ngx_http_mdm_api_templates(ngx_http_request_t *r,
     ngx_http_mdm_api_route_t *rt);
 ngx_int_t ngx_http_mdm_api_command_post(ngx_http_request_t *r);
 
+/* ngx_http_mdm_api_blueprint.c: enrollment blueprints (contract B1) */
+ngx_int_t ngx_http_mdm_api_blueprints(ngx_http_request_t *r,
+    ngx_http_mdm_api_route_t *rt);
+ngx_int_t ngx_http_mdm_api_blueprint_put(ngx_http_request_t *r);
+
 
 #endif /* _NGX_HTTP_MDM_API_PRIVATE_H_INCLUDED_ */

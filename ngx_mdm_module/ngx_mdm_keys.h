@@ -56,4 +56,13 @@
 #define MDM_KEY_STATS_APNS      "mdm:stats:apns"     /* hash */
 #define MDM_KEY_STATS_MODULE    "mdm:stats:module"   /* hash */
 
+/* cmds: blueprints (names [A-Za-z0-9._-], so no name is "mdm:bpx:...") */
+#define MDM_KEY_BLUEPRINT       "mdm:bp:"            /* + name, hash */
+#define MDM_KEY_BP_NAMES        "mdm:bpx:names"      /* set of names */
+#define MDM_KEY_BP_ALL          "mdm:bpx:all"        /* string: name */
+#define MDM_KEY_BP_DEP          "mdm:bpx:dep"        /* hash uuid -> name */
+#define MDM_KEY_BP_SERIALS      "mdm:bpx:serials"    /* hash serial -> name */
+#define MDM_KEY_BP_SEQ          "mdm:bpx:seq"        /* INCR counter */
+#define MDM_KEY_DEP_PROFILES    "mdm:dep:profiles"   /* D2: serial -> uuid */
+
 #endif /* NGX_MDM_KEYS_H */

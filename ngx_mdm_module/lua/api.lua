@@ -159,12 +159,14 @@ local shown = {
     'user_id', 'user_short_name', 'user_long_name', 'enrollment_user_id',
     'awaiting_configuration', 'token_update_tally', 'authenticated_at',
     'token_updated_at', 'checked_out_at', 'last_seen', 'push_result', 'push_error', 'push_at',
-    'push_apns_id'
+    'push_apns_id',
+    -- cmds: the blueprint queued at enrollment (B1)
+    'blueprint', 'blueprint_at'
 }
 local numeric = {
     token_update_tally = true, cert_not_after = true, authenticated_at = true,
     token_updated_at = true, checked_out_at = true, last_seen = true,
-    push_at = true
+    push_at = true, blueprint_at = true
 }
 local boolean = {enabled = true, awaiting_configuration = true}
 
@@ -647,6 +649,137 @@ function ops.unlock_token()
         return json_error(409, 'the device sent no UnlockToken')
     end
     return {200, t}
+end
+
+-- Blueprints (cmds, contract B1): mdm:bp:NAME holds what the PUT built
+-- (n, t1..tn request types, p1..pn plists without CommandUUID, dc the
+-- DeviceConfigured plist, device_configured, applies, json as given); the
+-- indexes (mdm:bpx:all, :dep, :serials) name the blueprint a device gets,
+-- so the TokenUpdate (lua/checkin.lua) looks up one field, not every
+-- blueprint. A serial, a DEP profile or "all" belongs to one blueprint.
+local BP_MAX = 1000
+
+-- the index entries of a blueprint, from the JSON it was stored with
+local function bp_index(name, json, act)
+    local a = cjson.decode(json).applies_to or {}
+    if a.all then act('all', MDM_KEY_BP_ALL, nil) end
+    if a.dep_profile_uuid then
+        act('dep', MDM_KEY_BP_DEP, a.dep_profile_uuid)
+    end
+    for _, s in ipairs(a.serials or {}) do act('serial', MDM_KEY_BP_SERIALS, s) end
+end
+
+local function bp_unindex(name)
+    local old = redis.call('HGET', MDM_KEY_BLUEPRINT .. name, 'json')
+    if not old then return end
+    bp_index(name, old, function(_, key, field)
+        if field then
+            if redis.call('HGET', key, field) == name then
+                redis.call('HDEL', key, field)
+            end
+        elseif redis.call('GET', key) == name then
+            redis.call('DEL', key)
+        end
+    end)
+end
+
+-- ARGV: 3 name, 4 JSON as given, 5 applies (all|dep|serials),
+-- 6 device_configured (0|1), 7 DeviceConfigured plist, 8 n, then n
+-- (request type, plist), then the profile UUID or the serials
+function ops.blueprint_put()
+    local name, json, applies, dc, dcplist = ARGV[3], ARGV[4], ARGV[5],
+        ARGV[6], ARGV[7]
+    local n = tonumber(ARGV[8])
+    local first = 9 + 2 * n
+    local key = MDM_KEY_BLUEPRINT .. name
+    local exists = redis.call('EXISTS', key) == 1
+
+    if not exists and redis.call('SCARD', MDM_KEY_BP_NAMES) >= BP_MAX then
+        return json_error(409, 'there are ' .. BP_MAX .. ' blueprints '
+                               .. 'already: delete one first')
+    end
+
+    -- what another blueprint claims refuses the PUT
+    local taken
+    if applies == 'all' then
+        local o = redis.call('GET', MDM_KEY_BP_ALL)
+        if o and o ~= name then taken = 'all devices' .. '|' .. o end
+    else
+        local idx = (applies == 'dep') and MDM_KEY_BP_DEP or MDM_KEY_BP_SERIALS
+        for i = first, #ARGV do
+            local o = redis.call('HGET', idx, ARGV[i])
+            if o and o ~= name then taken = ARGV[i] .. '|' .. o break end
+        end
+    end
+    if taken then
+        local what, o = string.match(taken, '^(.*)|([^|]*)$')
+        return json_error(409, 'blueprint ' .. o .. ' applies to ' .. what
+                               .. ' already')
+    end
+
+    bp_unindex(name)
+    redis.call('DEL', key)
+    local h = {'HSET', key, 'json', json, 'applies', applies,
+               'device_configured', dc, 'dc', dcplist, 'n', n,
+               'updated_at', now}
+    for i = 1, n do
+        h[#h + 1] = 't' .. i
+        h[#h + 1] = ARGV[7 + 2 * i]
+        h[#h + 1] = 'p' .. i
+        h[#h + 1] = ARGV[8 + 2 * i]
+    end
+    redis.call(unpack(h))
+    redis.call('SADD', MDM_KEY_BP_NAMES, name)
+    if applies == 'all' then
+        redis.call('SET', MDM_KEY_BP_ALL, name)
+    else
+        local idx = (applies == 'dep') and MDM_KEY_BP_DEP or MDM_KEY_BP_SERIALS
+        for i = first, #ARGV do redis.call('HSET', idx, ARGV[i], name) end
+    end
+    return {exists and 200 or 201, cjson.encode({
+        name = name, commands = n, applies = applies,
+        device_configured = (dc == '1'), updated_at = now_n,
+        created = not exists})}
+end
+
+-- ARGV: 3 name
+function ops.blueprint_get()
+    local name = ARGV[3]
+    local h = redis.call('HMGET', MDM_KEY_BLUEPRINT .. name, 'json',
+                         'updated_at')
+    if not h[1] then return json_error(404, 'unknown blueprint') end
+    -- the JSON as it was given, unchanged (cjson would turn [] into {})
+    return {200, '{"name":' .. cjson.encode(name) .. ',"updated_at":'
+                 .. h[2] .. ',"blueprint":' .. h[1] .. '}'}
+end
+
+function ops.blueprint_list()
+    local names = redis.call('SMEMBERS', MDM_KEY_BP_NAMES)
+    table.sort(names)
+    local items = {}
+    for _, name in ipairs(names) do
+        local h = redis.call('HMGET', MDM_KEY_BLUEPRINT .. name, 'applies',
+                             'n', 'device_configured', 'updated_at')
+        if h[1] then
+            items[#items + 1] = {name = name, applies = h[1],
+                commands = tonumber(h[2]), device_configured = (h[3] == '1'),
+                updated_at = tonumber(h[4])}
+        end
+    end
+    return {200, encode_with_list({}, 'blueprints', items)}
+end
+
+-- ARGV: 3 name. The runs already queued stay queued.
+function ops.blueprint_delete()
+    local name = ARGV[3]
+    local key = MDM_KEY_BLUEPRINT .. name
+    if redis.call('EXISTS', key) == 0 then
+        return json_error(404, 'unknown blueprint')
+    end
+    bp_unindex(name)
+    redis.call('DEL', key)
+    redis.call('SREM', MDM_KEY_BP_NAMES, name)
+    return {200, cjson.encode({name = name, deleted = true})}
 end
 
 local f = ops[op]

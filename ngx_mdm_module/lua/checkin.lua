@@ -156,6 +156,70 @@ function handlers.Authenticate()
     return nil
 end
 
+-- blueprints (cmds, contract B1): on the device channel's first
+-- TokenUpdate since Authenticate, the matching blueprint's commands are
+-- queued in order (see ops.blueprint_put in lua/api.lua for the keys).
+-- Precedence: the device's serial in a blueprint's serials, then its DEP
+-- profile (mdm:dep:profiles, contract D2), then the blueprint for all.
+
+local function blueprint_name()
+    local serial = redis.call('HGET', enr, 'serial_number')
+    if serial then
+        local n = redis.call('HGET', MDM_KEY_BP_SERIALS, serial)
+        if n then return n end
+        local p = redis.call('HGET', MDM_KEY_DEP_PROFILES, serial)
+        n = p and redis.call('HGET', MDM_KEY_BP_DEP, p)
+        if n then return n end
+    end
+    return redis.call('GET', MDM_KEY_BP_ALL) or nil
+end
+
+-- a plist the blueprint PUT built (libplist's XML: the root dictionary is
+-- the first <dict>) with this run's CommandUUID
+local function with_uuid(plist, uuid)
+    local at = string.find(plist, '<dict>', 1, true)
+    return string.sub(plist, 1, at + 5) .. '\n\t<key>CommandUUID</key>\n\t'
+        .. '<string>' .. uuid .. '</string>' .. string.sub(plist, at + 6)
+end
+
+local function run_blueprint()
+    -- once per enrollment: Authenticate deletes the hash, and the mark
+    if redis.call('HEXISTS', enr, 'blueprint') == 1 then return end
+    local name = blueprint_name()
+    if not name then return end
+    local bp = MDM_KEY_BLUEPRINT .. name
+    local h = redis.call('HMGET', bp, 'n', 'device_configured', 'dc')
+    if not h[1] then return end
+
+    local cmds = {}
+    for i = 1, tonumber(h[1]) do
+        cmds[i] = redis.call('HMGET', bp, 't' .. i, 'p' .. i)
+    end
+    -- an ADE device waits in Setup Assistant until it gets this, last
+    if h[2] == '1'
+       and redis.call('HGET', enr, 'awaiting_configuration') == '1' then
+        cmds[#cmds + 1] = {'DeviceConfigured', h[3]}
+    end
+
+    local seq = redis.call('INCR', MDM_KEY_BP_SEQ)
+    local _, queue = mdm_queue_keys(did, suffix)
+    for i, c in ipairs(cmds) do
+        local uuid = 'bp.' .. name .. '.' .. seq .. '.' .. i
+        local ckey = MDM_KEY_CMD .. uuid
+        redis.call('HSET', ckey, 'plist', with_uuid(c[2], uuid),
+                   'request_type', c[1], 'created_at', now, 'priority', '0')
+        redis.call('SADD', ckey .. ':targets', id)
+        mdm_expire(ckey, result_ttl)
+        mdm_expire(ckey .. ':targets', result_ttl)
+        redis.call('RPUSH', queue, uuid)
+    end
+    redis.call('HSET', enr, 'blueprint', name, 'blueprint_at', now)
+    -- one pending push per enrollment (contract C1)
+    if #cmds > 0 and redis.call('SADD', MDM_KEY_PUSH_PENDING, id) == 1 then
+        redis.call('RPUSH', MDM_KEY_PUSH, id)
+    end
+end
+
 function handlers.TokenUpdate()
     if suffix ~= '' and redis.call('SISMEMBER', users, suffix) == 0
        and redis.call('SCARD', users) >= USERS_MAX then
@@ -174,6 +238,7 @@ function handlers.TokenUpdate()
         redis.call('SADD', users, suffix)
     end
     local tally = redis.call('HINCRBY', enr, 'token_update_tally', 1)
+    if tally == 1 and suffix == '' then run_blueprint() end
     event(tostring(tally))
     return nil
 end
