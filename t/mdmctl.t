@@ -381,6 +381,39 @@ sub t_events_certs {
 }
 
 # --- TEST 8
+sub t_blueprint {
+    my $bp = file_with('bp.json', '{"commands": [{"request_type": "DeviceInformation"}, '
+        . '{"request_type": "Settings", "device_name": "Kiosk"}], "device_configured": true, '
+        . '"applies_to": {"all": true}}');
+    my ($rc, $out, $err) = ctl('blueprint', 'put', 'bootstrap', $bp);
+    is($rc, 0, 'blueprint put: exit 0') or diag($err);
+    like($out, qr/^created blueprint bootstrap: 2 command\(s\), applies to all, DeviceConfigured yes$/m,
+         'blueprint put: what was stored');
+    ($rc, $out, $err) = ctl('blueprint', 'put', 'bootstrap', $bp);
+    like($out, qr/^replaced blueprint bootstrap/m, 'blueprint put again: replaced');
+    ($rc, $out, $err) = ctl('blueprint', 'list');
+    is($rc, 0, 'blueprint list: exit 0');
+    like($out, qr/^NAME\s+COMMANDS\s+APPLIES TO\s+DEVICE CONFIGURED\s+UPDATED \(UTC\)\nbootstrap\s+2\s+all\s+yes\s+\d{4}-/m,
+         'blueprint list: a table');
+    ($rc, $out, $err) = ctl('blueprint', 'show', 'bootstrap');
+    is($rc, 0, 'blueprint show: exit 0');
+    is(ctl_json($out)->{blueprint}{commands}[1]{device_name}, 'Kiosk', 'blueprint show: the JSON as given');
+    ($rc, $out) = ctl('--json', 'blueprint', 'list');
+    is(ctl_json($out)->{blueprints}[0]{name}, 'bootstrap', 'blueprint list --json');
+
+    ($rc, $out, $err) = ctl('blueprint', 'put', 'other', file_with('bp2.json', '{"commands": [], "colour": 1}'));
+    is($rc, 4, 'a blueprint the server refuses: exit 4');
+    like($err, qr/HTTP 400: /, '... its reason');
+    ($rc, $out, $err) = ctl('blueprint', 'delete', 'bootstrap');
+    is($rc, 0, 'blueprint delete: exit 0');
+    like($out, qr/^deleted blueprint bootstrap$/m, 'blueprint delete: says so');
+    ($rc, $out, $err) = ctl('blueprint', 'show', 'bootstrap');
+    is($rc, 4, 'blueprint show of a deleted one: exit 4');
+    ($rc, $out, $err) = ctl('blueprint', 'delete', 'bootstrap');
+    is($rc, 4, 'blueprint delete again: exit 4');
+}
+
+# --- TEST 9
 sub t_valgrind {
     my @vg = ('valgrind', '-q', '--leak-check=full', '--errors-for-leak-kinds=definite',
               '--error-exitcode=99');
@@ -391,7 +424,7 @@ sub t_valgrind {
         [ 2, 'send', 'DEV-1', 'DeviceLock', '--colour', 'red' ], [ 0, 'queue', 'DEV-1' ],
         [ 1, 'push', 'DEV-1', 'NOBODY' ], [ 0, 'events' ], [ 0, 'templates', 'EraseDevice' ],
         [ 2, 'frobnicate' ], [ 0, '--help' ], [ 2, 'devices', '--limit' ], [ 3, 'down', 'devices' ],
-        [ 0, 'clear', 'DEV-1' ], [ 4, 'result', 'NOPE' ],
+        [ 0, 'clear', 'DEV-1' ], [ 4, 'result', 'NOPE' ], [ 0, 'blueprint', 'list' ],
         [ 0, 'pushcert', 'request', '--email', 'a@example.org', '--dir', "$::CtlHome/vg" ],
         [ 0, 'pushcert', 'vendor-sign', '--dir', "$::CtlHome/vg", '--vendor-cert', vendor_pki()->{vendor},
           '--vendor-key', vendor_pki()->{vendor_key}, '--apple-intermediate', vendor_pki()->{int},
@@ -483,7 +516,17 @@ GET /v1/enrollments
 
 
 
-=== TEST 8: under valgrind: no memory error, no leak, the same exit codes
+=== TEST 8: blueprint put, list, show, delete
+--- redis_setup eval
+\@::ENR
+--- request
+GET /v1/enrollments
+--- after_each eval
+\&::t_blueprint
+
+
+
+=== TEST 9: under valgrind: no memory error, no leak, the same exit codes
 --- redis_setup eval
 \@::ENR
 --- request

@@ -35,22 +35,34 @@ mc_blueprint_name(const mc_cmd_t *cmd, const char *name)
 }
 
 
+/* PUT, GET, DELETE of one blueprint: a line for people, or the JSON */
 static int
 mc_blueprint_call(const char *method, const char *name, const char *body,
     size_t len)
 {
     int      rc;
-    char     path[128];
+    char    *esc, path[256];
     json_t  *j;
 
-    snprintf(path, sizeof(path), "/v1/blueprints%s%s", name ? "/" : "",
-             name ? name : "");
+    esc = mc_escape(name);
+    snprintf(path, sizeof(path), "/v1/blueprints/%s", esc);
+    free(esc);
     j = mc_api(method, path, body, len, &rc);
     if (j == NULL) {
         return rc;
     }
-    if (mc.json || name) {
+    if (mc.json || method[0] == 'G') {
+        /* show: the blueprint as stored is JSON, whatever the output */
         mc_print_json(j);
+    } else if (method[0] == 'P') {
+        printf("%s blueprint %s: %s command(s), applies to %s, "
+               "DeviceConfigured %s\n",
+               json_is_true(json_object_get(j, "created")) ? "created"
+                                                           : "replaced",
+               mc_str(j, "name"), mc_str(j, "commands"),
+               mc_str(j, "applies"), mc_str(j, "device_configured"));
+    } else {
+        printf("deleted blueprint %s\n", mc_str(j, "name"));
     }
     json_decref(j);
     return rc;
@@ -96,7 +108,7 @@ mc_cmd_blueprint_list(const mc_cmd_t *cmd, mc_args_t *a)
 {
     int          rc;
     size_t       i;
-    json_t      *j, *list, *e;
+    json_t      *j, *e;
     mc_table_t  *t;
 
     if ((rc = mc_want_pos(cmd, a, 0, 0)) != MC_OK) {
@@ -111,31 +123,12 @@ mc_cmd_blueprint_list(const mc_cmd_t *cmd, mc_args_t *a)
         json_decref(j);
         return rc;
     }
-    list = json_object_get(j, "blueprints");
-    t = mc_table(4, "NAME", "COMMANDS", "DEVICE CONFIGURED", "APPLIES TO");
-    json_array_foreach(list, i, e) {
-        char *applies = NULL;
-        if (json_is_string(e)) {
-            mc_table_row(t, json_string_value(e), "-", "-", "-");
-            continue;
-        }
-        if (json_object_get(e, "applies_to")) {
-            applies = json_dumps(json_object_get(e, "applies_to"),
-                                 JSON_COMPACT | JSON_SORT_KEYS);
-        }
-        {
-            char n[32];
-            json_t *c = json_object_get(e, "commands");
-            if (json_is_array(c)) {
-                snprintf(n, sizeof(n), "%zu", json_array_size(c));
-            } else {
-                snprintf(n, sizeof(n), "%s", mc_str(e, "commands"));
-            }
-            mc_table_row(t, mc_str(e, "name"), n,
-                         mc_str(e, "device_configured"),
-                         applies ? applies : "-");
-        }
-        free(applies);
+    t = mc_table(5, "NAME", "COMMANDS", "APPLIES TO", "DEVICE CONFIGURED",
+                 "UPDATED (UTC)");
+    json_array_foreach(json_object_get(j, "blueprints"), i, e) {
+        mc_table_row(t, mc_str(e, "name"), mc_str(e, "commands"),
+                     mc_str(e, "applies"), mc_str(e, "device_configured"),
+                     mc_ms_time(e, "updated_at"));
     }
     mc_table_print(t);
     json_decref(j);
