@@ -414,6 +414,24 @@ sub t_blueprint {
 }
 
 # --- TEST 9
+$ENV{TEST_NGINX_CTL_TLS_PORT} = t::MDM::_pick_port();
+sub t_tls {
+    my $url = "https://localhost:$ENV{TEST_NGINX_CTL_TLS_PORT}";
+    my @key = ('--api-key-file', ::ctl_key_file());
+    my ($rc, $out, $err) = ctl_raw({}, '--server', $url, @key, 'devices');
+    is($rc, 3, 'TLS with an unknown CA: exit 3');
+    like($err, qr/certificate/i, 'TLS with an unknown CA: says so');
+    ($rc, $out, $err) = ctl_raw({}, '--server', $url, @key, '--cacert', "$ENV{TEST_NGINX_PKI}/ca.pem", 'devices');
+    is($rc, 0, 'TLS --cacert: exit 0') or diag($err);
+    like($out, qr/^DEV-1\s/m, 'TLS --cacert: the devices');
+    ($rc, $out, $err) = ctl_raw({}, '--config', file_with('tls.conf', "server = $url\ncacert = $ENV{TEST_NGINX_PKI}/ca.pem\n"),
+                                @key, 'devices');
+    is($rc, 0, 'TLS, cacert from the config file: exit 0') or diag($err);
+    ($rc, $out, $err) = ctl_raw({}, '--server', $url, @key, '--cacert', "$::CtlHome/none.pem", 'devices');
+    is($rc, 2, '--cacert FILE that is missing: exit 2');
+}
+
+# --- TEST 10
 sub t_valgrind {
     my @vg = ('valgrind', '-q', '--leak-check=full', '--errors-for-leak-kinds=definite',
               '--error-exitcode=99');
@@ -526,7 +544,25 @@ GET /v1/enrollments
 
 
 
-=== TEST 9: under valgrind: no memory error, no leak, the same exit codes
+=== TEST 9: HTTPS: the system's CAs by default, --cacert or "cacert" for a private one
+--- http_config
+mdm_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+server {
+    listen 127.0.0.1:$TEST_NGINX_CTL_TLS_PORT ssl;
+    ssl_certificate $TEST_NGINX_PKI/server.pem;
+    ssl_certificate_key $TEST_NGINX_PKI/server.key;
+    location /v1/ { mdm_api; mdm_api_key ctl-key; }
+}
+--- redis_setup eval
+\@::ENR
+--- request
+GET /v1/enrollments
+--- after_each eval
+\&::t_tls
+
+
+
+=== TEST 10: under valgrind: no memory error, no leak, the same exit codes
 --- redis_setup eval
 \@::ENR
 --- request

@@ -35,6 +35,8 @@ static const mc_opt_t  mc_global_opts[] = {
     { "timeout", "SECONDS", "give up on a request after this long "
       "(default 30)" },
     { "verbose", NULL, "say on stderr what is sent where" },
+    { "cacert", "FILE", "trust the server's TLS certificate to these CAs "
+      "(PEM; default the system's)" },
     { "help", NULL, "this help; \"mdmctl COMMAND --help\" for one command" },
     { NULL, NULL, NULL }
 };
@@ -268,6 +270,7 @@ done:
     free(mc.mdmcert_url);
     free(mc.mdmcert_api_key);
     free(mc.pushcert_dir);
+    free(mc.cacert);
     return rc;
 }
 
@@ -609,7 +612,7 @@ mc_configure(const char **globals)
     long         t;
 
     /* index in mc_global_opts: server 0, api-key-file 1, config 2,
-     * json 3, timeout 4, verbose 5 */
+     * json 3, timeout 4, verbose 5, cacert 6 */
     cfg = globals[2];
     if (cfg == NULL) {
         cfg = getenv("MDMCTL_CONFIG");
@@ -686,6 +689,14 @@ mc_configure(const char **globals)
         mc.timeout = t;
     }
     mc.verbose = globals[5] != NULL;
+    if (globals[6]) {
+        free(mc.cacert);
+        mc.cacert = mc_strdup(globals[6]);
+    }
+    if (mc.cacert && access(mc.cacert, R_OK) != 0) {
+        mc_err("cannot read the CA file %s: %s", mc.cacert, strerror(errno));
+        return MC_USAGE;
+    }
 
     if (mc.pushcert_dir == NULL) {
         dir = mc_config_dir();
@@ -789,6 +800,8 @@ mc_read_config(const char *path, int must_exist)
             dst = &mc.mdmcert_api_key;
         } else if (strcmp(k, "pushcert_dir") == 0) {
             dst = &mc.pushcert_dir;
+        } else if (strcmp(k, "cacert") == 0) {
+            dst = &mc.cacert;
         } else if (strcmp(k, "api_key_file") == 0) {
             key = mc_trim_key(mc_read_file(v, &len));
             if (key == NULL) {

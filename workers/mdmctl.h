@@ -37,6 +37,7 @@ typedef struct {
     char        *mdmcert_url;     /* mdmcert.download's sign-request URL */
     char        *mdmcert_api_key;
     char        *pushcert_dir;    /* where pushcert keeps its files */
+    char        *cacert;          /* CA file for the server's TLS */
     int          verbose;
 } mc_conf_t;
 

@@ -71,6 +71,9 @@ mc_http(const char *method, const char *url, const char *auth,
     curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_USERAGENT, "mdmctl/0.1");
+    if (mc.cacert) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, mc.cacert);
+    }
     if (auth) {
         curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
         curl_easy_setopt(c, CURLOPT_USERPWD, auth);
