@@ -77,7 +77,12 @@ struct mc_cmd_s {
 };
 
 
-/* mdmctl.c */
+/* mdmctl_conf.c */
+#define MC_DEFAULT_MDMCERT_URL  "https://mdmcert.download/api/v1/signrequest"
+int mc_configure(const char **globals);
+char *mc_config_dir(void);
+
+/* mdmctl.c, mdmctl_util.c */
 const char *mc_opt(const mc_cmd_t *cmd, mc_args_t *a, const char *name);
 int mc_usage_error(const mc_cmd_t *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -88,6 +93,7 @@ int mc_write_file(const char *path, const void *data, size_t len, int mode,
     int overwrite);
 char *mc_strdup(const char *s);
 char *mc_join_ids(char **ids, int n);
+char *mc_b64(const void *p, size_t len);
 
 /* mdmctl_http.c */
 typedef struct {

@@ -33,7 +33,6 @@ X509 *mc_load_cert(const char *path);
 EVP_PKEY *mc_load_key(const char *path);
 X509_REQ *mc_load_csr(const char *path);
 char *mc_cert_pem(X509 *x);
-char *mc_b64(const unsigned char *p, size_t len);
 unsigned char *mc_unb64(const char *s, size_t *len);
 
 int mc_make_push_csr(const char *dir, const char *email, const char *org,

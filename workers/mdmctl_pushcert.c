@@ -212,20 +212,6 @@ mc_cert_pem(X509 *x)
 }
 
 
-char *
-mc_b64(const unsigned char *p, size_t len)
-{
-    char  *out;
-
-    out = malloc(4 * ((len + 2) / 3) + 1);
-    if (out == NULL) {
-        exit(MC_SERVER);
-    }
-    EVP_EncodeBlock((unsigned char *) out, p, (int) len);
-    return out;
-}
-
-
 /* base64 with or without line breaks; NULL if it is not */
 unsigned char *
 mc_unb64(const char *s, size_t *len)

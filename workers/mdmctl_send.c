@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "mdmctl.h"
 
 
@@ -169,20 +167,6 @@ mc_template_key(json_t *tpl, const char *name)
 }
 
 
-static char *
-mc_base64(const unsigned char *p, size_t len)
-{
-    char  *out;
-
-    out = malloc(4 * ((len + 2) / 3) + 1);
-    if (out == NULL) {
-        exit(MC_SERVER);
-    }
-    EVP_EncodeBlock((unsigned char *) out, p, (int) len);
-    return out;
-}
-
-
 /* a value given on the command line (or read from a file) as the JSON
  * value of a key of this type; NULL after saying why */
 static json_t *
@@ -238,7 +222,7 @@ mc_convert(const char *opt, const char *type, const char *items,
 
     if (strcmp(type, "data") == 0) {
         if (from_file) {
-            b64 = mc_base64((const unsigned char *) v, vlen);
+            b64 = mc_b64((const unsigned char *) v, vlen);
             j = json_string(b64);
             free(b64);
             return j;
