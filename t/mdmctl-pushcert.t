@@ -174,6 +174,26 @@ sub t5 {
     is($rc, 0, 'decrypt: exit 0') or diag($err);
     ::check_portal_request("$::D/push.req", "$::D/push.csr", 'sha256', 'decrypted');
 
+    # the stand-in is strict: what differs from the shape of C5 is refused
+    my $good = $req[0]{body};
+    my %bad = (
+        'GET' => [ 'GET', 'application/json', $good, 405 ],
+        'text/plain' => [ 'POST', 'text/plain', $good, 400 ],
+        'a key missing' => [ 'POST', 'application/json', JSON::PP->new->encode({ %$body, encrypt => undef }) =~ s/,?"encrypt":null//r, 400 ],
+        'a key more' => [ 'POST', 'application/json', JSON::PP->new->encode({ %$body, org => 'x' }), 400 ],
+        'a DER CSR' => [ 'POST', 'application/json', JSON::PP->new->encode({ %$body,
+            csr => MIME::Base64::encode_base64((::ossl('req', '-in', "$::D/push.csr", '-outform', 'DER'))[1], '') }), 400 ],
+        'the PEM not in base64' => [ 'POST', 'application/json', JSON::PP->new->encode({ %$body,
+            encrypt => ::slurp("$::D/mdmcert.pem") }), 400 ],
+    );
+    for my $name (sort keys %bad) {
+        my ($m, $ct, $b, $want) = @{ $bad{$name} };
+        my ($st, $o) = t::MDM::run_cmd('curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', $m,
+                                       '-H', "Content-Type: $ct", '--data-binary', $b, $::M->{url});
+        is($o, $want, "the stand-in refuses $name");
+    }
+    is(scalar(() = glob("$::M->{outbox}/*")), 1, 'the stand-in "emailed" nothing for them');
+
     # base64 instead of hex is taken too
     my $der = pack('H*', ::slurp($mail) =~ s/\s//gr);
     t::MDM::_spew("$::D/mail.b64", MIME::Base64::encode_base64($der));
