@@ -104,7 +104,7 @@ ngx_http_mdm_api_enrollments(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_mdm_api_enrollment_list(ngx_http_request_t *r)
 {
-    ngx_str_t     v[6], limit;
+    ngx_str_t     v[10], limit;
     ngx_uint_t    i;
     ngx_array_t  *args;
 
@@ -114,6 +114,12 @@ ngx_http_mdm_api_enrollment_list(ngx_http_request_t *r)
     ngx_http_mdm_arg(r, "enabled", &v[3]);
     ngx_http_mdm_arg(r, "last_seen_after", &v[4]);
     ngx_http_mdm_arg(r, "cert_expires_before", &v[5]);
+
+    /* cmds: the inventory's (ngx_http_mdm_inventory.c) */
+    ngx_http_mdm_arg(r, "serial", &v[6]);
+    ngx_http_mdm_arg(r, "model", &v[7]);
+    ngx_http_mdm_arg(r, "os_version", &v[8]);
+    ngx_http_mdm_arg(r, "last_seen_before", &v[9]);
 
     /* limit=, as every other listing spells it, wins over count= */
     if (ngx_http_mdm_arg(r, "limit", &limit) == NGX_OK) {
@@ -155,12 +161,21 @@ ngx_http_mdm_api_enrollment_list(ngx_http_request_t *r)
                                       "seconds since 1970");
     }
 
+    if (v[6].len > 64 || v[7].len > 64 || v[8].len > 64
+        || (v[9].len && ngx_atoi(v[9].data, v[9].len) == NGX_ERROR))
+    {
+        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                      "serial, model and os_version are at "
+                                      "most 64 bytes, last_seen_before a "
+                                      "time in ms");
+    }
+
     args = ngx_http_mdm_api_args(r, "enrollments");
-    if (args == NULL || ngx_array_push_n(args, 6) == NULL) {
+    if (args == NULL || ngx_array_push_n(args, 10) == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memcpy((ngx_str_t *) args->elts + args->nelts - 6, v, sizeof(v));
+    ngx_memcpy((ngx_str_t *) args->elts + args->nelts - 10, v, sizeof(v));
 
     return ngx_http_mdm_api_call(r, args);
 }

@@ -16,6 +16,7 @@
 #include "ngx_http_mdm_scripts.h"
 #include "ngx_http_mdm_response.h"
 #include "ngx_http_mdm_enrollment.h"
+#include "ngx_http_mdm_inventory.h"
 
 
 static void ngx_http_mdm_connect_body(ngx_http_request_t *r);
@@ -172,6 +173,15 @@ ngx_http_mdm_connect_call(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
         || ngx_http_mdm_push_arg(args, uuid->data, uuid->len) != NGX_OK
         || ngx_http_mdm_device_argv(r, ctx, args) != NGX_OK
         || ngx_http_mdm_retention_args(r, args) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* DeviceInformation and SecurityInfo answers update the inventory */
+    if (ctx->message_type.len == sizeof("Acknowledged") - 1
+        && ngx_strncmp(ctx->message_type.data, "Acknowledged",
+                       ctx->message_type.len) == 0
+        && ngx_http_mdm_inventory_args(r, ctx->plist, args) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -160,15 +160,21 @@ local shown = {
     'awaiting_configuration', 'token_update_tally', 'authenticated_at',
     'token_updated_at', 'checked_out_at', 'last_seen', 'push_result', 'push_error', 'push_at',
     'push_apns_id',
-    -- cmds: the blueprint queued at enrollment (B1)
-    'blueprint', 'blueprint_at'
+    -- cmds: the blueprint queued at enrollment (B1), the inventory
+    'blueprint', 'blueprint_at', 'inventory_at', 'device_capacity',
+    'available_device_capacity', 'battery_level', 'filevault_enabled',
+    'passcode_present', 'passcode_compliant'
 }
 local numeric = {
     token_update_tally = true, cert_not_after = true, authenticated_at = true,
     token_updated_at = true, checked_out_at = true, last_seen = true,
-    push_at = true, blueprint_at = true
+    push_at = true, blueprint_at = true, inventory_at = true,
+    device_capacity = true, available_device_capacity = true,
+    battery_level = true
 }
-local boolean = {enabled = true, awaiting_configuration = true}
+local boolean = {enabled = true, awaiting_configuration = true,
+    filevault_enabled = true, passcode_present = true,
+    passcode_compliant = true}
 
 -- what the enrollment's ID says (not stored: the key holds it)
 local by_enrollment_id = {
@@ -228,9 +234,22 @@ local function key_id(key)
     return did and (did .. suffix) or nil
 end
 
+-- cmds: the inventory filters, ARGV 9 serial, 10 model, 11 OS version (a
+-- version prefix: "17.4" is 17.4 and 17.4.x), 12 last seen before (ms);
+-- "" for any
+local function inventory_match(f)
+    local serial, model, osv, before = ARGV[9] or '', ARGV[10] or '',
+        ARGV[11] or '', ARGV[12] or ''
+    return (serial == '' or f[1] == serial)
+       and (model == '' or f[2] == model)
+       and (osv == '' or f[3] == osv
+            or (f[3] and string.sub(f[3], 1, #osv + 1) == osv .. '.'))
+       and (before == '' or tonumber(f[4] or '0') < tonumber(before))
+end
+
 -- ARGV: 3 cursor, 4 count, 5 type ("" any), 6 enabled ("", "1", "0"),
 -- 7 last seen after (ms, "" any), 8 newest certificate's notAfter before
--- (unix seconds, "" any)
+-- (unix seconds, "" any), 9.. see inventory_match
 function ops.enrollments()
     local cursor, count = ARGV[3], ARGV[4]
     local want_type, want_enabled, seen_after = ARGV[5], ARGV[6], ARGV[7]
@@ -247,7 +266,10 @@ function ops.enrollments()
             if (want_type == '' or f[1] == want_type)
                and (want_enabled == '' or f[2] == want_enabled)
                and (seen_after == ''
-                    or tonumber(f[3] or '0') > tonumber(seen_after)) then
+                    or tonumber(f[3] or '0') > tonumber(seen_after))
+               and inventory_match(redis.call('HMGET', key, 'serial_number',
+                                              'model', 'os_version',
+                                              'last_seen')) then
                 local o = enrollment_object(id, key)
                 -- renewal candidates: devices whose identity runs out
                 if not expires_before or (o.cert_not_after

@@ -6,7 +6,9 @@
 -- ARGV: 1 Status, 2 CommandUUID ("" for Idle), 3 enrollment id,
 --       4 enrollment type, 5 device id, 6 user suffix, 7 cert sha256,
 --       8 cert notAfter, 9 mdm_cert_auth mode, 10 now (ms), 11 raw body,
---       12 query string, 13 mdm_events_max, 14 mdm_result_ttl (s).
+--       12 query string, 13 mdm_events_max, 14 mdm_result_ttl (s),
+--       15.. inventory field/value pairs of an Acknowledged DeviceInformation
+--       or SecurityInfo (ngx_http_mdm_inventory.c).
 -- Returns {"ok", next command plist or "", "queued" | "not queued" |
 -- "unknown" | ""}, {"err", reason} or {"err", "blocked"}.
 --
@@ -76,6 +78,14 @@ if status ~= 'Idle' then
             redis.call('HSET', rk, 'completed_at', now)
         end
         mdm_expire(rk, result_ttl)
+
+        -- cmds: the inventory, of the device (a user channel may ask too),
+        -- from an answer to a command this enrollment was given
+        if #ARGV > 14 then
+            local inv = {'HSET', dev, 'inventory_at', now}
+            for i = 15, #ARGV do inv[#inv + 1] = ARGV[i] end
+            redis.call(unpack(inv))
+        end
     end
 end
 
