@@ -81,6 +81,7 @@ sub t_help {
         'a bad --limit' => [ 'devices', '--limit', '0' ],
         'a bad --timeout' => [ '--timeout', 'soon', 'devices' ],
         'a bad --filter' => [ 'devices', '--filter', 'serial' ],
+        'a --filter the server does not have' => [ 'devices', '--filter', 'serail=C02AAA111' ],
         'send without template' => [ 'send', 'DEV-1' ],
         'send --plist with a key' => [ 'send', 'DEV-1', '--plist', '/dev/null', '--pin', '1' ],
         'send --plist, no such file' => [ 'send', 'DEV-1', '--plist', "$::CtlHome/none.plist" ],
@@ -163,6 +164,15 @@ sub t_devices {
     ($rc, $out) = ctl('devices', '--json', '--filter', 'type=Device', '--filter', 'last_seen_after=1764692000000');
     is_deeply([ map { $_->{id} } @{ ctl_json($out)->{enrollments} } ], [ 'DEV-1' ],
               'devices: two --filter');
+    ($rc, $out) = ctl('devices', '--json', '--filter', 'serial=C02BBB222');
+    is_deeply([ map { $_->{id} } @{ ctl_json($out)->{enrollments} } ], [ 'DEV-2' ],
+              'devices --filter serial=');
+    ($rc, $out) = ctl('devices', '--json', '--filter', 'model=MacBookPro18,1', '--filter', 'os_version=15.2');
+    is_deeply([ map { $_->{id} } @{ ctl_json($out)->{enrollments} } ], [ 'DEV-1' ],
+              'devices --filter model= --filter os_version=');
+    ($rc, $out) = ctl('devices', '--json', '--filter', 'last_seen_before=1764694000000', '--filter', 'type=Device');
+    is_deeply([ map { $_->{id} } @{ ctl_json($out)->{enrollments} } ], [ 'DEV-1' ],
+              'devices --filter last_seen_before=');
     ($rc, $out, $err) = ctl('devices', '--filter', 'enabled=maybe');
     is($rc, 4, 'devices with a filter the server refuses: exit 4');
     like($err, qr/HTTP 400/, '... with the server\'s error');

@@ -37,8 +37,8 @@ static const mc_opt_t  mc_no_opts[] = { { NULL, NULL, NULL } };
 
 static const mc_opt_t  mc_devices_opts[] = {
     { "filter", "KEY=VALUE", "a filter of GET /v1/enrollments, repeatable: "
-      "type=Device, enabled=1, last_seen_after=MS, cert_expires_before=S, "
-      "serial=…, model=…, os_version=…, last_seen_before=MS" },
+      "type=Device, enabled=1, serial=…, model=…, os_version=…, "
+      "last_seen_after=MS, last_seen_before=MS, cert_expires_before=S" },
     { "limit", "N", "page size asked of the server (1-1000, default 100)" },
     { "max", "N", "stop after N devices (default: all pages)" },
     { NULL, NULL, NULL }

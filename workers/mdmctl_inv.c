@@ -148,6 +148,13 @@ mc_want_pos(const mc_cmd_t *cmd, mc_args_t *a, int min, int max)
 }
 
 
+/* the filters of GET /v1/enrollments (README) */
+static const char  *mc_filter_names[] = {
+    "type", "enabled", "serial", "model", "os_version", "last_seen_after",
+    "last_seen_before", "cert_expires_before", NULL
+};
+
+
 /* the query of GET /v1/enrollments from --filter KEY=VALUE options */
 static int
 mc_filters(const mc_cmd_t *cmd, mc_args_t *a, char *q, size_t qlen)
@@ -177,10 +184,20 @@ mc_filters(const mc_cmd_t *cmd, mc_args_t *a, char *q, size_t qlen)
             return mc_usage_error(cmd, "--filter wants KEY=VALUE, not "
                                   "\"%s\"", f);
         }
-        for (k = 0; f + k < eq; k++) {
-            if (!((f[k] >= 'a' && f[k] <= 'z') || f[k] == '_')) {
-                return mc_usage_error(cmd, "--filter: bad key in \"%s\"", f);
+        /* the server ignores a name it does not know: a typo would list
+         * every device */
+        for (k = 0; mc_filter_names[k]; k++) {
+            if (strlen(mc_filter_names[k]) == (size_t) (eq - f)
+                && strncmp(mc_filter_names[k], f, eq - f) == 0)
+            {
+                break;
             }
+        }
+        if (mc_filter_names[k] == NULL) {
+            return mc_usage_error(cmd, "--filter: no filter \"%.*s\" (type, "
+                                  "enabled, serial, model, os_version, "
+                                  "last_seen_after, last_seen_before, "
+                                  "cert_expires_before)", (int) (eq - f), f);
         }
         esc = mc_escape(eq + 1);
         if (n + (eq - f) + strlen(esc) + 3 >= qlen) {
