@@ -186,6 +186,9 @@ sub t_devices {
     like($out, qr/^serial_number\s+C02AAA111$/m, 'device: serial');
     like($out, qr/^last_seen\s+1764693000000 \(2025-12-02 16:30:00 UTC\)$/m, 'device: a time in UTC');
     like($out, qr/^has_unlock_token\s+yes$/m, 'device: a boolean');
+    ($rc, $out, $err) = ctl('--json', 'device', 'DEV-1:USER-1');
+    is($rc, 0, 'device of a user channel (":" in the ID): exit 0') or diag($err);
+    is(ctl_json($out)->{parent}, 'DEV-1', 'device of a user channel: its parent');
     ($rc, $out) = ctl('device', 'DEV-1', '--json');
     is(ctl_json($out)->{serial_number}, 'C02AAA111', 'device --json: the API\'s object');
     ($rc, $out, $err) = ctl('device', 'NOBODY');

@@ -197,12 +197,14 @@ while (1) {
     } else {
         ($status, $reason) = check($m // '', $path // '', \%h, $body);
     }
+    # logged before the answer: a client that has its answer finds its
+    # request in the log
+    syswrite($log, $JSON->encode({ method => $m, path => $path, headers => \%h,
+        body => $body, status => $status, reason => $reason }) . "\n");
     my $answer = $JSON->encode(defined $reason
         ? { result => 'failure', reason => $reason } : { result => 'success' });
     print {$c} "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n"
         . "Content-Length: " . length($answer) . "\r\nConnection: close\r\n\r\n"
         . $answer;
     close $c;
-    syswrite($log, $JSON->encode({ method => $m, path => $path, headers => \%h,
-        body => $body, status => $status, reason => $reason }) . "\n");
 }
