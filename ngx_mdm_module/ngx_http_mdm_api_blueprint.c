@@ -318,6 +318,9 @@ ngx_http_mdm_bp_applies(ngx_http_request_t *r, json_t *a, ngx_array_t *args,
         s->len = json_string_length(v);
         s->data = ngx_pstrdup(r->pool, &(ngx_str_t) { s->len,
                                         (u_char *) json_string_value(v) });
+        if (s->data == NULL) {
+            return "!out of memory";
+        }
 
     } else if ((v = json_object_get(a, "serials")) != NULL) {
         if (!json_is_array(v) || json_array_size(v) == 0
@@ -344,6 +347,9 @@ ngx_http_mdm_bp_applies(ngx_http_request_t *r, json_t *a, ngx_array_t *args,
             s->len = json_string_length(e);
             s->data = ngx_pstrdup(r->pool, &(ngx_str_t) { s->len,
                                             (u_char *) json_string_value(e) });
+            if (s->data == NULL) {
+                return "!out of memory";
+            }
         }
 
     } else {

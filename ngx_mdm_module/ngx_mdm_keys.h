@@ -64,5 +64,6 @@
 #define MDM_KEY_BP_SERIALS      "mdm:bpx:serials"    /* hash serial -> name */
 #define MDM_KEY_BP_SEQ          "mdm:bpx:seq"        /* INCR counter */
 #define MDM_KEY_DEP_PROFILES    "mdm:dep:profiles"   /* D2: serial -> uuid */
+#define MDM_KEY_INV_SEQ         "mdm:inv:seq"        /* INCR counter */
 
 #endif /* NGX_MDM_KEYS_H */

@@ -17,7 +17,8 @@ package t::MDMSchema;
 # Settings, matches each element by its Item).
 #
 # The schemas are looked for in $ENV{MDM_APPLE_SCHEMAS}, else in
-# ../shared/apple-device-management/mdm/commands beside the repository;
+# $MDM_SHARED (default ../shared beside the repository)
+# /apple-device-management/mdm/commands;
 # without them the check dies: a validation that silently passes would
 # prove nothing.
 
@@ -38,7 +39,8 @@ my %ByType;
 
 sub schema_dir {
     my $d = $ENV{MDM_APPLE_SCHEMAS}
-        // "$Root/../shared/apple-device-management/mdm/commands";
+        // ($ENV{MDM_SHARED} // "$Root/../shared")
+           . "/apple-device-management/mdm/commands";
     die "Apple's schemas are not in $d (set MDM_APPLE_SCHEMAS)\n"
         unless -f "$d/device.lock.yaml";
     return $d;

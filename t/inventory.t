@@ -170,3 +170,33 @@ sub {
 my $ids = sub { my @w = @_; sub { Test::More::is_deeply([ sort map { $_->{id} } @{ $_[0]{enrollments} } ], \@w); 1 } };
 [ $ids->('B'), $ids->('B', 'C'), $ids->('B'), $ids->('A'), $ids->('A', 'B', 'C:U'), $ids->('B'),
   { error => qr/last_seen_before/ }, { error => qr/at most 64/ } ]
+
+
+
+=== TEST 4: a command's result_ttl (the worker's inventory commands set it) bounds how long its result is kept; without it mdm_result_ttl
+--- redis_setup
+FLUSHALL
+--- request
+GET /v1/templates/UserList
+--- error_code: 200
+--- json eval
+sub {
+    enroll();
+    my $q = api('POST', "/v1/commands/$main::MAC?nopush=1",
+                '{"request_type":"DeviceInformation","command_uuid":"INV-TTL"}');
+    redis('HSET', 'mdm:cmd:INV-TTL', 'result_ttl', '120');
+    my $r = dev(plist_set(vector('nanomdm/mdm/testdata/Authenticate.2.plist'), MessageType => undef,
+                          Status => 'Idle', UDID => $main::MAC), 0);
+    Test::More::like($r->{body}, qr/INV-TTL/, 'delivered');
+    my $ttl = redis('TTL', "mdm:r:{$main::MAC}:INV-TTL");
+    Test::More::ok($ttl > 0 && $ttl <= 120, "at delivery: $ttl");
+    answer('DeviceInformation', 'INV-TTL2', 'commandment/testdata/DeviceInformation/iOS-11.3.1.xml');
+    dev(plist_set(vector('commandment/testdata/DeviceInformation/iOS-11.3.1.xml'),
+                  UDID => $main::MAC, CommandUUID => 'INV-TTL'), 0);
+    $ttl = redis('TTL', "mdm:r:{$main::MAC}:INV-TTL");
+    Test::More::ok($ttl > 0 && $ttl <= 120, "after the answer: $ttl");
+    Test::More::is(redis('HGET', "mdm:r:{$main::MAC}:INV-TTL", 'status'), 'Acknowledged', 'stored');
+    $ttl = redis('TTL', "mdm:r:{$main::MAC}:INV-TTL2");
+    Test::More::ok($ttl > 2592000 - 60, "a command without it: mdm_result_ttl ($ttl)");
+    1;
+}

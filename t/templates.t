@@ -484,6 +484,14 @@ sub {
     Test::More::is(plain($c->{v}{ReturnToService})->{Enabled}, JSON::PP::true, 'ReturnToService.Enabled');
     Test::More::is($c->{v}{ReturnToService}{v}{WiFiProfileData}{v}, "wifi\n" x 40,
                    'base64 with line breaks, as base64(1) writes it');
+
+    # a body larger than nginx keeps in memory: read from its temporary file
+    my $big = join '', map { chr(($_ * 7919) % 256) } 1 .. 300000;
+    $r = post('T-1', { request_type => 'InstallProfile',
+                       payload => MIME::Base64::encode_base64($big) });
+    Test::More::is($r->{status}, 200, 'a 300 KB profile');
+    Test::More::ok(stored_plist($r->{json}{command_uuid})->{v}{Command}{v}{Payload}{v} eq $big,
+                   'stored byte for byte');
     1;
 }
 

@@ -78,6 +78,11 @@ static mw_option_t  mw_options[] = {
       "webhook requests in flight at once (8)" },
     { "webhook_dead_max", 'l', offsetof(mw_conf_t, webhook_dead_max),
       "dead letters kept in mdm:webhooks:dead, about (100000)" },
+    { "inventory_interval", 'l', offsetof(mw_conf_t, inventory_interval),
+      "seconds after which a device's inventory is asked for again "
+      "(DeviceInformation); 0: off (0)" },
+    { "inventory_batch", 'i', offsetof(mw_conf_t, inventory_batch),
+      "devices asked for their inventory per second, at most (100)" },
     { "worker_id", 's', offsetof(mw_conf_t, worker_id),
       "this worker's name, unique among the workers of one Redis "
       "(the host name)" },
@@ -161,10 +166,13 @@ main(int argc, char **argv)
         return 1;
     }
 
-    if (mw_apns_init(&ctx) != 0 || mw_webhook_init(&ctx) != 0) {
+    if (mw_apns_init(&ctx) != 0 || mw_webhook_init(&ctx) != 0
+        || mw_inventory_init(&ctx) != 0)
+    {
         mw_log("error", "out of memory");
         mw_apns_cleanup(&ctx);
         mw_webhook_cleanup(&ctx);
+        mw_inventory_cleanup(&ctx);
         mw_http_cleanup(&ctx);
         mw_free_conf(conf);
         return 1;
@@ -202,6 +210,7 @@ main(int argc, char **argv)
     mw_redis_stop(&ctx.evt);
     mw_apns_cleanup(&ctx);
     mw_webhook_cleanup(&ctx);
+    mw_inventory_cleanup(&ctx);
     mw_http_cleanup(&ctx);
     ev_loop_destroy(ctx.loop);
 
@@ -217,6 +226,7 @@ mw_ready(mw_redis_t *r)
 {
     mw_apns_start(r->ctx);
     mw_webhook_start(r->ctx);
+    mw_inventory_start(r->ctx);
 }
 
 
@@ -240,6 +250,7 @@ mw_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ctx->stop_by = ev_now(loop) + (ev_tstamp) ctx->conf.stop_timeout;
     mw_apns_stop(ctx);
     mw_webhook_stop(ctx);
+    mw_inventory_stop(ctx);
 
     ev_timer_init(&ctx->idle, mw_check_idle, 0., 0.05);
     ctx->idle.data = ctx;
@@ -255,7 +266,7 @@ mw_check_idle(struct ev_loop *loop, ev_timer *w, int revents)
     (void) revents;
 
     if (mw_http_inflight(ctx) == 0 && mw_apns_idle(ctx)
-        && mw_webhook_idle(ctx))
+        && mw_webhook_idle(ctx) && mw_inventory_idle(ctx))
     {
         ev_timer_stop(loop, w);
         ev_break(loop, EVBREAK_ALL);
@@ -292,6 +303,7 @@ mw_defaults(mw_conf_t *conf)
     conf->webhook_idle = strdup("on");
     conf->webhook_max_inflight = 8;
     conf->webhook_dead_max = 100000;
+    conf->inventory_batch = 100;
 }
 
 

@@ -47,6 +47,8 @@ typedef struct {
     char        *webhook_idle;      /* on | off: Idle events wanted */
     int          webhook_max_inflight;
     long         webhook_dead_max;
+    long         inventory_interval; /* seconds; 0: off (inventory.c) */
+    int          inventory_batch;    /* devices asked per step */
 } mw_conf_t;
 
 
@@ -54,6 +56,7 @@ typedef struct mw_ctx_s      mw_ctx_t;
 typedef struct mw_curl_s     mw_curl_t;      /* http.c */
 typedef struct mw_apns_s     mw_apns_t;      /* apns.c */
 typedef struct mw_webhook_s  mw_webhook_t;   /* webhook.c */
+typedef struct mw_inventory_s  mw_inventory_t;  /* inventory.c */
 
 
 /* one hiredis connection, reconnecting with backoff */
@@ -89,6 +92,7 @@ enum {
     MW_LUA_WEBHOOK_RELEASE,
     MW_LUA_WEBHOOK_CLAIM,
     MW_LUA_WEBHOOK_ACK,
+    MW_LUA_INVENTORY,
     MW_LUA_N
 };
 
@@ -141,6 +145,7 @@ struct mw_ctx_s {
     mw_curl_t           *curl;
     mw_apns_t           *apns;
     mw_webhook_t        *webhook;
+    mw_inventory_t      *inventory;
 };
 
 
@@ -186,5 +191,12 @@ void mw_webhook_start(mw_ctx_t *ctx);
 void mw_webhook_stop(mw_ctx_t *ctx);
 int mw_webhook_idle(mw_ctx_t *ctx);
 void mw_webhook_cleanup(mw_ctx_t *ctx);
+
+/* inventory.c */
+int mw_inventory_init(mw_ctx_t *ctx);
+void mw_inventory_start(mw_ctx_t *ctx);
+void mw_inventory_stop(mw_ctx_t *ctx);
+int mw_inventory_idle(mw_ctx_t *ctx);
+void mw_inventory_cleanup(mw_ctx_t *ctx);
 
 #endif /* MDM_WORKER_H */

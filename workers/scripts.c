@@ -27,6 +27,7 @@ static const char  *mw_lua_src[MW_LUA_N] = {
     mw_lua_webhook_release,
     mw_lua_webhook_claim,
     mw_lua_webhook_ack,
+    mw_lua_inventory,
 };
 
 

@@ -77,7 +77,10 @@ if status ~= 'Idle' then
             redis.call('LREM', list, 1, uuid)
             redis.call('HSET', rk, 'completed_at', now)
         end
-        mdm_expire(rk, result_ttl)
+        -- cmds: a command may keep its results shorter (the worker's
+        -- inventory refresh: one interval, the next answer replaces it)
+        mdm_expire(rk, redis.call('HGET', MDM_KEY_CMD .. uuid, 'result_ttl')
+                       or result_ttl)
 
         -- cmds: the inventory, of the device (a user channel may ask too),
         -- from an answer to a command this enrollment was given
@@ -129,7 +132,7 @@ local function pick(list)
         for _, u in ipairs(batch) do
             seen = seen + 1
             local c = redis.call('HMGET', MDM_KEY_CMD .. u, 'plist',
-                                 'expires_at', 'max_deliveries')
+                                 'expires_at', 'max_deliveries', 'result_ttl')
             local rk = mdm_result_key(did, suffix, u)
             local r = redis.call('HMGET', rk, 'status', 'deliveries')
             local deliveries = tonumber(r[2] or '0')
@@ -145,7 +148,7 @@ local function pick(list)
             elseif not (skip_not_now and r[1] == 'NotNow') then
                 redis.call('HSET', rk, 'deliveries', deliveries + 1,
                            'delivered_at', now)
-                mdm_expire(rk, result_ttl)
+                mdm_expire(rk, c[4] or result_ttl)
                 return c[1]
             end
         end
