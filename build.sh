@@ -8,6 +8,7 @@
 #   ./build.sh asan     build only the sanitized module (build/asan)
 #   ./build.sh bench    ... then run the benchmarks (bench/run.sh; --quick, --scenario NAME)
 #   ./build.sh soak     ... then fault injection under load (bench/faults.py, ~10 min; bench/faults-results.md)
+#   ./build.sh install  ... then install mdmctl as /usr/local/bin/mdmctl (PREFIX=/usr/local)
 #
 # Everything it builds goes to build/, everything "run" starts lives in run/.
 set -euo pipefail
@@ -79,6 +80,8 @@ build() {
     check_loads "$BUILD/nginx/ngx_http_mdm_module.so"
     say "building mdm-worker"
     make -s -C "$ROOT/workers" || die "mdm-worker build failed"
+    say "building mdmctl"
+    make -s -C "$ROOT/workers" mdmctl || die "mdmctl build failed"
 }
 
 build_asan() {
@@ -280,5 +283,7 @@ case "${1:-build}" in
     bench) build; "$ROOT/bench/run.sh" "${@:2}" ;;
     deb)   deb ;;
     soak)  soak "${@:2}" ;;
-    *)     die "usage: $0 [build|run|stop|test|asan|bench|deb|soak]" ;;
+    install) build; install -D -m 0755 "$ROOT/workers/mdmctl" "${PREFIX:-/usr/local}/bin/mdmctl"
+             say "installed ${PREFIX:-/usr/local}/bin/mdmctl" ;;
+    *)     die "usage: $0 [build|run|stop|test|asan|bench|deb|soak|install]" ;;
 esac
