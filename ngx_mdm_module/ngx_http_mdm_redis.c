@@ -89,6 +89,8 @@ ngx_http_mdm_redis_init_process(ngx_cycle_t *cycle)
     ngx_http_mdm_redis.sentinel_timer.log = cycle->log;
     ngx_http_mdm_redis.sentinel_timer.cancelable = 1;
 
+    ngx_http_mdm_redis_wait_init();
+
     ngx_http_mdm_redis_connect();
 
     return NGX_OK;

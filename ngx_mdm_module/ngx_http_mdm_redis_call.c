@@ -192,11 +192,6 @@ ngx_http_mdm_redis_send(ngx_http_mdm_redis_op_t *op)
 
     op->ticket->refs++;
 
-    /* mdm_redis wait=N: the answer waits for the replicas too */
-    if (ngx_http_mdm_redis.conf->wait_replicas) {
-        return ngx_http_mdm_redis_wait_send(op);
-    }
-
     return NGX_OK;
 }
 
@@ -400,6 +395,8 @@ ngx_http_mdm_redis_finish(ngx_http_mdm_redis_op_t *op, redisReply *reply,
         ngx_del_timer(&op->timer);
     }
 
+    ngx_http_mdm_redis_wait_forget(op);
+
     ngx_http_mdm_metrics_redis_call(op->started, reply == NULL);
 
     lctx = c->log->data;
@@ -438,6 +435,8 @@ ngx_http_mdm_redis_op_cleanup(void *data)
     if (op->timer.timer_set) {
         ngx_del_timer(&op->timer);
     }
+
+    ngx_http_mdm_redis_wait_forget(op);
 
     op->ticket->op = NULL;
     ngx_http_mdm_redis_release(op->ticket);

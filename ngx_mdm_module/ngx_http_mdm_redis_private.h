@@ -30,6 +30,8 @@ typedef struct {
     size_t                         *argvlen;
     ngx_uint_t                      script;
     redisReply                     *held;    /* the reply, awaiting WAIT */
+    ngx_queue_t                     wq;      /* in wait_next or wait_sent */
+    unsigned                        waiting:1;
     ngx_msec_t                      started; /* for the metrics */
     unsigned                        retried:1;
 } ngx_http_mdm_redis_op_t;
@@ -72,6 +74,9 @@ typedef struct {
     ngx_uint_t                      sentinel_next;
     ngx_uint_t                      sentinel_tries;
     u_char                          master[NGX_SOCKADDR_STRLEN + 1];
+    ngx_queue_t                     wait_next;    /* held, no WAIT sent yet */
+    ngx_queue_t                     wait_sent;    /* held, the WAIT is out */
+    unsigned                        wait_out:1;
 } ngx_http_mdm_redis_t;
 
 
@@ -98,9 +103,10 @@ void ngx_http_mdm_redis_finish(ngx_http_mdm_redis_op_t *op,
 void ngx_http_mdm_redis_release(ngx_http_mdm_redis_ticket_t *t);
 
 /* ngx_http_mdm_redis_wait.c */
-ngx_int_t ngx_http_mdm_redis_wait_send(ngx_http_mdm_redis_op_t *op);
+void ngx_http_mdm_redis_wait_init(void);
 ngx_int_t ngx_http_mdm_redis_wait_hold(ngx_http_mdm_redis_op_t *op,
     redisReply *reply);
+void ngx_http_mdm_redis_wait_forget(ngx_http_mdm_redis_op_t *op);
 
 
 #endif /* _NGX_HTTP_MDM_REDIS_PRIVATE_H_INCLUDED_ */

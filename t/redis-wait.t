@@ -8,6 +8,7 @@ use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
 
 no_shuffle();
+worker_connections(1024);
 
 our $UDID = 'WAIT-TEST-0001';
 our ($ReplicaPid, $ReplicaPort);
@@ -115,6 +116,32 @@ qr/redis was acknowledged by 0 of 1 replicas within 800 ms/
 === TEST 5: and 200 again once it answers
 --- checkin: TokenUpdate
 --- error_code: 200
+--- no_error_log
+[error]
+
+
+
+=== TEST 6: a burst of 100 devices: all 200, and fewer WAITs than calls (one WAIT covers every reply before it)
+--- redis_setup eval
+sub { redis('CONFIG', 'RESETSTAT') }
+--- checkin: TokenUpdate
+--- error_code: 200
+--- after_each eval
+[ sub {
+    my $reqs = [ map {
+        my $b = plist_set(vector("nanomdm/mdm/testdata/Authenticate.2.plist"), UDID => "WAIT-BURST-$_");
+        $b =~ s/^\s+|\s+\z//g;
+        http_request(PUT => '/mdm/checkin', $b,
+                     [ 'Content-Type' => $t::MDM::CheckinType,
+                       'Mdm-Signature' => mdm_signature($b, device_cert("wb$_", shared_key => 1)) ]);
+    } 1 .. 100 ];
+    my $res = concurrent_requests($ENV{TEST_NGINX_SERVER_PORT}, $reqs, timeout => 30);
+    Test::More::is(scalar(grep { ($_->{status} // 0) == 200 } @$res), 100, 'all 100 answered 200');
+    my $stats = redis('INFO', 'commandstats');
+    my ($evals) = $stats =~ /cmdstat_evalsha:calls=(\d+)/;
+    my ($waits) = $stats =~ /cmdstat_wait:calls=(\d+)/;
+    Test::More::cmp_ok($waits, '<', $evals, "WAITs ($waits) fewer than calls ($evals)");
+} ]
 --- no_error_log
 [error]
 
