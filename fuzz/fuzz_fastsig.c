@@ -46,35 +46,6 @@ static ngx_http_mdm_ca_t        ca;
 static uint64_t                 fast_ok, ref_ok, runs;
 
 
-static X509 *
-fuzz_load(const char *name)
-{
-    char   path[512];
-    X509  *x;
-    FILE  *f;
-
-    snprintf(path, sizeof(path), "%s/%s", FUZZ_PKI, name);
-
-    f = fopen(path, "r");
-    fuzz_check(f != NULL);
-    x = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    fuzz_check(x != NULL);
-
-    return x;
-}
-
-
-static time_t
-fuzz_time(const ASN1_TIME *t)
-{
-    struct tm  tm;
-
-    fuzz_check(ASN1_TIME_to_tm(t, &tm) == 1);
-    return timegm(&tm);
-}
-
-
 static void
 fuzz_report(void)
 {
@@ -97,10 +68,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     ngx_shim_init();
     fuzz_conf_defaults(&mlcf);
 
-    ca.store = X509_STORE_new();
-    ca.untrusted = sk_X509_new_null();
-    fuzz_check(ca.store && ca.untrusted);
-    fuzz_check(X509_STORE_add_cert(ca.store, fuzz_load("ca.pem")) == 1);
+    fuzz_ca_init(&ca);
 
     mlcf.ca = &ca;
     mlcf.identity_cache = 1;
@@ -110,7 +78,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
                == NGX_OK);
 
     for (i = 0; i < 2; i++) {
-        dev = fuzz_load(names[i]);
+        dev = fuzz_pki_cert(names[i]);
 
         /* what the full path checked before it stored the certificate */
         xctx = X509_STORE_CTX_new();
@@ -121,8 +89,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
         fuzz_check(X509_digest(dev, EVP_sha256(), md, &n) == 1);
         ngx_http_mdm_fastsig_store(&mlcf, dev, md,
-                                   fuzz_time(X509_get0_notBefore(dev)),
-                                   fuzz_time(X509_get0_notAfter(dev)));
+                                   fuzz_asn1_time(X509_get0_notBefore(dev)),
+                                   fuzz_asn1_time(X509_get0_notAfter(dev)));
         X509_free(dev);
     }
 

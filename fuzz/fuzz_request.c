@@ -6,6 +6,8 @@
 
 #include "fuzz_request.h"
 
+#include <openssl/pem.h>
+
 
 ngx_module_t  ngx_http_mdm_module;
 
@@ -116,4 +118,66 @@ fuzz_split(const uint8_t *data, size_t size, const char *sep, ngx_str_t *a,
     }
 
     return NGX_DECLINED;
+}
+
+
+X509 *
+fuzz_pki_cert(const char *name)
+{
+    char   path[512];
+    X509  *x;
+    FILE  *f;
+
+    snprintf(path, sizeof(path), "%s/%s", FUZZ_PKI, name);
+
+    f = fopen(path, "r");
+    fuzz_check(f != NULL);
+    x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    fuzz_check(x != NULL);
+
+    return x;
+}
+
+
+EVP_PKEY *
+fuzz_pki_key(const char *name)
+{
+    char       path[512];
+    FILE      *f;
+    EVP_PKEY  *k;
+
+    snprintf(path, sizeof(path), "%s/%s", FUZZ_PKI, name);
+
+    f = fopen(path, "r");
+    fuzz_check(f != NULL);
+    k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    fuzz_check(k != NULL);
+
+    return k;
+}
+
+
+time_t
+fuzz_asn1_time(const ASN1_TIME *t)
+{
+    struct tm  tm;
+
+    fuzz_check(ASN1_TIME_to_tm(t, &tm) == 1);
+    return timegm(&tm);
+}
+
+
+void
+fuzz_ca_init(ngx_http_mdm_ca_t *ca)
+{
+    X509  *x;
+
+    ca->store = X509_STORE_new();
+    ca->untrusted = sk_X509_new_null();
+    fuzz_check(ca->store && ca->untrusted);
+    x = fuzz_pki_cert("ca.pem");
+    fuzz_check(X509_STORE_add_cert(ca->store, x) == 1);
+    X509_free(x);
 }

@@ -44,6 +44,12 @@ u_char *fuzz_copy(ngx_pool_t *pool, const uint8_t *data, size_t len);
 ngx_int_t fuzz_split(const uint8_t *data, size_t size, const char *sep,
     ngx_str_t *a, ngx_str_t *b);
 
+/* fuzz/pki: the test CA and device certificates (PEM) */
+X509 *fuzz_pki_cert(const char *name);
+EVP_PKEY *fuzz_pki_key(const char *name);
+void fuzz_ca_init(ngx_http_mdm_ca_t *ca);
+time_t fuzz_asn1_time(const ASN1_TIME *t);
+
 #define fuzz_check(cond)                                                     \
     do {                                                                     \
         if (!(cond)) {                                                       \

@@ -708,6 +708,79 @@ ngx_unescape_uri(u_char **dst, u_char **src, size_t size, ngx_uint_t type)
 }
 
 
+/* src/core/ngx_inet.c */
+
+ngx_int_t
+ngx_cidr_match(struct sockaddr *sa, ngx_array_t *cidrs)
+{
+    u_char           *p;
+    in_addr_t         inaddr;
+    ngx_cidr_t       *cidr;
+    ngx_uint_t        i, n;
+#if (NGX_HAVE_INET6)
+    struct in6_addr  *inaddr6;
+#endif
+
+    inaddr = 0;
+#if (NGX_HAVE_INET6)
+    inaddr6 = NULL;
+#endif
+
+    switch (sa->sa_family) {
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        inaddr6 = &((struct sockaddr_in6 *) sa)->sin6_addr;
+        break;
+#endif
+    default:
+        inaddr = ((struct sockaddr_in *) sa)->sin_addr.s_addr;
+        break;
+    }
+
+    cidr = cidrs->elts;
+
+    for (i = 0; i < cidrs->nelts; i++) {
+
+        if (cidr[i].family != sa->sa_family) {
+            continue;
+        }
+
+        switch (cidr[i].family) {
+#if (NGX_HAVE_INET6)
+        case AF_INET6:
+            p = inaddr6->s6_addr;
+
+            for (n = 0; n < 16; n++) {
+                if ((p[n] & cidr[i].u.in6.mask.s6_addr[n])
+                    != cidr[i].u.in6.addr.s6_addr[n])
+                {
+                    goto next;
+                }
+            }
+
+            return NGX_OK;
+#endif
+        default:
+            (void) p;
+            (void) n;
+
+            if ((inaddr & cidr[i].u.in.mask) == cidr[i].u.in.addr) {
+                return NGX_OK;
+            }
+
+            break;
+        }
+
+#if (NGX_HAVE_INET6)
+    next:
+#endif
+        continue;
+    }
+
+    return NGX_DECLINED;
+}
+
+
 /* src/http/ngx_http_parse.c */
 
 ngx_int_t
