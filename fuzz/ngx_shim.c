@@ -36,6 +36,13 @@ volatile ngx_cycle_t    *ngx_cycle = &ngx_shim_cycle;
 volatile ngx_time_t     *ngx_cached_time = &ngx_shim_time;
 ngx_uint_t               ngx_pagesize = 4096;
 
+/* referenced by module code no target reaches (ngx_shim_unreached.c) */
+volatile ngx_msec_t      ngx_current_msec;
+ngx_event_actions_t      ngx_event_actions;
+ngx_rbtree_t             ngx_event_timer_rbtree;
+ngx_module_t             ngx_http_core_module;
+ngx_module_t             ngx_http_module;
+
 
 void
 ngx_shim_init(void)
