@@ -39,3 +39,13 @@ for k in rsa ec; do
     || perl -e 'local $/; $_ = <STDIN>; s/([^A-Za-z0-9._~-])/sprintf("%%%02X", ord $1)/ge; print' \
         < $k.pem > ../corpus/certheader/pem-$k
 done
+# machineinfo input: a mode byte (1: verified against ca.pem, 0: not), then
+# a CMS SignedData holding a MachineInfo plist, as a device POSTs it
+mkdir -p ../corpus/machineinfo
+for k in rsa ec; do
+    openssl cms -sign -binary -nodetach -in machineinfo.plist -signer $k.pem \
+        -inkey $k.key -outform DER -out $tmp/mi
+    for mode in 0 1; do
+        { printf "\\$mode"; cat $tmp/mi; } > ../corpus/machineinfo/$k-$mode
+    done
+done
