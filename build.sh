@@ -23,12 +23,14 @@ PACKAGES=(nginx nginx-dev libssl-dev libplist-dev libhiredis-dev
           libcurl4-openssl-dev libnghttp2-dev redis-server redis-tools
           libtest-base-perl libprotocol-http2-perl wrk openssl gcc make
           libjansson-dev redis-sentinel
-          perl curl libev-dev libio-socket-ssl-perl valgrind
-          clang-14 libclang-rt-14-dev)
+          perl curl libev-dev libio-socket-ssl-perl valgrind)
 
 # -W is nginx's spelling of -Wextra; nginx's own flags come first, so these
 # are what the module is held to.
 WARN="-Wall -Wextra -Werror -Wno-unused-parameter"
+
+# clang 14 and its libFuzzer runtime: ./build.sh fuzz (fuzz/)
+PACKAGES+=(clang-14 libclang-rt-14-dev)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
@@ -270,11 +272,11 @@ stop() {
 case "${1:-build}" in
     build) build ;;
     asan)  build_asan ;;
+    fuzz)  fuzz_suite "${2:-60}" ;;
     deps)  deps ;;
     run)   run ;;
     stop)  stop ;;
     test)  test_suite ;;
     bench) build; "$ROOT/bench/run.sh" "${@:2}" ;;
-    fuzz)  fuzz_suite "${2:-60}" ;;
-    *)     die "usage: $0 [build|run|stop|test|asan|bench|fuzz [SECONDS]]" ;;
+    *)     die "usage: $0 [build|run|stop|test]" ;;
 esac
