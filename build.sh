@@ -9,6 +9,8 @@
 #   ./build.sh bench    ... then run the benchmarks (bench/run.sh; --quick, --scenario NAME)
 #   ./build.sh soak     ... then fault injection under load (bench/faults.py, ~10 min; bench/faults-results.md)
 #   ./build.sh install  ... then install mdmctl as /usr/local/bin/mdmctl (PREFIX=/usr/local)
+#   ./build.sh fuzz [SECONDS]  build the libFuzzer targets (fuzz/) and run each
+#                       for SECONDS (default 60) under ASan+UBSan
 #
 # Everything it builds goes to build/, everything "run" starts lives in run/.
 set -euo pipefail
@@ -29,6 +31,9 @@ PACKAGES=(nginx nginx-dev libssl-dev libplist-dev libhiredis-dev
 # -W is nginx's spelling of -Wextra; nginx's own flags come first, so these
 # are what the module is held to.
 WARN="-Wall -Wextra -Werror -Wno-unused-parameter"
+
+# clang 14 and its libFuzzer runtime: ./build.sh fuzz (fuzz/)
+PACKAGES+=(clang-14 libclang-rt-14-dev)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
@@ -120,6 +125,9 @@ test_suite() {
     local jobs=${MDM_TEST_JOBS:-2}
     export TEST_NGINX_RANDOMIZE=1
 
+    # every fuzz target, briefly (MDM_FUZZ_SECONDS each)
+    fuzz_suite "${MDM_FUZZ_SECONDS:-15}"
+
     say "test suite"
     TEST_NGINX_LOAD_MODULES=$so TEST_NGINX_BINARY=$NGINX \
         prove -j"$jobs" -I. -I t/lib -r t
@@ -173,6 +181,47 @@ soak() {
     MDM_WORKER=$ROOT/workers/mdm-worker \
     TEST_NGINX_LOAD_MODULES=$BUILD/nginx/ngx_http_mdm_module.so TEST_NGINX_BINARY=$NGINX \
         /usr/bin/python3 bench/faults.py --out bench/faults-results.md "$@"
+}
+
+# the libFuzzer targets of fuzz/ (see its Makefile), each run for $1
+# seconds after its regression inputs (fuzz/regress/TARGET/); any crash,
+# leak, sanitizer report or differential mismatch fails
+fuzz_suite() {
+    local secs=${1:-60} out=$BUILD/fuzz t rc execs total=0 failed=()
+    deps
+    # the configure output (ngx_auto_config.h) the module's headers need
+    build_module "$BUILD/nginx" "$WARN -O2 -g" ""
+    say "building the fuzz targets"
+    make -s -C "$ROOT/fuzz" -j2 OUT="$out" OBJS="$BUILD/nginx" \
+        NGINX_SRC="$NGINX_SRC" || die "fuzz targets build failed"
+    : > "$out/summary.txt"
+    for t in $(make -s -C "$ROOT/fuzz" targets); do
+        mkdir -p "$out/work/$t" "$out/artifacts/$t"
+        if compgen -G "$ROOT/fuzz/regress/$t/*" >/dev/null; then
+            say "fuzz $t: regression inputs"
+            "$out/fuzz_$t" "$ROOT/fuzz/regress/$t"/* >"$out/$t.regress.log" 2>&1 \
+                || { tail -30 "$out/$t.regress.log"; failed+=("$t(regress)"); continue; }
+        fi
+        say "fuzz $t: ${secs}s"
+        rc=0
+        "$out/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+            -print_final_stats=1 -artifact_prefix="$out/artifacts/$t/" \
+            "$out/work/$t" "$ROOT/fuzz/corpus/$t" >"$out/$t.log" 2>&1 || rc=$?
+        execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.log" | tail -1)
+        execs=${execs:-0}
+        total=$((total + execs))
+        printf '%-12s %12s executions  %s\n' "$t" "$execs" \
+            "$( [ $rc -eq 0 ] && echo ok || echo FAILED)" | tee -a "$out/summary.txt"
+        grep -h '^[a-z]*: .*inputs' "$out/$t.log" >> "$out/summary.txt" || true
+        if [ $rc -ne 0 ]; then
+            grep -E 'ERROR|MISMATCH|check failed|runtime error|Test unit written' \
+                "$out/$t.log" | head -10
+            failed+=("$t")
+        fi
+    done
+    printf '%-12s %12s executions\n' total "$total" | tee -a "$out/summary.txt"
+    [ ${#failed[@]} -eq 0 ] || die "fuzzing failed: ${failed[*]} (logs and inputs in $out; keep each input in fuzz/regress/TARGET/)"
+    say "fuzzing: no crash, leak or mismatch"
 }
 
 run() {
@@ -276,6 +325,7 @@ deb() {
 case "${1:-build}" in
     build) build ;;
     asan)  build_asan ;;
+    fuzz)  fuzz_suite "${2:-60}" ;;
     deps)  deps ;;
     run)   run ;;
     stop)  stop ;;
@@ -285,5 +335,5 @@ case "${1:-build}" in
     soak)  soak "${@:2}" ;;
     install) build; install -D -m 0755 "$ROOT/workers/mdmctl" "${PREFIX:-/usr/local}/bin/mdmctl"
              say "installed ${PREFIX:-/usr/local}/bin/mdmctl" ;;
-    *)     die "usage: $0 [build|run|stop|test|asan|bench|deb|soak|install]" ;;
+    *)     die "usage: $0 [build|run|stop|test|asan|bench|deb|soak|install|fuzz]" ;;
 esac
