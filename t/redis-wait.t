@@ -30,9 +30,11 @@ sub start_replica () {
           '--appendonly', 'no', '--dir', $Dir,
           '--replicaof', '127.0.0.1', $ENV{TEST_NGINX_REDIS_PORT} ],
         "$Dir/replica.out", "$Dir/replica.log", 1);
+    # in sync, and acknowledging: a WAIT of our own is answered by it
     my $deadline = time + 15;
     while (time < $deadline) {
-        return if (replica_get('INFO', 'replication') // '') =~ /master_link_status:up/;
+        return if (replica_get('INFO', 'replication') // '') =~ /master_link_status:up/
+                  && redis('WAIT', 1, 200) >= 1;
         sleep 0.1;
     }
     die "the replica did not sync within 15 s\n";
