@@ -29,6 +29,10 @@ our @SETUP = (
     [ "RPUSH", "mdm:q:{B-1}", "C1", "C2" ], [ "RPUSH", "mdm:qp:{B-1}", "C0" ],
     [ "RPUSH", "mdm:q:{B-1}:U1", "C3" ],
     [ "SET", "mdm:auth:{B-1}", "<plist/>" ],
+    # DDM: B-1 in set S1 with OTHER, a report kept
+    [ "SADD", "mdm:ddm:enrsets:{B-1}", "S1" ], [ "SADD", "mdm:ddm:setenrs:S1", "B-1", "OTHER" ],
+    [ "SADD", "mdm:ddm:enrsets:{OTHER}", "S1" ],
+    [ "HSET", "mdm:ddm:status:{B-1}", "x", "1" ],
     [ "HSET", "mdm:r:{B-1}:C9", "status", "Acknowledged" ],
     [ "RPUSH", "mdm:push", "OTHER", "B-1", "B-1:U1" ],
     [ "SADD", "mdm:push:pending", "OTHER", "B-1", "B-1:U1" ],
@@ -146,6 +150,9 @@ exact({ id => "NOT-YET", blocked_at => num(qr/^\d{13}$/), enrolled => JSON::PP::
   [ "LRANGE mdm:push 0 -1", [ "OTHER", "B-1", "B-1:U1" ] ],
   [ "SMEMBERS mdm:push:pending", [ "OTHER" ] ],
   [ "GET mdm:block:{B-1}", "1700000000000" ],
+  [ "EXISTS mdm:ddm:enrsets:{B-1} mdm:ddm:status:{B-1}", "0" ],
+  [ "SMEMBERS mdm:ddm:setenrs:S1", [ "OTHER" ] ],
+  [ "EXISTS mdm:ddm:enrsets:{OTHER}", "1" ],
   [ "HGET mdm:r:{B-1}:C9 status", "Acknowledged" ],
   [ "EXISTS mdm:enr:{OTHER} mdm:q:{OTHER}", "2" ] ]
 

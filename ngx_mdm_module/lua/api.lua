@@ -328,6 +328,14 @@ local function remove_channel(did, suffix)
     -- the id stays in mdm:push (an LREM per channel would walk the whole
     -- list, up to 257 times): the worker finds no enrollment and drops it
     redis.call('SREM', MDM_KEY_PUSH_PENDING, id)
+    -- its DDM set memberships and reports go with it (issue 13's retention)
+    local esets = mdm_key(MDM_KEY_DDM_ENRSETS, did, suffix)
+    for _, set in ipairs(redis.call('SMEMBERS', esets)) do
+        redis.call('SREM', MDM_KEY_DDM_SETENRS .. set, id)
+    end
+    redis.call('UNLINK', esets, mdm_key(MDM_KEY_DDM_STATUS, did, suffix),
+               mdm_key(MDM_KEY_DDM_DSTATUS, did, suffix),
+               mdm_key(MDM_KEY_DDM_ERRORS, did, suffix))
     return existed
 end
 
