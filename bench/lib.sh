@@ -45,6 +45,9 @@ cleanup() {
 }
 
 stop_redis() {
+    if [ -s "$TMP/replica/redis.pid" ]; then
+        kill "$(cat "$TMP/replica/redis.pid")" 2>/dev/null
+    fi
     if [ -n "$REDIS_PID" ] && kill -0 "$REDIS_PID" 2>/dev/null; then
         kill "$REDIS_PID" 2>/dev/null
         for _ in $(seq 50); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.1; done
@@ -148,11 +151,28 @@ start_redis() {
         if [ -s "$TMP/redis/redis.pid" ] \
            && redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
             REDIS_PID=$(cat "$TMP/redis/redis.pid")
+            [ -z "${BENCH_REPLICA:-}" ] || start_replica
             return 0
         fi
         sleep 0.1
     done
     return 1
+}
+
+# BENCH_REPLICA=1: a replica on the next port, in sync before the runs
+start_replica() {
+    local rport=$((REDIS_PORT + 10))
+    mkdir -p "$TMP/replica"
+    redis-server --bind 127.0.0.1 --port "$rport" --dir "$TMP/replica" \
+        --save '' --appendonly no --daemonize yes \
+        --pidfile "$TMP/replica/redis.pid" --logfile "$TMP/logs/replica.log" \
+        --replicaof 127.0.0.1 "$REDIS_PORT" || die "replica did not start"
+    for _ in $(seq 100); do
+        redis-cli -p "$rport" info replication 2>/dev/null \
+            | grep -q 'master_link_status:up' && return 0
+        sleep 0.1
+    done
+    die "the replica did not sync"
 }
 
 start_nginx() {
@@ -182,7 +202,9 @@ http {
     large_client_header_buffers 4 512k;
     client_max_body_size 1m;
 
-    mdm_redis 127.0.0.1:$REDIS_PORT timeout=5s;
+    # BENCH_REDIS_OPTS: more mdm_redis options, e.g. "wait=1,500ms" (with
+    # BENCH_REPLICA=1, which starts a replica of the bench's Redis)
+    mdm_redis 127.0.0.1:$REDIS_PORT timeout=5s ${BENCH_REDIS_OPTS:-};
 
     # BENCH_NGINX: directives to try, e.g. "mdm_identity_cache 10000 verdicts=400000;"
     ${BENCH_NGINX:-}
