@@ -399,6 +399,8 @@ ngx_http_mdm_api_dep_thread(void *data, ngx_log_t *log)
     ngx_http_mdm_dep_task_t  *t = data;
 
     t->work(t->job);
+
+    ngx_http_mdm_thread_task_end();
 }
 
 

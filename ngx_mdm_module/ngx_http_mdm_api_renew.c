@@ -18,6 +18,7 @@
 #include "ngx_http_mdm_redis.h"
 #include "ngx_http_mdm_request.h"
 #include "ngx_http_mdm_scripts.h"
+#include "ngx_http_mdm_util.h"
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -554,8 +555,8 @@ ngx_http_mdm_api_renew_sign_thread(void *data, ngx_log_t *log)
         }
     }
 
-    /* OpenSSL's error queue is per thread: leave this one's empty */
-    ERR_clear_error();
+    /* OpenSSL's per-thread state: the error queue and the rest */
+    ngx_http_mdm_thread_task_end();
 }
 
 

@@ -8,6 +8,7 @@
 
 
 #include "ngx_http_mdm_enroll_private.h"
+#include "ngx_http_mdm_util.h"
 
 #include <openssl/crypto.h>
 
@@ -74,8 +75,8 @@ ngx_http_mdm_enroll_sign_thread(void *data, ngx_log_t *log)
                                                 ctx->profile.data,
                                                 ctx->profile.len, &ctx->der);
 
-    /* OpenSSL's error queue is per thread: leave this one's empty */
-    ERR_clear_error();
+    /* OpenSSL's per-thread state: the error queue and the rest */
+    ngx_http_mdm_thread_task_end();
 }
 
 

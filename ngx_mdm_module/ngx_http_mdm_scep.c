@@ -524,6 +524,8 @@ ngx_http_mdm_scep_thread(void *data, ngx_log_t *log)
     ngx_http_mdm_scep_req_t  *sr = data;
 
     sr->step(&sr->job);
+
+    ngx_http_mdm_thread_task_end();
 }
 
 

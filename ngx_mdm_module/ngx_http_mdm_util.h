@@ -32,5 +32,8 @@ ngx_int_t ngx_http_mdm_arg(ngx_http_request_t *r, const char *name,
  */
 ngx_int_t ngx_http_mdm_flag(ngx_str_t *v);
 
+/* the last call of every thread-pool task (OpenSSL's per-thread state) */
+void ngx_http_mdm_thread_task_end(void);
+
 
 #endif /* _NGX_HTTP_MDM_UTIL_H_INCLUDED_ */
