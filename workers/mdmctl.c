@@ -13,9 +13,6 @@
 #include "mdmctl.h"
 
 
-mc_conf_t  mc;
-
-
 static const mc_opt_t  mc_global_opts[] = {
     { "server", "URL", "the server's base URL, e.g. https://mdm.example.com "
       "(else MDM_SERVER, else \"server\" in the config file)" },
@@ -218,23 +215,26 @@ main(int argc, char **argv)
 {
     int             rc, i;
     mc_args_t       a;
+    mc_conf_t       conf;
     const mc_cmd_t *cmd = NULL;
     const char     *globals[sizeof(mc_global_opts) / sizeof(mc_opt_t)];
 
     memset(&a, 0, sizeof(a));
+    memset(&conf, 0, sizeof(conf));
     memset(globals, 0, sizeof(globals));
+    a.conf = &conf;
 
     rc = mc_parse(argc, argv, &cmd, &a, globals);
     if (rc >= 0) {
         goto done;
     }
 
-    rc = mc_configure(globals);
+    rc = mc_configure(&conf, globals);
     if (rc != MC_OK) {
         goto done;
     }
 
-    if (cmd->needs_server && (mc.server == NULL || mc.api_key == NULL)) {
+    if (cmd->needs_server && (conf.server == NULL || conf.api_key == NULL)) {
         mc_err("%s: no server or no API key: give --server and "
                "--api-key-file, or set MDM_SERVER and MDM_API_KEY, or "
                "write them in the config file", cmd->name);
@@ -254,12 +254,12 @@ done:
     }
     free(a.free_name);
     free(a.free_val);
-    free(mc.server);
-    free(mc.api_key);
-    free(mc.mdmcert_url);
-    free(mc.mdmcert_api_key);
-    free(mc.pushcert_dir);
-    free(mc.cacert);
+    free(conf.server);
+    free(conf.api_key);
+    free(conf.mdmcert_url);
+    free(conf.mdmcert_api_key);
+    free(conf.pushcert_dir);
+    free(conf.cacert);
     return rc;
 }
 

@@ -41,8 +41,6 @@ typedef struct {
     int          verbose;
 } mc_conf_t;
 
-extern mc_conf_t  mc;
-
 
 /* one option a command takes: "name" (without --), whether it takes a
  * value, the help line */
@@ -62,6 +60,7 @@ typedef struct {
     const char **free_name;
     const char **free_val;
     int          nfree;
+    mc_conf_t   *conf;            /* the settings, from mc_configure() */
 } mc_args_t;
 
 typedef struct mc_cmd_s  mc_cmd_t;
@@ -79,7 +78,7 @@ struct mc_cmd_s {
 
 /* mdmctl_conf.c */
 #define MC_DEFAULT_MDMCERT_URL  "https://mdmcert.download/api/v1/signrequest"
-int mc_configure(const char **globals);
+int mc_configure(mc_conf_t *conf, const char **globals);
 char *mc_config_dir(void);
 
 /* mdmctl.c, mdmctl_util.c */
@@ -102,13 +101,13 @@ typedef struct {
     size_t       len;
 } mc_resp_t;
 
-int mc_http(const char *method, const char *url, const char *auth,
+int mc_http(const mc_conf_t *conf, const char *method, const char *url, const char *auth,
     const char *const *headers, const char *body, size_t len,
     mc_resp_t *resp);
-char *mc_url(const char *path_fmt, ...)
-    __attribute__((format(printf, 1, 2)));
+char *mc_url(const mc_conf_t *conf, const char *path_fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 char *mc_escape(const char *s);
-json_t *mc_api(const char *method, const char *path, const char *body,
+json_t *mc_api(const mc_conf_t *conf, const char *method, const char *path, const char *body,
     size_t len, int *rc);
 int mc_status_rc(long status);
 void mc_resp_free(mc_resp_t *r);

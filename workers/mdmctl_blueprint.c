@@ -37,8 +37,8 @@ mc_blueprint_name(const mc_cmd_t *cmd, const char *name)
 
 /* PUT, GET, DELETE of one blueprint: a line for people, or the JSON */
 static int
-mc_blueprint_call(const char *method, const char *name, const char *body,
-    size_t len)
+mc_blueprint_call(const mc_conf_t *conf, const char *method,
+    const char *name, const char *body, size_t len)
 {
     int      rc;
     char    *esc, path[256];
@@ -47,11 +47,11 @@ mc_blueprint_call(const char *method, const char *name, const char *body,
     esc = mc_escape(name);
     snprintf(path, sizeof(path), "/v1/blueprints/%s", esc);
     free(esc);
-    j = mc_api(method, path, body, len, &rc);
+    j = mc_api(conf, method, path, body, len, &rc);
     if (j == NULL) {
         return rc;
     }
-    if (mc.json || method[0] == 'G') {
+    if (conf->json || method[0] == 'G') {
         /* show: the blueprint as stored is JSON, whatever the output */
         mc_print_json(j);
     } else if (method[0] == 'P') {
@@ -97,7 +97,7 @@ mc_cmd_blueprint_put(const mc_cmd_t *cmd, mc_args_t *a)
         return MC_USAGE;
     }
     json_decref(j);
-    rc = mc_blueprint_call("PUT", a->pos[0], body, len);
+    rc = mc_blueprint_call(a->conf, "PUT", a->pos[0], body, len);
     free(body);
     return rc;
 }
@@ -114,11 +114,11 @@ mc_cmd_blueprint_list(const mc_cmd_t *cmd, mc_args_t *a)
     if ((rc = mc_want_pos(cmd, a, 0, 0)) != MC_OK) {
         return rc;
     }
-    j = mc_api("GET", "/v1/blueprints", NULL, 0, &rc);
+    j = mc_api(a->conf, "GET", "/v1/blueprints", NULL, 0, &rc);
     if (j == NULL) {
         return rc;
     }
-    if (mc.json) {
+    if (a->conf->json) {
         mc_print_json(j);
         json_decref(j);
         return rc;
@@ -146,7 +146,7 @@ mc_cmd_blueprint_show(const mc_cmd_t *cmd, mc_args_t *a)
     {
         return rc;
     }
-    return mc_blueprint_call("GET", a->pos[0], NULL, 0);
+    return mc_blueprint_call(a->conf, "GET", a->pos[0], NULL, 0);
 }
 
 
@@ -160,5 +160,5 @@ mc_cmd_blueprint_delete(const mc_cmd_t *cmd, mc_args_t *a)
     {
         return rc;
     }
-    return mc_blueprint_call("DELETE", a->pos[0], NULL, 0);
+    return mc_blueprint_call(a->conf, "DELETE", a->pos[0], NULL, 0);
 }

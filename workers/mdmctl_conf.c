@@ -16,7 +16,8 @@
 #include "mdmctl.h"
 
 
-static int mc_read_config(const char *path, int must_exist);
+static int mc_read_config(mc_conf_t *conf, const char *path,
+    int must_exist);
 
 
 /* ---------------------------------------------------------------------
@@ -46,7 +47,7 @@ mc_trim_key(char *s)
  * table: server 0, api-key-file 1, config 2, json 3, timeout 4, verbose 5,
  * cacert 6 */
 int
-mc_configure(const char **globals)
+mc_configure(mc_conf_t *conf, const char **globals)
 {
     char        *dir, *path, *key;
     const char  *v, *cfg;
@@ -60,7 +61,7 @@ mc_configure(const char **globals)
         cfg = getenv("MDMCTL_CONFIG");
     }
     if (cfg) {
-        if (mc_read_config(cfg, 1) != 0) {
+        if (mc_read_config(conf, cfg, 1) != 0) {
             return MC_USAGE;
         }
     } else {
@@ -70,7 +71,7 @@ mc_configure(const char **globals)
             path = malloc(len);
             if (path) {
                 snprintf(path, len, "%s/config", dir);
-                if (mc_read_config(path, 0) != 0) {
+                if (mc_read_config(conf, path, 0) != 0) {
                     free(path);
                     free(dir);
                     return MC_USAGE;
@@ -83,8 +84,8 @@ mc_configure(const char **globals)
 
     v = globals[0] ? globals[0] : getenv("MDM_SERVER");
     if (v && *v) {
-        free(mc.server);
-        mc.server = mc_strdup(v);
+        free(conf->server);
+        conf->server = mc_strdup(v);
     }
 
     if (globals[1]) {
@@ -94,59 +95,60 @@ mc_configure(const char **globals)
                    strerror(errno));
             return MC_USAGE;
         }
-        free(mc.api_key);
-        mc.api_key = key;
+        free(conf->api_key);
+        conf->api_key = key;
     } else if ((v = getenv("MDM_API_KEY")) && *v) {
-        free(mc.api_key);
-        mc.api_key = mc_strdup(v);
+        free(conf->api_key);
+        conf->api_key = mc_strdup(v);
     }
 
     if ((v = getenv("MDMCERT_URL")) && *v) {
-        free(mc.mdmcert_url);
-        mc.mdmcert_url = mc_strdup(v);
+        free(conf->mdmcert_url);
+        conf->mdmcert_url = mc_strdup(v);
     }
     if ((v = getenv("MDMCERT_API_KEY")) && *v) {
-        free(mc.mdmcert_api_key);
-        mc.mdmcert_api_key = mc_strdup(v);
+        free(conf->mdmcert_api_key);
+        conf->mdmcert_api_key = mc_strdup(v);
     }
-    if (mc.mdmcert_url == NULL) {
-        mc.mdmcert_url = mc_strdup(MC_DEFAULT_MDMCERT_URL);
+    if (conf->mdmcert_url == NULL) {
+        conf->mdmcert_url = mc_strdup(MC_DEFAULT_MDMCERT_URL);
     }
 
-    if (mc.server) {
-        len = strlen(mc.server);
-        while (len && mc.server[len - 1] == '/') {
-            mc.server[--len] = '\0';
+    if (conf->server) {
+        len = strlen(conf->server);
+        while (len && conf->server[len - 1] == '/') {
+            conf->server[--len] = '\0';
         }
     }
 
-    mc.json = mc.json || globals[3] != NULL;
-    if (mc.timeout == 0) {
-        mc.timeout = 30;
+    conf->json = conf->json || globals[3] != NULL;
+    if (conf->timeout == 0) {
+        conf->timeout = 30;
     }
     if (globals[4]) {
         if (mc_parse_long(globals[4], 1, 3600, &t) != 0) {
             return mc_usage_error(NULL, "--timeout is 1-3600 seconds");
         }
-        mc.timeout = t;
+        conf->timeout = t;
     }
-    mc.verbose = globals[5] != NULL;
+    conf->verbose = globals[5] != NULL;
     if (globals[6]) {
-        free(mc.cacert);
-        mc.cacert = mc_strdup(globals[6]);
+        free(conf->cacert);
+        conf->cacert = mc_strdup(globals[6]);
     }
-    if (mc.cacert && access(mc.cacert, R_OK) != 0) {
-        mc_err("cannot read the CA file %s: %s", mc.cacert, strerror(errno));
+    if (conf->cacert && access(conf->cacert, R_OK) != 0) {
+        mc_err("cannot read the CA file %s: %s", conf->cacert,
+               strerror(errno));
         return MC_USAGE;
     }
 
-    if (mc.pushcert_dir == NULL) {
+    if (conf->pushcert_dir == NULL) {
         dir = mc_config_dir();
         if (dir) {
             len = strlen(dir) + sizeof("/pushcert");
-            mc.pushcert_dir = malloc(len);
-            if (mc.pushcert_dir) {
-                snprintf(mc.pushcert_dir, len, "%s/pushcert", dir);
+            conf->pushcert_dir = malloc(len);
+            if (conf->pushcert_dir) {
+                snprintf(conf->pushcert_dir, len, "%s/pushcert", dir);
             }
             free(dir);
         }
@@ -187,7 +189,7 @@ mc_config_dir(void)
 /* "key = value" lines, "#" comments; unknown keys are an error, so a
  * typo does not go unnoticed */
 static int
-mc_read_config(const char *path, int must_exist)
+mc_read_config(mc_conf_t *conf, const char *path, int must_exist)
 {
     int      lineno, rc;
     char    *data, *line, *next, *k, *v, *e, **dst, *key;
@@ -233,17 +235,17 @@ mc_read_config(const char *path, int must_exist)
 
         dst = NULL;
         if (strcmp(k, "server") == 0) {
-            dst = &mc.server;
+            dst = &conf->server;
         } else if (strcmp(k, "api_key") == 0) {
-            dst = &mc.api_key;
+            dst = &conf->api_key;
         } else if (strcmp(k, "mdmcert_url") == 0) {
-            dst = &mc.mdmcert_url;
+            dst = &conf->mdmcert_url;
         } else if (strcmp(k, "mdmcert_api_key") == 0) {
-            dst = &mc.mdmcert_api_key;
+            dst = &conf->mdmcert_api_key;
         } else if (strcmp(k, "pushcert_dir") == 0) {
-            dst = &mc.pushcert_dir;
+            dst = &conf->pushcert_dir;
         } else if (strcmp(k, "cacert") == 0) {
-            dst = &mc.cacert;
+            dst = &conf->cacert;
         } else if (strcmp(k, "api_key_file") == 0) {
             key = mc_trim_key(mc_read_file(v, &len));
             if (key == NULL) {
@@ -252,18 +254,18 @@ mc_read_config(const char *path, int must_exist)
                 rc = -1;
                 break;
             }
-            free(mc.api_key);
-            mc.api_key = key;
+            free(conf->api_key);
+            conf->api_key = key;
             continue;
         } else if (strcmp(k, "timeout") == 0) {
-            if (mc_parse_long(v, 1, 3600, &mc.timeout) != 0) {
+            if (mc_parse_long(v, 1, 3600, &conf->timeout) != 0) {
                 mc_err("%s:%d: timeout is 1-3600 seconds", path, lineno);
                 rc = -1;
                 break;
             }
             continue;
         } else if (strcmp(k, "json") == 0) {
-            mc.json = (strcmp(v, "1") == 0 || strcmp(v, "true") == 0
+            conf->json = (strcmp(v, "1") == 0 || strcmp(v, "true") == 0
                        || strcmp(v, "yes") == 0);
             continue;
         } else {

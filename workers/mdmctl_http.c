@@ -43,9 +43,9 @@ mc_http_write(char *ptr, size_t size, size_t n, void *userdata)
 /* 0 and resp filled (status, body) when the server answered; else
  * MC_SERVER after saying why on stderr */
 int
-mc_http(const char *method, const char *url, const char *auth,
-    const char *const *headers, const char *body, size_t len,
-    mc_resp_t *resp)
+mc_http(const mc_conf_t *conf, const char *method, const char *url,
+    const char *auth, const char *const *headers, const char *body,
+    size_t len, mc_resp_t *resp)
 {
     CURL               *c;
     CURLcode            cc;
@@ -63,16 +63,16 @@ mc_http(const char *method, const char *url, const char *auth,
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, mc.timeout < 10
-                                                ? mc.timeout : 10L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, mc.timeout);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, conf->timeout < 10
+                                                ? conf->timeout : 10L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, conf->timeout);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, mc_http_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_USERAGENT, "mdmctl/0.1");
-    if (mc.cacert) {
-        curl_easy_setopt(c, CURLOPT_CAINFO, mc.cacert);
+    if (conf->cacert) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, conf->cacert);
     }
     if (auth) {
         curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
@@ -99,7 +99,7 @@ mc_http(const char *method, const char *url, const char *auth,
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
 
-    if (mc.verbose) {
+    if (conf->verbose) {
         fprintf(stderr, "mdmctl: %s %s (%zu bytes)\n", method, url,
                 body ? len : 0);
     }
@@ -178,7 +178,7 @@ mc_escape(const char *s)
 
 /* the server's URL + a formatted path */
 char *
-mc_url(const char *fmt, ...)
+mc_url(const mc_conf_t *conf, const char *fmt, ...)
 {
     int      n;
     char    *out;
@@ -188,14 +188,14 @@ mc_url(const char *fmt, ...)
     n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
 
-    out = malloc(strlen(mc.server) + n + 1);
+    out = malloc(strlen(conf->server) + n + 1);
     if (out == NULL) {
         mc_err("out of memory");
         exit(MC_SERVER);
     }
-    strcpy(out, mc.server);
+    strcpy(out, conf->server);
     va_start(ap, fmt);
-    vsnprintf(out + strlen(mc.server), n + 1, fmt, ap);
+    vsnprintf(out + strlen(conf->server), n + 1, fmt, ap);
     va_end(ap);
     return out;
 }
@@ -209,7 +209,8 @@ mc_url(const char *fmt, ...)
  * --json also printed on stdout; *rc from the status).
  */
 json_t *
-mc_api(const char *method, const char *path, const char *body, size_t len,
+mc_api(const mc_conf_t *conf, const char *method, const char *path,
+    const char *body, size_t len,
     int *rc)
 {
     int           r;
@@ -220,19 +221,19 @@ mc_api(const char *method, const char *path, const char *body, size_t len,
     json_error_t  err;
     const char   *hdrs[] = { "Accept: application/json", NULL, NULL };
 
-    url = mc_url("%s", path);
-    alen = strlen(mc.api_key) + sizeof("nanomdm:");
+    url = mc_url(conf, "%s", path);
+    alen = strlen(conf->api_key) + sizeof("nanomdm:");
     auth = malloc(alen);
     if (auth == NULL) {
         mc_err("out of memory");
         exit(MC_SERVER);
     }
-    snprintf(auth, alen, "nanomdm:%s", mc.api_key);
+    snprintf(auth, alen, "nanomdm:%s", conf->api_key);
     if (body && len && (body[0] == '{' || body[0] == '[')) {
         hdrs[1] = "Content-Type: application/json";
     }
 
-    r = mc_http(method, url, auth, hdrs, body, len, &resp);
+    r = mc_http(conf, method, url, auth, hdrs, body, len, &resp);
     free(auth);
     if (r != 0) {
         free(url);
@@ -261,7 +262,7 @@ mc_api(const char *method, const char *path, const char *body, size_t len,
     if (resp.status >= 300 && json_is_string(e)) {
         mc_err("%s %s: HTTP %ld: %s", method, path, resp.status,
                json_string_value(e));
-        if (mc.json) {
+        if (conf->json) {
             mc_print_json(j);
         }
         json_decref(j);

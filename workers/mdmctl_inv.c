@@ -23,8 +23,8 @@
  * item seen (at most max, 0 = all) and the cursor where the walk stopped.
  */
 static json_t *
-mc_pages(const char *path, const char *list_key, const char *cursor_key,
-    long limit, long max, int *rc)
+mc_pages(const mc_conf_t *conf, const char *path, const char *list_key,
+    const char *cursor_key, long limit, long max, int *rc)
 {
     int          r;
     char        *p, *esc, *prev;
@@ -54,7 +54,7 @@ mc_pages(const char *path, const char *list_key, const char *cursor_key,
         }
         free(esc);
 
-        page = mc_api("GET", p, NULL, 0, &r);
+        page = mc_api(conf, "GET", p, NULL, 0, &r);
         free(p);
         if (page == NULL || r != MC_OK) {
             *rc = r;
@@ -230,11 +230,11 @@ mc_cmd_devices(const mc_cmd_t *cmd, mc_args_t *a)
     }
     snprintf(path, sizeof(path), "/v1/enrollments%s", q);
 
-    all = mc_pages(path, "enrollments", "cursor", limit, max, &rc);
+    all = mc_pages(a->conf, path, "enrollments", "cursor", limit, max, &rc);
     if (all == NULL) {
         return rc;
     }
-    if (mc.json) {
+    if (a->conf->json) {
         mc_print_json(all);
         json_decref(all);
         return MC_OK;
@@ -276,12 +276,12 @@ mc_cmd_device(const mc_cmd_t *cmd, mc_args_t *a)
     snprintf(path, len, "/v1/enrollments/%s", esc);
     free(esc);
 
-    j = mc_api("GET", path, NULL, 0, &rc);
+    j = mc_api(a->conf, "GET", path, NULL, 0, &rc);
     free(path);
     if (j == NULL) {
         return rc;
     }
-    if (mc.json) {
+    if (a->conf->json) {
         mc_print_json(j);
     } else {
         mc_print_object(j);
@@ -310,11 +310,11 @@ mc_cmd_queue(const mc_cmd_t *cmd, mc_args_t *a)
     snprintf(path, sizeof(path), "/v1/queue/%s", esc);
     free(esc);
 
-    all = mc_pages(path, "commands", "cursor", limit, max, &rc);
+    all = mc_pages(a->conf, path, "commands", "cursor", limit, max, &rc);
     if (all == NULL) {
         return rc;
     }
-    if (mc.json) {
+    if (a->conf->json) {
         mc_print_json(all);
         json_decref(all);
         return MC_OK;
@@ -354,11 +354,11 @@ mc_cmd_result(const mc_cmd_t *cmd, mc_args_t *a)
     snprintf(path, sizeof(path), "/v1/commands/%s", esc);
     free(esc);
 
-    all = mc_pages(path, "enrollments", "cursor", limit, max, &rc);
+    all = mc_pages(a->conf, path, "enrollments", "cursor", limit, max, &rc);
     if (all == NULL) {
         return rc;
     }
-    if (mc.json) {
+    if (a->conf->json) {
         mc_print_json(all);
         json_decref(all);
         return MC_OK;
@@ -406,7 +406,7 @@ mc_cmd_clear(const mc_cmd_t *cmd, mc_args_t *a)
     /* a whole queue goes 1,000 commands per call */
     all = NULL;
     for (rounds = 0; rounds < 100000; rounds++) {
-        j = mc_api("DELETE", path, NULL, 0, &rc);
+        j = mc_api(a->conf, "DELETE", path, NULL, 0, &rc);
         if (j == NULL) {
             json_decref(all);
             return rc;
@@ -433,7 +433,7 @@ mc_cmd_clear(const mc_cmd_t *cmd, mc_args_t *a)
         }
     }
 
-    if (mc.json) {
+    if (a->conf->json) {
         mc_print_json(all);
     } else {
         t = mc_table(1, "REMOVED");
@@ -504,7 +504,7 @@ mc_cmd_push(const mc_cmd_t *cmd, mc_args_t *a)
         }
         snprintf(path, len, "/v1/push/%s", ids);
         free(ids);
-        j = mc_api("POST", path, NULL, 0, &r);
+        j = mc_api(a->conf, "POST", path, NULL, 0, &r);
         free(path);
         if (j == NULL) {
             json_decref(all);
@@ -526,7 +526,7 @@ mc_cmd_push(const mc_cmd_t *cmd, mc_args_t *a)
         }
     }
 
-    if (mc.json) {
+    if (a->conf->json) {
         mc_print_json(all);
     } else {
         mc_print_status(all, "PUSH");
@@ -569,11 +569,12 @@ mc_cmd_certs(const mc_cmd_t *cmd, mc_args_t *a)
                  strchr(path, '?') ? "&" : "?", t0);
     }
 
-    all = mc_pages(path, "certificates", "next_cursor", limit, max, &rc);
+    all = mc_pages(a->conf, path, "certificates", "next_cursor", limit,
+                   max, &rc);
     if (all == NULL) {
         return rc;
     }
-    if (mc.json) {
+    if (a->conf->json) {
         mc_print_json(all);
         json_decref(all);
         return MC_OK;
@@ -605,11 +606,11 @@ mc_cmd_events(const mc_cmd_t *cmd, mc_args_t *a)
     {
         return rc;
     }
-    all = mc_pages("/v1/webhooks", "dead", "cursor", limit, max, &rc);
+    all = mc_pages(a->conf, "/v1/webhooks", "dead", "cursor", limit, max, &rc);
     if (all == NULL) {
         return rc;
     }
-    if (mc.json) {
+    if (a->conf->json) {
         mc_print_json(all);
         json_decref(all);
         return MC_OK;
@@ -647,11 +648,11 @@ mc_cmd_events_replay(const mc_cmd_t *cmd, mc_args_t *a)
         return mc_usage_error(cmd, "--count is 1-1000");
     }
     snprintf(path, sizeof(path), "/v1/webhooks/replay?count=%ld", count);
-    j = mc_api("POST", path, NULL, 0, &rc);
+    j = mc_api(a->conf, "POST", path, NULL, 0, &rc);
     if (j == NULL) {
         return rc;
     }
-    if (mc.json) {
+    if (a->conf->json) {
         mc_print_json(j);
     } else {
         printf("replayed %s, dropped %s, remaining %s\n",
@@ -672,11 +673,11 @@ mc_cmd_version(const mc_cmd_t *cmd, mc_args_t *a)
     if ((rc = mc_want_pos(cmd, a, 0, 0)) != MC_OK) {
         return rc;
     }
-    j = mc_api("GET", "/version", NULL, 0, &rc);
+    j = mc_api(a->conf, "GET", "/version", NULL, 0, &rc);
     if (j == NULL) {
         return rc;
     }
-    if (mc.json) {
+    if (a->conf->json) {
         mc_print_json(j);
     } else {
         printf("%s\n", mc_str(j, "version"));

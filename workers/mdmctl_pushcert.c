@@ -46,7 +46,7 @@ mc_pc_dir(const mc_cmd_t *cmd, mc_args_t *a)
 
     d = mc_opt(cmd, a, "dir");
     if (d == NULL) {
-        d = mc.pushcert_dir;
+        d = a->conf->pushcert_dir;
     }
     if (d == NULL) {
         mc_err("no pushcert directory: give --dir (HOME is not set)");
@@ -535,7 +535,7 @@ mc_cmd_pushcert_upload(const mc_cmd_t *cmd, mc_args_t *a)
     BIO_free(b);
     X509_free(x);
 
-    j = mc_api("PUT", mc_opt(cmd, a, "force") ? "/v1/pushcert?force=1"
+    j = mc_api(a->conf, "PUT", mc_opt(cmd, a, "force") ? "/v1/pushcert?force=1"
                                               : "/v1/pushcert",
                body, len, &rc);
     OPENSSL_cleanse(body, len);
@@ -553,7 +553,7 @@ mc_cmd_pushcert_upload(const mc_cmd_t *cmd, mc_args_t *a)
     }
     free(pem);
 
-    if (mc.json) {
+    if (a->conf->json) {
         mc_print_json(j);
     } else {
         printf("stored: topic %s, expires %s\n", mc_str(j, "topic"),
@@ -606,12 +606,12 @@ mc_cmd_pushcert_show(const mc_cmd_t *cmd, mc_args_t *a)
     }
     snprintf(path, len, "/v1/pushcert?topic=%s", esc);
     free(esc);
-    j = mc_api("GET", path, NULL, 0, &rc);
+    j = mc_api(a->conf, "GET", path, NULL, 0, &rc);
     free(path);
     if (j == NULL) {
         return rc;
     }
-    if (mc.json) {
+    if (a->conf->json) {
         mc_print_json(j);
     } else {
         printf("topic %s, expires %s\n", mc_str(j, "topic"),

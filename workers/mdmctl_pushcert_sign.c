@@ -347,13 +347,13 @@ mc_cmd_pushcert_mdmcert(const mc_cmd_t *cmd, mc_args_t *a)
         return mc_usage_error(cmd, "--email ADDRESS is required (the one "
                               "registered at mdmcert.download)");
     }
-    url = mc_opt(cmd, a, "url") ? mc_opt(cmd, a, "url") : mc.mdmcert_url;
+    url = mc_opt(cmd, a, "url") ? mc_opt(cmd, a, "url") : a->conf->mdmcert_url;
     if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
     {
         return mc_usage_error(cmd, "--url is an http(s) URL");
     }
     key = mc_opt(cmd, a, "api-key") ? mc_opt(cmd, a, "api-key")
-                                    : mc.mdmcert_api_key;
+                                    : a->conf->mdmcert_api_key;
     if (key == NULL || *key == '\0') {
         return mc_usage_error(cmd, "no mdmcert.download API key: give "
                               "--api-key, MDMCERT_API_KEY or "
@@ -409,7 +409,7 @@ mc_cmd_pushcert_mdmcert(const mc_cmd_t *cmd, mc_args_t *a)
         exit(MC_SERVER);
     }
 
-    r = mc_http("POST", url, NULL, hdrs, text, strlen(text), &resp);
+    r = mc_http(a->conf, "POST", url, NULL, hdrs, text, strlen(text), &resp);
     free(text);
     if (r != 0) {
         return MC_SERVER;
@@ -421,7 +421,7 @@ mc_cmd_pushcert_mdmcert(const mc_cmd_t *cmd, mc_args_t *a)
         && strcmp(json_string_value(json_object_get(ans, "result")),
                   "success") == 0)
     {
-        if (mc.json) {
+        if (a->conf->json) {
             mc_print_json(ans);
         } else {
             printf("sent to %s: the signed request comes by email to %s, "
@@ -434,7 +434,7 @@ mc_cmd_pushcert_mdmcert(const mc_cmd_t *cmd, mc_args_t *a)
         mc_err("%s: HTTP %ld: %s", url, resp.status,
                reason ? reason : (resp.len < 300 ? resp.body
                                                  : "(no reason given)"));
-        if (mc.json && ans) {
+        if (a->conf->json && ans) {
             mc_print_json(ans);
         }
         rc = (resp.status >= 500 || resp.status < 200) ? MC_SERVER

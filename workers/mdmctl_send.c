@@ -51,12 +51,12 @@ mc_send_query(const mc_cmd_t *cmd, mc_args_t *a, char *q, size_t qlen)
 
 
 static int
-mc_send_answer(json_t *j, int rc)
+mc_send_answer(const mc_conf_t *conf, json_t *j, int rc)
 {
     if (j == NULL) {
         return rc;
     }
-    if (mc.json) {
+    if (conf->json) {
         mc_print_json(j);
     } else {
         mc_print_status(j, "RESULT");
@@ -106,19 +106,19 @@ mc_send_plist(const mc_cmd_t *cmd, mc_args_t *a, const char *file)
     snprintf(path, plen, "/v1/enqueue/%s%s", ids, q);
     free(ids);
 
-    j = mc_api("PUT", path, body, len, &rc);
+    j = mc_api(a->conf, "PUT", path, body, len, &rc);
     free(path);
     free(body);
-    return mc_send_answer(j, rc);
+    return mc_send_answer(a->conf, j, rc);
 }
 
 
 static json_t *
-mc_templates_get(int *rc)
+mc_templates_get(const mc_conf_t *conf, int *rc)
 {
     json_t  *j;
 
-    j = mc_api("GET", "/v1/templates", NULL, 0, rc);
+    j = mc_api(conf, "GET", "/v1/templates", NULL, 0, rc);
     if (j && !json_is_array(json_object_get(j, "templates"))) {
         mc_err("GET /v1/templates: no \"templates\" in the answer");
         json_decref(j);
@@ -441,7 +441,7 @@ mc_cmd_send(const mc_cmd_t *cmd, mc_args_t *a)
     }
     name = a->pos[a->npos - 1];
 
-    all = mc_templates_get(&rc);
+    all = mc_templates_get(a->conf, &rc);
     if (all == NULL) {
         return rc;
     }
@@ -473,10 +473,10 @@ mc_cmd_send(const mc_cmd_t *cmd, mc_args_t *a)
     snprintf(path, plen, "/v1/commands/%s%s", ids, q);
     free(ids);
 
-    j = mc_api("POST", path, text, strlen(text), &rc);
+    j = mc_api(a->conf, "POST", path, text, strlen(text), &rc);
     free(path);
     free(text);
-    return mc_send_answer(j, rc);
+    return mc_send_answer(a->conf, j, rc);
 }
 
 
@@ -492,13 +492,13 @@ mc_cmd_templates(const mc_cmd_t *cmd, mc_args_t *a)
     if ((rc = mc_want_pos(cmd, a, 0, 1)) != MC_OK) {
         return rc;
     }
-    all = mc_templates_get(&rc);
+    all = mc_templates_get(a->conf, &rc);
     if (all == NULL) {
         return rc;
     }
 
     if (a->npos == 0) {
-        if (mc.json) {
+        if (a->conf->json) {
             mc_print_json(all);
             json_decref(all);
             return MC_OK;
@@ -535,7 +535,7 @@ mc_cmd_templates(const mc_cmd_t *cmd, mc_args_t *a)
         json_decref(all);
         return mc_usage_error(cmd, "no template \"%s\"", a->pos[0]);
     }
-    if (mc.json) {
+    if (a->conf->json) {
         mc_print_json(tpl);
         json_decref(all);
         return MC_OK;
