@@ -122,6 +122,7 @@ const char *mc_str(json_t *o, const char *key);
 const char *mc_ms_time(json_t *o, const char *key);
 const char *mc_s_time(json_t *o, const char *key);
 void mc_print_json(json_t *j);
+int mc_json_done(const mc_conf_t *conf, json_t *j);
 void mc_print_object(json_t *o);
 
 /* mdmctl_inv.c */

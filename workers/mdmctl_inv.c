@@ -234,9 +234,7 @@ mc_cmd_devices(const mc_cmd_t *cmd, mc_args_t *a)
     if (all == NULL) {
         return rc;
     }
-    if (a->conf->json) {
-        mc_print_json(all);
-        json_decref(all);
+    if (mc_json_done(a->conf, all)) {
         return MC_OK;
     }
 
@@ -314,9 +312,7 @@ mc_cmd_queue(const mc_cmd_t *cmd, mc_args_t *a)
     if (all == NULL) {
         return rc;
     }
-    if (a->conf->json) {
-        mc_print_json(all);
-        json_decref(all);
+    if (mc_json_done(a->conf, all)) {
         return MC_OK;
     }
 
@@ -358,9 +354,7 @@ mc_cmd_result(const mc_cmd_t *cmd, mc_args_t *a)
     if (all == NULL) {
         return rc;
     }
-    if (a->conf->json) {
-        mc_print_json(all);
-        json_decref(all);
+    if (mc_json_done(a->conf, all)) {
         return MC_OK;
     }
 
@@ -574,9 +568,7 @@ mc_cmd_certs(const mc_cmd_t *cmd, mc_args_t *a)
     if (all == NULL) {
         return rc;
     }
-    if (a->conf->json) {
-        mc_print_json(all);
-        json_decref(all);
+    if (mc_json_done(a->conf, all)) {
         return MC_OK;
     }
     t = mc_table(5, "SERIAL", "SUBJECT", "NOT AFTER (UTC)", "ISSUED (UTC)",
@@ -610,9 +602,7 @@ mc_cmd_events(const mc_cmd_t *cmd, mc_args_t *a)
     if (all == NULL) {
         return rc;
     }
-    if (a->conf->json) {
-        mc_print_json(all);
-        json_decref(all);
+    if (mc_json_done(a->conf, all)) {
         return MC_OK;
     }
     printf("backlog %s, pending %s, dead letters %s\n\n",

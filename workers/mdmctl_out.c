@@ -263,3 +263,19 @@ mc_print_object(json_t *o)
     free(keys);
     mc_table_print(t);
 }
+
+
+/* with --json: j printed as it is and freed, 1; else 0, j left alone */
+
+int
+mc_json_done(const mc_conf_t *conf, json_t *j)
+{
+    if (!conf->json) {
+        return 0;
+    }
+
+    mc_print_json(j);
+    json_decref(j);
+
+    return 1;
+}
