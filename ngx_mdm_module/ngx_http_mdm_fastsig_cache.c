@@ -264,23 +264,19 @@ ngx_http_mdm_fastsig_remember(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
 
 
 /*
- * A certificate with a verdict but no key entry: its RSA key is rebuilt
- * from its DER, and it gets a key entry again.  Anything unusual (another
- * key type, a non-canonical encoding) is NULL: the full path decides.
+ * The verdict on key for mlcf's CA, still good at now: NGX_OK with its
+ * validity and recheck time in t; NGX_DECLINED when there is none.
  */
 
-ngx_http_mdm_fastsig_entry_t *
-ngx_http_mdm_fastsig_promote(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
-    ngx_http_mdm_signed_t *s, time_t now)
+ngx_int_t
+ngx_http_mdm_fastsig_verdict(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
+    time_t now, ngx_http_mdm_fastsig_times_t *t)
 {
-    EVP_PKEY                        *pkey;
     ngx_uint_t                       i;
-    ngx_http_mdm_der_t               issuer, serial, n, e;
-    ngx_http_mdm_fastsig_entry_t    *entry;
     ngx_http_mdm_fastsig_verdict_t  *v;
 
     if (ngx_http_mdm_fastsig_vsets == 0 || mlcf->identity_verdicts == 0) {
-        return NULL;
+        return NGX_DECLINED;
     }
 
     v = ngx_http_mdm_fastsig_vset(key);
@@ -292,7 +288,35 @@ ngx_http_mdm_fastsig_promote(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
     }
 
     if (i == NGX_HTTP_MDM_FASTSIG_WAYS || v->ca != mlcf->ca
-        || now >= v->expires
+        || now >= v->expires)
+    {
+        return NGX_DECLINED;
+    }
+
+    t->not_before = v->not_before;
+    t->not_after = v->not_after;
+    t->expires = v->expires;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A certificate known good for mlcf's CA (a verdict, or a chain check)
+ * gets a key entry, its RSA key rebuilt from its DER, and its verdict is
+ * remembered.  Anything unusual (another key type, a non-canonical
+ * encoding) is NULL: the full path decides.
+ */
+
+ngx_http_mdm_fastsig_entry_t *
+ngx_http_mdm_fastsig_admit(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
+    ngx_http_mdm_signed_t *s, ngx_http_mdm_fastsig_times_t *t)
+{
+    EVP_PKEY                        *pkey;
+    ngx_http_mdm_der_t               issuer, serial, n, e;
+    ngx_http_mdm_fastsig_entry_t    *entry;
+
+    if (ngx_http_mdm_fastsig_size == 0
         || ngx_http_mdm_fastsig_cert(s, &issuer, &serial, &n, &e) != NGX_OK)
     {
         return NULL;
@@ -320,15 +344,39 @@ ngx_http_mdm_fastsig_promote(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
     entry->pkey = pkey;
     ngx_memcpy(entry->key, key, SHA256_DIGEST_LENGTH);
     ngx_hex_dump(entry->hex, key, SHA256_DIGEST_LENGTH);
-    entry->ca = v->ca;
-    entry->not_before = v->not_before;
-    entry->not_after = v->not_after;
-    entry->expires = v->expires;
+    entry->ca = mlcf->ca;
+    entry->not_before = t->not_before;
+    entry->not_after = t->not_after;
+    entry->expires = t->expires;
 
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "mdm: certificate key rebuilt from a cached verdict");
+    ngx_http_mdm_fastsig_remember(mlcf, key, t->not_before, t->not_after,
+                                  t->expires);
 
     return entry;
+}
+
+
+/* a certificate with a verdict but no key entry gets one again */
+
+ngx_http_mdm_fastsig_entry_t *
+ngx_http_mdm_fastsig_promote(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
+    ngx_http_mdm_signed_t *s, time_t now)
+{
+    ngx_http_mdm_fastsig_times_t   t;
+    ngx_http_mdm_fastsig_entry_t  *e;
+
+    if (ngx_http_mdm_fastsig_verdict(mlcf, key, now, &t) != NGX_OK) {
+        return NULL;
+    }
+
+    e = ngx_http_mdm_fastsig_admit(mlcf, key, s, &t);
+
+    if (e) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "mdm: certificate key rebuilt from a cached verdict");
+    }
+
+    return e;
 }
 
 

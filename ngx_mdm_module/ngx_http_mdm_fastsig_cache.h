@@ -33,6 +33,14 @@ typedef struct {
 } ngx_http_mdm_fastsig_entry_t;
 
 
+/* what a verdict knows of a certificate known good for a CA */
+typedef struct {
+    time_t             not_before;
+    time_t             not_after;
+    time_t             expires;      /* when the chain is checked again */
+} ngx_http_mdm_fastsig_times_t;
+
+
 /* size key entries and verdicts verdicts (0: none), per worker */
 ngx_int_t ngx_http_mdm_fastsig_cache_init(ngx_cycle_t *cycle, ngx_uint_t size,
     ngx_uint_t verdicts);
@@ -44,9 +52,22 @@ ngx_uint_t ngx_http_mdm_fastsig_cached(void);
 /* the entry with the key, or NULL */
 ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_find(u_char *key);
 
+/* the verdict on key for mlcf's CA, still good at now: NGX_OK and t */
+ngx_int_t ngx_http_mdm_fastsig_verdict(ngx_http_mdm_loc_conf_t *mlcf,
+    u_char *key, time_t now, ngx_http_mdm_fastsig_times_t *t);
+
+/*
+ * s->cert, whose DER has SHA-256 key, is known good for mlcf's CA with t:
+ * a key entry, its RSA key rebuilt from the DER, and the verdict
+ * remembered; NULL for anything unusual (the full path decides).
+ */
+ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_admit(
+    ngx_http_mdm_loc_conf_t *mlcf, u_char *key, ngx_http_mdm_signed_t *s,
+    ngx_http_mdm_fastsig_times_t *t);
+
 /*
  * A certificate with a verdict for mlcf's CA but no key entry gets one
- * again, its RSA key rebuilt from s->cert; NULL when it has none.
+ * again (verdict, then admit); NULL when it has none.
  */
 ngx_http_mdm_fastsig_entry_t *ngx_http_mdm_fastsig_promote(
     ngx_http_mdm_loc_conf_t *mlcf, u_char *key, ngx_http_mdm_signed_t *s,

@@ -138,7 +138,9 @@ ngx_http_mdm_metrics_init(ngx_conf_t *cf)
     ngx_http_mdm_main_conf_t   *mmcf;
 
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
-    if (!mmcf->configured) {
+
+    /* nobody reads the counters: requests do not pay for them */
+    if (!mmcf->configured || !mmcf->metrics) {
         return NGX_OK;
     }
 
@@ -444,6 +446,7 @@ ngx_http_mdm_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     clcf->handler = ngx_http_mdm_metrics_handler;
+    mmcf->metrics = 1;
 
     return NGX_CONF_OK;
 }

@@ -72,6 +72,7 @@ typedef struct {
     ngx_str_t                   password;
     ngx_msec_t                  timeout;
     ngx_uint_t                  configured;
+    ngx_uint_t                  metrics;     /* some location serves them */
     ngx_uint_t                  identity_cache; /* entries, per worker */
     ngx_uint_t                  identity_verdicts;
     ngx_array_t                *sentinels;   /* of ngx_http_mdm_redis_addr_t */
