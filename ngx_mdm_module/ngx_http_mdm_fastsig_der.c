@@ -39,6 +39,7 @@ static ngx_int_t ngx_http_mdm_der_atv(u_char **p, u_char *end,
     ngx_http_mdm_der_t *oid, ngx_http_mdm_der_t *v);
 static ngx_uint_t ngx_http_mdm_der_folded_eq(u_char *a, size_t alen,
     u_char *b, size_t blen);
+static ngx_int_t ngx_http_mdm_der_altnames(ngx_http_mdm_der_t *val);
 static ngx_int_t ngx_http_mdm_der_int(ngx_http_mdm_der_t *e);
 static ngx_int_t ngx_http_mdm_der_oid(ngx_http_mdm_der_t *e);
 
@@ -655,7 +656,7 @@ ngx_http_mdm_der_name(ngx_http_mdm_der_t *name)
 /*
  * The extensions OpenSSL interprets for a client certificate, read here
  * (basicConstraints without cA, keyUsage, extKeyUsage, subject and
- * authority key identifiers); any other standard (id-ce, id-pe) or
+ * authority key identifiers, subjectAltName); any other standard (id-ce, id-pe) or
  * Netscape extension, any unknown critical one, any repeated one, and
  * the walk declines.  Unknown non-critical ones are ignored, as OpenSSL
  * does.
@@ -804,6 +805,9 @@ ngx_http_mdm_der_extension(ngx_http_mdm_der_t *oid, ngx_uint_t critical,
                     && p == val->end && x.pos != x.end)
                    ? NGX_OK : NGX_DECLINED;
 
+        case 0x11: /* subjectAltName */
+            return ngx_http_mdm_der_altnames(val);
+
         case 0x23: /* authorityKeyIdentifier: a keyIdentifier only */
             if (ngx_http_mdm_der_expect(&p, val->end, 0x30, &x) != NGX_OK
                 || p != val->end
@@ -946,6 +950,61 @@ ngx_http_mdm_der_folded_eq(u_char *a, size_t alen, u_char *b, size_t blen)
         a++;
         b++;
     }
+}
+
+
+/*
+ * subjectAltName: GeneralNames of rfc822Name, dNSName or URI in printable
+ * ASCII, and iPAddress; OpenSSL parses it (an unparsable one marks the
+ * certificate invalid), and reads it only for name constraints, which
+ * the prepared issuers have none of.
+ */
+
+static ngx_int_t
+ngx_http_mdm_der_altnames(ngx_http_mdm_der_t *val)
+{
+    u_char              *p, *q;
+    ngx_http_mdm_der_t   x, gn;
+
+    p = val->pos;
+
+    if (ngx_http_mdm_der_expect(&p, val->end, 0x30, &x) != NGX_OK
+        || p != val->end || x.pos == x.end)
+    {
+        return NGX_DECLINED;
+    }
+
+    p = x.pos;
+
+    while (p < x.end) {
+        if (ngx_http_mdm_der(&p, x.end, &gn) != NGX_OK) {
+            return NGX_DECLINED;
+        }
+
+        switch (gn.tag) {
+
+        case 0x81: /* rfc822Name */
+        case 0x82: /* dNSName */
+        case 0x86: /* uniformResourceIdentifier */
+            for (q = gn.pos; q < gn.end; q++) {
+                if (*q < 0x20 || *q > 0x7e) {
+                    return NGX_DECLINED;
+                }
+            }
+            break;
+
+        case 0x87: /* iPAddress */
+            if (gn.end - gn.pos != 4 && gn.end - gn.pos != 16) {
+                return NGX_DECLINED;
+            }
+            break;
+
+        default:
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
 }
 
 

@@ -113,4 +113,4 @@ GET /fast
 --- grep_error_log eval
 qr/certificate chain checked at first sight/
 --- grep_error_log_out eval
-qr/\A(certificate chain checked at first sight\n){250,}\z/
+qr/\A(certificate chain checked at first sight\n){280,}\z/
