@@ -2,8 +2,8 @@
 /*
  * Copyright (C) ngx_mdm contributors
  *
- * Target "fastsig": the Mdm-Signature fast path, differentially against
- * OpenSSL's full CMS verification.
+ * Target "fastsig": the Mdm-Signature fast path and the first sight of a
+ * certificate, differentially against OpenSSL's full verification.
  *
  * Input: 2 bytes big-endian body length, the body, then the DER of a
  * detached CMS SignedData (the decoded Mdm-Signature).
@@ -13,10 +13,11 @@
  * and one signature verify); NGX_DECLINED sends the request to the full
  * path (ngx_http_mdm_identity.c).  So "declined" is consistent with any
  * verdict, but an NGX_OK must be a signature OpenSSL's CMS_verify() accepts
- * over the same body with the same CA, by exactly the certificate whose
- * SHA-256 the fast path reports, with the shape the full path demands
- * (SignedData, detached, exactly one signer).  Anything else aborts: a
- * differential mismatch.
+ * over the same body, whose signer X509_verify_cert() accepts with the
+ * same CA for the SSL client purpose (as ngx_http_mdm_identity.c asks),
+ * by exactly the certificate whose SHA-256 the fast path reports, with
+ * the shape the full path demands (SignedData, detached, exactly one
+ * signer).  Anything else aborts: a differential mismatch.
  *
  * As in a worker that has served both devices before, the cache holds the
  * RSA and the EC device certificate of fuzz/pki after a full verification
@@ -122,7 +123,46 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 
-/* OpenSSL's verdict, and the signer's SHA-256 (hex) when it accepts */
+/*
+ * X509_verify_cert() as ngx_http_mdm_identity_check() calls it: the CA,
+ * the certificates the signature carries, the SSL client purpose, at the
+ * certificate's notBefore when that is within the skew ahead
+ */
+
+static int
+fuzz_chain(X509 *x, CMS_ContentInfo *cms)
+{
+    int               ok;
+    time_t            now, nb, at;
+    struct tm         tm;
+    X509_STORE_CTX   *xctx;
+    STACK_OF(X509)   *certs;
+
+    /* 0 for a time OpenSSL cannot read, as ngx_http_mdm_identity_time() */
+    nb = (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) == 1) ? timegm(&tm)
+                                                              : 0;
+    ERR_clear_error();
+
+    now = ngx_time();
+    at = (now < nb && nb - now <= mlcf.skew) ? nb : now;
+
+    certs = CMS_get1_certs(cms);
+    xctx = X509_STORE_CTX_new();
+    fuzz_check(xctx != NULL
+               && X509_STORE_CTX_init(xctx, ca.store, x, certs) == 1);
+    X509_STORE_CTX_set_purpose(xctx, X509_PURPOSE_SSL_CLIENT);
+    X509_STORE_CTX_set_time(xctx, 0, at);
+
+    ok = X509_verify_cert(xctx) == 1;
+
+    X509_STORE_CTX_free(xctx);
+    sk_X509_pop_free(certs, X509_free);
+
+    return ok;
+}
+
+
+/* the full path's verdict, and the signer's SHA-256 (hex) when it accepts */
 
 static int
 fuzz_openssl(ngx_str_t *der, ngx_str_t *body, u_char *hex, int *shape)
@@ -158,7 +198,13 @@ fuzz_openssl(ngx_str_t *der, ngx_str_t *body, u_char *hex, int *shape)
     fuzz_check(content && mem);
     BIO_push(content, mem);
 
-    ok = CMS_verify(cms, NULL, ca.store, content, NULL, CMS_BINARY) == 1;
+    /*
+     * as the full path checks it: the signature, then the signer's chain
+     * for the SSL client purpose (ngx_http_mdm_identity.c; CMS_verify()'s
+     * own chain check asks for the S/MIME signing purpose instead)
+     */
+    ok = CMS_verify(cms, NULL, NULL, content, NULL,
+                    CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY | CMS_NOCRL) == 1;
 
     BIO_free_all(content);
 
@@ -166,6 +212,9 @@ fuzz_openssl(ngx_str_t *der, ngx_str_t *body, u_char *hex, int *shape)
         signers = CMS_get0_signers(cms);
         fuzz_check(signers != NULL && sk_X509_num(signers) >= 1);
         signer = sk_X509_value(signers, 0);
+
+        ok = fuzz_chain(signer, cms);
+
         fuzz_check(X509_digest(signer, EVP_sha256(), md, &n) == 1);
         ngx_hex_dump(hex, md, n);
         sk_X509_free(signers);

@@ -491,5 +491,48 @@ def main():
             f.write(json.dumps(line) + '\n')
 
 
+def fuzz_seeds(pki, body_path, out_dir):
+    """Seeds of fuzz/fuzz_fastsig.c's first-sight differential: device
+    certificates of every shape above issued by fuzz/pki's CA (valid for
+    decades, so the seeds keep their meaning), signed over one body."""
+    ca = load_ca(pki + '/ca.pem', pki + '/ca.key')
+    key = serialization.load_pem_private_key(
+        open(pki + '/rsa.key', 'rb').read(), None)
+    pub = key.public_key()
+    body = open(body_path, 'rb').read()
+    now = int(time.time())
+    nb, na = now - 86400, now + 40 * 365 * 86400
+    times = seq(utctime(nb), gentime(na))
+    std = [bc(), ku(0xa0), eku(CLIENT_AUTH), skid(pub)] \
+        + ([akid(ca.kid)] if ca.kid else [])
+    variants = [
+        ('good', std),
+        ('server-auth', [bc(), ku(0xa0), eku(SERVER_AUTH), skid(pub)]),
+        ('no-eku', [bc(), ku(0xa0)]),
+        ('key-encipherment', [bc(), ku(0x20), eku(CLIENT_AUTH)]),
+        ('key-agreement', [bc(), ku(0x08)]),
+        ('ca-true', [bc(ca=True), ku(0xa0)]),
+        ('unknown-critical', std + [ext('1.2.3.4.5', NULL, critical=True)]),
+        ('unknown', std + [ext('1.2.840.113635.100.6.99', NULL)]),
+        ('san', std + [ext('2.5.29.17', seq(tlv(0x82, b'device.example'),
+                                            tlv(0x87, b'\x7f\x00\x00\x01')))]),
+        ('akid-other', [bc(), ku(0xa0), akid(b'\x01' * 20)]),
+        ('no-extensions', None),
+        ('expired', std),
+    ]
+    for i, (label, exts) in enumerate(variants):
+        t = seq(utctime(now - 400 * 86400), utctime(now - 86400)) \
+            if label == 'expired' else times
+        sd = integer(0x4000 + i)
+        der = cert(ca, name((CN, 'fuzz first sight %s' % label)), pub, exts,
+                   0, 0, 0, times=t, serial_der=sd)
+        sig = cms(body, der, ca.subject, sd, key, now)
+        with open('%s/first-sight-%s' % (out_dir, label), 'wb') as f:
+            f.write(len(body).to_bytes(2, 'big') + body + sig)
+
+
 if __name__ == '__main__':
-    main()
+    if sys.argv[1] == '--fuzz-seeds':
+        fuzz_seeds(*sys.argv[2:5])
+    else:
+        main()
