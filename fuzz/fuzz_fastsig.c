@@ -83,7 +83,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_conf_defaults(&mlcf);
 
     fuzz_ca_init(&ca);
-    ngx_str_set(&ca.file, FUZZ_PKI "/ca.pem");
 
     mlcf.ca = &ca;
     mlcf.identity_cache = 1;
@@ -95,7 +94,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     /* the same CA for a location that has never seen a certificate */
     fuzz_conf_defaults(&cold);
     fuzz_ca_init(&ca_cold);
-    ngx_str_set(&ca_cold.file, FUZZ_PKI "/ca.pem");
     cold.ca = &ca_cold;
     cold.identity_cache = 1;
     cold.identity_verdicts = 0;
