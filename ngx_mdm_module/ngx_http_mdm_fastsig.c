@@ -7,7 +7,9 @@
  * (CMS parse, chain, purpose) it is kept, with its public key, in a bounded
  * per-worker cache keyed by the SHA-256 of its DER.  A request whose
  * signature carries a cached certificate then costs a walk of the DER, two
- * digests and one signature verify.
+ * digests and one signature verify.  A certificate the cache knows nothing
+ * of gets its chain checked from its DER (ngx_http_mdm_fastsig_chain.c)
+ * and a key entry, instead of the full verification.
  *
  * The walk (ngx_http_mdm_fastsig_der.c) accepts only the plain shape
  * devices send; anything else, and every failure, goes to the full path,
