@@ -62,9 +62,15 @@ sub status_of ($@) {
 }
 
 sub differential () {
-    # first /fast: every certificate is new to the worker
-    my @fast = status_of("/fast", @IN);
-    my @full = status_of("/full", @IN);
+    # /fast first, where every certificate is new to the worker, then the
+    # same batch to /full: the pairs are seconds apart, for the inputs
+    # whose validity ends soon
+    my (@fast, @full);
+    for (my $i = 0; $i < @IN; $i += 100) {
+        my @batch = @IN[$i .. ($i + 99 < $#IN ? $i + 99 : $#IN)];
+        push @fast, status_of("/fast", @batch);
+        push @full, status_of("/full", @batch);
+    }
 
     my @diff = grep { $fast[$_] != $full[$_] } 0 .. $#IN;
     Test::More::is(scalar @diff, 0, scalar(@IN) . " inputs: the same verdict at first sight and on the full path")

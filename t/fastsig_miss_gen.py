@@ -370,7 +370,7 @@ def main():
         case(i, 'wrong CA', issuer=rogue)
         case(i, 'expired', nb=now - 2 * year, na=now - 86400)
         case(i, 'just expired', nb=now - year, na=now - 2)
-        case(i, 'about to expire', nb=now - year, na=now + 30)
+        case(i, 'about to expire', nb=now - year, na=now + 300)
         case(i, 'not yet valid', nb=now + 3600)
         case(i, 'not yet valid, within skew', nb=now + 60, signing_time=now + 70)
         case(i, 'not yet valid, within skew, signed before', nb=now + 60,
