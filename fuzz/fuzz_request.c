@@ -177,6 +177,8 @@ fuzz_ca_init(ngx_http_mdm_ca_t *ca)
     ca->store = X509_STORE_new();
     ca->untrusted = sk_X509_new_null();
     fuzz_check(ca->store && ca->untrusted);
+    /* the module's log lines name it (mdm_identity_ca always sets it) */
+    ngx_str_set(&ca->file, FUZZ_PKI "/ca.pem");
     x = fuzz_pki_cert("ca.pem");
     fuzz_check(X509_STORE_add_cert(ca->store, x) == 1);
     X509_free(x);

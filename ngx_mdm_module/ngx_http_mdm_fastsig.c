@@ -7,7 +7,9 @@
  * (CMS parse, chain, purpose) it is kept, with its public key, in a bounded
  * per-worker cache keyed by the SHA-256 of its DER.  A request whose
  * signature carries a cached certificate then costs a walk of the DER, two
- * digests and one signature verify.
+ * digests and one signature verify.  A certificate the cache knows nothing
+ * of gets its chain checked from its DER (ngx_http_mdm_fastsig_chain.c)
+ * and a key entry, instead of the full verification.
  *
  * The walk (ngx_http_mdm_fastsig_der.c) accepts only the plain shape
  * devices send; anything else, and every failure, goes to the full path,
@@ -21,6 +23,7 @@
 #include "ngx_http_mdm_fastsig.h"
 #include "ngx_http_mdm_fastsig_der.h"
 #include "ngx_http_mdm_fastsig_cache.h"
+#include "ngx_http_mdm_fastsig_chain.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -79,6 +82,7 @@ ngx_http_mdm_fastsig_exit(void)
     ngx_uint_t  i;
 
     ngx_http_mdm_fastsig_cache_exit();
+    ngx_http_mdm_fastsig_chain_exit();
 
     for (i = 0; i < 4; i++) {
         EVP_MD_free(ngx_http_mdm_fastsig_md[i]);
@@ -139,6 +143,10 @@ ngx_http_mdm_fastsig_verify(ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *der,
 
     if (e == NULL || e->ca != mlcf->ca || now >= e->expires) {
         e = ngx_http_mdm_fastsig_promote(mlcf, key, &s, now);
+
+        if (e == NULL) {
+            e = ngx_http_mdm_fastsig_first_sight(mlcf, key, &s, now);
+        }
     }
 
     /* X509_cmp_time() counts the notAfter second as expired */

@@ -22,9 +22,6 @@
 #include <openssl/param_build.h>
 
 
-/* how long a cached chain verdict holds before it is checked again */
-#define NGX_HTTP_MDM_FASTSIG_TTL   3600
-
 /*
  * Entries per set: a direct-mapped cache would let two devices whose keys
  * share a slot evict each other on every request.

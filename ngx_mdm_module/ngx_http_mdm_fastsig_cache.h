@@ -15,6 +15,10 @@
 #include <openssl/sha.h>
 
 
+/* how long a cached chain verdict holds before it is checked again */
+#define NGX_HTTP_MDM_FASTSIG_TTL   3600
+
+
 /* a certificate that passed the full verification, with its key */
 typedef struct {
     u_char             key[SHA256_DIGEST_LENGTH];   /* of the cert DER */

@@ -55,6 +55,43 @@ ngx_int_t ngx_http_mdm_fastsig_cert(ngx_http_mdm_signed_t *s,
     ngx_http_mdm_der_t *issuer, ngx_http_mdm_der_t *serial,
     ngx_http_mdm_der_t *n, ngx_http_mdm_der_t *e);
 
+/* what the first sight needs of a signer certificate, pointing into it */
+typedef struct {
+    u_char            *tbs;          /* TBSCertificate, tag included */
+    size_t             tbs_len;
+    u_char            *issuer;       /* Name, tag included */
+    size_t             issuer_len;
+    u_char            *subject;
+    size_t             subject_len;
+    time_t             not_before;
+    time_t             not_after;
+    u_char            *sig_alg;      /* AlgorithmIdentifier, tag included */
+    size_t             sig_alg_len;
+    int                sig_nid;
+    ngx_uint_t         sig_params;   /* a NULL after the OID */
+    u_char            *sig;          /* the signature, unused-bits byte 0 */
+    size_t             sig_len;
+    u_char            *akid;         /* authorityKeyIdentifier keyIdentifier */
+    size_t             akid_len;
+    ngx_uint_t         key_usage;    /* the first two bytes; 0: none */
+    unsigned           has_key_usage:1;
+    unsigned           has_ext_key_usage:1;
+    unsigned           client_auth:1;  /* id-kp-clientAuth in the EKU */
+} ngx_http_mdm_der_cert_t;
+
+
+/*
+ * NGX_OK when s->cert is a v3 certificate in strict DER of the plain shape
+ * device certificates have (see ngx_http_mdm_fastsig_der.c), with c
+ * filled; NGX_DECLINED for anything else.
+ */
+ngx_int_t ngx_http_mdm_der_cert(ngx_http_mdm_signed_t *s,
+    ngx_http_mdm_der_cert_t *c);
+
+/* 0 when the Names a and b (DER, tag included) surely differ for OpenSSL */
+ngx_uint_t ngx_http_mdm_der_name_like(u_char *a, size_t alen, u_char *b,
+    size_t blen);
+
 /* a DER UTCTime or GeneralizedTime at p, as timegm() reads it; -1 if not */
 time_t ngx_http_mdm_der_time(u_char *p, u_char *end);
 
