@@ -10,12 +10,15 @@
  * whose key entry was evicted has its RSA key rebuilt from the certificate
  * it sends (a few µs, where parsing the certificate again through OpenSSL
  * 3's decoders costs more than 100 µs), so a fleet larger than the key
- * cache does not fall back to the full verification.
+ * cache does not fall back to the full verification.  The verdicts are
+ * kept in a zone of shared memory (ngx_http_mdm_fastsig_shm.c), for every
+ * worker and across reloads, or with "verdicts=" in a per-worker table.
  */
 
 
 #include "ngx_http_mdm_fastsig.h"
 #include "ngx_http_mdm_fastsig_cache.h"
+#include "ngx_http_mdm_fastsig_shm.h"
 
 #include <openssl/err.h>
 #include <openssl/core_names.h>
@@ -57,6 +60,14 @@ static ngx_uint_t                     ngx_http_mdm_fastsig_sets;
 
 static ngx_http_mdm_fastsig_verdict_t *ngx_http_mdm_fastsig_verdicts;
 static ngx_uint_t                      ngx_http_mdm_fastsig_vsets;
+
+/*
+ * The verdict this worker just found in the zone: admit() remembers it
+ * again right after, which need not take the zone's lock a second time.
+ */
+static u_char                          ngx_http_mdm_fastsig_found[
+                                                      SHA256_DIGEST_LENGTH];
+static time_t                          ngx_http_mdm_fastsig_found_expires;
 
 
 ngx_int_t
@@ -230,7 +241,26 @@ ngx_http_mdm_fastsig_remember(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
     time_t not_before, time_t not_after, time_t expires)
 {
     ngx_uint_t                       i;
+    ngx_http_mdm_fastsig_times_t     t;
     ngx_http_mdm_fastsig_verdict_t  *v, *victim;
+
+    if (mlcf->identity_zone) {
+        if (expires == ngx_http_mdm_fastsig_found_expires
+            && ngx_memcmp(key, ngx_http_mdm_fastsig_found,
+                          SHA256_DIGEST_LENGTH) == 0)
+        {
+            ngx_http_mdm_fastsig_found_expires = 0;
+            return;
+        }
+
+        t.not_before = not_before;
+        t.not_after = not_after;
+        t.expires = expires;
+
+        ngx_http_mdm_fastsig_shm_store(mlcf->identity_zone, key,
+                                       mlcf->ca->fingerprint, &t, ngx_time());
+        return;
+    }
 
     if (ngx_http_mdm_fastsig_vsets == 0 || mlcf->identity_verdicts == 0) {
         return;
@@ -271,6 +301,23 @@ ngx_http_mdm_fastsig_verdict(ngx_http_mdm_loc_conf_t *mlcf, u_char *key,
 {
     ngx_uint_t                       i;
     ngx_http_mdm_fastsig_verdict_t  *v;
+
+    if (mlcf->identity_zone) {
+        if (ngx_http_mdm_fastsig_shm_find(mlcf->identity_zone, key,
+                                          mlcf->ca->fingerprint, now, t)
+            != NGX_OK)
+        {
+            return NGX_DECLINED;
+        }
+
+        ngx_memcpy(ngx_http_mdm_fastsig_found, key, SHA256_DIGEST_LENGTH);
+        ngx_http_mdm_fastsig_found_expires = t->expires;
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "mdm: certificate verdict found in the shared zone");
+
+        return NGX_OK;
+    }
 
     if (ngx_http_mdm_fastsig_vsets == 0 || mlcf->identity_verdicts == 0) {
         return NGX_DECLINED;

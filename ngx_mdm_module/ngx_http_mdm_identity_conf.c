@@ -195,8 +195,11 @@ ngx_http_mdm_identity_ca_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     X509                *x;
     BIO                 *bio;
+    u_char               md[EVP_MAX_MD_SIZE];
     ngx_str_t           *value;
     ngx_uint_t           roots;
+    unsigned int         mdlen;
+    EVP_MD_CTX          *fp;
     ngx_http_mdm_ca_t   *ca;
     ngx_pool_cleanup_t  *cln;
 
@@ -237,11 +240,33 @@ ngx_http_mdm_identity_ca_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     roots = 0;
 
+    /*
+     * The fingerprint names this CA material in the shared verdict zone:
+     * verdicts outlive a reload while it stays the same, and a changed
+     * file never meets the verdicts of the old one.
+     */
+    fp = EVP_MD_CTX_new();
+    if (fp == NULL || EVP_DigestInit_ex(fp, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(fp);
+        BIO_free(bio);
+        return NGX_CONF_ERROR;
+    }
+
     while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+
+        if (X509_digest(x, EVP_sha256(), md, &mdlen) != 1
+            || EVP_DigestUpdate(fp, md, mdlen) != 1)
+        {
+            X509_free(x);
+            EVP_MD_CTX_free(fp);
+            BIO_free(bio);
+            return NGX_CONF_ERROR;
+        }
 
         if (X509_check_issued(x, x) == X509_V_OK) {
             if (X509_STORE_add_cert(ca->store, x) != 1) {
                 X509_free(x);
+                EVP_MD_CTX_free(fp);
                 BIO_free(bio);
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "cannot add a root from \"%V\"", &ca->file);
@@ -255,6 +280,7 @@ ngx_http_mdm_identity_ca_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
         if (sk_X509_push(ca->untrusted, x) == 0) {
             X509_free(x);
+            EVP_MD_CTX_free(fp);
             BIO_free(bio);
             return NGX_CONF_ERROR;
         }
@@ -262,6 +288,13 @@ ngx_http_mdm_identity_ca_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     BIO_free(bio);
     ERR_clear_error();
+
+    if (EVP_DigestFinal_ex(fp, ca->fingerprint, &mdlen) != 1) {
+        EVP_MD_CTX_free(fp);
+        return NGX_CONF_ERROR;
+    }
+
+    EVP_MD_CTX_free(fp);
 
     if (roots == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -24,6 +24,7 @@
 #include "ngx_http_mdm_enroll.h"
 #include "ngx_http_mdm_scep.h"
 #include "ngx_http_mdm_api_private.h"
+#include "ngx_http_mdm_fastsig_shm.h"
 
 
 #define NGX_HTTP_MDM_M_LOC_N      6
@@ -72,6 +73,7 @@ static void ngx_http_mdm_metrics_done(ngx_http_request_t *r,
 static ngx_int_t ngx_http_mdm_metrics_send(ngx_http_request_t *r,
     redisReply *reply);
 static ngx_int_t ngx_http_mdm_metrics_module(ngx_http_mdm_metrics_out_t *o);
+static ngx_int_t ngx_http_mdm_metrics_zones(ngx_http_mdm_metrics_out_t *o);
 static ngx_int_t ngx_http_mdm_metrics_histogram(ngx_http_mdm_metrics_out_t *o,
     const char *name, const char *label, ngx_atomic_t *buckets,
     ngx_atomic_t sum);
@@ -683,6 +685,79 @@ ngx_http_mdm_metrics_module(ngx_http_mdm_metrics_out_t *o)
             != NGX_OK)
         {
             return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_mdm_metrics_zones(o);
+}
+
+
+/* the shared verdict zones of mdm_identity_cache: their own counters */
+
+static ngx_int_t
+ngx_http_mdm_metrics_zones(ngx_http_mdm_metrics_out_t *o)
+{
+    ngx_uint_t                         i, f, n;
+    ngx_shm_zone_t                   **zones;
+    ngx_http_mdm_main_conf_t          *mmcf;
+    ngx_http_mdm_fastsig_shm_stats_t   st;
+
+    static const char  *help[] = {
+        "# HELP ngx_mdm_identity_verdict_lookups_total Lookups of the "
+        "shared verdicts (a certificate whose key this worker has not "
+        "cached).\n"
+        "# TYPE ngx_mdm_identity_verdict_lookups_total counter\n",
+        "# HELP ngx_mdm_identity_verdict_evictions_total Verdicts dropped, "
+        "least recently used first, to make room in a full zone.\n"
+        "# TYPE ngx_mdm_identity_verdict_evictions_total counter\n",
+        "# HELP ngx_mdm_identity_verdicts Verdicts held in the zone.\n"
+        "# TYPE ngx_mdm_identity_verdicts gauge\n",
+        "# HELP ngx_mdm_identity_verdict_zone_bytes Size of the zone.\n"
+        "# TYPE ngx_mdm_identity_verdict_zone_bytes gauge\n"
+    };
+
+    mmcf = ngx_http_get_module_main_conf(o->request, ngx_http_mdm_module);
+
+    if (mmcf->identity_zones == NULL) {
+        return NGX_OK;
+    }
+
+    zones = mmcf->identity_zones->elts;
+    n = mmcf->identity_zones->nelts;
+
+    for (f = 0; f < 4; f++) {
+        if (ngx_http_mdm_metrics_printf(o, help[f]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < n; i++) {
+            ngx_http_mdm_fastsig_shm_stats(zones[i], &st);
+
+            if ((f == 0
+                 && ngx_http_mdm_metrics_printf(o,
+                        "ngx_mdm_identity_verdict_lookups_total"
+                        "{zone=\"%V\",result=\"hit\"} %ui\n"
+                        "ngx_mdm_identity_verdict_lookups_total"
+                        "{zone=\"%V\",result=\"miss\"} %ui\n",
+                        &zones[i]->shm.name, st.hits,
+                        &zones[i]->shm.name, st.misses) != NGX_OK)
+                || (f == 1
+                    && ngx_http_mdm_metrics_printf(o,
+                        "ngx_mdm_identity_verdict_evictions_total"
+                        "{zone=\"%V\"} %ui\n",
+                        &zones[i]->shm.name, st.evictions) != NGX_OK)
+                || (f == 2
+                    && ngx_http_mdm_metrics_printf(o,
+                        "ngx_mdm_identity_verdicts{zone=\"%V\"} %ui\n",
+                        &zones[i]->shm.name, st.entries) != NGX_OK)
+                || (f == 3
+                    && ngx_http_mdm_metrics_printf(o,
+                        "ngx_mdm_identity_verdict_zone_bytes"
+                        "{zone=\"%V\"} %uz\n",
+                        &zones[i]->shm.name, st.size) != NGX_OK))
+            {
+                return NGX_ERROR;
+            }
         }
     }
 

@@ -19,6 +19,7 @@
 #include "ngx_http_mdm_identity.h"
 #include "ngx_http_mdm_variables.h"
 #include "ngx_http_mdm_fastsig.h"
+#include "ngx_http_mdm_fastsig_shm.h"
 #include "ngx_http_mdm_enroll.h"
 #include "ngx_http_mdm_scep.h"
 
@@ -38,6 +39,8 @@ static char *ngx_http_mdm_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_mdm_identity_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_mdm_identity_zone(ngx_conf_t *cf,
+    ngx_http_mdm_loc_conf_t *mlcf, ngx_str_t *value);
 static char *ngx_http_mdm_plist_max_nodes(ngx_conf_t *cf, void *post,
     void *data);
 static ngx_int_t ngx_http_mdm_init_process(ngx_cycle_t *cycle);
@@ -151,7 +154,7 @@ static ngx_command_t  ngx_http_mdm_commands[] = {
       NULL },
 
     { ngx_string("mdm_identity_cache"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
       ngx_http_mdm_identity_cache,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -505,6 +508,7 @@ ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
     mlcf->user_authenticate = NGX_CONF_UNSET_UINT;
     mlcf->identity_cache = NGX_CONF_UNSET_UINT;
     mlcf->identity_verdicts = NGX_CONF_UNSET_UINT;
+    mlcf->identity_zone = NGX_CONF_UNSET_PTR;
     mlcf->store_authenticate = NGX_CONF_UNSET;
     mlcf->plist_max_nodes = NGX_CONF_UNSET_UINT;
     mlcf->result_ttl = NGX_CONF_UNSET;
@@ -529,6 +533,7 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_mdm_loc_conf_t *prev = parent;
     ngx_http_mdm_loc_conf_t *conf = child;
 
+    ngx_str_t                        name;
     ngx_http_mdm_identity_source_t  *src;
     ngx_http_mdm_main_conf_t        *mmcf;
 
@@ -600,6 +605,27 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
 
     /*
+     * Verdicts are shared by the workers unless "verdicts=" keeps them per
+     * worker: in the zone named, or the default one (README)
+     */
+    ngx_conf_merge_ptr_value(conf->identity_zone, prev->identity_zone,
+                             NGX_CONF_UNSET_PTR);
+
+    if (conf->identity_zone == NGX_CONF_UNSET_PTR) {
+        conf->identity_zone = NULL;
+
+        if (mmcf->configured) {
+            ngx_str_set(&name, NGX_HTTP_MDM_FASTSIG_SHM_NAME);
+
+            conf->identity_zone = ngx_http_mdm_fastsig_shm_add(cf, &name,
+                                            NGX_HTTP_MDM_FASTSIG_SHM_SIZE);
+            if (conf->identity_zone == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    /*
      * One cache per worker, as large as the largest device location wants:
      * the levels above them only pass their settings down.
      */
@@ -608,7 +634,7 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                                        conf->identity_cache);
     }
 
-    if (conf->checkin && conf->identity_cache) {
+    if (conf->checkin && conf->identity_cache && conf->identity_zone == NULL) {
         mmcf->identity_verdicts = ngx_max(mmcf->identity_verdicts,
                                           conf->identity_verdicts);
     }
@@ -784,7 +810,7 @@ ngx_http_mdm_plist_max_nodes(ngx_conf_t *cf, void *post, void *data)
 }
 
 
-/* mdm_identity_cache N [verdicts=M] | off */
+/* mdm_identity_cache [N] [verdicts=M | zone=NAME:SIZE] | off */
 
 static char *
 ngx_http_mdm_identity_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -793,8 +819,11 @@ ngx_http_mdm_identity_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_int_t   n, m;
     ngx_str_t  *value;
+    ngx_uint_t  i;
 
-    if (mlcf->identity_cache != NGX_CONF_UNSET_UINT) {
+    if (mlcf->identity_cache != NGX_CONF_UNSET_UINT
+        || mlcf->identity_zone != NGX_CONF_UNSET_PTR)
+    {
         return "is duplicate";
     }
 
@@ -805,36 +834,116 @@ ngx_http_mdm_identity_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_OK;
     }
 
-    n = ngx_atoi(value[1].data, value[1].len);
-    if (n == NGX_ERROR || n == 0 || n > 10000000) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid mdm_identity_cache \"%V\": a number of "
-                           "certificates up to 10000000, or \"off\"",
-                           &value[1]);
-        return NGX_CONF_ERROR;
+    i = 1;
+
+    if (ngx_strlchr(value[1].data, value[1].data + value[1].len, '=')
+        == NULL)
+    {
+        n = ngx_atoi(value[1].data, value[1].len);
+        if (n == NGX_ERROR || n == 0 || n > 10000000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid mdm_identity_cache \"%V\": a number "
+                               "of certificates up to 10000000, or \"off\"",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        mlcf->identity_cache = n;
+        i = 2;
     }
 
-    if (cf->args->nelts == 3) {
+    for ( /* void */ ; i < cf->args->nelts; i++) {
+
+        if (mlcf->identity_zone != NGX_CONF_UNSET_PTR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "mdm_identity_cache takes one of "
+                               "\"verdicts=\" (per worker) and \"zone=\" "
+                               "(shared by the workers), not \"%V\" as well",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            if (ngx_http_mdm_identity_zone(cf, mlcf, &value[i]) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         m = NGX_ERROR;
 
-        if (ngx_strncmp(value[2].data, "verdicts=", 9) == 0) {
-            m = ngx_atoi(value[2].data + 9, value[2].len - 9);
+        if (ngx_strncmp(value[i].data, "verdicts=", 9) == 0) {
+            m = ngx_atoi(value[i].data + 9, value[i].len - 9);
         }
 
         if (m == NGX_ERROR || m > 100000000) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid mdm_identity_cache parameter "
-                               "\"%V\": \"verdicts=\" and a number up to "
-                               "100000000", &value[2]);
+                               "\"%V\": \"zone=NAME:SIZE\", or "
+                               "\"verdicts=\" and a number up to 100000000",
+                               &value[i]);
             return NGX_CONF_ERROR;
         }
 
+        /* the verdict table of each worker, as before the zones */
         mlcf->identity_verdicts = m;
+        mlcf->identity_zone = NULL;
     }
 
-    mlcf->identity_cache = n;
-
     return NGX_CONF_OK;
+}
+
+
+/* zone=NAME:SIZE: the verdicts in shared memory */
+
+static ngx_int_t
+ngx_http_mdm_identity_zone(ngx_conf_t *cf, ngx_http_mdm_loc_conf_t *mlcf,
+    ngx_str_t *value)
+{
+    u_char     *p, *last;
+    ssize_t     size;
+    ngx_str_t   name, s;
+
+    name.data = value->data + 5;
+    last = value->data + value->len;
+
+    p = ngx_strlchr(name.data, last, ':');
+    if (p == NULL || p == name.data || p + 1 == last) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid mdm_identity_cache \"%V\": "
+                           "\"zone=NAME:SIZE\", e.g. \"zone=mdm_ids:64m\"",
+                           value);
+        return NGX_ERROR;
+    }
+
+    name.len = p - name.data;
+
+    /* the name is a label of the metrics: kept plain */
+    for (p = name.data; p < name.data + name.len; p++) {
+        if (!(isalnum(*p) || *p == '_' || *p == '-' || *p == '.')) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid mdm_identity_cache zone name "
+                               "\"%V\": letters, digits, \"_\", \"-\" "
+                               "and \".\"", &name);
+            return NGX_ERROR;
+        }
+    }
+
+    s.data = name.data + name.len + 1;
+    s.len = last - s.data;
+
+    size = ngx_parse_size(&s);
+    if (size == NGX_ERROR || size < NGX_HTTP_MDM_FASTSIG_SHM_MIN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid mdm_identity_cache zone size \"%V\": "
+                           "at least 32k (a verdict takes 128 bytes)", &s);
+        return NGX_ERROR;
+    }
+
+    mlcf->identity_zone = ngx_http_mdm_fastsig_shm_add(cf, &name, size);
+
+    return (mlcf->identity_zone == NULL) ? NGX_ERROR : NGX_OK;
 }
 
 

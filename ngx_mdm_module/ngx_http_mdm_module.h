@@ -51,6 +51,7 @@ typedef struct {
     X509_STORE                 *store;       /* trusted roots */
     STACK_OF(X509)             *untrusted;   /* configured intermediates */
     ngx_str_t                   file;
+    u_char                      fingerprint[32]; /* SHA-256 of the certs */
 } ngx_http_mdm_ca_t;
 
 
@@ -75,6 +76,7 @@ typedef struct {
     ngx_uint_t                  metrics;     /* some location serves them */
     ngx_uint_t                  identity_cache; /* entries, per worker */
     ngx_uint_t                  identity_verdicts;
+    ngx_array_t                *identity_zones; /* of ngx_shm_zone_t * */
     ngx_array_t                *sentinels;   /* of ngx_http_mdm_redis_addr_t */
     ngx_str_t                   master_name; /* the sentinels' master */
     ngx_str_t                   sentinel_password;
@@ -116,6 +118,8 @@ typedef struct {
     ngx_str_t                   api_key;     /* mdm_api_key(_file) */
     ngx_uint_t                  identity_cache; /* entries; 0: off */
     ngx_uint_t                  identity_verdicts;
+    ngx_shm_zone_t             *identity_zone; /* shared verdicts; NULL:
+                                                  private (verdicts=) */
     ngx_flag_t                  store_authenticate;
     ngx_uint_t                  plist_max_nodes;
     time_t                      result_ttl;  /* mdm_result_ttl */

@@ -676,7 +676,7 @@ location = /mdm/checkin {
 
 
 
-=== TEST 44: mdm_identity_cache's second parameter is verdicts=M
+=== TEST 44: mdm_identity_cache's second parameter is verdicts=M or zone=NAME:SIZE
 --- config
 location = /mdm/checkin {
     mdm_checkin;
@@ -686,7 +686,7 @@ location = /mdm/checkin {
 --- must_die
 --- suppress_stderr
 --- error_log eval
-::emerg('invalid mdm_identity_cache parameter "keys=10": "verdicts=" and a number up to 100000000')
+::emerg('invalid mdm_identity_cache parameter "keys=10": "zone=NAME:SIZE", or "verdicts=" and a number up to 100000000')
 
 
 

@@ -240,3 +240,20 @@ GET /fast
 [ sub { ::differential() } ]
 --- no_error_log
 certificate key rebuilt from a cached verdict
+
+
+
+=== TEST 5: with room for 4 keys, keys rebuilt from verdicts in a shared zone give the same verdicts
+--- config
+mdm_identity_ca $TEST_NGINX_PKI/identity-ca.pem;
+location = /fast { mdm_checkin; mdm_identity_cache 4 zone=fastsig_ids:1m; }
+location = /full { mdm_checkin; mdm_identity_cache off; }
+--- request
+GET /fast
+--- error_code: 405
+--- after_each eval
+[ sub { ::differential() } ]
+--- grep_error_log eval
+qr/certificate verdict found in the shared zone/
+--- grep_error_log_out eval
+qr/\A(certificate verdict found in the shared zone\n){8,}\z/
