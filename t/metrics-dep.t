@@ -59,7 +59,7 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: 23 devices fetched and assigned: 20 at once, one THROTTLED then assigned, one FAILED twice (given up), one NOT_ACCESSIBLE; then one deleted
+=== TEST 1: 23 devices fetched and assigned: 20 at once, one THROTTLED then assigned, one FAILED twice (given up), one NOT_ACCESSIBLE; then one deleted, its sync answered 500 once
 --- redis_setup eval
 sub {
     dep_ctl($::DEP, 'devices', { add => 20 });
@@ -75,6 +75,7 @@ sub {
                    && redis('HLEN', 'mdm:dep:acme:assigning') == 0
                    && redis('ZCARD', 'mdm:dep:acme:assignq') == 0 }, 30, 'assignments settled');
     dep_ctl($::DEP, 'devices', { delete => ['S0000001'] });
+    dep_ctl($::DEP, 'inject', { path => '/devices/sync', status => 500, count => 1 });
     redis('SADD', 'mdm:dep:syncnow', 'acme');
     $::LAST = ::synced('acme', $::LAST, 'sync of the deletion');
 }
@@ -98,6 +99,11 @@ GET /metrics
     Test::More::is(::metric($b, 'ngx_mdm_dep_devices{dep_name="acme"}'), 22,
                    'devices: 22, the deleted one not counted');
     Test::More::ok(::metric($b, 'ngx_mdm_dep_last_sync_timestamp_seconds{dep_name="acme"}') > 0, 'last sync');
+    my $calls = dep_stats($::DEP)->{calls};
+    Test::More::is(::metric($b, 'ngx_mdm_dep_syncs_total{dep_name="acme"}'), 2,
+                   'two completed: the first fetch, the sync of the deletion');
+    Test::More::is(::metric($b, 'ngx_mdm_dep_errors_total{dep_name="acme"}'), 1, 'one failed call: the 500');
+    Test::More::is($calls->{'/devices/sync'}, 2, 'the mock saw the sync twice (500, then 200)');
     Test::More::is(stop_worker($::W), 0, 'the worker stops cleanly');
 } ]
 

@@ -165,7 +165,8 @@ for _, name in ipairs(names) do
         end
     end
     status[name] = redis.call('HMGET', MDM_KEY_DEP .. name .. ':status',
-                              'last_sync_at', 'devices', 'stopped')
+                              'last_sync_at', 'devices', 'stopped', 'syncs',
+                              'errors')
 end
 family('ngx_mdm_dep_last_sync_timestamp_seconds', 'gauge',
        'When each DEP name last synced.')
@@ -191,6 +192,17 @@ for _, name in ipairs(names) do
         sample('ngx_mdm_dep_assignments_total',
                {'dep_name', name, 'result', r}, a[i] or 0)
     end
+end
+family('ngx_mdm_dep_syncs_total', 'counter',
+       'Fetches and syncs the worker completed, by DEP name.')
+for _, name in ipairs(names) do
+    sample('ngx_mdm_dep_syncs_total', {'dep_name', name}, status[name][4] or 0)
+end
+family('ngx_mdm_dep_errors_total', 'counter',
+       'Calls to Apple\'s DEP service that failed (each retried or stopped), '
+       .. 'by DEP name.')
+for _, name in ipairs(names) do
+    sample('ngx_mdm_dep_errors_total', {'dep_name', name}, status[name][5] or 0)
 end
 family('ngx_mdm_dep_stopped', 'gauge',
        '1 while a DEP name is stopped for an error the admin must fix.')
