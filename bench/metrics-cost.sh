@@ -2,7 +2,7 @@
 # bench/metrics-cost.sh: what counting for mdm_metrics costs a signed Idle.
 #
 #   bench/metrics-cost.sh [--requests N] [--repeat K] [--rounds R]
-#                         [--duration S] [--no-wrk] [--no-callgrind]
+#                         [--duration S] [--no-wrk] [--no-callgrind] [--out FILE]
 #
 # The module counts (log phase, shared-memory atomics) only when some
 # location has mdm_metrics, so the same nginx configuration with and without
@@ -25,7 +25,8 @@
 #    the nginx worker CPU time per request. On a shared 2-core machine this
 #    moves by several % between identical runs: it cannot see 1%.
 #
-# Prints a small Markdown report (and writes it to bench/metrics-cost.md).
+# Prints a small Markdown report (and writes it to --out, default
+# bench/metrics-cost.md).
 set -euo pipefail
 
 # shellcheck source=lib.sh
