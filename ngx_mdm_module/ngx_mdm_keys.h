@@ -89,5 +89,11 @@
 #define MDM_KEY_DDM_DIRTY       "mdm:ddm:dirty"      /* zset, ms */
 #define MDM_KEY_DDM_SCAN        "mdm:ddm:scan"       /* hash set -> cursor */
 #define MDM_KEY_DDM_ASSET       "mdm:ddm:asset:"     /* + name, hash */
+/* ops: per-worker counters (retention: stats_retention, README "Metrics") */
+#define MDM_KEY_STATS_WORKER    "mdm:stats:worker:"  /* + worker id, hash */
+#define MDM_KEY_STATS_WORKERS   "mdm:stats:workers"  /* zset id -> expiry ms */
+/* ops: VPP names (contract V1; the VPP branches write them) */
+#define MDM_KEY_VPP             "mdm:vpp:"           /* + NAME:... */
+#define MDM_KEY_VPP_NAMES       "mdm:vpp:names"      /* set */
 
 #endif /* NGX_MDM_KEYS_H */

@@ -413,6 +413,8 @@ mw_apns_retry(mw_job_t *job, const char *why)
         delay = 60.;
     }
 
+    mw_stats_add(a->ctx, MW_STAT_PUSH_RETRIES, 1);
+
     ev_timer_set(&job->retry, delay, 0.);
     ev_timer_start(a->ctx->loop, &job->retry);
 }
@@ -433,7 +435,7 @@ mw_apns_result(mw_job_t *job, const char *apns_id, const char *error,
     const char *dead_token, const char *counter, int requeue)
 {
     char         now[32];
-    const char  *argv[8];
+    const char  *argv[10];
     mw_apns_t   *a = job->apns;
 
     snprintf(now, sizeof(now), "%lld", mw_now_ms());
@@ -446,8 +448,10 @@ mw_apns_result(mw_job_t *job, const char *apns_id, const char *error,
     argv[5] = dead_token;
     argv[6] = requeue ? "1" : "0";
     argv[7] = counter;
+    argv[8] = mw_stats_key(a->ctx);
+    argv[9] = mw_stats_ttl(a->ctx);
 
-    if (mw_apns_eval(a, mw_apns_recorded, job, MW_LUA_RESULT, 0, 8, argv)
+    if (mw_apns_eval(a, mw_apns_recorded, job, MW_LUA_RESULT, 0, 10, argv)
         != 0)
     {
         /* not recorded: it stays in the processing list for next time */

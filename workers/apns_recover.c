@@ -78,6 +78,8 @@ mw_recover_beat(struct ev_loop *loop, ev_timer *t, int revents)
                      a->beat_key, (int) getpid(),
                      a->ctx->conf.heartbeat * 3000);
 
+    mw_stats_beat(a->ctx);
+
     /* dead peers' lists: checked with every heartbeat */
     if (revents) {
         mw_recover_reclaim(a);

@@ -222,6 +222,7 @@ mw_apns_done(mw_http_t *h)
                    h->error[0] ? h->error : curl_easy_strerror(h->result));
             mw_redis_command(&a->ctx->cmd, NULL, NULL,
                              "HINCRBY " MDM_KEY_STATS_APNS " tls_failure 1");
+            mw_stats_add(a->ctx, MW_STAT_TLS_FAILURES, 1);
         }
 
         snprintf(why, sizeof(why), "%s",

@@ -132,6 +132,9 @@ static mw_option_t  mw_options[] = {
     { "ddm_command_ttl", 'l', offsetof(mw_conf_t, ddm_command_ttl),
       "seconds the DeclarativeManagement commands are kept, as "
       "mdm_result_ttl (2592000)" },
+    { "stats_retention", 'l', offsetof(mw_conf_t, stats_retention),
+      "seconds a worker's counters (mdm:stats:worker:ID, the metrics "
+      "labelled worker) are kept after its last heartbeat (86400)" },
     { "worker_id", 's', offsetof(mw_conf_t, worker_id),
       "this worker's name, unique among the workers of one Redis "
       "(the host name)" },
@@ -397,6 +400,7 @@ mw_defaults(mw_conf_t *conf)
     conf->ddm_settle_ms = 1000;
     conf->ddm_budget = 200;
     conf->ddm_command_ttl = 2592000;
+    conf->stats_retention = 86400;
 }
 
 

@@ -68,6 +68,7 @@ typedef struct {
     long         ddm_settle_ms;     /* a change's quiet time before it */
     int          ddm_budget;        /* enrollments per step, about */
     long         ddm_command_ttl;   /* s the commands are kept */
+    long         stats_retention;   /* s a silent worker's counters live */
 } mw_conf_t;
 
 
@@ -102,6 +103,25 @@ struct mw_redis_s {
     unsigned             sentinel_next;
     unsigned             sentinel_tries;
 };
+
+
+/* stats.c: this worker's counters, added to mdm:stats:worker:ID once per
+ * loop turn (APNs results are counted by worker_result.lua itself) */
+enum {
+    MW_STAT_PUSH_RETRIES = 0,
+    MW_STAT_TLS_FAILURES,
+    MW_STAT_WEBHOOK_DELIVERED,
+    MW_STAT_WEBHOOK_FAILED,
+    MW_STAT_WEBHOOK_DEAD,
+    MW_STAT_N
+};
+
+typedef struct {
+    long long            n[MW_STAT_N];
+    ev_prepare           flush;
+    char                 key[320];
+    char                 ttl[32];    /* stats_retention, ms */
+} mw_stats_t;
 
 
 /* the worker's Lua scripts (scripts.c), run by EVALSHA */
@@ -177,6 +197,7 @@ struct mw_ctx_s {
     mw_webhook_t        *webhook;
     mw_dep_t            *dep;
     mw_inventory_t      *inventory;
+    mw_stats_t           stats;
 };
 
 
@@ -242,6 +263,11 @@ void mw_inventory_start(mw_ctx_t *ctx);
 void mw_inventory_stop(mw_ctx_t *ctx);
 int mw_inventory_idle(mw_ctx_t *ctx);
 void mw_inventory_cleanup(mw_ctx_t *ctx);
+/* stats.c */
+void mw_stats_add(mw_ctx_t *ctx, int what, long long n);
+void mw_stats_beat(mw_ctx_t *ctx);
+const char *mw_stats_key(mw_ctx_t *ctx);
+const char *mw_stats_ttl(mw_ctx_t *ctx);
 /* ddm.c: the DeclarativeManagement fan-out */
 void mw_ddm_start(mw_ctx_t *ctx);
 void mw_ddm_stop(mw_ctx_t *ctx);

@@ -569,6 +569,7 @@ mw_wh_take(mw_webhook_t *wh, redisReply *entry)
 void
 mw_wh_delivered(mw_webhook_t *wh, mw_wh_event_t *e)
 {
+    mw_stats_add(wh->ctx, MW_STAT_WEBHOOK_DELIVERED, 1);
     mw_wh_ack(wh, e->stream_id);
 }
 
@@ -592,6 +593,8 @@ mw_wh_dead_letter(mw_webhook_t *wh, mw_wh_event_t *e, const char *why)
         mw_wh_ack(wh, e->stream_id);
         return;
     }
+
+    mw_stats_add(wh->ctx, MW_STAT_WEBHOOK_DEAD, 1);
 
     snprintf(cap, sizeof(cap), "%ld", wh->ctx->conf.webhook_dead_max);
 

@@ -292,6 +292,9 @@ mw_wh_fail(mw_wh_lane_t *lane, const char *why, int reached)
     free(lane->json);
     lane->json = NULL;
 
+    /* every failed request, reached or not */
+    mw_stats_add(wh->ctx, MW_STAT_WEBHOOK_FAILED, 1);
+
     /*
      * A probe that cannot even reach the receiver says nothing about the
      * event: it does not count, so an outage of any length ends no event

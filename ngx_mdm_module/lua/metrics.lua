@@ -86,6 +86,52 @@ for _, proc in ipairs(redis.call('SMEMBERS', MDM_KEY_PUSH_PROCS)) do
            redis.call('EXISTS', MDM_KEY_WORKER .. id))
 end
 
+-- per worker (stats.c and worker_result.lua count, mdm:stats:worker:ID);
+-- the zset lists the workers heard from within stats_retention
+local wfam = {
+    {'ngx_mdm_worker_apns_dead_tokens_total', 'dead_tokens',
+     'Push tokens marked dead after an APNs 410, by worker.'},
+    {'ngx_mdm_worker_apns_retries_total', 'push_retries',
+     'Push attempts retried (connection failures, 429, 5xx), by worker.'},
+    {'ngx_mdm_worker_apns_tls_failures_total', 'tls_failures',
+     'TLS failures to APNs (push certificate refused?), by worker.'},
+    {'ngx_mdm_worker_webhook_deliveries_total', 'webhook_delivered',
+     'Events delivered to the webhook receiver (2xx), by worker.'},
+    {'ngx_mdm_worker_webhook_failures_total', 'webhook_failed',
+     'Webhook requests that failed (retried later), by worker.'},
+    {'ngx_mdm_worker_webhook_dead_letters_total', 'webhook_dead',
+     'Events moved to mdm:webhooks:dead after their last retry, by worker.'},
+}
+local wids = redis.call('ZRANGE', MDM_KEY_STATS_WORKERS, 0, 999)
+local wstats = {}
+for _, id in ipairs(wids) do
+    local h, t = redis.call('HGETALL', MDM_KEY_STATS_WORKER .. id), {}
+    for i = 1, #h, 2 do t[h[i]] = h[i + 1] end
+    -- expired (stats_retention) before a live worker's beat pruned the id
+    if #h > 0 then wstats[#wstats + 1] = {id, t} end
+end
+family('ngx_mdm_worker_apns_pushes_total', 'counter',
+       'APNs push outcomes, by worker and result.')
+for _, w in ipairs(wstats) do
+    local fields = {}
+    for f in pairs(w[2]) do
+        if f:sub(1, 5) == 'push_' and f ~= 'push_retries' then
+            fields[#fields + 1] = f
+        end
+    end
+    table.sort(fields)
+    for _, f in ipairs(fields) do
+        sample('ngx_mdm_worker_apns_pushes_total',
+               {'worker', w[1], 'result', f:sub(6)}, w[2][f])
+    end
+end
+for _, fam in ipairs(wfam) do
+    family(fam[1], 'counter', fam[3])
+    for _, w in ipairs(wstats) do
+        sample(fam[1], {'worker', w[1]}, w[2][fam[2]] or 0)
+    end
+end
+
 -- what expires
 family('ngx_mdm_push_certificate_expiry_timestamp_seconds', 'gauge',
        'notAfter of each uploaded APNs push certificate, by topic.')
@@ -119,7 +165,8 @@ for _, name in ipairs(names) do
         end
     end
     status[name] = redis.call('HMGET', MDM_KEY_DEP .. name .. ':status',
-                              'last_sync_at', 'devices', 'stopped')
+                              'last_sync_at', 'devices', 'stopped', 'syncs',
+                              'errors')
 end
 family('ngx_mdm_dep_last_sync_timestamp_seconds', 'gauge',
        'When each DEP name last synced.')
@@ -129,16 +176,61 @@ for _, name in ipairs(names) do
                string.format('%.3f', tonumber(status[name][1]) / 1000))
     end
 end
-family('ngx_mdm_dep_devices', 'gauge', 'Devices known for each DEP name.')
+-- as the worker counted them at its last page (deleted devices it still
+-- keeps for a while are not counted)
+family('ngx_mdm_dep_devices', 'gauge', 'Devices assigned to each DEP name.')
 for _, name in ipairs(names) do
-    sample('ngx_mdm_dep_devices', {'dep_name', name},
-           redis.call('ZCARD', MDM_KEY_DEP .. name .. ':serials'))
+    sample('ngx_mdm_dep_devices', {'dep_name', name}, status[name][2] or 0)
+end
+family('ngx_mdm_dep_assignments_total', 'counter',
+       'Profile assignments by the worker, by DEP name and Apple\'s result.')
+for _, name in ipairs(names) do
+    local a = redis.call('HMGET', MDM_KEY_DEP .. name .. ':status',
+                         'assign_success', 'assign_throttled',
+                         'assign_failed', 'assign_not_accessible')
+    for i, r in ipairs({'success', 'throttled', 'failed', 'not_accessible'}) do
+        sample('ngx_mdm_dep_assignments_total',
+               {'dep_name', name, 'result', r}, a[i] or 0)
+    end
+end
+family('ngx_mdm_dep_syncs_total', 'counter',
+       'Fetches and syncs the worker completed, by DEP name.')
+for _, name in ipairs(names) do
+    sample('ngx_mdm_dep_syncs_total', {'dep_name', name}, status[name][4] or 0)
+end
+family('ngx_mdm_dep_errors_total', 'counter',
+       'Calls to Apple\'s DEP service that failed (each retried or stopped), '
+       .. 'by DEP name.')
+for _, name in ipairs(names) do
+    sample('ngx_mdm_dep_errors_total', {'dep_name', name}, status[name][5] or 0)
 end
 family('ngx_mdm_dep_stopped', 'gauge',
        '1 while a DEP name is stopped for an error the admin must fix.')
 for _, name in ipairs(names) do
     sample('ngx_mdm_dep_stopped', {'dep_name', name},
            status[name][3] == '1' and 1 or 0)
+end
+
+-- VPP, per location (contract V1: the worker's status hash; token_expiry
+-- in unix seconds)
+family('ngx_mdm_vpp_token_expiry_timestamp_seconds', 'gauge',
+       'Expiry of each VPP location\'s content token.')
+local vnames = redis.call('SMEMBERS', MDM_KEY_VPP_NAMES)
+local vstatus = {}
+for _, name in ipairs(vnames) do
+    vstatus[name] = redis.call('HMGET', MDM_KEY_VPP .. name .. ':status',
+                               'token_expiry', 'stopped')
+    local t = tonumber(vstatus[name][1])
+    if t then
+        sample('ngx_mdm_vpp_token_expiry_timestamp_seconds',
+               {'vpp_name', name}, string.format('%d', t))
+    end
+end
+family('ngx_mdm_vpp_stopped', 'gauge',
+       '1 while a VPP location is stopped for an error the admin must fix.')
+for _, name in ipairs(vnames) do
+    sample('ngx_mdm_vpp_stopped', {'vpp_name', name},
+           vstatus[name][2] == '1' and 1 or 0)
 end
 
 return out

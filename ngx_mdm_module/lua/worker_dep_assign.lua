@@ -73,4 +73,10 @@ for i = 9, #ARGV - 1, 2 do
         end
     end
 end
+-- the outcomes, counted for mdm_metrics in the status hash (D2: the worker
+-- owns it, and it goes with the name)
+for i, f in ipairs({'assign_success', 'assign_throttled', 'assign_failed',
+                    'assign_not_accessible'}) do
+    if c[i] > 0 then redis.call('HINCRBY', p .. 'status', f, c[i]) end
+end
 return c

@@ -131,6 +131,8 @@ redis.call('HSET', st, 'cursor_at', ARGV[2], 'phase', ARGV[5],
            'devices', total, 'last_result', 'ok')
 if ARGV[5] == 'idle' then
     redis.call('HSET', st, 'last_sync_at', ARGV[2], 'next_sync_at', ARGV[6])
+    -- for mdm_metrics (ngx_mdm_dep_syncs_total)
+    redis.call('HINCRBY', st, 'syncs', 1)
     local c = {}
     for i = 1, 4 do c[i] = tonumber(ARGV[8 + i]) + count[i] end
     mdm_xadd(MDM_KEY_EVENTS, maxlen, 'type', 'dep.sync', 'id', 'dep:' .. n,
