@@ -90,4 +90,14 @@
 #define MDM_KEY_DDM_SCAN        "mdm:ddm:scan"       /* hash set -> cursor */
 #define MDM_KEY_DDM_ASSET       "mdm:ddm:asset:"     /* + name, hash */
 
+/* vppa: Apps and Books, module side (contracts V1-V5; README, "VPP") */
+#define MDM_KEY_VPPA            "mdm:vpp:"           /* + NAME:... */
+#define MDM_KEY_VPPA_NAMES      "mdm:vpp:names"      /* set */
+#define MDM_KEY_VPPA_JOBS       "mdm:vpp:jobs"       /* list of jobs */
+#define MDM_KEY_VPPA_REPLY      "mdm:vpp:reply:"     /* + job id, TTL */
+#define MDM_KEY_VPPA_INSTALL    "mdm:vpp:install:"   /* + IID, hash, TTL */
+#define MDM_KEY_VPPA_NOTIF      "mdm:vpp:notif:"     /* + id, TTL 1 day */
+#define MDM_KEY_VPPA_SYNCNOW    "mdm:vpp:syncnow"    /* set of names */
+#define MDM_KEY_SERIALS         "mdm:serials"        /* hash serial -> did */
+
 #endif /* NGX_MDM_KEYS_H */
