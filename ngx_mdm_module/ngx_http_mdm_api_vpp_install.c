@@ -404,7 +404,7 @@ ngx_http_mdm_api_vpp_command(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_mdm_api_vpp_uuid(ngx_http_request_t *r, ngx_str_t *uuid)
 {
-    u_char  b[16], *p;
+    u_char  b[16], h[32], *p;
 
     if (RAND_bytes(b, sizeof(b)) != 1) {
         return NGX_ERROR;
@@ -413,15 +413,21 @@ ngx_http_mdm_api_vpp_uuid(ngx_http_request_t *r, ngx_str_t *uuid)
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
 
+    ngx_hex_dump(h, b, sizeof(b));
+
     p = ngx_pnalloc(r->pool, 37);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     uuid->data = p;
-    uuid->len = ngx_sprintf(p, "%*XD-%*XD-%*XD-%*XD-%*XD%Z", 4, b, 2, b + 4,
-                            2, b + 6, 2, b + 8, 6, b + 10)
+    uuid->len = ngx_sprintf(p, "%*s-%*s-%*s-%*s-%*s%Z", 8, h, 4, h + 8,
+                            4, h + 12, 4, h + 16, 12, h + 20)
                 - p - 1;
+
+    for (p = uuid->data; *p; p++) {
+        *p = ngx_toupper(*p);
+    }
 
     return NGX_OK;
 }
