@@ -472,13 +472,18 @@ sub { seed(); redis('SADD', 'mdm:vpp:names', 'stopped'); redis('SET', 'mdm:vpp:s
 
 === TEST 13: DELETE a location: its token, config, status, assets and assignment sets go, the name too
 --- redis_setup eval
-sub { seed(); redis('HSET', 'mdm:vpp:acme:config', 'base_url', 'http://x/'); redis('SET', 'mdm:vpp:acme:notify_token', 'n') }
+sub { seed(); redis('HSET', 'mdm:vpp:acme:config', 'base_url', 'http://x/'); redis('SET', 'mdm:vpp:acme:notify_token', 'n');
+      # the worker's indexes, and a full sync in progress
+      redis('SADD', 'mdm:vpp:acme:adams', '361309726', '555'); redis('SADD', 'mdm:vpp:acme:serials', 'SER-1', 'SER-2', 'SER-9');
+      redis('SADD', 'mdm:vpp:acme:asg:555', 'SER-9'); redis('SADD', 'mdm:vpp:acme:sasg:SER-9', '555');
+      redis('SADD', 'mdm:vpp:acme:new:adams', '777'); redis('SADD', 'mdm:vpp:acme:new:asg:777', 'SER-7');
+      redis('SADD', 'mdm:vpp:acme:new:sasg:SER-7', '777'); redis('HSET', 'mdm:vpp:acme:assets:new', '777', '{}') }
 --- request eval
 [ "DELETE /v1/vpp/tokens/acme", "DELETE /v1/vpp/tokens/acme" ]
 --- error_code eval
 [ 200, 404 ]
 --- json eval
-[ { deleted => JSON::PP::true, assets => num(3), serials => num(2) }, { error => qr/unknown/ } ]
+[ { deleted => JSON::PP::true, assets => num(5), serials => num(4) }, { error => qr/unknown/ } ]
 --- redis_check eval
 [ [ "KEYS mdm:vpp:acme*", [] ], [ "SISMEMBER mdm:vpp:names acme", 0 ] ]
 

@@ -150,29 +150,43 @@ function ops.tokens()
     return {200, encode_with_list({}, 'locations', list)}
 end
 
--- everything of the location: its keys, its assignment sets (found through
--- its assets and their serials), its name. Install records expire.
+-- everything of the location: its keys, its assignment sets (found
+-- through the worker's indexes "adams" and "serials", of the kept sync and
+-- of one in progress under "new:", and through its assets), its name.
+-- Install records expire.
 function ops.delete()
     if not known() then return unknown() end
-    local adams = redis.call('HKEYS', vkey('assets'))
-    local serials = {}
-    for _, a in ipairs(adams) do
-        for _, s in ipairs(redis.call('SMEMBERS', vkey('asg:' .. a))) do
+    local adams, serials, na, ns = {}, {}, 0, 0
+    for _, a in ipairs(redis.call('HKEYS', vkey('assets'))) do adams[a] = true end
+    for _, pre in ipairs({'', 'new:'}) do
+        for _, a in ipairs(redis.call('SMEMBERS', vkey(pre .. 'adams'))) do
+            adams[a] = true
+        end
+        for _, s in ipairs(redis.call('SMEMBERS', vkey(pre .. 'serials'))) do
             serials[s] = true
         end
-        redis.call('UNLINK', vkey('asg:' .. a))
     end
-    local n = 0
+    for a in pairs(adams) do
+        for _, pre in ipairs({'', 'new:'}) do
+            for _, s in ipairs(redis.call('SMEMBERS', vkey(pre .. 'asg:' .. a))) do
+                serials[s] = true
+            end
+            redis.call('UNLINK', vkey(pre .. 'asg:' .. a))
+        end
+        na = na + 1
+    end
     for s in pairs(serials) do
-        redis.call('UNLINK', vkey('sasg:' .. s))
-        n = n + 1
+        redis.call('UNLINK', vkey('sasg:' .. s), vkey('new:sasg:' .. s))
+        ns = ns + 1
     end
     redis.call('UNLINK', vkey('token'), vkey('config'), vkey('status'),
-               vkey('assets'), vkey('notify_token'))
+               vkey('assets'), vkey('assets:new'), vkey('notify_token'),
+               vkey('adams'), vkey('serials'), vkey('new:adams'),
+               vkey('new:serials'))
     redis.call('SREM', MDM_KEY_VPPA_NAMES, name)
     redis.call('SREM', MDM_KEY_VPPA_SYNCNOW, name)
     return {200, cjson.encode({name = name, deleted = true,
-                               assets = #adams, serials = n})}
+                               assets = na, serials = ns})}
 end
 
 -- config (V1) --------------------------------------------------------------
