@@ -73,6 +73,7 @@ mw_vpp_token_run(mw_vpp_loc_t *l, mw_vpp_job_t *job)
 static void
 mw_vpp_token_prepped(redisAsyncContext *ac, void *reply, void *data)
 {
+    size_t         len;
     redisReply    *r = reply;
     mw_vpp_job_t  *job = data;
     mw_vpp_loc_t  *l = job->l;
@@ -80,12 +81,20 @@ mw_vpp_token_prepped(redisAsyncContext *ac, void *reply, void *data)
     (void) ac;
 
     if (!mw_vpp_done_redis(l, reply) || r->type != REDIS_REPLY_ARRAY
-        || r->elements != 2)
+        || r->elements != 3)
     {
         job->step = 0;
         mw_vpp_wait(l, 1.);
         return;
     }
+
+    len = r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->len : 0;
+    while (len && r->element[2]->str[len - 1] == '/') {
+        len--;
+    }
+    mw_vpp_set(&l->base_url, len ? r->element[2]->str
+                                 : "https://vpp.itunes.apple.com/mdm/v2",
+               len ? len : 35);
 
     if (r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len) {
         job->notify_url = strdup(r->element[0]->str);
@@ -254,8 +263,6 @@ mw_vpp_token_posted(mw_vpp_call_t *c)
     free(l->version_id);
     l->version_id = NULL;
 
-    mw_vpp_call_free(c);
-
     job->step = 4;
     if (mw_vpp_eval(l, MW_LUA_VPP_TOKEN, mw_vpp_token_stored, job, 9, argv)
         != 0)
@@ -263,6 +270,8 @@ mw_vpp_token_posted(mw_vpp_call_t *c)
         mw_vpp_token_fail(l, job, 502, "redis", 0);
     }
 
+    /* argv points into the answer: freed only now */
+    mw_vpp_call_free(c);
     free(s);
     free(org);
 }
