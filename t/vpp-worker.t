@@ -103,7 +103,8 @@ is($st->{org}, 'Acme', 'status: org');
 # --- install to 500, 450 licenses ------------------------------------
 
 for my $i (1 .. 500) {
-    redis('HSET', "mdm:enr:{DEV$i}", 'enabled', 1, 'serial_number', sprintf('SER%04d', $i));
+    redis('HSET', "mdm:enr:{DEV$i}", 'enabled', 1, 'serial_number', sprintf('SER%04d', $i),
+          'topic', 'com.apple.mgmt.vpptest', 'token', 'ab' x 32, 'push_magic', 'M');
 }
 my @devs = map { [sprintf('SER%04d', $_), "DEV$_"] } 1 .. 500;
 my ($iid, $uuid) = vpp_install('acme', adam => '361309726', devs => \@devs);
@@ -126,11 +127,11 @@ is_deeply(redis('LRANGE', 'mdm:q:{DEV1}', 0, -1), [$uuid], 'the command is in it
 is_deeply(redis('LRANGE', 'mdm:q:{DEV500}', 0, -1), [], 'not in a failed device\'s queue');
 is(redis('SCARD', "mdm:cmd:$uuid:targets"), 450, '450 targets');
 ok(redis('TTL', "mdm:cmd:$uuid:targets") > 0, 'the targets expire with the command');
-ok(redis('SISMEMBER', 'mdm:push:pending', 'DEV7') || redis('HGET', 'mdm:enr:{DEV7}', 'push_result')
-   || grep({ $_ eq 'DEV7' } @{ redis('LRANGE', 'mdm:push', 0, -1) }),
-   'a push for an associated device');
-ok(!redis('SISMEMBER', 'mdm:push:pending', 'DEV500') && !redis('HGET', 'mdm:enr:{DEV500}', 'push_result'),
-   'none for a failed one');
+# pushed (C1): the worker's APNs part tried each, and found no certificate
+wait_for(sub { worker_log($w) =~ /enrollment "DEV450"/ }, 10, 'the pushes');
+my %pushed = map { $_ => 1 } worker_log($w) =~ /no push certificate for topic \S+ \(enrollment "(DEV\d+)"\)/g;
+is(scalar keys %pushed, 450, 'one push for each of the 450 associated devices');
+ok(!$pushed{DEV451} && !$pushed{DEV500}, 'none for a failed one');
 ok(redis('TTL', "mdm:vpp:install:$iid") > 29 * 86400, 'install hash: 30 days');
 ok(redis('TTL', "mdm:vpp:install:$iid:dev") > 29 * 86400, 'dev hash: 30 days');
 is(redis('SCARD', 'mdm:vpp:acme:asg:361309726'), 450, 'asg:ADAMID: the 450');
