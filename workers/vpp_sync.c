@@ -2,7 +2,8 @@
  * Copyright (C) ngx_mdm contributors
  *
  * What the worker keeps of a location (V1): Apple's limits from
- * /service/config (maxSerialNumbers sizes the install batches), the
+ * /service/config (maxSerialNumbers sizes the install batches) and a look
+ * at /client/config (the mdmInfo still ours), both hourly; the
  * assets (GET /assets, every page by pageIndex until no nextPageIndex)
  * and the assignments (GET /assignments: a full walk at the first sync,
  * after a "sync" job and every vpp_full_interval; otherwise the changes
@@ -20,6 +21,7 @@
 
 
 static void mw_vpp_service_done(mw_vpp_call_t *c);
+static void mw_vpp_client_done(mw_vpp_call_t *c);
 static void mw_vpp_page_done(mw_vpp_call_t *c);
 static void mw_vpp_page_stored(redisAsyncContext *ac, void *reply,
     void *data);
@@ -52,12 +54,34 @@ mw_vpp_service_done(mw_vpp_call_t *c)
             max = conf->vpp_batch_max;
         }
         l->max_serials = (int) max;
-        l->svc_at = mw_now_ms();
         mw_log("info", "vpp %s: /service/config: maxSerialNumbers %ld",
                l->name, max);
+        mw_vpp_call_free(c);
 
+        /* the location still ours (mdmInfo) and the token still good */
+        if (mw_vpp_call(l, "GET", "/client/config", NULL, NULL,
+                        mw_vpp_client_done, NULL) != 0)
+        {
+            mw_vpp_wait(l, 1.);
+        }
+        return;
+    }
+
+    mw_vpp_failed(c, "/service/config");
+    mw_vpp_call_free(c);
+    mw_vpp_step(l);
+}
+
+
+static void
+mw_vpp_client_done(mw_vpp_call_t *c)
+{
+    mw_vpp_loc_t  *l = c->l;
+
+    if (c->status == 200 && c->errnum == 0) {
+        l->svc_at = mw_now_ms();
     } else {
-        mw_vpp_failed(c, "/service/config");
+        mw_vpp_failed(c, "/client/config");
     }
 
     mw_vpp_call_free(c);
