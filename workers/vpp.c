@@ -421,6 +421,7 @@ mw_vpp_step(mw_vpp_loc_t *l)
         }
         l->sync_now = 1;
         l->full = 1;
+        l->svc_at = 0;       /* the admin asked: limits and mdmInfo too */
 
     } else if (job) {
         mw_vpp_install_run(l, job);

@@ -409,6 +409,10 @@ mw_vpp_install_record(mw_vpp_loc_t *l, mw_vpp_job_t *job, json_t *failures,
     json_t      *f, *ser;
     const char  *s, *msg, **argv;
 
+    if (job->abort && job->batch == 0) {
+        job->batch = json_array_size(job->serials) - job->next_serial;
+    }
+
     argv = calloc(5 + 3 * job->batch, sizeof(char *));
     nums = calloc(job->batch + 1, sizeof(*nums));
     if (argv == NULL || nums == NULL) {
@@ -416,10 +420,6 @@ mw_vpp_install_record(mw_vpp_loc_t *l, mw_vpp_job_t *job, json_t *failures,
         free(nums);
         mw_vpp_wait(l, 1.);
         return;
-    }
-
-    if (job->abort && job->batch == 0) {
-        job->batch = json_array_size(job->serials) - job->next_serial;
     }
 
     snprintf(now, sizeof(now), "%lld", mw_now_ms());
