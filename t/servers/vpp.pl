@@ -52,6 +52,9 @@
 #   POST /_ctl/inject   {"path": "/assets" | "*", "status": 503, "body":
 #                        "...", "headers": {...}, "count": 1, "skip": N}
 #                       (after the Bearer check; N matching calls pass first)
+#   POST /_ctl/slow     {"/assets": 1.5}  the call is carried out, then the
+#                       whole mock sleeps that long before it answers
+#                       ({} ends it)
 #   GET  /_ctl/stats    calls per path, associate batch sizes, violations,
 #                       per location: mdmInfo, assets and their counts,
 #                       assignments
@@ -110,7 +113,7 @@ my %Loc;      # name -> {org, mdm, assets {adamId -> {...}}, order [adamIds],
 my %Ev;       # eventId -> {at, type, requested, failures, completed}
 my %Conf = (maxSerialNumbers => 1000, page_size => 100, asg_page_size => 1000,
             event_delay => 0.3, event_fail => 0);
-my @Inject;
+my (@Inject, %Slow);
 my %St;
 my $Seq = 0;
 
@@ -395,6 +398,10 @@ sub control {
         push @Inject, { count => 1, %$b };
         return respond($c, 200, '{}');
     }
+    if ($path eq '/_ctl/slow') {
+        %Slow = %$b;
+        return respond($c, 200, '{}');
+    }
     respond($c, 404, 'NOT_FOUND');
 }
 
@@ -448,6 +455,9 @@ sub handle {
     elsif ($path eq '/assets/disassociate' && $m eq 'POST') { do_associate($c, $t, $l, $b, 1) }
     elsif ($path eq '/status' && $m eq 'GET') { do_status($c, $t, $q) }
     else { respond($c, 404, 'NOT_FOUND') }
+
+    # done, but answered late: a client gone meanwhile never hears of it
+    select(undef, undef, undef, $Slow{$path}) if $Slow{$path};
 }
 
 my $sel = IO::Select->new($listen);
