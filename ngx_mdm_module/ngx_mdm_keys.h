@@ -89,6 +89,16 @@
 #define MDM_KEY_DDM_DIRTY       "mdm:ddm:dirty"      /* zset, ms */
 #define MDM_KEY_DDM_SCAN        "mdm:ddm:scan"       /* hash set -> cursor */
 #define MDM_KEY_DDM_ASSET       "mdm:ddm:asset:"     /* + name, hash */
+/* vpp worker (contracts V1-V5; retention: README, "VPP: the worker") */
+#define MDM_KEY_VPP             "mdm:vpp:"           /* + NAME:... */
+#define MDM_KEY_VPP_NAMES       "mdm:vpp:names"      /* set */
+#define MDM_KEY_VPP_SYNCNOW     "mdm:vpp:syncnow"    /* set of names */
+#define MDM_KEY_VPP_JOBS        "mdm:vpp:jobs"       /* list of jobs */
+#define MDM_KEY_VPP_RUNNING     "mdm:vpp:running"    /* hash id -> job */
+#define MDM_KEY_VPP_REPLY       "mdm:vpp:reply:"     /* + id, TTL */
+#define MDM_KEY_VPP_MDMINFO     "mdm:vpp:mdminfo"    /* hash {id, name} */
+#define MDM_KEY_VPP_LEADER      "mdm:vpp:leader"     /* worker id, TTL */
+#define MDM_KEY_VPP_INSTALL     "mdm:vpp:install:"   /* + IID[:dev], TTL */
 
 /* vppa: Apps and Books, module side (contracts V1-V5; README, "VPP") */
 #define MDM_KEY_VPPA            "mdm:vpp:"           /* + NAME:... */
