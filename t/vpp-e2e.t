@@ -136,7 +136,10 @@ __DATA__
 --- error_code: 200
 --- after_each eval
 sub {
+    my $t0 = Time::HiRes::time();
     my $r = api('PUT', '/v1/vpp/tokens/acme', "$::TOK\n");
+    Test::More::diag(sprintf("token PUT (nginx -> Redis -> worker -> mock and back): %.0f ms",
+                             (Time::HiRes::time() - $t0) * 1000));
     Test::More::is($r->{status}, 200, "the token is taken") or Test::More::diag($r->{body});
     Test::More::is_deeply([ @{ $r->{json} }{qw(org location)} ], [ 'Example Org', 'Main St' ],
                           "org and Apple's locationName");
@@ -173,8 +176,11 @@ sub {
     Test::More::is_deeply([ @{ $r->{json} }{qw(total enrolled not_enrolled)} ], [ 500, 500, 0 ], "500 devices, all enrolled");
     my $iid = $::IID{install} = $r->{json}{install_id};
     $::IID{uuid} = $r->{json}{command_uuid};
+    my $t0 = Time::HiRes::time();
     eval { main::wait_for(sub { main::install_state('acme', $iid) =~ /^(done|failed)$/ }, 90, "the install ends") };
     if ($@) { main::diag_worker(); die $@ }
+    Test::More::diag(sprintf("install to 500 devices, 202 to done (5 batches, mock event delay 0.2 s): %.1f s",
+                             Time::HiRes::time() - $t0));
     $r = api('GET', "/v1/vpp/install/acme/$iid?limit=10");
     Test::More::is_deeply([ @{ $r->{json} }{qw(state total associated queued failed action adam_id)} ],
                           [ 'done', 500, 450, 450, 50, 'install', $::ADAM ], "the counts through the API");
