@@ -36,7 +36,16 @@ my $w = start_worker(worker_id => 'vw', repush_interval => 0, vpp_poll_ms => 100
 
 # --- token --------------------------------------------------------------
 
-my $r = vpp_job_wait(vpp_job('acme', 'token', token => 'bm90IGEgdG9rZW4='));
+# jobs that are not: dropped, answered when they have an id, none kept
+redis('RPUSH', 'mdm:vpp:jobs', 'not json', '{"id": 1}', '{"id":"' . ('b' x 32) . '","op":"dance","name":"acme"}');
+my $bid = 'c' x 32;
+redis('RPUSH', 'mdm:vpp:jobs', qq({"id":"$bid","name":"bad name","op":"sync","deadline":0}));
+my $r = vpp_job_wait($bid);
+is($r->{status}, 400, 'a job for an invalid location name: 400');
+sleep 0.5;
+is(join(',', @{ redis('HKEYS', 'mdm:vpp:running') }), '', 'jobs that are not jobs leave nothing in mdm:vpp:running');
+
+$r = vpp_job_wait(vpp_job('acme', 'token', token => 'bm90IGEgdG9rZW4='));
 is($r->{status}, 422, 'not a content token: 422');
 
 my $bad = 'eyJ0b2tlbiI6Im5vcGUiLCJleHBEYXRlIjoiMjA5OS0wMS0wMVQwMDowMDowMCswMDAwIiwib3JnTmFtZSI6IngifQ==';
@@ -140,7 +149,7 @@ my @ev = grep { $_->{install_id} eq $iid } vpp_events('vpp.install');
 is(scalar @ev, 1, 'one vpp.install event');
 is($ev[0]{state}, 'done', 'state done');
 is($ev[0]{failed}, 50, 'failed 50');
-is(redis('HLEN', 'mdm:vpp:running'), 0, 'nothing left in mdm:vpp:running');
+is(join(',', @{ redis('HKEYS', 'mdm:vpp:running') }), '', 'nothing left in mdm:vpp:running');
 
 # --- delta sync ---------------------------------------------------------
 

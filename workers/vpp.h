@@ -103,7 +103,8 @@ struct mw_vpp_loc_s {
     char            *token;
     char            *base_url;
     int              stopped;
-    long long        stopped_at;  /* ticks older say nothing of a stop */
+    unsigned         written;     /* the tick in flight when the lane
+                                     wrote its token or stop itself */
     long long        token_expiry;  /* unix s */
     long long        warned_at;   /* ms: the last vpp.token event */
     char            *version_id;
@@ -133,6 +134,7 @@ struct mw_vpp_s {
     mw_vpp_loc_t    *locs;
     ev_timer         tick;
     int              ticking;
+    unsigned         ticks;       /* ticks sent so far */
     int              pending;     /* other Redis replies awaited */
     int              leader;
     int              njobs;
