@@ -175,5 +175,24 @@ is(scalar @{ vpp_stats($vpp)->{locations}{'Main St'}{assignments}{361309726} }, 
 is(decode_json(redis('HGET', "mdm:vpp:install:$rid:dev", 'SER0002'))->{state}, 'disassociated',
    'a device without enrollment: disassociated');
 
+# --- a full walk: what Apple no longer lists goes ------------------------
+
+vpp_ctl($vpp, 'assign', { location => 'Main St', adamId => '361309726', remove => 1,
+                          serials => [map { sprintf('SER%04d', $_) } 3 .. 10] });
+vpp_ctl($vpp, 'assign', { location => 'Main St', adamId => '101', remove => 1,
+                          serials => [qw(OLD1 OLD2 OLD3)] });
+redis('SET', 'mdm:vpp:acme:new:asg:999', 'left by a walk cut off');
+redis('SADD', 'mdm:vpp:acme:new:adams', '999');
+$r = vpp_job_wait(vpp_job('acme', 'sync'));
+is($r->{status}, 200, 'sync job (a full walk): 200');
+is(redis('SCARD', 'mdm:vpp:acme:asg:361309726'), 440, 'asg: 448 - 8 taken away at Apple');
+is(redis('EXISTS', 'mdm:vpp:acme:sasg:SER0005'), 0, 'their sasg: sets gone');
+is(redis('EXISTS', 'mdm:vpp:acme:asg:101'), 0, 'an app with no license left: its set gone');
+is(redis('SISMEMBER', 'mdm:vpp:acme:adams', '101'), 0, 'and out of the index');
+is(redis('SCARD', 'mdm:vpp:acme:serials'), 441, 'index of serials: 440 + NEW1');
+is(redis('EXISTS', 'mdm:vpp:acme:new:asg:999'), 0, 'what a walk cut off left is cleared');
+is_deeply([grep { /:(new|idx):/ } @{ redis('KEYS', 'mdm:vpp:acme:*') }], [], 'nothing left aside');
+is(vpp_status('acme')->{assignments}, 441, 'status: assignments 441');
+
 is(stop_worker($w), 0, 'worker exits 0');
 done_testing;

@@ -28,7 +28,13 @@
 #define MW_VPP_TICK         0.25      /* seconds */
 #define MW_VPP_WARN_DAYS    15        /* Apple's tokenExpirationDate window */
 
-enum { MW_VPP_IDLE = 0, MW_VPP_ASSETS, MW_VPP_ASSIGNMENTS };
+enum {
+    MW_VPP_IDLE = 0,
+    MW_VPP_ASSETS,
+    MW_VPP_CLEAR,           /* before a full walk: a cut-off one's leftovers */
+    MW_VPP_ASSIGNMENTS,
+    MW_VPP_SWAP             /* after a full walk: its sets swapped in */
+};
 
 /* what a failed call does to the lane */
 enum { MW_VPP_OK = 0, MW_VPP_ERROR, MW_VPP_BACKOFF, MW_VPP_STOP };
