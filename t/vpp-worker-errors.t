@@ -99,6 +99,18 @@ is($st->{error_number}, 9602, 'status: error_number 9602');
 like($st->{last_error}, qr/HTTP 200, error 9602: Invalid argument/, 'status: last_error');
 ok(!$st->{stopped}, 'not stopped');
 
+# --- a batch refused by a 200 whose body is an error: the next goes on ---
+vpp_ctl($vpp, 'inject', { path => '/assets/associate', status => 200,
+                          body => '{"errorNumber":9707,"errorMessage":"Not device assignable"}' });
+my ($bid) = vpp_install('acme', adam => '1', devs => devs('B', 15));
+my $bh = install_done($bid);
+is($bh->{state}, 'done', '200-with-error on the first batch: the install goes on');
+is($bh->{failed}, 10, 'the first batch (10) failed');
+is($bh->{associated}, 5, 'the second (5) associated');
+is(dev($bid, 'B001')->{error_number}, 9707, 'with 9707');
+like(dev($bid, 'B001')->{error}, qr/HTTP 200, error 9707/, 'and the error');
+is(dev($bid, 'B011')->{state}, 'associated', 'B011 associated');
+
 # --- events: failing whole, pending long, 429 on associate ---------------
 vpp_ctl($vpp, 'config', { event_fail => 9707 });
 my ($iid) = vpp_install('acme', adam => '1', devs => devs('F', 15));

@@ -1,7 +1,8 @@
 # Several mdm-workers, one VPP leader (mdm:vpp:leader, as DEP's): only the
 # leader calls Apple; when it dies in the middle of an install (SIGKILL,
 # an event pending) another takes the job up from mdm:vpp:running and ends
-# it: every device associated and queued once, no count twice.
+# it: every device associated and queued once, no count twice; the
+# vpp.install event reaches the webhook.
 #
 #     prove -I. -I t/lib t/vpp-worker-leader.t
 
@@ -24,7 +25,9 @@ vpp_ctl($vpp, 'assets', { location => 'L1', assets => [{ adamId => '77', total =
 vpp_ctl($vpp, 'config', { maxSerialNumbers => 100, event_delay => 1.5 });
 vpp_config('acme', $vpp);
 
-my %opt = (repush_interval => 0, vpp_poll_ms => 100, vpp_poll_max => 1, heartbeat => 1);
+my $hook = start_webhook();
+my %opt = (repush_interval => 0, vpp_poll_ms => 100, vpp_poll_max => 1, heartbeat => 1,
+           webhook_url => $hook->{hook_url});
 my $a = start_worker(worker_id => 'va', %opt);
 my $b = start_worker(worker_id => 'vb', %opt);
 
@@ -58,7 +61,16 @@ is($twice, 0, 'each queue holds the command once');
 is(redis('SCARD', "mdm:cmd:$uuid:targets"), 300, '300 targets');
 is(scalar @{ vpp_stats($vpp)->{locations}{L1}{assignments}{77} }, 300, '300 licenses at Apple');
 is(redis('HLEN', 'mdm:vpp:running'), 0, 'mdm:vpp:running empty');
-is(scalar(grep { $_->{install_id} eq $iid } vpp_events('vpp.install')), 1, 'one vpp.install event');
+
+# V5: the event reaches the webhook, DEP's shape with vpp_event
+my @hooks;
+wait_for(sub { @hooks = grep { $_->{topic} eq 'vpp.install' }
+                        map { decode_json($_->{body}) } webhook_requests($hook); @hooks },
+         30, 'the vpp.install webhook');
+is(scalar @hooks, 1, 'one vpp.install event (delivered, so trimmed from the stream)');
+is($hooks[0]{vpp_event}{install_id}, $iid, 'webhook: vpp.install with vpp_event.install_id');
+is($hooks[0]{vpp_event}{queued}, 300, 'and the counts');
+like($hooks[0]{created_at}, qr/^\d{4}-\d\d-\d\dT/, 'created_at');
 
 is(stop_worker($other), 0, 'the other exits 0');
 is(redis('GET', 'mdm:vpp:leader'), undef, 'and gave the lease up');

@@ -36,7 +36,16 @@ my $w = start_worker(worker_id => 'vw', repush_interval => 0, vpp_poll_ms => 100
 
 # --- token --------------------------------------------------------------
 
-my $r = vpp_job_wait(vpp_job('acme', 'token', token => 'bm90IGEgdG9rZW4='));
+# jobs that are not: dropped, answered when they have an id, none kept
+redis('RPUSH', 'mdm:vpp:jobs', 'not json', '{"id": 1}', '{"id":"' . ('b' x 32) . '","op":"dance","name":"acme"}');
+my $bid = 'c' x 32;
+redis('RPUSH', 'mdm:vpp:jobs', qq({"id":"$bid","name":"bad name","op":"sync","deadline":0}));
+my $r = vpp_job_wait($bid);
+is($r->{status}, 400, 'a job for an invalid location name: 400');
+sleep 0.5;
+is(join(',', @{ redis('HKEYS', 'mdm:vpp:running') }), '', 'jobs that are not jobs leave nothing in mdm:vpp:running');
+
+$r = vpp_job_wait(vpp_job('acme', 'token', token => 'bm90IGEgdG9rZW4='));
 is($r->{status}, 422, 'not a content token: 422');
 
 my $bad = 'eyJ0b2tlbiI6Im5vcGUiLCJleHBEYXRlIjoiMjA5OS0wMS0wMVQwMDowMDowMCswMDAwIiwib3JnTmFtZSI6IngifQ==';
@@ -140,7 +149,7 @@ my @ev = grep { $_->{install_id} eq $iid } vpp_events('vpp.install');
 is(scalar @ev, 1, 'one vpp.install event');
 is($ev[0]{state}, 'done', 'state done');
 is($ev[0]{failed}, 50, 'failed 50');
-is(redis('HLEN', 'mdm:vpp:running'), 0, 'nothing left in mdm:vpp:running');
+is(join(',', @{ redis('HKEYS', 'mdm:vpp:running') }), '', 'nothing left in mdm:vpp:running');
 
 # --- delta sync ---------------------------------------------------------
 
@@ -165,6 +174,25 @@ is(scalar @{ vpp_stats($vpp)->{locations}{'Main St'}{assignments}{361309726} }, 
    'disassociated at Apple');
 is(decode_json(redis('HGET', "mdm:vpp:install:$rid:dev", 'SER0002'))->{state}, 'disassociated',
    'a device without enrollment: disassociated');
+
+# --- a full walk: what Apple no longer lists goes ------------------------
+
+vpp_ctl($vpp, 'assign', { location => 'Main St', adamId => '361309726', remove => 1,
+                          serials => [map { sprintf('SER%04d', $_) } 3 .. 10] });
+vpp_ctl($vpp, 'assign', { location => 'Main St', adamId => '101', remove => 1,
+                          serials => [qw(OLD1 OLD2 OLD3)] });
+redis('SET', 'mdm:vpp:acme:new:asg:999', 'left by a walk cut off');
+redis('SADD', 'mdm:vpp:acme:new:adams', '999');
+$r = vpp_job_wait(vpp_job('acme', 'sync'));
+is($r->{status}, 200, 'sync job (a full walk): 200');
+is(redis('SCARD', 'mdm:vpp:acme:asg:361309726'), 440, 'asg: 448 - 8 taken away at Apple');
+is(redis('EXISTS', 'mdm:vpp:acme:sasg:SER0005'), 0, 'their sasg: sets gone');
+is(redis('EXISTS', 'mdm:vpp:acme:asg:101'), 0, 'an app with no license left: its set gone');
+is(redis('SISMEMBER', 'mdm:vpp:acme:adams', '101'), 0, 'and out of the index');
+is(redis('SCARD', 'mdm:vpp:acme:serials'), 441, 'index of serials: 440 + NEW1');
+is(redis('EXISTS', 'mdm:vpp:acme:new:asg:999'), 0, 'what a walk cut off left is cleared');
+is_deeply([grep { /:(new|idx):/ } @{ redis('KEYS', 'mdm:vpp:acme:*') }], [], 'nothing left aside');
+is(vpp_status('acme')->{assignments}, 441, 'status: assignments 441');
 
 is(stop_worker($w), 0, 'worker exits 0');
 done_testing;

@@ -175,6 +175,7 @@ mw_vpp_tick(struct ev_loop *loop, ev_timer *t, int revents)
                       argv) == 0)
     {
         vpp->ticking = 1;
+        vpp->ticks++;
     }
 }
 
@@ -281,15 +282,33 @@ mw_vpp_refresh(mw_vpp_t *vpp, redisReply *list)
 
         l->seen = 1;
 
-        v = mw_vpp_str(e->element[1], &len);
-        if (l->token == NULL || strlen(l->token) != len
-            || memcmp(l->token, v, len) != 0)
-        {
-            /* a new token: everything is asked for again */
-            mw_vpp_set(&l->token, v, len);
-            l->full = 1;
-            l->sync_now = 1;
-            l->svc_at = 0;
+        /*
+         * a tick sent before the lane wrote its new token or its stop
+         * read the old ones: they are not taken back from it
+         */
+        if (vpp->ticks > l->written) {
+            v = mw_vpp_str(e->element[1], &len);
+            if (l->token == NULL || strlen(l->token) != len
+                || memcmp(l->token, v, len) != 0)
+            {
+                /* a new token: everything is asked for again */
+                mw_vpp_set(&l->token, v, len);
+                l->full = 1;
+                l->sync_now = 1;
+                l->svc_at = 0;
+            }
+
+            v = mw_vpp_str(e->element[3], &len);
+            l->stopped = (len == 1 && v[0] == '1');
+
+            v = mw_vpp_str(e->element[5], &len);
+            if (len && atoll(v) > l->warned_at) {
+                l->warned_at = atoll(v);
+            }
+            v = mw_vpp_str(e->element[6], &len);
+            if (len) {
+                l->token_expiry = atoll(v);
+            }
         }
 
         v = mw_vpp_str(e->element[2], &len);
@@ -299,24 +318,9 @@ mw_vpp_refresh(mw_vpp_t *vpp, redisReply *list)
         mw_vpp_set(&l->base_url, len ? v : "https://vpp.itunes.apple.com/mdm/v2",
                    len ? len : 35);
 
-        /* a tick read before our own stop was written does not undo it */
-        v = mw_vpp_str(e->element[3], &len);
-        if ((len == 1 && v[0] == '1') || mw_now_ms() - l->stopped_at > 2000) {
-            l->stopped = (len == 1 && v[0] == '1');
-        }
-
         if (!l->busy && l->phase == MW_VPP_IDLE) {
             v = mw_vpp_str(e->element[4], &len);
             mw_vpp_set(&l->version_id, v, len);
-        }
-
-        v = mw_vpp_str(e->element[5], &len);
-        if (len && atoll(v) > l->warned_at) {
-            l->warned_at = atoll(v);
-        }
-        v = mw_vpp_str(e->element[6], &len);
-        if (len) {
-            l->token_expiry = atoll(v);
         }
     }
 
@@ -496,7 +500,7 @@ mw_vpp_expiry(mw_vpp_loc_t *l, long long now)
 static void
 mw_vpp_job_add(mw_vpp_t *vpp, const char *text, size_t len)
 {
-    json_t        *j;
+    json_t        *j, *b;
     const char    *id, *name, *op;
     mw_vpp_job_t  *job, **tail;
     mw_vpp_loc_t  *l;
@@ -526,10 +530,15 @@ mw_vpp_job_add(mw_vpp_t *vpp, const char *text, size_t len)
     l = mw_vpp_lane(vpp, name, strlen(name));
     if (l == NULL) {
         mw_log("error", "vpp: job %s dropped: invalid location name", id);
-        json_t *b = json_pack("{s:s}", "error", "invalid location name");
+        b = json_pack("{s:s}", "error", "invalid location name");
         mw_vpp_reply(vpp, id, 400, b);
         json_decref(b);
-        json_decref(j);
+        if (mw_redis_command(&vpp->ctx->cmd, mw_vpp_acked, vpp,
+                             "HDEL " MDM_KEY_VPP_RUNNING " %s", id) == 0)
+        {
+            vpp->pending++;
+        }
+        json_decref(j);          /* id is in it */
         return;
     }
 

@@ -28,7 +28,13 @@
 #define MW_VPP_TICK         0.25      /* seconds */
 #define MW_VPP_WARN_DAYS    15        /* Apple's tokenExpirationDate window */
 
-enum { MW_VPP_IDLE = 0, MW_VPP_ASSETS, MW_VPP_ASSIGNMENTS };
+enum {
+    MW_VPP_IDLE = 0,
+    MW_VPP_ASSETS,
+    MW_VPP_CLEAR,           /* before a full walk: a cut-off one's leftovers */
+    MW_VPP_ASSIGNMENTS,
+    MW_VPP_SWAP             /* after a full walk: its sets swapped in */
+};
 
 /* what a failed call does to the lane */
 enum { MW_VPP_OK = 0, MW_VPP_ERROR, MW_VPP_BACKOFF, MW_VPP_STOP };
@@ -103,7 +109,8 @@ struct mw_vpp_loc_s {
     char            *token;
     char            *base_url;
     int              stopped;
-    long long        stopped_at;  /* ticks older say nothing of a stop */
+    unsigned         written;     /* the tick in flight when the lane
+                                     wrote its token or stop itself */
     long long        token_expiry;  /* unix s */
     long long        warned_at;   /* ms: the last vpp.token event */
     char            *version_id;
@@ -133,6 +140,7 @@ struct mw_vpp_s {
     mw_vpp_loc_t    *locs;
     ev_timer         tick;
     int              ticking;
+    unsigned         ticks;       /* ticks sent so far */
     int              pending;     /* other Redis replies awaited */
     int              leader;
     int              njobs;

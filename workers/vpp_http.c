@@ -287,7 +287,7 @@ mw_vpp_error(mw_vpp_loc_t *l, const char *error, long errnum, int stop)
 
     if (stop) {
         l->stopped = 1;
-        l->stopped_at = mw_now_ms();
+        l->written = l->vpp->ticks;
         l->phase = MW_VPP_IDLE;
         mw_log("error", "vpp %s: stopped: %s; PUT a new token to go on",
                l->name, error);

@@ -7,8 +7,9 @@
  * assets (GET /assets, every page by pageIndex until no nextPageIndex)
  * and the assignments (GET /assignments: a full walk at the first sync,
  * after a "sync" job and every vpp_full_interval; otherwise the changes
- * since the versionId of the last walk's first page).  A walk's pages are
- * written aside and swapped in by its last page (worker_vpp_page.lua).
+ * since the versionId of the last walk's first page).  A full walk's pages
+ * are written aside and swapped in afterwards in bounded steps, as what a
+ * cut-off walk left is cleared before one (worker_vpp_page.lua).
  */
 
 #include <stdlib.h>
@@ -25,6 +26,9 @@ static void mw_vpp_client_done(mw_vpp_call_t *c);
 static void mw_vpp_page_done(mw_vpp_call_t *c);
 static void mw_vpp_page_stored(redisAsyncContext *ac, void *reply,
     void *data);
+static void mw_vpp_step_script(mw_vpp_loc_t *l);
+static void mw_vpp_stepped(redisAsyncContext *ac, void *reply, void *data);
+static void mw_vpp_walk_done(mw_vpp_loc_t *l);
 
 
 void
@@ -106,6 +110,11 @@ void
 mw_vpp_page(mw_vpp_loc_t *l)
 {
     char   path[256];
+
+    if (l->phase == MW_VPP_CLEAR || l->phase == MW_VPP_SWAP) {
+        mw_vpp_step_script(l);
+        return;
+    }
 
     if (l->phase == MW_VPP_ASSETS) {
         if (l->page) {
@@ -240,21 +249,14 @@ mw_vpp_page_done(mw_vpp_call_t *c)
         == 0)
     {
         if (last && l->phase == MW_VPP_ASSETS) {
-            l->phase = MW_VPP_ASSIGNMENTS;
+            l->phase = l->delta ? MW_VPP_ASSIGNMENTS : MW_VPP_CLEAR;
             l->page = 0;
 
+        } else if (last && !l->delta) {
+            l->phase = MW_VPP_SWAP;
+
         } else if (last) {
-            l->phase = MW_VPP_IDLE;
-            mw_vpp_set(&l->version_id, argv[4], strlen(argv[4]));
-            l->next_sync = mw_now_ms() + conf->vpp_sync_interval * 1000;
-            if (!l->delta) {
-                l->full = 0;
-                l->next_full = mw_now_ms() + conf->vpp_full_interval * 1000;
-            }
-            mw_log("info", "vpp %s: synced: %lld assets, version %s",
-                   l->name, l->walk_assets, argv[4]);
-            l->walk_assets = 0;
-            mw_vpp_sync_reply(l, 200, NULL);
+            mw_vpp_walk_done(l);
 
         } else {
             l->page = (long) json_integer_value(nx);
@@ -270,6 +272,83 @@ mw_vpp_page_done(mw_vpp_call_t *c)
     free(dumps);
     free(argv);
     mw_vpp_call_free(c);
+}
+
+
+/* one bounded step of worker_vpp_page.lua's "clear" or "swap" */
+
+static void
+mw_vpp_step_script(mw_vpp_loc_t *l)
+{
+    char         now[32], next[32];
+    const char  *argv[7];
+    mw_conf_t   *conf = &l->vpp->ctx->conf;
+
+    snprintf(now, sizeof(now), "%lld", mw_now_ms());
+    snprintf(next, sizeof(next), "%lld",
+             mw_now_ms() + conf->vpp_sync_interval * 1000);
+
+    argv[0] = l->name;
+    argv[1] = l->phase == MW_VPP_CLEAR ? "clear" : "swap";
+    argv[2] = "0";
+    argv[3] = "0";
+    argv[4] = l->walk_version ? l->walk_version : "";
+    argv[5] = now;
+    argv[6] = next;
+
+    if (mw_vpp_eval(l, MW_LUA_VPP_PAGE, mw_vpp_stepped, l, 7, argv) != 0) {
+        mw_vpp_wait(l, 1.);
+    }
+}
+
+
+static void
+mw_vpp_stepped(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply    *r = reply;
+    mw_vpp_loc_t  *l = data;
+
+    (void) ac;
+
+    if (!mw_vpp_done_redis(l, reply)) {
+        mw_vpp_wait(l, 1.);          /* the same step again */
+        return;
+    }
+
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 0
+        && l->phase != MW_VPP_IDLE)
+    {
+        if (l->phase == MW_VPP_CLEAR) {
+            l->phase = MW_VPP_ASSIGNMENTS;
+            l->page = 0;
+        } else {
+            mw_vpp_walk_done(l);
+        }
+    }
+
+    mw_vpp_step(l);
+}
+
+
+/* the walk is over (its last page or its swap written) */
+
+static void
+mw_vpp_walk_done(mw_vpp_loc_t *l)
+{
+    const char  *v = l->walk_version ? l->walk_version : "";
+    mw_conf_t   *conf = &l->vpp->ctx->conf;
+
+    l->phase = MW_VPP_IDLE;
+    mw_vpp_set(&l->version_id, v, strlen(v));
+    l->next_sync = mw_now_ms() + conf->vpp_sync_interval * 1000;
+    if (!l->delta) {
+        l->full = 0;
+        l->next_full = mw_now_ms() + conf->vpp_full_interval * 1000;
+    }
+    mw_log("info", "vpp %s: synced: %lld assets, version %s", l->name,
+           l->walk_assets, v);
+    l->walk_assets = 0;
+    mw_vpp_sync_reply(l, 200, NULL);
 }
 
 

@@ -253,7 +253,7 @@ mw_vpp_token_posted(mw_vpp_call_t *c)
     mw_vpp_set(&l->token, argv[2], strlen(argv[2]));
     l->token_expiry = exp;
     l->stopped = 0;
-    l->stopped_at = 0;
+    l->written = l->vpp->ticks;
     l->warned_at = 0;
     l->full = 1;
     l->sync_now = 1;

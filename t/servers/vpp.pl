@@ -44,8 +44,9 @@
 #   POST /_ctl/assets   {"location": L, "assets": [{"adamId": "1",
 #                        "total": N, "pricingParam": "STDQ",
 #                        "deviceAssignable": true}]}
-#   POST /_ctl/assign   {"location": L, "adamId": A, "serials": [...]}
-#                       (associations made outside this MDM)
+#   POST /_ctl/assign   {"location": L, "adamId": A, "serials": [...],
+#                        "remove": 1}  (associations made, or taken away,
+#                       outside this MDM)
 #   POST /_ctl/config   {"maxSerialNumbers": N, "page_size": N,
 #                        "asg_page_size": N, "event_delay": SECONDS,
 #                        "event_fail": ERRNO (events fail whole; 0 ends)}
@@ -384,6 +385,11 @@ sub control {
     }
     if ($path eq '/_ctl/assign') {
         my $l = $Loc{ $b->{location} // '' } or return respond($c, 404, '{}');
+        if ($b->{remove}) {
+            delete $l->{asg}{ $b->{adamId} }{$_} for @{ $b->{serials} // [] };
+            $l->{version}++;
+            return respond($c, 200, '{}');
+        }
         for my $s (@{ $b->{serials} // [] }) {
             $l->{asg}{ $b->{adamId} }{$s} = ++$l->{version};
             push @{ $l->{log} }, [$l->{version}, $b->{adamId}, $s];
