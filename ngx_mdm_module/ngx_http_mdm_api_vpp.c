@@ -36,6 +36,10 @@ static ngx_int_t ngx_http_mdm_api_vpp_answer(ngx_http_request_t *r,
     ngx_http_mdm_api_poll_t *pl, redisReply *reply);
 static void ngx_http_mdm_api_vpp_done(ngx_http_request_t *r,
     redisReply *reply, const char *err);
+static ngx_int_t ngx_http_mdm_api_vpp_delete(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_uint_t first);
+static void ngx_http_mdm_api_vpp_deleted(ngx_http_request_t *r,
+    redisReply *reply, const char *err);
 
 
 #define ngx_http_mdm_vpp_get(r)  ((r)->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))
@@ -480,7 +484,7 @@ ngx_http_mdm_api_vpp_tokens(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p)
     }
 
     if (r->method == NGX_HTTP_DELETE) {
-        return ngx_http_mdm_api_vpp_simple(r, p, "delete");
+        return ngx_http_mdm_api_vpp_delete(r, &p->name, 1);
     }
 
     if (r->method == NGX_HTTP_PUT) {
@@ -489,6 +493,61 @@ ngx_http_mdm_api_vpp_tokens(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p)
 
     return ngx_http_mdm_api_error(r, NGX_HTTP_NOT_ALLOWED,
                                   "a VPP token takes GET, PUT or DELETE");
+}
+
+
+/*
+ * DELETE /v1/vpp/tokens/NAME: lua/api_vpp.lua's delete in bounded steps,
+ * called again while it answers 100 (more to do)
+ */
+
+static ngx_int_t
+ngx_http_mdm_api_vpp_delete(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_uint_t first)
+{
+    ngx_array_t  *args;
+
+    args = ngx_http_mdm_api_vpp_args(r, "delete", name);
+    if (args == NULL
+        || ngx_http_mdm_push_arg(args, (u_char *) (first ? "0" : "1"), 1)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_mdm_api_vpp_call(r, args, ngx_http_mdm_api_vpp_deleted);
+}
+
+
+static void
+ngx_http_mdm_api_vpp_deleted(ngx_http_request_t *r, redisReply *reply,
+    const char *err)
+{
+    ngx_int_t                 rc;
+    ngx_http_mdm_api_route_t  rt;
+    ngx_http_mdm_vpp_path_t   p;
+
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
+        && reply->element[0]->type == REDIS_REPLY_INTEGER
+        && reply->element[0]->integer == 100)
+    {
+        if (ngx_http_mdm_api_route(r, &rt) != NGX_OK
+            || ngx_http_mdm_api_vpp_path(&rt, &p) != NGX_OK)
+        {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        rc = ngx_http_mdm_api_vpp_delete(r, &p.name, 0);
+        if (rc != NGX_DONE) {
+            ngx_http_finalize_request(r, rc);
+        }
+
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_mdm_api_script_reply(r, reply,
+                                                               err));
 }
 
 

@@ -90,6 +90,9 @@ sub seed {
     redis('SADD', 'mdm:vpp:acme:asg:361309726', 'SER-1', 'SER-2');
     redis('SADD', 'mdm:vpp:acme:sasg:SER-1', '361309726', '408709785');
     redis('SADD', 'mdm:vpp:acme:sasg:SER-2', '361309726');
+    # the worker's indexes of its assignment sets
+    redis('SADD', 'mdm:vpp:acme:adams', '361309726');
+    redis('SADD', 'mdm:vpp:acme:serials', 'SER-1', 'SER-2');
 }
 
 # a device that sent Authenticate with this serial (mdm_identity off)
@@ -228,7 +231,7 @@ qr/\A\[error\] [^\n]*VPP job "token" of VPP location "acme" got no answer in 100
 sub {
     seed(expiry => time + 10 * 86400 + 3600);
     redis('SADD', 'mdm:vpp:names', 'old', 'new');
-    redis('HSET', 'mdm:vpp:old:status', 'token_expiry', time - 86400, 'stopped', 1, 'stop_reason', '9625 token revoked');
+    redis('HSET', 'mdm:vpp:old:status', 'token_expiry', time - 86400 + 600, 'stopped', 1, 'stop_reason', '9625 token revoked');
     redis('HSET', 'mdm:vpp:new:config', 'base_url', 'http://127.0.0.1:1/mdm/v2');
 }
 --- request eval
@@ -477,13 +480,17 @@ sub { seed(); redis('HSET', 'mdm:vpp:acme:config', 'base_url', 'http://x/'); red
       redis('SADD', 'mdm:vpp:acme:adams', '361309726', '555'); redis('SADD', 'mdm:vpp:acme:serials', 'SER-1', 'SER-2', 'SER-9');
       redis('SADD', 'mdm:vpp:acme:asg:555', 'SER-9'); redis('SADD', 'mdm:vpp:acme:sasg:SER-9', '555');
       redis('SADD', 'mdm:vpp:acme:new:adams', '777'); redis('SADD', 'mdm:vpp:acme:new:asg:777', 'SER-7');
-      redis('SADD', 'mdm:vpp:acme:new:sasg:SER-7', '777'); redis('HSET', 'mdm:vpp:acme:assets:new', '777', '{}') }
+      redis('SADD', 'mdm:vpp:acme:new:sasg:SER-7', '777'); redis('SADD', 'mdm:vpp:acme:new:serials', 'SER-7');
+      redis('HSET', 'mdm:vpp:acme:assets:new', '777', '{}');
+      # a swap under way: live sets indexed in idx:
+      redis('SADD', 'mdm:vpp:acme:idx:adams', '888'); redis('SADD', 'mdm:vpp:acme:asg:888', 'SER-8');
+      redis('SADD', 'mdm:vpp:acme:idx:serials', 'SER-8'); redis('SADD', 'mdm:vpp:acme:sasg:SER-8', '888') }
 --- request eval
 [ "DELETE /v1/vpp/tokens/acme", "DELETE /v1/vpp/tokens/acme" ]
 --- error_code eval
 [ 200, 404 ]
 --- json eval
-[ { deleted => JSON::PP::true, assets => num(5), serials => num(4) }, { error => qr/unknown/ } ]
+[ { deleted => JSON::PP::true, assets => num(6), serials => num(5) }, { error => qr/unknown/ } ]
 --- redis_check eval
 [ [ "KEYS mdm:vpp:acme*", [] ], [ "SISMEMBER mdm:vpp:names acme", 0 ] ]
 
@@ -523,3 +530,26 @@ POST /v1/vpp/install/acme
 qr/mdm: [^\n]*/
 --- grep_error_log_out eval
 qr/\Amdm: API request "\/v1\/vpp\/install\/acme" answered 400: [^\n]*nonsense[^\n]*\n\z/
+
+
+
+=== TEST 16: DELETE of a location with 2,500 apps and 2,500 serials: in bounded steps (several script calls), everything goes
+--- redis_setup eval
+sub {
+    seed();
+    redis('EVAL', q{for i = 1, 2500 do
+                        redis.call('SADD', 'mdm:vpp:acme:adams', 'A' .. i)
+                        redis.call('SADD', 'mdm:vpp:acme:asg:A' .. i, 'S' .. i)
+                        redis.call('SADD', 'mdm:vpp:acme:serials', 'S' .. i)
+                        redis.call('SADD', 'mdm:vpp:acme:sasg:S' .. i, 'A' .. i)
+                    end}, 0);
+    redis('CONFIG', 'RESETSTAT');
+}
+--- request
+DELETE /v1/vpp/tokens/acme
+--- error_code: 200
+--- json eval
+{ deleted => JSON::PP::true, assets => num(2503), serials => num(2502) }
+--- redis_check eval
+[ [ "KEYS mdm:vpp:acme*", [] ], [ "SISMEMBER mdm:vpp:names acme", 0 ],
+  [ "INFO commandstats", qr/cmdstat_evalsha:calls=[5-9],/ ] ]

@@ -150,43 +150,49 @@ function ops.tokens()
     return {200, encode_with_list({}, 'locations', list)}
 end
 
--- everything of the location: its keys, its assignment sets (found
--- through the worker's indexes "adams" and "serials", of the kept sync and
--- of one in progress under "new:", and through its assets), its name.
--- Install records expire.
+-- DELETE, in steps of at most DELETE_STEP assignment keys (a location may
+-- hold 100,000 licenses, and a script holds Redis for everyone while it
+-- runs; the C side calls again while the answer is 100). ARGV: 4 "0" for
+-- the first step, "1" after. The first step forgets the name and the small
+-- keys at once (the worker sees no token any more); every step takes apps
+-- and serials from the worker's indexes (live, a full walk's "new:", a
+-- swap's "idx:") and drops their assignment sets.
+local DELETE_STEP = 1000
+
 function ops.delete()
-    if not known() then return unknown() end
-    local adams, serials, na, ns = {}, {}, 0, 0
-    for _, a in ipairs(redis.call('HKEYS', vkey('assets'))) do adams[a] = true end
-    for _, pre in ipairs({'', 'new:'}) do
-        for _, a in ipairs(redis.call('SMEMBERS', vkey(pre .. 'adams'))) do
-            adams[a] = true
+    local count = vkey('deleting')
+    if ARGV[4] == '0' then
+        if not known() then return unknown() end
+        for _, a in ipairs(redis.call('HKEYS', vkey('assets'))) do
+            redis.call('SADD', vkey('adams'), a)
         end
-        for _, s in ipairs(redis.call('SMEMBERS', vkey(pre .. 'serials'))) do
-            serials[s] = true
+        redis.call('UNLINK', vkey('token'), vkey('config'), vkey('status'),
+                   vkey('assets'), vkey('assets:new'), vkey('notify_token'))
+        redis.call('SREM', MDM_KEY_VPPA_NAMES, name)
+        redis.call('SREM', MDM_KEY_VPPA_SYNCNOW, name)
+        redis.call('HSET', count, 'assets', 0, 'serials', 0)
+        redis.call('EXPIRE', count, 3600)
+    end
+    local left = DELETE_STEP
+    for _, pre in ipairs({'', 'new:', 'idx:'}) do
+        for _, a in ipairs(redis.call('SPOP', vkey(pre .. 'adams'), left)) do
+            redis.call('UNLINK', vkey('asg:' .. a), vkey('new:asg:' .. a))
+            redis.call('HINCRBY', count, 'assets', 1)
+            left = left - 1
         end
-    end
-    for a in pairs(adams) do
-        for _, pre in ipairs({'', 'new:'}) do
-            for _, s in ipairs(redis.call('SMEMBERS', vkey(pre .. 'asg:' .. a))) do
-                serials[s] = true
-            end
-            redis.call('UNLINK', vkey(pre .. 'asg:' .. a))
+        if left <= 0 then return {100, ''} end
+        for _, s in ipairs(redis.call('SPOP', vkey(pre .. 'serials'), left)) do
+            redis.call('UNLINK', vkey('sasg:' .. s), vkey('new:sasg:' .. s))
+            redis.call('HINCRBY', count, 'serials', 1)
+            left = left - 1
         end
-        na = na + 1
+        if left <= 0 then return {100, ''} end
     end
-    for s in pairs(serials) do
-        redis.call('UNLINK', vkey('sasg:' .. s), vkey('new:sasg:' .. s))
-        ns = ns + 1
-    end
-    redis.call('UNLINK', vkey('token'), vkey('config'), vkey('status'),
-               vkey('assets'), vkey('assets:new'), vkey('notify_token'),
-               vkey('adams'), vkey('serials'), vkey('new:adams'),
-               vkey('new:serials'))
-    redis.call('SREM', MDM_KEY_VPPA_NAMES, name)
-    redis.call('SREM', MDM_KEY_VPPA_SYNCNOW, name)
+    local c = redis.call('HMGET', count, 'assets', 'serials')
+    redis.call('DEL', count)
     return {200, cjson.encode({name = name, deleted = true,
-                               assets = na, serials = ns})}
+                               assets = tonumber(c[1]) or 0,
+                               serials = tonumber(c[2]) or 0})}
 end
 
 -- config (V1) --------------------------------------------------------------
