@@ -87,6 +87,8 @@ static ngx_http_mdm_api_endpoint_t  ngx_http_mdm_api_endpoints[] = {
     { ngx_string("ddm"), NGX_HTTP_MDM_API_ANY_ARGS, "", NGX_HTTP_PUT,
       ngx_http_mdm_api_ddm },
     { ngx_string("assets"), 1, "", NGX_HTTP_PUT, ngx_http_mdm_api_assets },
+    { ngx_string("vpp"), NGX_HTTP_MDM_API_ANY_ARGS, "",
+      NGX_HTTP_PUT|NGX_HTTP_POST, ngx_http_mdm_api_vpp },
     { ngx_null_string, 0, NULL, 0, NULL }
 };
 
@@ -460,6 +462,9 @@ ngx_http_mdm_api_body(ngx_http_request_t *r)
 
     } else if (ngx_http_mdm_api_is(rt.endpoint, "assets")) {
         rc = ngx_http_mdm_api_assets(r, &rt);
+
+    } else if (ngx_http_mdm_api_is(rt.endpoint, "vpp")) {
+        rc = ngx_http_mdm_api_vpp(r, &rt);
 
     } else {
         rc = ngx_http_mdm_api_enqueue(r);

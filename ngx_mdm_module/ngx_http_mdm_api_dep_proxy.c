@@ -5,57 +5,30 @@
  * /v1/dep/proxy/NAME/<Apple path>[?query] (contract D4): any DEP call, made
  * by the worker with the name's session.  nginx never talks to Apple and
  * never blocks: the call goes to Redis as a job (RPUSH mdm:dep:proxy,
- * refused with 503 when 1,000 wait), and a timer polls for the worker's
- * reply (GETDEL mdm:dep:proxy:reply:ID, every 20 to 50 ms, every 250 ms
- * after 2 s: each poll takes some request memory) until
- * mdm_dep_proxy_timeout: 504.  The worker drops jobs past their deadline
- * and its replies live 120 s, so nothing stays behind.
+ * refused with 503 when 1,000 wait), and ngx_http_mdm_api_poll.c polls
+ * for the worker's reply (GETDEL mdm:dep:proxy:reply:ID) until
+ * mdm_dep_proxy_timeout: 504.
  */
 
 
 #include "ngx_http_mdm_api_dep.h"
+#include "ngx_http_mdm_api_poll.h"
 #include "ngx_http_mdm_request.h"
 #include "ngx_http_mdm_response.h"
-
-#include <openssl/rand.h>
+#include "ngx_http_mdm_scripts.h"
 
 
 #define NGX_HTTP_MDM_DEP_PATH_MAX     1024
 #define NGX_HTTP_MDM_DEP_QUERY_MAX    4096
-#define NGX_HTTP_MDM_DEP_POLL_FIRST   20
-#define NGX_HTTP_MDM_DEP_POLL_MAX     50
-#define NGX_HTTP_MDM_DEP_POLL_SLOW    250
-#define NGX_HTTP_MDM_DEP_POLL_FAST_FOR 2000
-
-
-/* a waiting call; found again through its pool cleanup */
-typedef struct {
-    ngx_http_request_t           *request;
-    ngx_event_t                   timer;
-    ngx_str_t                     name;
-    ngx_str_t                     what;      /* "POST /profile", for logs */
-    u_char                        id[33];
-    ngx_msec_t                    started;
-    ngx_msec_t                    timeout;
-    ngx_msec_t                    interval;
-} ngx_http_mdm_dep_proxy_t;
 
 
 static const char *ngx_http_mdm_dep_proxy_check(ngx_http_request_t *r,
     ngx_str_t *path);
 static const char *ngx_http_mdm_dep_proxy_job(ngx_http_request_t *r,
-    ngx_http_mdm_dep_proxy_t *px, ngx_str_t *method, ngx_str_t *path,
+    ngx_http_mdm_api_poll_t *px, ngx_str_t *method, ngx_str_t *path,
     ngx_str_t *body, ngx_str_t *job);
-static ngx_http_mdm_dep_proxy_t *ngx_http_mdm_dep_proxy_state(
-    ngx_http_request_t *r, ngx_uint_t create);
-static void ngx_http_mdm_dep_proxy_cleanup(void *data);
-static void ngx_http_mdm_dep_proxy_queued(ngx_http_request_t *r,
-    redisReply *reply, const char *err);
-static void ngx_http_mdm_dep_proxy_poll(ngx_event_t *ev);
-static void ngx_http_mdm_dep_proxy_polled(ngx_http_request_t *r,
-    redisReply *reply, const char *err);
 static ngx_int_t ngx_http_mdm_dep_proxy_answer(ngx_http_request_t *r,
-    ngx_http_mdm_dep_proxy_t *px, redisReply *reply);
+    ngx_http_mdm_api_poll_t *px, redisReply *reply);
 static u_char *ngx_http_mdm_dep_proxy_type(ngx_http_request_t *r,
     const char *type);
 
@@ -68,7 +41,7 @@ ngx_http_mdm_api_dep_proxy(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
     const char                *err;
     ngx_array_t               *args;
     ngx_http_mdm_loc_conf_t   *mlcf;
-    ngx_http_mdm_dep_proxy_t  *px;
+    ngx_http_mdm_api_poll_t  *px;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_POST|NGX_HTTP_PUT
                        |NGX_HTTP_DELETE)))
@@ -96,7 +69,7 @@ ngx_http_mdm_api_dep_proxy(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
                                       "(1 MB at most)");
     }
 
-    px = ngx_http_mdm_dep_proxy_state(r, 1);
+    px = ngx_http_mdm_api_poll_state(r, 1);
     if (px == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -105,6 +78,14 @@ ngx_http_mdm_api_dep_proxy(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
 
     px->name = p->name;
     px->timeout = mlcf->dep_proxy_timeout;
+    px->script = NGX_HTTP_MDM_SCRIPT_API_DEP;
+    px->op = "proxy_poll";
+    px->kind = "DEP proxy call";
+    px->owner = "DEP name";
+    px->directive = "mdm_dep_proxy_timeout";
+    px->late = "the worker did not answer the DEP call in time "
+               "(mdm_dep_proxy_timeout)";
+    px->answer = ngx_http_mdm_dep_proxy_answer;
 
     err = ngx_http_mdm_dep_proxy_job(r, px, &r->method_name, &path, &body,
                                      &job);
@@ -127,7 +108,7 @@ ngx_http_mdm_api_dep_proxy(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_mdm_api_dep_call(r, args, ngx_http_mdm_dep_proxy_queued);
+    return ngx_http_mdm_api_dep_call(r, args, ngx_http_mdm_api_poll_queued);
 }
 
 
@@ -209,20 +190,12 @@ bad:
 
 static const char *
 ngx_http_mdm_dep_proxy_job(ngx_http_request_t *r,
-    ngx_http_mdm_dep_proxy_t *px, ngx_str_t *method, ngx_str_t *path,
+    ngx_http_mdm_api_poll_t *px, ngx_str_t *method, ngx_str_t *path,
     ngx_str_t *body, ngx_str_t *job)
 {
     char        *s;
-    u_char       rnd[16];
     json_t      *j, *b;
     ngx_time_t  *tp;
-
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-        return "out of memory";
-    }
-
-    ngx_hex_dump(px->id, rnd, sizeof(rnd));
-    px->id[32] = '\0';
 
     /* JSON strings are UTF-8: a body that is not cannot be a DEP call */
     b = json_stringn((const char *) (body->len ? body->data
@@ -267,173 +240,6 @@ ngx_http_mdm_dep_proxy_job(ngx_http_request_t *r,
 }
 
 
-static ngx_http_mdm_dep_proxy_t *
-ngx_http_mdm_dep_proxy_state(ngx_http_request_t *r, ngx_uint_t create)
-{
-    ngx_pool_cleanup_t        *cln;
-    ngx_http_mdm_dep_proxy_t  *px;
-
-    for (cln = r->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_http_mdm_dep_proxy_cleanup) {
-            return cln->data;
-        }
-    }
-
-    if (!create) {
-        return NULL;
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_mdm_dep_proxy_t));
-    if (cln == NULL) {
-        return NULL;
-    }
-
-    px = cln->data;
-    ngx_memzero(px, sizeof(ngx_http_mdm_dep_proxy_t));
-
-    px->request = r;
-    px->timer.handler = ngx_http_mdm_dep_proxy_poll;
-    px->timer.data = px;
-    px->timer.log = r->connection->log;
-
-    cln->handler = ngx_http_mdm_dep_proxy_cleanup;
-
-    return px;
-}
-
-
-/* a request ended some other way must not leave its timer behind */
-
-static void
-ngx_http_mdm_dep_proxy_cleanup(void *data)
-{
-    ngx_http_mdm_dep_proxy_t  *px = data;
-
-    if (px->timer.timer_set) {
-        ngx_del_timer(&px->timer);
-    }
-}
-
-
-static void
-ngx_http_mdm_dep_proxy_queued(ngx_http_request_t *r, redisReply *reply,
-    const char *err)
-{
-    ngx_http_mdm_dep_proxy_t  *px;
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2 || reply->element[0]->type
-                                   != REDIS_REPLY_INTEGER
-        || reply->element[0]->integer != 202)
-    {
-        ngx_http_finalize_request(r, ngx_http_mdm_api_dep_reply(r, reply,
-                                                                err, 2));
-        return;
-    }
-
-    px = ngx_http_mdm_dep_proxy_state(r, 0);
-
-    px->started = ngx_current_msec;
-    px->interval = NGX_HTTP_MDM_DEP_POLL_FIRST;
-
-    ngx_add_timer(&px->timer, px->interval);
-}
-
-
-static void
-ngx_http_mdm_dep_proxy_poll(ngx_event_t *ev)
-{
-    ngx_int_t                  rc;
-    ngx_str_t                  none = ngx_null_string, id;
-    ngx_array_t               *args;
-    ngx_connection_t          *c;
-    ngx_http_request_t        *r;
-    ngx_http_mdm_dep_proxy_t  *px;
-
-    px = ev->data;
-    r = px->request;
-    c = r->connection;
-
-    ngx_http_set_log_request(c->log, r);
-
-    id.data = px->id;
-    id.len = 32;
-
-    args = ngx_http_mdm_api_dep_args(r, "proxy_poll", &none);
-
-    if (args == NULL || ngx_http_mdm_push_arg(args, id.data, id.len)
-                        != NGX_OK)
-    {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-
-    } else {
-        rc = ngx_http_mdm_api_dep_call(r, args,
-                                       ngx_http_mdm_dep_proxy_polled);
-    }
-
-    if (rc != NGX_DONE) {
-        ngx_http_finalize_request(r, rc);
-    }
-
-    ngx_http_run_posted_requests(c);
-}
-
-
-static void
-ngx_http_mdm_dep_proxy_polled(ngx_http_request_t *r, redisReply *reply,
-    const char *err)
-{
-    ngx_msec_t                 waited, most;
-    ngx_http_mdm_dep_proxy_t  *px;
-
-    px = ngx_http_mdm_dep_proxy_state(r, 0);
-
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
-        && reply->element[0]->type == REDIS_REPLY_INTEGER
-        && reply->element[0]->integer == 1
-        && reply->element[1]->type == REDIS_REPLY_STRING)
-    {
-        ngx_http_finalize_request(r, ngx_http_mdm_dep_proxy_answer(r, px,
-                                                     reply->element[1]));
-        return;
-    }
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 1)
-    {
-        ngx_http_finalize_request(r, ngx_http_mdm_api_dep_reply(r, reply,
-                                                                err, 2));
-        return;
-    }
-
-    waited = ngx_current_msec - px->started;
-
-    if (waited >= px->timeout) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "mdm: DEP proxy call \"%V\" of DEP name \"%V\" got no "
-                      "answer in %M ms (mdm_dep_proxy_timeout): is "
-                      "mdm-worker running?", &px->what, &px->name,
-                      px->timeout);
-        ngx_http_finalize_request(r, ngx_http_mdm_api_error(r,
-                                    NGX_HTTP_GATEWAY_TIME_OUT,
-                                    "the worker did not answer the DEP call "
-                                    "in time (mdm_dep_proxy_timeout)"));
-        return;
-    }
-
-    /*
-     * the first answers come fast; later ones are Apple's pace, and each
-     * poll costs the request's pool a Redis call: a long wait polls less
-     */
-    most = (waited < NGX_HTTP_MDM_DEP_POLL_FAST_FOR)
-           ? NGX_HTTP_MDM_DEP_POLL_MAX : NGX_HTTP_MDM_DEP_POLL_SLOW;
-
-    px->interval = ngx_min(px->interval + px->interval / 2, most);
-
-    ngx_add_timer(&px->timer, ngx_min(px->interval, px->timeout - waited));
-}
-
-
 /*
  * The worker's REPLYJSON: Apple's status, body and content type, or status
  * 0 and our error: 502.
@@ -441,7 +247,7 @@ ngx_http_mdm_dep_proxy_polled(ngx_http_request_t *r, redisReply *reply,
 
 static ngx_int_t
 ngx_http_mdm_dep_proxy_answer(ngx_http_request_t *r,
-    ngx_http_mdm_dep_proxy_t *px, redisReply *reply)
+    ngx_http_mdm_api_poll_t *px, redisReply *reply)
 {
     u_char        *type;
     json_t        *j, *b;

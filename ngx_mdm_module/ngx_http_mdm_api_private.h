@@ -113,5 +113,9 @@ ngx_int_t ngx_http_mdm_api_ddm(ngx_http_request_t *r,
 ngx_int_t ngx_http_mdm_api_assets(ngx_http_request_t *r,
     ngx_http_mdm_api_route_t *rt);
 
+/* ngx_http_mdm_api_vpp*.c: /v1/vpp/... (Apps and Books, contracts V1-V5) */
+ngx_int_t ngx_http_mdm_api_vpp(ngx_http_request_t *r,
+    ngx_http_mdm_api_route_t *rt);
+
 
 #endif /* _NGX_HTTP_MDM_API_PRIVATE_H_INCLUDED_ */

@@ -391,6 +391,20 @@ static ngx_command_t  ngx_http_mdm_commands[] = {
       offsetof(ngx_http_mdm_loc_conf_t, dep_pool_name),
       NULL },
 
+    { ngx_string("mdm_vpp_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mdm_loc_conf_t, vpp_timeout),
+      NULL },
+
+    { ngx_string("mdm_vpp_notify"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_mdm_vpp_notify_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -522,6 +536,7 @@ ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
     }
 
     mlcf->dep_proxy_timeout = NGX_CONF_UNSET_MSEC;
+    mlcf->vpp_timeout = NGX_CONF_UNSET_MSEC;
 
     return mlcf;
 }
@@ -593,6 +608,10 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (ngx_http_mdm_api_dep_merge_conf(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_mdm_api_vpp_merge_conf(cf, prev, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 

@@ -130,6 +130,7 @@ typedef struct {
     ngx_msec_t                  dep_proxy_timeout; /* mdm_dep_proxy_timeout */
     ngx_str_t                   dep_pool_name;     /* mdm_dep_thread_pool */
     void                       *dep_thread_pool;   /* NULL: in the worker */
+    ngx_msec_t                  vpp_timeout;       /* mdm_vpp_timeout */
 } ngx_http_mdm_loc_conf_t;
 
 

@@ -31,6 +31,8 @@ static ngx_http_mdm_script_t  ngx_http_mdm_scripts[NGX_HTTP_MDM_SCRIPT_N] = {
     { "ddm", ngx_http_mdm_lua_ddm, sizeof(ngx_http_mdm_lua_ddm) - 1, "" },
     { "ddm_api", ngx_http_mdm_lua_ddm_api,
       sizeof(ngx_http_mdm_lua_ddm_api) - 1, "" },
+    { "api_vpp", ngx_http_mdm_lua_api_vpp,
+      sizeof(ngx_http_mdm_lua_api_vpp) - 1, "" },
 };
 
 

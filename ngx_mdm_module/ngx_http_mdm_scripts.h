@@ -21,7 +21,8 @@
 #define NGX_HTTP_MDM_SCRIPT_API_DEP  6
 #define NGX_HTTP_MDM_SCRIPT_DDM      7
 #define NGX_HTTP_MDM_SCRIPT_DDM_API  8
-#define NGX_HTTP_MDM_SCRIPT_N        9
+#define NGX_HTTP_MDM_SCRIPT_API_VPP  9
+#define NGX_HTTP_MDM_SCRIPT_N        10
 
 
 typedef struct {

@@ -92,8 +92,18 @@
 /* ops: per-worker counters (retention: stats_retention, README "Metrics") */
 #define MDM_KEY_STATS_WORKER    "mdm:stats:worker:"  /* + worker id, hash */
 #define MDM_KEY_STATS_WORKERS   "mdm:stats:workers"  /* zset id -> expiry ms */
-/* ops: VPP names (contract V1; the VPP branches write them) */
+/* vpp worker (contracts V1-V5; retention: README, "VPP: the worker") */
 #define MDM_KEY_VPP             "mdm:vpp:"           /* + NAME:... */
 #define MDM_KEY_VPP_NAMES       "mdm:vpp:names"      /* set */
+#define MDM_KEY_VPP_SYNCNOW     "mdm:vpp:syncnow"    /* set of names */
+#define MDM_KEY_VPP_JOBS        "mdm:vpp:jobs"       /* list of jobs */
+#define MDM_KEY_VPP_RUNNING     "mdm:vpp:running"    /* hash id -> job */
+#define MDM_KEY_VPP_REPLY       "mdm:vpp:reply:"     /* + id, TTL */
+#define MDM_KEY_VPP_MDMINFO     "mdm:vpp:mdminfo"    /* hash {id, name} */
+#define MDM_KEY_VPP_LEADER      "mdm:vpp:leader"     /* worker id, TTL */
+#define MDM_KEY_VPP_INSTALL     "mdm:vpp:install:"   /* + IID[:dev], TTL */
+#define MDM_KEY_VPP_NOTIF       "mdm:vpp:notif:"     /* + id, TTL 1 day */
+/* vppa: the serial index of enrollments (README, "VPP") */
+#define MDM_KEY_SERIALS         "mdm:serials"        /* hash serial -> did */
 
 #endif /* NGX_MDM_KEYS_H */

@@ -4,6 +4,7 @@
  * The webhook body of a DEP event (type dep.device.added|modified|deleted,
  * dep.sync, dep.error, D5): {"topic": TYPE, "event_id", "created_at",
  * "dep_event": {every other field of the stream entry}}, with jansson.
+ * VPP events (vpp.*, V5) take the same shape with "vpp_event".
  */
 
 #include <stdlib.h>
@@ -74,7 +75,9 @@ mw_dep_wh_json(const mw_wh_event_t *e)
                             mw_dep_wh_str(e->fields[i + 1], e->lens[i + 1]));
     }
 
-    json_object_set_new(root, "dep_event", ev);
+    v = mw_wh_field(e, "type", &len);
+    json_object_set_new(root, (len > 4 && memcmp(v, "vpp.", 4) == 0)
+                              ? "vpp_event" : "dep_event", ev);
 
     out = json_dumps(root, JSON_COMPACT);
     json_decref(root);

@@ -116,6 +116,29 @@ static mw_option_t  mw_options[] = {
     { "dep_session_ttl", 'l', offsetof(mw_conf_t, dep_session_ttl),
       "DEP: seconds a stored X-ADM-Auth-Session is reused by a restarted "
       "worker (1800)" },
+    { "vpp_sync_interval", 'l', offsetof(mw_conf_t, vpp_sync_interval),
+      "VPP: seconds between syncs of a location's assets and assignment "
+      "changes (3600)" },
+    { "vpp_full_interval", 'l', offsetof(mw_conf_t, vpp_full_interval),
+      "VPP: seconds between full walks of the assignments (86400)" },
+    { "vpp_backoff_ms", 'l', offsetof(mw_conf_t, vpp_backoff_ms),
+      "VPP: first delay after an error without Retry-After, doubled each "
+      "time up to vpp_backoff_max (1000)" },
+    { "vpp_backoff_max", 'l', offsetof(mw_conf_t, vpp_backoff_max),
+      "VPP: the longest such delay, seconds (300)" },
+    { "vpp_poll_ms", 'l', offsetof(mw_conf_t, vpp_poll_ms),
+      "VPP: first wait before asking for an associate event's status, "
+      "doubled each time up to vpp_poll_max (500)" },
+    { "vpp_poll_max", 'l', offsetof(mw_conf_t, vpp_poll_max),
+      "VPP: the longest such wait, seconds (30)" },
+    { "vpp_event_timeout", 'l', offsetof(mw_conf_t, vpp_event_timeout),
+      "VPP: seconds after which an event still pending fails its batch "
+      "(3600)" },
+    { "vpp_batch_max", 'l', offsetof(mw_conf_t, vpp_batch_max),
+      "VPP: serials per associate call, never above Apple's "
+      "maxSerialNumbers (1000)" },
+    { "vpp_events_max", 'l', offsetof(mw_conf_t, vpp_events_max),
+      "VPP: MAXLEN ~ of mdm:events for VPP events (1000000)" },
     { "inventory_interval", 'l', offsetof(mw_conf_t, inventory_interval),
       "seconds after which a device's inventory is asked for again "
       "(DeviceInformation); 0: off (0)" },
@@ -234,13 +257,15 @@ main(int argc, char **argv)
 
     if (mw_apns_init(&ctx) != 0 || mw_webhook_init(&ctx) != 0
         || mw_dep_init(&ctx) != 0
-        || mw_inventory_init(&ctx) != 0)
+        || mw_inventory_init(&ctx) != 0
+        || mw_vpp_init(&ctx) != 0)
     {
         mw_log("error", "out of memory");
         mw_apns_cleanup(&ctx);
         mw_webhook_cleanup(&ctx);
         mw_dep_cleanup(&ctx);
         mw_inventory_cleanup(&ctx);
+        mw_vpp_cleanup(&ctx);
         mw_http_cleanup(&ctx);
         mw_free_conf(conf);
         return 1;
@@ -286,6 +311,7 @@ main(int argc, char **argv)
     mw_webhook_cleanup(&ctx);
     mw_dep_cleanup(&ctx);
     mw_inventory_cleanup(&ctx);
+    mw_vpp_cleanup(&ctx);
     mw_http_cleanup(&ctx);
     ev_loop_destroy(ctx.loop);
 
@@ -304,6 +330,7 @@ mw_ready(mw_redis_t *r)
     mw_dep_start(r->ctx);
     mw_inventory_start(r->ctx);
     mw_ddm_start(r->ctx);
+    mw_vpp_start(r->ctx);
 }
 
 
@@ -330,6 +357,7 @@ mw_signal(struct ev_loop *loop, ev_signal *w, int revents)
     mw_dep_stop(ctx);
     mw_inventory_stop(ctx);
     mw_ddm_stop(ctx);
+    mw_vpp_stop(ctx);
 
     ev_timer_init(&ctx->idle, mw_check_idle, 0., 0.05);
     ctx->idle.data = ctx;
@@ -347,7 +375,7 @@ mw_check_idle(struct ev_loop *loop, ev_timer *w, int revents)
     if (mw_http_inflight(ctx) == 0 && mw_apns_idle(ctx)
         && mw_webhook_idle(ctx) && mw_dep_idle(ctx)
         && mw_inventory_idle(ctx)
-        && mw_ddm_idle(ctx))
+        && mw_ddm_idle(ctx) && mw_vpp_idle(ctx))
     {
         ev_timer_stop(loop, w);
         ev_break(loop, EVBREAK_ALL);
@@ -401,6 +429,15 @@ mw_defaults(mw_conf_t *conf)
     conf->ddm_budget = 200;
     conf->ddm_command_ttl = 2592000;
     conf->stats_retention = 86400;
+    conf->vpp_sync_interval = 3600;
+    conf->vpp_full_interval = 86400;
+    conf->vpp_backoff_ms = 1000;
+    conf->vpp_backoff_max = 300;
+    conf->vpp_poll_ms = 500;
+    conf->vpp_poll_max = 30;
+    conf->vpp_event_timeout = 3600;
+    conf->vpp_batch_max = 1000;
+    conf->vpp_events_max = 1000000;
 }
 
 

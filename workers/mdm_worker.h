@@ -69,6 +69,16 @@ typedef struct {
     int          ddm_budget;        /* enrollments per step, about */
     long         ddm_command_ttl;   /* s the commands are kept */
     long         stats_retention;   /* s a silent worker's counters live */
+    /* vpp */
+    long         vpp_sync_interval; /* seconds */
+    long         vpp_full_interval; /* seconds */
+    long         vpp_backoff_ms;
+    long         vpp_backoff_max;   /* seconds */
+    long         vpp_poll_ms;
+    long         vpp_poll_max;      /* seconds */
+    long         vpp_event_timeout; /* seconds */
+    long         vpp_batch_max;
+    long         vpp_events_max;
 } mw_conf_t;
 
 
@@ -78,6 +88,7 @@ typedef struct mw_apns_s     mw_apns_t;      /* apns.c */
 typedef struct mw_webhook_s  mw_webhook_t;   /* webhook.c */
 typedef struct mw_dep_s      mw_dep_t;       /* dep.c */
 typedef struct mw_inventory_s  mw_inventory_t;  /* inventory.c */
+typedef struct mw_vpp_s      mw_vpp_t;       /* vpp.c */
 
 
 /* one hiredis connection, reconnecting with backoff */
@@ -143,6 +154,11 @@ enum {
     MW_LUA_DEP_CURSOR,
     MW_LUA_INVENTORY,
     MW_LUA_DDM,
+    MW_LUA_VPP_TICK,
+    MW_LUA_VPP_ERROR,
+    MW_LUA_VPP_TOKEN,
+    MW_LUA_VPP_PAGE,
+    MW_LUA_VPP_INSTALL,
     MW_LUA_N
 };
 
@@ -198,6 +214,7 @@ struct mw_ctx_s {
     mw_dep_t            *dep;
     mw_inventory_t      *inventory;
     mw_stats_t           stats;
+    mw_vpp_t            *vpp;
 };
 
 
@@ -268,6 +285,12 @@ void mw_stats_add(mw_ctx_t *ctx, int what, long long n);
 void mw_stats_beat(mw_ctx_t *ctx);
 const char *mw_stats_key(mw_ctx_t *ctx);
 const char *mw_stats_ttl(mw_ctx_t *ctx);
+/* vpp.c: Apps and Books */
+int mw_vpp_init(mw_ctx_t *ctx);
+void mw_vpp_start(mw_ctx_t *ctx);
+void mw_vpp_stop(mw_ctx_t *ctx);
+int mw_vpp_idle(mw_ctx_t *ctx);
+void mw_vpp_cleanup(mw_ctx_t *ctx);
 /* ddm.c: the DeclarativeManagement fan-out */
 void mw_ddm_start(mw_ctx_t *ctx);
 void mw_ddm_stop(mw_ctx_t *ctx);

@@ -195,6 +195,35 @@ static const mc_cmd_t  mc_cmds[] = {
     { "pushcert show", "[TOPIC]", "A stored push certificate's expiry "
       "(GET /v1/pushcert?topic=).", mc_show_opts, 0, 1,
       mc_cmd_pushcert_show },
+    { "vpp tokens", "[NAME]", "Apps and Books locations: org, location, "
+      "token expiry, warnings, stops (GET /v1/vpp/tokens[/NAME]).",
+      mc_no_opts, 0, 1, mc_cmd_vpp_tokens },
+    { "vpp token-put", "NAME FILE", "Give a location its content token "
+      "file, as downloaded (PUT /v1/vpp/tokens/NAME).", mc_vpp_token_opts,
+      0, 1, mc_cmd_vpp_token_put },
+    { "vpp token-delete", "NAME", "Forget a location and all it holds "
+      "(DELETE /v1/vpp/tokens/NAME).", mc_no_opts, 0, 1,
+      mc_cmd_vpp_token_delete },
+    { "vpp config", "NAME", "Show or set a location's base_url and "
+      "notify_url (GET|PUT /v1/vpp/config/NAME).", mc_vpp_config_opts, 0, 1,
+      mc_cmd_vpp_config },
+    { "vpp assets", "NAME", "A location's licenses by app "
+      "(GET /v1/vpp/assets/NAME), every page.", mc_vpp_page_opts, 0, 1,
+      mc_cmd_vpp_assets },
+    { "vpp assignments", "NAME", "Licenses of a serial or of an app "
+      "(GET /v1/vpp/assignments/NAME).", mc_vpp_asg_opts, 0, 1,
+      mc_cmd_vpp_assignments },
+    { "vpp sync", "NAME", "Refresh a location from Apple now "
+      "(POST /v1/vpp/sync/NAME).", mc_no_opts, 0, 1, mc_cmd_vpp_sync },
+    { "vpp install", "NAME ADAM_ID SERIAL...", "Give devices an app's "
+      "license and install it (POST /v1/vpp/install/NAME).",
+      mc_vpp_install_opts, 0, 1, mc_cmd_vpp_install },
+    { "vpp remove", "NAME ADAM_ID BUNDLE_ID SERIAL...", "Remove an app "
+      "and take its licenses back (POST /v1/vpp/remove/NAME).",
+      mc_vpp_remove_opts, 0, 1, mc_cmd_vpp_install },
+    { "vpp install-status", "NAME INSTALL_ID", "An install's outcome, "
+      "device by device (GET /v1/vpp/install/NAME/ID).",
+      mc_vpp_status_opts, 0, 1, mc_cmd_vpp_install_status },
     { "version", "", "The server's version (GET /version).",
       mc_no_opts, 0, 1, mc_cmd_version },
     { NULL, NULL, NULL, NULL, 0, 0, NULL }

@@ -128,6 +128,24 @@ void mc_print_object(json_t *o);
 /* mdmctl_inv.c */
 void mc_print_status(json_t *j, const char *what);
 int mc_want_pos(const mc_cmd_t *cmd, mc_args_t *a, int min, int max);
+json_t *mc_pages(const mc_conf_t *conf, const char *path,
+    const char *list_key, const char *cursor_key, long limit, long max,
+    int *rc);
+
+/* mdmctl_vpp.c: vpp tokens|token-put|token-delete|config|assets|
+ * assignments|sync|install|remove|install-status */
+int mc_cmd_vpp_tokens(const mc_cmd_t *cmd, mc_args_t *a);
+int mc_cmd_vpp_token_put(const mc_cmd_t *cmd, mc_args_t *a);
+int mc_cmd_vpp_token_delete(const mc_cmd_t *cmd, mc_args_t *a);
+int mc_cmd_vpp_config(const mc_cmd_t *cmd, mc_args_t *a);
+int mc_cmd_vpp_assets(const mc_cmd_t *cmd, mc_args_t *a);
+int mc_cmd_vpp_assignments(const mc_cmd_t *cmd, mc_args_t *a);
+int mc_cmd_vpp_sync(const mc_cmd_t *cmd, mc_args_t *a);
+int mc_cmd_vpp_install(const mc_cmd_t *cmd, mc_args_t *a);
+int mc_cmd_vpp_install_status(const mc_cmd_t *cmd, mc_args_t *a);
+extern const mc_opt_t  mc_vpp_token_opts[], mc_vpp_config_opts[],
+    mc_vpp_asg_opts[], mc_vpp_install_opts[], mc_vpp_remove_opts[],
+    mc_vpp_status_opts[], mc_vpp_page_opts[];
 
 /* the commands */
 int mc_cmd_devices(const mc_cmd_t *cmd, mc_args_t *a);

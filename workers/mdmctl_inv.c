@@ -22,7 +22,7 @@
  * answer.  Returns the first page's object with the list holding every
  * item seen (at most max, 0 = all) and the cursor where the walk stopped.
  */
-static json_t *
+json_t *
 mc_pages(const mc_conf_t *conf, const char *path, const char *list_key,
     const char *cursor_key, long limit, long max, int *rc)
 {

@@ -34,6 +34,11 @@ static const char  *mw_lua_src[MW_LUA_N] = {
     mw_lua_dep_cursor,
     mw_lua_inventory,
     mw_lua_ddm,
+    mw_lua_vpp_tick,
+    mw_lua_vpp_error,
+    mw_lua_vpp_token,
+    mw_lua_vpp_page,
+    mw_lua_vpp_install,
 };
 
 

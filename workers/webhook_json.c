@@ -363,8 +363,10 @@ mw_wh_json(const mw_wh_event_t *e)
     const char  *type;
 
     type = mw_wh_field(e, "type", &len);
-    if (len > 4 && memcmp(type, "dep.", 4) == 0) {
-        return mw_dep_wh_json(e);
+    if (len > 4 && (memcmp(type, "dep.", 4) == 0
+                    || memcmp(type, "vpp.", 4) == 0))
+    {
+        return mw_dep_wh_json(e);    /* VPP events (V5) have DEP's shape */
     }
 
     connect = (len == 7 && memcmp(type, "Connect", 7) == 0);

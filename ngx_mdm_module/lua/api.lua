@@ -371,6 +371,11 @@ function ops.delete()
             if remove_channel(did, s) then deleted[#deleted + 1] = did .. s end
         end
         unindex_certificates(did, enr_key(did))
+        -- vppa (V3): the serial index entry, if it still names this device
+        local serial = redis.call('HGET', enr_key(did), 'serial_number')
+        if serial and redis.call('HGET', MDM_KEY_SERIALS, serial) == did then
+            redis.call('HDEL', MDM_KEY_SERIALS, serial)
+        end
         if remove_channel(did, '') then table.insert(deleted, 1, did) end
         redis.call('DEL', users, mdm_key(MDM_KEY_AUTH, did, ''))
     end

@@ -119,6 +119,17 @@ local function reenroll_refused(old)
     return nil
 end
 
+-- vppa (contract V3): mdm:serials maps a device's serial number to its
+-- device id, so that VPP licenses, which Apple gives by serial, find the
+-- enrollment to queue the install to; api.lua's delete removes the entry
+local function index_serial()
+    if suffix ~= '' then return end
+    local serial = redis.call('HGET', enr, 'serial_number')
+    if serial and serial ~= '' then
+        redis.call('HSET', MDM_KEY_SERIALS, serial, did)
+    end
+end
+
 function handlers.Authenticate()
     -- a new enrollment of this device: nothing of the old one carries over
     -- but the certificates bound to it (a renewal keeps the old one bound
@@ -143,6 +154,7 @@ function handlers.Authenticate()
     redis.call('HSET', enr, 'type', etype, 'enabled', '0',
         'token_update_tally', '0', 'authenticated_at', now,
         'last_seen', now, unpack(fields()))
+    index_serial()
     if #keep > 0 then redis.call('HSET', enr, unpack(keep)) end
     each_user(function(s)
         redis.call('HSET', user_key(s), 'enabled', '0')
@@ -244,6 +256,7 @@ function handlers.TokenUpdate()
     local f = fields()
     redis.call('HSET', enr, 'type', etype, 'enabled', '1',
         'token_updated_at', now, 'last_seen', now, unpack(f))
+    index_serial()
     -- a fresh token: whatever APNs said of the old one no longer holds
     redis.call('HDEL', enr, 'token_invalid', 'repushes')
     -- the device's Topic is not added to mdm:topics: that set holds the
