@@ -3,7 +3,7 @@
 # fleet runs it).
 #
 #   bench/fleet.sh [--devices N] [--workers "1 2"] [--concurrency C]
-#                  [--ids-per-call K] [--timeout S] [--out FILE]
+#                  [--timeout S] [--out FILE]
 #
 # N enrolled devices (default 100,000), each with its own certificate
 # (1,000 RSA keys among them: 100,000 keys would take hours to make; the
@@ -12,11 +12,13 @@
 # Then, for each nginx worker count W (default "1 2"), nginx is started
 # fresh and two commands go to the whole fleet, the first with cold caches
 # (fresh nginx start), the second warm:
-#   - a DeviceInformation command with a CommandUUID chosen in advance
-#     (BENCH-FLEET-c, so the Acknowledged bodies are pre-signed) is queued
-#     to every device with PUT /v1/enqueue (the API takes at most 10,000
-#     ids a call: N/K calls of K ids, one after the other, in a random
-#     device order), which queues the pushes;
+#   - a DeviceInformation command is queued to every device with PUT
+#     /v1/enqueue, which also queues the pushes. The API takes at most
+#     10,000 ids a call and a CommandUUID only once, so the fleet-wide
+#     command is N/10,000 calls, one after the other (in a random order,
+#     each call's ids shuffled), each with its own CommandUUID chosen in
+#     advance (BENCH-FLEET-c-k for devices 10,000k.., so that the
+#     Acknowledged bodies can be pre-signed);
 #   - mdm-worker pushes each device through the loopback APNs mock
 #     (bench/fleetsim: HTTP/2 over TLS, client certificate, strict);
 #   - bench/fleetsim's devices answer each push: C at once (default 200),
@@ -41,7 +43,7 @@ source "$(dirname "$0")/lib.sh"
 DEVICES=100000
 WORKERS_LIST="1 2"
 CONC=200
-PER_CALL=10000
+PER_CALL=10000    # the API's limit, and gen.c's FLEET_PER_CALL
 TIMEOUT=600
 OUT=
 
@@ -50,7 +52,6 @@ while [ $# -gt 0 ]; do
         --devices)       DEVICES=$2; shift ;;
         --workers)       WORKERS_LIST=$2; shift ;;
         --concurrency)   CONC=$2; shift ;;
-        --ids-per-call)  PER_CALL=$2; shift ;;
         --timeout)       TIMEOUT=$2; shift ;;
         --out)           OUT=$2; shift ;;
         -h|--help)       sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
@@ -59,7 +60,6 @@ while [ $# -gt 0 ]; do
     shift
 done
 OUT=${OUT:-$BENCH/fleet.md}
-[ "$PER_CALL" -le 10000 ] || die "--ids-per-call: the API takes at most 10,000"
 NRUNS=$(( $(wc -w <<< "$WORKERS_LIST") * 2 ))
 [ "$NRUNS" -le "${FLEET_COMMANDS:-4}" ] || die "$NRUNS runs need FLEET_COMMANDS=$NRUNS (the population's commands)"
 
@@ -131,6 +131,7 @@ MW_PID=$!
 
 fleet_cleanup() {
     local rc=$?
+    set +e
     exec 7>&- 2>/dev/null || true
     [ -n "${MW_PID:-}" ] && kill "$MW_PID" 2>/dev/null && wait "$MW_PID" 2>/dev/null
     [ -n "${SIM_PID:-}" ] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null
@@ -142,10 +143,11 @@ sleep 1
 kill -0 "$SIM_PID" 2>/dev/null || die "fleetsim did not start: $(cat "$TMP/logs/fleetsim.log")"
 kill -0 "$MW_PID" 2>/dev/null || die "mdm-worker did not start: $(tail -5 "$TMP/logs/worker.log")"
 
-# the enqueue calls: K ids each, the devices in a random order
-shuf "$POP/udids.txt" > "$TMP/ids.shuf"
-split -l "$PER_CALL" -d -a 3 "$TMP/ids.shuf" "$TMP/ids."
-NCALLS=$(ls "$TMP"/ids.[0-9]* | wc -l)
+# the enqueue calls: devices 10,000k.. in call k (its own CommandUUID),
+# the calls and the ids of each in a random order
+split -l "$PER_CALL" -d -a 3 "$POP/udids.txt" "$TMP/ids."
+for f in "$TMP"/ids.[0-9][0-9][0-9]; do shuf "$f" -o "$f"; done
+NCALLS=$(ls "$TMP"/ids.[0-9][0-9][0-9] | wc -l)
 
 ROWS=$TMP/rows
 : > "$ROWS"
@@ -153,16 +155,17 @@ CMD=0
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 fleet_run() {   # fleet_run WORKERS CACHE
-    local w=$1 cache=$2 c=$CMD uuid="BENCH-FLEET-$CMD" f reqs=() t0 t1 line ok
+    local w=$1 cache=$2 c=$CMD f k reqs=() t0 t1 line ok
     local n0 r0 m0 n1 r1 m1 rss load
     CMD=$((CMD + 1))
-    for f in "$TMP"/ids.[0-9]*; do
+    for f in $(ls "$TMP"/ids.[0-9][0-9][0-9] | shuf); do
+        k=$((10#${f##*.}))
         "$BENCH/gen" enqueue -o "$f.$c.req" --key "$API_KEY" --ids "$f" \
-            --uuid "$uuid" --query ""
+            --uuid "BENCH-FLEET-$c-$k" --query ""
         reqs+=("$f.$c.req")
     done
     load=$(cut -d' ' -f1 /proc/loadavg)
-    say "$w worker(s), $cache: $uuid to $DEVICES devices ($NCALLS enqueue calls), load average $load"
+    say "$w worker(s), $cache: BENCH-FLEET-$c-* to $DEVICES devices ($NCALLS enqueue calls), load average $load"
     n0=$(workers_ticks); r0=$(cpu_ticks "$REDIS_PID"); m0=$(cpu_ticks "$MW_PID")
     echo "go $c" >&7
     t0=$(date +%s.%N)
@@ -176,7 +179,8 @@ fleet_run() {   # fleet_run WORKERS CACHE
     n1=$(workers_ticks); r1=$(cpu_ticks "$REDIS_PID"); m1=$(cpu_ticks "$MW_PID")
     line=$(grep "^ROUND c=$c " "$TMP/sim.out")
     rss=$(for p in $(nginx_workers); do vm_rss_kb "$p"; done | sort -n | tail -1)
-    ok=$(sed "s/.*/HGET mdm:r:{&}:$uuid status/" "$POP/udids.txt" | rcli | grep -c '^Acknowledged$' || true)
+    ok=$(awk -v c="$c" -v k="$PER_CALL" '{ printf "HGET mdm:r:{%s}:BENCH-FLEET-%d-%d status\n", $0, c, int((NR - 1) / k) }' \
+             "$POP/udids.txt" | rcli | grep -c '^Acknowledged$' || true)
     echo "w=$w cache=$cache t0=$t0 t1=$t1 ngx=$((n1 - n0)) redis=$((r1 - r0)) mw=$((m1 - m0)) rss=$rss stored=$ok load=$load $line" >> "$ROWS"
     note "$(tail -1 "$ROWS")"
     [ "$(field done "$line")" = 1 ] || note "the round did not finish (timeout $TIMEOUT s): see $TMP/logs"
@@ -207,8 +211,9 @@ WORKER_ERRS=$(grep -c '\[error\]\|error' "$TMP/logs/worker.log" || true)
     echo
     echo "$DEVICES devices, each with its own certificate (1,000 RSA-2048 keys among them), enrolled with"
     echo "signed Authenticate + TokenUpdate through nginx in $ENROLL_S s. Each run: one DeviceInformation"
-    echo "command (CommandUUID chosen in advance) queued to every device with $NCALLS \`PUT /v1/enqueue\` calls of"
-    echo "≤ $PER_CALL ids (the API's limit per call) one after the other; mdm-worker pushes every device through"
+    echo "command queued to every device with $NCALLS \`PUT /v1/enqueue\` calls of ≤ $PER_CALL ids one after the"
+    echo "other (the API takes 10,000 ids a call and a CommandUUID once: one UUID per call, chosen in advance);"
+    echo "mdm-worker pushes every device through"
     echo "the loopback HTTP/2-over-TLS APNs mock; $CONC simulated devices at once answer the pushes in random order,"
     echo "each with a signed Idle (which receives the command) and a signed Acknowledged, every request with"
     echo "its own pre-made signature, over keep-alive HTTP/1.1 connections. Cold: the first command after a"

@@ -20,7 +20,7 @@
  * device i); woken devices wait in a pool from which C "devices at once"
  * (default 200) take one at random: it sends its pre-signed Idle
  * (DIR/fleet-idle.req, record c * N + i) to nginx over a keep-alive
- * HTTP/1.1 connection, expects the command BENCH-FLEET-c in the answer,
+ * HTTP/1.1 connection, expects the command BENCH-FLEET-c-k in the answer,
  * then sends its pre-signed Acknowledged (DIR/fleet-ack.req).
  *
  * Control on stdin, one line each:
@@ -292,7 +292,7 @@ round_start(long cmd)
     round_.max_pending = 0;
     round_.stray = stray;
     round_.uuid_len = (size_t) snprintf(round_.uuid, sizeof(round_.uuid),
-                                        "BENCH-FLEET-%ld", cmd);
+                                        "BENCH-FLEET-%ld-", cmd);
     if ((size_t) (cmd + 1) * devices > idle_recs.count
         || (size_t) (cmd + 1) * devices > ack_recs.count)
     {

@@ -23,7 +23,9 @@
  *                           (--ddm)
  *         fleet-idle.req    (--fleet C) for each of C commands BENCH-FLEET-c,
  *                           every device's Idle (record c * DEVICES + i)
- *         fleet-ack.req     ... and its Acknowledged of BENCH-FLEET-c
+ *         fleet-ack.req     ... and its Acknowledged of BENCH-FLEET-c-k,
+ *                           k = i / 10000 (one enqueue call, one UUID, per
+ *                           10,000 devices)
  *         tokens.txt        every device's push token (hex), a line each
  *       --shuffle: idle.req visits the devices in a new random order on
  *       every pass (each pass still has every device once).
@@ -39,6 +41,9 @@
  *       COUNT made-up ids PREFIX%012d (a UDID-shaped 36 characters with
  *       PREFIX "E3AC0000-0000-4000-8000-"). FMT (printf, %d = 0..R-1)
  *       gives each its CommandUUID; without --uuid the server makes one.
+ *
+ * GEN_KEYS=FILE: take the device keys from FILE (PEM, at least KEYS of
+ * them) instead of making new ones.
  *
  * Record files: each record is "%08zu\n" (the length) followed by that many
  * bytes, one complete HTTP/1.1 request, so a wrk script (bench/replay.lua)
@@ -850,10 +855,13 @@ ddm_status_work(size_t lo, size_t hi, buf_t *out, void *arg)
 /*
  * the mass-command benchmark (bench/fleet.sh): for command c, every
  * device's Idle (record c * DEVICES + i) and its Acknowledged of
- * BENCH-FLEET-c; BenchSequence 100000 + c keeps these bodies and
- * signatures apart from idle.req's
+ * BENCH-FLEET-c-k, k = i / 10,000: the enqueue API takes 10,000 ids a
+ * call and a CommandUUID once, so a fleet-wide command is one call (and
+ * one UUID) per 10,000 devices.  BenchSequence 100000 + c keeps these
+ * bodies and signatures apart from idle.req's
  */
-#define FLEET_SEQ  100000
+#define FLEET_SEQ       100000
+#define FLEET_PER_CALL  10000
 
 static void
 fleet_idle_work(size_t lo, size_t hi, buf_t *out, void *arg)
@@ -895,10 +903,11 @@ fleet_ack_work(size_t lo, size_t hi, buf_t *out, void *arg)
         udid(u, dev);
         body.len = 0;
         buf_printf(&body, PLIST_HEAD
-            "\t<key>CommandUUID</key>\n\t<string>BENCH-FLEET-%zu</string>\n"
+            "\t<key>CommandUUID</key>\n\t<string>BENCH-FLEET-%zu-%zu"
+            "</string>\n"
             "\t<key>Status</key>\n\t<string>Acknowledged</string>\n"
             "\t<key>UDID</key>\n\t<string>%s</string>\n"
-            PLIST_TAIL, cmd, u);
+            PLIST_TAIL, cmd, dev / FLEET_PER_CALL, u);
         add_signed(out, p, dev, FLEET_SEQ + 2 * cmd + 1, "/mdm/connect",
                    CONNECT, &body);
     }
@@ -1037,7 +1046,16 @@ cmd_pop(int argc, char **argv)
     free(path);
 
     p.keys_path = path_join(tmp, "keys.pem");
-    parallel(p.keys_path, p.keys, jobs, keys_work, &p);
+    if (getenv("GEN_KEYS") && access(getenv("GEN_KEYS"), R_OK) == 0) {
+        /* keys made before (bench/lib.sh keeps them): at least KEYS */
+        b.len = 0;
+        buf_printf(&b, "cp '%s' '%s'", getenv("GEN_KEYS"), p.keys_path);
+        if (system(b.data) != 0) {
+            die("cannot copy %s", getenv("GEN_KEYS"));
+        }
+    } else {
+        parallel(p.keys_path, p.keys, jobs, keys_work, &p);
+    }
     load_keys(&p);
     step("RSA-2048 device keys", p.keys, t0);
 
