@@ -114,16 +114,22 @@ RSA_VERIFY_S=${SPEED#* }
 RSA_VERIFY_US=$(awk -v v="$RSA_VERIFY_S" 'BEGIN { printf "%.1f", 1e6 / v }')
 note "RSA-2048: $RSA_SIGN_S sign/s, $RSA_VERIFY_S verify/s = $RSA_VERIFY_US µs per verify"
 
-POP=$(population "$DEVICES" "$DEVICES" "$RECORDS")
+if [[ " $SCENARIOS " == *" idle-fleet "* ]]; then
+    FPOP=$(fleet_population "$FLEET_DEVICES")
+fi
+if [ "$(echo $SCENARIOS)" = idle-fleet ]; then
+    # idle-fleet alone: its population is the only one
+    POP=$FPOP
+else
+    POP=$(population "$DEVICES" "$DEVICES" "$RECORDS")
+    if [ -n "${FPOP:-}" ]; then
+        # idle-fleet has its own population (and CA): nginx trusts both
+        BENCH_CA=$CACHE/ca-$(basename "$POP")+$(basename "$FPOP").pem
+        cat "$POP/ca.pem" "$FPOP/ca.pem" > "$BENCH_CA"
+    fi
+fi
 pop_param() { sed -n "s/^$1=//p" "$POP/params"; }
 ACK_COMMANDS=$(pop_param ack_commands)
-
-if [[ " $SCENARIOS " == *" idle-fleet "* ]]; then
-    # its own population (and CA): nginx trusts both CAs
-    FPOP=$(fleet_population "$FLEET_DEVICES")
-    BENCH_CA=$CACHE/ca-$(basename "$POP")+$(basename "$FPOP").pem
-    cat "$POP/ca.pem" "$FPOP/ca.pem" > "$BENCH_CA"
-fi
 
 start_servers "$POP"
 WORKER=$(nginx_worker)
@@ -132,8 +138,10 @@ RES=$TMP/results
 mkdir -p "$RES"
 WRKLOG=$TMP/logs/wrk.log
 
-say "enrolling $DEVICES devices (signed Authenticate + TokenUpdate through nginx)"
-enroll "$POP"
+if [ "$POP" != "${FPOP:-}" ]; then
+    say "enrolling $DEVICES devices (signed Authenticate + TokenUpdate through nginx)"
+    enroll "$POP"
+fi
 start_trimmer
 
 # --- pools: every signed request once ---
