@@ -33,6 +33,7 @@
 #
 # BENCH_NGINX adds directives to nginx's http{} (as for run.sh), e.g.
 #   BENCH_NGINX="mdm_identity_cache 10000 verdicts=400000;" bench/fleet.sh
+# BENCH_WORKER_OPTS adds mdm-worker flags, e.g. "--max_inflight 2000".
 # The population is made once and cached in bench/.cache/ (shared with
 # run.sh's idle-fleet scenario). Writes bench/fleet.md.
 set -euo pipefail
@@ -126,7 +127,7 @@ exec 7> "$TMP/sim.ctl"
 
 "$WORKER_BIN" --redis "127.0.0.1:$REDIS_PORT" --worker_id bench-fleet \
     --apns_url "https://127.0.0.1:$APNS_PORT" --apns_ca "$PKI/server.pem" \
-    > "$TMP/logs/worker.log" 2>&1 &
+    ${BENCH_WORKER_OPTS:-} > "$TMP/logs/worker.log" 2>&1 &
 MW_PID=$!
 
 fleet_cleanup() {
