@@ -30,7 +30,8 @@
  * default 600, after "go"), one line on stdout:
  *   ROUND c=C devices=N go=T first_push=T last_push=T last_ack=T
  *         pushes=.. dup_pushes=.. bad_pushes=.. idle_ok=.. idle_nocmd=..
- *         ack_ok=.. http_errors=.. conn_errors=.. max_pending=.. done=0|1
+ *         ack_ok=.. http_errors=.. conn_errors=.. max_pending=..
+ *         apns_closed=.. (APNs connections closed so far) done=0|1
  * (T: unix seconds with microseconds).  Pushes outside a round are
  * answered 200 and counted in the next ROUND line as "stray".
  */
@@ -242,6 +243,7 @@ static struct {
 } round_;
 
 static double  round_timeout = 600;
+static long    h2_closed;             /* APNs connections closed */
 static ev_timer  round_timer;
 
 static void slots_kick(void);
@@ -253,12 +255,13 @@ round_report(int done)
     printf("ROUND c=%ld devices=%zu go=%.6f first_push=%.6f last_push=%.6f "
            "last_ack=%.6f pushes=%ld dup_pushes=%ld bad_pushes=%ld stray=%ld "
            "idle_ok=%ld idle_nocmd=%ld ack_ok=%ld http_errors=%ld "
-           "conn_errors=%ld max_pending=%ld done=%d\n",
+           "conn_errors=%ld max_pending=%ld apns_closed=%ld done=%d\n",
            round_.cmd, devices, round_.go, round_.first_push,
            round_.last_push, round_.last_ack, round_.pushes,
            round_.dup_pushes, round_.bad_pushes, round_.stray,
            round_.idle_ok, round_.idle_nocmd, round_.ack_ok,
-           round_.http_errors, round_.conn_errors, round_.max_pending, done);
+           round_.http_errors, round_.conn_errors, round_.max_pending,
+           h2_closed, done);
     fflush(stdout);
     round_.active = 0;
     round_.stray = 0;
@@ -633,7 +636,8 @@ typedef struct {
 static SSL_CTX  *sctx;
 
 
-static void h2_close(h2conn_t *c);
+static void h2_close_why(h2conn_t *c, int line);
+#define h2_close(c)  h2_close_why(c, __LINE__)
 static void h2_flush(h2conn_t *c);
 
 
@@ -802,6 +806,10 @@ h2_on_frame(nghttp2_session *h2, const nghttp2_frame *frame, void *user)
     h2stream_t  *st;
 
     (void) user;
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+        fprintf(stderr, "fleetsim: GOAWAY from the client: %s\n",
+                nghttp2_http2_strerror(frame->goaway.error_code));
+    }
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)
         && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
     {
@@ -809,6 +817,20 @@ h2_on_frame(nghttp2_session *h2, const nghttp2_frame *frame, void *user)
         if (st) {
             h2_answer(h2, st);
         }
+    }
+    return 0;
+}
+
+
+static int
+h2_on_send(nghttp2_session *h2, const nghttp2_frame *frame, void *user)
+{
+    (void) h2; (void) user;
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+        fprintf(stderr, "fleetsim: GOAWAY to the client: %s %.*s\n",
+                nghttp2_http2_strerror(frame->goaway.error_code),
+                (int) frame->goaway.opaque_data_len,
+                (const char *) frame->goaway.opaque_data);
     }
     return 0;
 }
@@ -857,6 +879,8 @@ h2_flush(h2conn_t *c)
     for ( ;; ) {
         n = nghttp2_session_mem_send(c->h2, &data);
         if (n < 0) {
+            fprintf(stderr, "fleetsim: nghttp2 send: %s\n",
+                    nghttp2_strerror((int) n));
             h2_close(c);
             return;
         }
@@ -892,8 +916,15 @@ h2_flush(h2conn_t *c)
 
 
 static void
-h2_close(h2conn_t *c)
+h2_close_why(h2conn_t *c, int line)
 {
+    unsigned long  e = ERR_peek_error();
+
+    if (h2_closed++ < 50) {
+        fprintf(stderr, "fleetsim: APNs connection closed at line %d (%s)\n", line,
+                e ? ERR_reason_error_string(e) : "no TLS error");
+    }
+    ERR_clear_error();
     ev_io_stop(loop, &c->rio);
     ev_io_stop(loop, &c->wio);
     if (c->h2) {
@@ -929,6 +960,7 @@ h2_start(h2conn_t *c)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, h2_on_data);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, h2_on_frame);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2_on_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, h2_on_send);
     if (nghttp2_session_server_new(&c->h2, cb, c) != 0) {
         die("nghttp2_session_server_new");
     }
@@ -944,6 +976,7 @@ h2_io(struct ev_loop *l, ev_io *w, int revents)
     h2conn_t  *c = w->data;
     uint8_t    buf[65536];
     int        n, e;
+    ssize_t    rv;
 
     (void) l; (void) revents;
 
@@ -991,7 +1024,9 @@ h2_io(struct ev_loop *l, ev_io *w, int revents)
             h2_close(c);
             return;
         }
-        if (nghttp2_session_mem_recv(c->h2, buf, (size_t) n) < 0) {
+        if ((rv = nghttp2_session_mem_recv(c->h2, buf, (size_t) n)) < 0) {
+            fprintf(stderr, "fleetsim: nghttp2 recv: %s\n",
+                    nghttp2_strerror((int) rv));
             h2_close(c);
             return;
         }
@@ -1152,6 +1187,9 @@ main(int argc, char **argv)
         die("TLS set-up (%s, %s, %s)", cert, key, ca);
     }
     SSL_CTX_set_min_proto_version(sctx, TLS1_2_VERSION);
+    /* the output buffer grows and moves between the retries of a write */
+    SSL_CTX_set_mode(sctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
+                           | SSL_MODE_ENABLE_PARTIAL_WRITE);
     /* the push certificate is required, as APNs requires it */
     SSL_CTX_set_verify(sctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                        NULL);
