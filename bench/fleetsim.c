@@ -837,6 +837,18 @@ h2_on_send(nghttp2_session *h2, const nghttp2_frame *frame, void *user)
 
 
 static int
+h2_on_invalid(nghttp2_session *h2, const nghttp2_frame *frame,
+    int lib_error_code, void *user)
+{
+    (void) h2; (void) user;
+    fprintf(stderr, "fleetsim: invalid frame type %d on stream %d: %s\n",
+            frame->hd.type, frame->hd.stream_id,
+            nghttp2_strerror(lib_error_code));
+    return 0;
+}
+
+
+static int
 h2_on_close(nghttp2_session *h2, int32_t stream_id, uint32_t error_code,
     void *user)
 {
@@ -961,6 +973,8 @@ h2_start(h2conn_t *c)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, h2_on_frame);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2_on_close);
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, h2_on_send);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb,
+                                                            h2_on_invalid);
     if (nghttp2_session_server_new(&c->h2, cb, c) != 0) {
         die("nghttp2_session_server_new");
     }
