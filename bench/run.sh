@@ -456,8 +456,15 @@ REDIS_V=$(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/')
     echo "- nginx $NGINX_V (\`worker_processes ${BENCH_WORKERS:-1}\`), Redis $REDIS_V on loopback TCP, OpenSSL $(openssl version | awk '{ print $2 }'), wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
     echo "- wrk -t1 -c$CONNS (enqueue: -c$ENQ_CONNS), all on the same machine; $ROUNDS rounds of (return 200, scenario)," \
          "medians$([ "$WARMUP" -gt 0 ] && echo " (after a $WARMUP s warm-up of each scenario)")"
+    if [ "$POP" != "${FPOP:-}" ]; then
     echo "- $DEVICES enrolled devices, each with its own RSA-2048 certificate; $RECORDS pre-signed requests" \
          "(detached CMS, signingTime, a distinct body each); enqueue to $ENQ_IDS enrollments"
+    fi
+    if [ -n "${FPOP:-}" ]; then
+    echo "- idle-fleet: $FLEET_DEVICES enrolled devices, each with its own RSA-2048 certificate (1,000 keys among them)," \
+         "$(records_in idle-fleet) pre-signed Idle in passes over every device in a new random order; the first pass is the warm-up" \
+         "${BENCH_NGINX:+; \`BENCH_NGINX=\"$BENCH_NGINX\"\`}"
+    fi
     echo "- \`return 200\`: the same request bytes to another server of the same nginx worker; ratio: the median of the"
     echo "  per-round ratios (each scenario run next to its baseline run); nginx µs/req: CPU time of the nginx worker"
     echo "  per request (the baseline's in parentheses), Redis µs/req: redis-server's, from /proc/PID/stat"
