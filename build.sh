@@ -6,7 +6,9 @@
 #   ./build.sh stop     stop what "run" started
 #   ./build.sh test     ... then run the whole suite, plain and under ASan+UBSan
 #   ./build.sh asan     build only the sanitized module (build/asan)
-#   ./build.sh bench    ... then run the benchmarks (bench/run.sh; --quick, --scenario NAME)
+#   ./build.sh bench    ... then run the benchmarks (bench/run.sh; --quick, --scenario NAME;
+#                           --scenario fleet: the mass-command benchmark, bench/fleet.sh;
+#                           --scenario fleet-all: every fleet number, bench/fleet-all.sh)
 #   ./build.sh soak     ... then fault injection under load (bench/faults.py, ~10 min; bench/faults-results.md)
 #   ./build.sh install  ... then install mdmctl as /usr/local/bin/mdmctl (PREFIX=/usr/local)
 #   ./build.sh fuzz [SECONDS]  build the libFuzzer targets (fuzz/) and run each
@@ -330,7 +332,14 @@ case "${1:-build}" in
     run)   run ;;
     stop)  stop ;;
     test)  test_suite ;;
-    bench) build; "$ROOT/bench/run.sh" "${@:2}" ;;
+    bench) build
+           # --scenario fleet: the mass-command benchmark (bench/fleet.sh);
+           # fleet-all: it and idle-fleet with 1 and 2 workers (bench/fleet-all.sh)
+           if [ "${2:-}" = --scenario ] && [[ "${3:-}" == fleet || "${3:-}" == fleet-all ]]; then
+               "$ROOT/bench/$3.sh" "${@:4}"
+           else
+               "$ROOT/bench/run.sh" "${@:2}"
+           fi ;;
     deb)   deb ;;
     soak)  soak "${@:2}" ;;
     install) build; install -D -m 0755 "$ROOT/workers/mdmctl" "${PREFIX:-/usr/local}/bin/mdmctl"

@@ -2,7 +2,8 @@
  * gen: the benchmark's test population, made with OpenSSL.
  *
  *   gen pop -o DIR [-n DEVICES] [-k KEYS] [-m RECORDS] [--idle N]
- *           [--ack N] [--tokenupdate N] [-j JOBS]
+ *           [--ack N] [--tokenupdate N] [--ddm N] [--fleet C] [--shuffle]
+ *           [-j JOBS]
  *       An identity CA, DEVICES device certificates (RSA-2048; KEYS distinct
  *       keys, default one per device: devices beyond KEYS share keys but
  *       every certificate is its own), and signed requests, every one with
@@ -20,6 +21,14 @@
  *         ddm-status.req    DeclarativeManagement status, an incremental
  *                           report of four declarations and two values
  *                           (--ddm)
+ *         fleet-idle.req    (--fleet C) for each of C commands BENCH-FLEET-c,
+ *                           every device's Idle (record c * DEVICES + i)
+ *         fleet-ack.req     ... and its Acknowledged of BENCH-FLEET-c-k,
+ *                           k = i / 10000 (one enqueue call, one UUID, per
+ *                           10,000 devices)
+ *         tokens.txt        every device's push token (hex), a line each
+ *       --shuffle: idle.req visits the devices in a new random order on
+ *       every pass (each pass still has every device once).
  *       -m splits RECORDS (default 100000) as idle 1/2, ack 1/4,
  *       tokenupdate 1/4; --ddm (default RECORDS/4) is each DDM file's.
  *       Also ca.pem, ca.key, udids.txt and params (what
@@ -32,6 +41,9 @@
  *       COUNT made-up ids PREFIX%012d (a UDID-shaped 36 characters with
  *       PREFIX "E3AC0000-0000-4000-8000-"). FMT (printf, %d = 0..R-1)
  *       gives each its CommandUUID; without --uuid the server makes one.
+ *
+ * GEN_KEYS=FILE: take the device keys from FILE (PEM, at least KEYS of
+ * them) instead of making new ones.
  *
  * Record files: each record is "%08zu\n" (the length) followed by that many
  * bytes, one complete HTTP/1.1 request, so a wrk script (bench/replay.lua)
@@ -390,6 +402,7 @@ typedef struct {
     X509      **cert;         /* [devices] */
     char       *keys_path;
     char       *certs_path;
+    int         shuffle;      /* idle.req: a random device order a pass */
 } pop_t;
 
 
@@ -599,19 +612,27 @@ auth_work(size_t lo, size_t hi, buf_t *out, void *arg)
 }
 
 
+/* a device's push token and magic are its own and stay the same */
+static void
+push_token(unsigned char *tok, size_t dev)
+{
+    size_t  k;
+
+    for (k = 0; k < 32; k++) {
+        tok[k] = (unsigned char) ((dev * 2654435761u) >> (k % 24)) ^ (k * 37);
+    }
+}
+
+
 static void
 token_update_body(buf_t *body, size_t dev, const size_t *seq)
 {
     char           u[37];
     unsigned char  tok[32], b64[64];
-    size_t         k;
 
     udid(u, dev);
 
-    /* a device's push token and magic are its own and stay the same */
-    for (k = 0; k < sizeof(tok); k++) {
-        tok[k] = (unsigned char) ((dev * 2654435761u) >> (k % 24)) ^ (k * 37);
-    }
+    push_token(tok, dev);
     EVP_EncodeBlock(b64, tok, sizeof(tok));
 
     body->len = 0;
@@ -666,17 +687,56 @@ tu_work(size_t lo, size_t hi, buf_t *out, void *arg)
 }
 
 
+/*
+ * --shuffle: pass n of idle.req visits the devices in the order of a
+ * Fisher-Yates permutation seeded by n, the same in every job
+ */
+static size_t *
+pass_order(pop_t *p, size_t pass, size_t *order)
+{
+    size_t    i, j, t;
+    uint64_t  x;
+
+    if (order == NULL) {
+        order = malloc(p->devices * sizeof(size_t));
+        if (order == NULL) {
+            die("out of memory");
+        }
+    }
+    for (i = 0; i < p->devices; i++) {
+        order[i] = i;
+    }
+    x = 0x9E3779B97F4A7C15ULL * (pass + 1);
+    for (i = p->devices - 1; i > 0; i--) {
+        /* xorshift64*: any fair shuffle does */
+        x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+        j = (size_t) ((x * 2685821657736338717ULL) % (i + 1));
+        t = order[i]; order[i] = order[j]; order[j] = t;
+    }
+    return order;
+}
+
+
 static void
 idle_work(size_t lo, size_t hi, buf_t *out, void *arg)
 {
     pop_t   *p = arg;
-    size_t   i, dev, seq;
+    size_t   i, dev, seq, pass, *order = NULL;
+    size_t   have = (size_t) -1;
     char     u[37];
     buf_t    body = { NULL, 0, 0 };
 
     for (i = lo; i < hi; i++) {
         dev = i % p->devices;
         seq = i / p->devices + 1;
+        if (p->shuffle) {
+            pass = i / p->devices;
+            if (pass != have) {
+                order = pass_order(p, pass, order);
+                have = pass;
+            }
+            dev = order[dev];
+        }
         udid(u, dev);
         body.len = 0;
         buf_printf(&body, PLIST_HEAD
@@ -687,6 +747,7 @@ idle_work(size_t lo, size_t hi, buf_t *out, void *arg)
         add_signed(out, p, dev, seq, "/mdm/connect", CONNECT, &body);
     }
 
+    free(order);
     free(body.data);
 }
 
@@ -791,6 +852,70 @@ ddm_status_work(size_t lo, size_t hi, buf_t *out, void *arg)
 }
 
 
+/*
+ * the mass-command benchmark (bench/fleet.sh): for command c, every
+ * device's Idle (record c * DEVICES + i) and its Acknowledged of
+ * BENCH-FLEET-c-k, k = i / 10,000: the enqueue API takes 10,000 ids a
+ * call and a CommandUUID once, so a fleet-wide command is one call (and
+ * one UUID) per 10,000 devices.  BenchSequence 100000 + c keeps these
+ * bodies and signatures apart from idle.req's
+ */
+#define FLEET_SEQ       100000
+#define FLEET_PER_CALL  10000
+
+static void
+fleet_idle_work(size_t lo, size_t hi, buf_t *out, void *arg)
+{
+    pop_t   *p = arg;
+    size_t   i, dev, cmd;
+    char     u[37];
+    buf_t    body = { NULL, 0, 0 };
+
+    for (i = lo; i < hi; i++) {
+        dev = i % p->devices;
+        cmd = i / p->devices;
+        udid(u, dev);
+        body.len = 0;
+        buf_printf(&body, PLIST_HEAD
+            "\t<key>BenchSequence</key>\n\t<integer>%zu</integer>\n"
+            "\t<key>Status</key>\n\t<string>Idle</string>\n"
+            "\t<key>UDID</key>\n\t<string>%s</string>\n"
+            PLIST_TAIL, FLEET_SEQ + cmd, u);
+        add_signed(out, p, dev, FLEET_SEQ + 2 * cmd, "/mdm/connect", CONNECT,
+                   &body);
+    }
+
+    free(body.data);
+}
+
+
+static void
+fleet_ack_work(size_t lo, size_t hi, buf_t *out, void *arg)
+{
+    pop_t   *p = arg;
+    size_t   i, dev, cmd;
+    char     u[37];
+    buf_t    body = { NULL, 0, 0 };
+
+    for (i = lo; i < hi; i++) {
+        dev = i % p->devices;
+        cmd = i / p->devices;
+        udid(u, dev);
+        body.len = 0;
+        buf_printf(&body, PLIST_HEAD
+            "\t<key>CommandUUID</key>\n\t<string>BENCH-FLEET-%zu-%zu"
+            "</string>\n"
+            "\t<key>Status</key>\n\t<string>Acknowledged</string>\n"
+            "\t<key>UDID</key>\n\t<string>%s</string>\n"
+            PLIST_TAIL, cmd, dev / FLEET_PER_CALL, u);
+        add_signed(out, p, dev, FLEET_SEQ + 2 * cmd + 1, "/mdm/connect",
+                   CONNECT, &body);
+    }
+
+    free(body.data);
+}
+
+
 static long
 num_arg(const char *s, const char *what)
 {
@@ -827,7 +952,7 @@ static int
 cmd_pop(int argc, char **argv)
 {
     int          c, jobs;
-    long         records, idle, ack, tu, ddm;
+    long         records, idle, ack, tu, ddm, fleet;
     char        *dir, *tmp, *path, u[37];
     double       t0;
     pop_t        p;
@@ -841,10 +966,13 @@ cmd_pop(int argc, char **argv)
         { "ack", required_argument, NULL, 'A' },
         { "tokenupdate", required_argument, NULL, 'T' },
         { "ddm", required_argument, NULL, 'D' },
+        { "fleet", required_argument, NULL, 'F' },
+        { "shuffle", no_argument, NULL, 'S' },
         { NULL, 0, NULL, 0 }
     };
 
     memset(&p, 0, sizeof(p));
+    fleet = 0;
     dir = NULL;
     p.devices = 1000;
     records = 100000;
@@ -862,6 +990,8 @@ cmd_pop(int argc, char **argv)
         case 'A': ack = num_arg(optarg, "--ack"); break;
         case 'T': tu = num_arg(optarg, "--tokenupdate"); break;
         case 'D': ddm = num_arg(optarg, "--ddm"); break;
+        case 'F': fleet = num_arg(optarg, "--fleet"); break;
+        case 'S': p.shuffle = 1; break;
         default: return 2;
         }
     }
@@ -916,7 +1046,16 @@ cmd_pop(int argc, char **argv)
     free(path);
 
     p.keys_path = path_join(tmp, "keys.pem");
-    parallel(p.keys_path, p.keys, jobs, keys_work, &p);
+    if (getenv("GEN_KEYS") && access(getenv("GEN_KEYS"), R_OK) == 0) {
+        /* keys made before (bench/lib.sh keeps them): at least KEYS */
+        b.len = 0;
+        buf_printf(&b, "cp '%s' '%s'", getenv("GEN_KEYS"), p.keys_path);
+        if (system(b.data) != 0) {
+            die("cannot copy %s", getenv("GEN_KEYS"));
+        }
+    } else {
+        parallel(p.keys_path, p.keys, jobs, keys_work, &p);
+    }
     load_keys(&p);
     step("RSA-2048 device keys", p.keys, t0);
 
@@ -935,6 +1074,21 @@ cmd_pop(int argc, char **argv)
     write_file(path, b.data, b.len);
     free(path);
 
+    b.len = 0;
+    for (i = 0; i < p.devices; i++) {
+        unsigned char  tok[32];
+        size_t         k;
+
+        push_token(tok, i);
+        for (k = 0; k < sizeof(tok); k++) {
+            buf_printf(&b, "%02x", tok[k]);
+        }
+        buf_printf(&b, "\n");
+    }
+    path = path_join(tmp, "tokens.txt");
+    write_file(path, b.data, b.len);
+    free(path);
+
 #define RECORDS(name, count, fn)                                           \
     t0 = now_s();                                                          \
     path = path_join(tmp, name);                                           \
@@ -949,13 +1103,15 @@ cmd_pop(int argc, char **argv)
     RECORDS("tokenupdate.req", tu, tu_work);
     RECORDS("ddm-items.req", ddm, ddm_items_work);
     RECORDS("ddm-status.req", ddm, ddm_status_work);
+    RECORDS("fleet-idle.req", (size_t) fleet * p.devices, fleet_idle_work);
+    RECORDS("fleet-ack.req", (size_t) fleet * p.devices, fleet_ack_work);
 
     b.len = 0;
     buf_printf(&b, "devices=%zu\nkeys=%zu\nidle=%ld\nack=%ld\n"
                    "ack_commands=%ld\ntokenupdate=%ld\nddm=%ld\n"
-                   "generated=%ld\n",
+                   "fleet=%ld\nshuffle=%d\ngenerated=%ld\n",
                p.devices, p.keys, idle, ack, ack / (long) p.devices, tu, ddm,
-               (long) gen_time);
+               fleet, p.shuffle, (long) gen_time);
     path = path_join(tmp, "params");
     write_file(path, b.data, b.len);
     free(path);
@@ -1106,7 +1262,7 @@ main(int argc, char **argv)
     fprintf(stderr,
         "usage: gen pop -o DIR [-n DEVICES] [-k KEYS] [-m RECORDS]\n"
         "               [--idle N] [--ack N] [--tokenupdate N] [--ddm N]\n"
-        "               [-j JOBS]\n"
+        "               [--fleet C] [--shuffle] [-j JOBS]\n"
         "       gen enqueue -o FILE --key KEY (--ids FILE | --synthetic "
         "PREFIX:COUNT)\n"
         "               [--uuid FMT] [--count R] [--query Q]\n");

@@ -110,8 +110,12 @@ population() {
     if [ ! -f "$dir/params" ] || [ "$BENCH/gen.c" -nt "$dir/params" ]; then
         mkdir -p "$CACHE"
         say "generating $n device certificates ($k keys) and signed requests in ${dir#"$ROOT"/} (cached)"
-        "$BENCH/gen" pop -o "$dir" -n "$n" -k "$k" -m "$m" "$@" >&2 \
+        # RSA keys are slow to make (minutes for 1,000): kept apart, and
+        # shared by the populations with as many keys
+        local keys="$CACHE/keys-$k.pem"
+        GEN_KEYS=$keys "$BENCH/gen" pop -o "$dir" -n "$n" -k "$k" -m "$m" "$@" >&2 \
             || die "gen failed"
+        [ -f "$keys" ] || cp "$dir/keys.pem" "$keys"
     fi
     echo "$dir"
 }
@@ -180,7 +184,8 @@ start_nginx() {
     cat > "$TMP/conf/nginx.conf" <<CONF
 load_module $MODULE;
 
-worker_processes 1;
+# BENCH_WORKERS: nginx workers (default 1)
+worker_processes ${BENCH_WORKERS:-1};
 pid logs/nginx.pid;
 error_log logs/error.log error;
 
@@ -214,7 +219,7 @@ http {
         listen 127.0.0.1:$PORT;
 
         mdm_identity signature;
-        mdm_identity_ca $pop/ca.pem;
+        mdm_identity_ca ${BENCH_CA:-$pop/ca.pem};
 
         location = /mdm/checkin { mdm_checkin; }
         location = /mdm/connect { mdm_connect; }
@@ -261,6 +266,29 @@ nginx_worker() {
     pgrep -P "$NGINX_PID" | head -1
 }
 
+# every nginx worker's pid
+nginx_workers() {
+    pgrep -P "$NGINX_PID" | paste -sd' '
+}
+
+# CPU ticks of all of them together
+workers_ticks() {
+    local p t=0
+    for p in $(nginx_workers); do t=$(( t + $(cpu_ticks "$p") )); done
+    echo "$t"
+}
+
+# stop_nginx: the master and its workers, gracefully (a fresh start after
+# it has cold caches)
+stop_nginx() {
+    if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
+        kill -QUIT "$NGINX_PID" 2>/dev/null
+        for _ in $(seq 100); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$NGINX_PID" 2>/dev/null || true
+    fi
+    NGINX_PID=
+}
+
 # CPU time (user + system, clock ticks) a process has used
 cpu_ticks() {
     awk '{ print $14 + $15 }' "/proc/$1/stat"
@@ -301,4 +329,18 @@ wrk_run() {
 # field NAME LINE: a value from a BENCH line
 field() {
     sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<< " $2"
+}
+
+# fleet_population DEVICES: the population of the fleet scenarios
+# (bench/fleet.sh, run.sh's idle-fleet), one for both: DEVICES certificates
+# with at most 1,000 RSA keys among them (100,000 keys would take hours to
+# make; the module binds certificates, not keys), the enrollment check-ins,
+# FLEET_IDLE_PASSES (default 3) passes of signed Idle over every device in
+# a new random order each, and FLEET_COMMANDS (default 4) x (Idle +
+# Acknowledged of BENCH-FLEET-c) per device
+fleet_population() {
+    local n=$1 k=1000
+    [ "$n" -lt "$k" ] && k=$n
+    population "$n" "$k" 0 --idle $(( n * ${FLEET_IDLE_PASSES:-3} )) --shuffle \
+        --fleet "${FLEET_COMMANDS:-4}" --ack 0 --tokenupdate 0 --ddm 0
 }

@@ -3,7 +3,8 @@
 #
 #   bench/run.sh [--quick] [--scenario NAME[,NAME...]] [--devices N]
 #                [--records M] [--duration S] [--rounds R] [--connections C]
-#                [--enqueue-ids N] [--out FILE]
+#                [--enqueue-ids N] [--workers W] [--fleet-devices F]
+#                [--out FILE]
 #
 # Starts its own redis-server and nginx (one worker, the module loaded from
 # build/nginx/), enrolls DEVICES devices with real signed Authenticate and
@@ -23,6 +24,12 @@
 #                 manifest of four declarations (one set)
 #   ddm-status    signed DeclarativeManagement status: an incremental
 #                 report of the four declarations and two values
+#   idle-fleet    signed Idle from F devices (default 100,000) in random
+#                 order, after one warm-up pass over all of them (the
+#                 fleet population of bench/fleet.sh, enrolled first)
+#
+# --workers W: nginx worker_processes (default 1; the CPU columns are all
+# workers together), e.g. idle-fleet with 1 and with 2 workers.
 #
 # Every signed request is sent once: each run continues where the last one
 # of its pool stopped, and run lengths are capped (down to 1 s) so that the
@@ -48,6 +55,7 @@ CONNS=32
 ENQ_IDS=10000
 ENQ_CONNS=1
 WARMUP=1
+FLEET_DEVICES=100000
 OUT=$BENCH/results.md
 if [ $QUICK = 1 ]; then
     # a smoke run, small and short; its pool is too small for its runs, so
@@ -69,6 +77,8 @@ while [ $# -gt 0 ]; do
         --rounds)       ROUNDS=$2; shift ;;
         --connections)  CONNS=$2; shift ;;
         --enqueue-ids)  ENQ_IDS=$2; shift ;;
+        --workers)      export BENCH_WORKERS=$2; shift ;;
+        --fleet-devices) FLEET_DEVICES=$2; shift ;;
         --out)          OUT=$2; shift ;;
         -h|--help)      usage ;;
         *)              printf 'bench: unknown option %s\n\n' "$1" >&2; usage 2 ;;
@@ -76,7 +86,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-ALL="idle tokenupdate idle-command ack enqueue ddm-items ddm-status"
+ALL="idle tokenupdate idle-command ack enqueue ddm-items ddm-status idle-fleet"
 SCENARIOS=
 for s in $ALL; do
     if [ -z "$ONLY" ] || [[ ",$ONLY," == *",$s,"* ]]; then
@@ -104,7 +114,20 @@ RSA_VERIFY_S=${SPEED#* }
 RSA_VERIFY_US=$(awk -v v="$RSA_VERIFY_S" 'BEGIN { printf "%.1f", 1e6 / v }')
 note "RSA-2048: $RSA_SIGN_S sign/s, $RSA_VERIFY_S verify/s = $RSA_VERIFY_US µs per verify"
 
-POP=$(population "$DEVICES" "$DEVICES" "$RECORDS")
+if [[ " $SCENARIOS " == *" idle-fleet "* ]]; then
+    FPOP=$(fleet_population "$FLEET_DEVICES")
+fi
+if [ "$(echo $SCENARIOS)" = idle-fleet ]; then
+    # idle-fleet alone: its population is the only one
+    POP=$FPOP
+else
+    POP=$(population "$DEVICES" "$DEVICES" "$RECORDS")
+    if [ -n "${FPOP:-}" ]; then
+        # idle-fleet has its own population (and CA): nginx trusts both
+        BENCH_CA=$CACHE/ca-$(basename "$POP")+$(basename "$FPOP").pem
+        cat "$POP/ca.pem" "$FPOP/ca.pem" > "$BENCH_CA"
+    fi
+fi
 pop_param() { sed -n "s/^$1=//p" "$POP/params"; }
 ACK_COMMANDS=$(pop_param ack_commands)
 
@@ -115,16 +138,18 @@ RES=$TMP/results
 mkdir -p "$RES"
 WRKLOG=$TMP/logs/wrk.log
 
-say "enrolling $DEVICES devices (signed Authenticate + TokenUpdate through nginx)"
-enroll "$POP"
+if [ "$POP" != "${FPOP:-}" ]; then
+    say "enrolling $DEVICES devices (signed Authenticate + TokenUpdate through nginx)"
+    enroll "$POP"
+fi
 start_trimmer
 
 # --- pools: every signed request once ---
 
 # records in a file, and the byte offset where the next run starts
 declare -A CURSOR CONSUMED
-records_in() { case $1 in idle) pop_param idle ;; ack) pop_param ack ;; tokenupdate) pop_param tokenupdate ;; ddm-items|ddm-status) pop_param ddm ;; *) echo 0 ;; esac; }
-for p in idle ack tokenupdate ddm-items ddm-status none; do CURSOR[$p]=0; CONSUMED[$p]=0; done
+records_in() { case $1 in idle-fleet) sed -n 's/^idle=//p' "$FPOP/params" ;; idle) pop_param idle ;; ack) pop_param ack ;; tokenupdate) pop_param tokenupdate ;; ddm-items|ddm-status) pop_param ddm ;; *) echo 0 ;; esac; }
+for p in idle ack tokenupdate ddm-items ddm-status idle-fleet none; do CURSOR[$p]=0; CONSUMED[$p]=0; done
 
 # DDM: four declarations in set "bench", every device in it
 ddm_setup() {
@@ -166,10 +191,10 @@ round_duration() {
 run() {
     local name=$1 port=$2 file=$3 pool=$4 advance=$5 dur=$6 conns=$7 tag=$8
     local line w0 r0 w1 r1
-    w0=$(cpu_ticks "$WORKER")
+    w0=$(workers_ticks)
     r0=$(cpu_ticks "$REDIS_PID")
     line=$(wrk_run "$port" "$file" "${CURSOR[$pool]}" "$conns" "${dur}s" "$WRKLOG")
-    w1=$(cpu_ticks "$WORKER")
+    w1=$(workers_ticks)
     r1=$(cpu_ticks "$REDIS_PID")
     # the CPU time the nginx worker and redis-server spent per request: what
     # other load on the machine changes least
@@ -294,6 +319,24 @@ for s in $SCENARIOS; do
         scenario ddm-status "$POP/ddm-status.req" ddm-status "$(records_in ddm-status)" "$CONNS"
         check ddm-status "status-values of device 0: $(curl -s -u "nanomdm:$API_KEY" "http://127.0.0.1:$PORT/v1/ddm/status-values/$UDID0" | head -c 120)…"
         ;;
+    idle-fleet)
+        say "scenario idle-fleet: signed Idle from $FLEET_DEVICES devices in random order"
+        note "enrolling them (signed Authenticate + TokenUpdate through nginx)"
+        "$BENCH/send" -c 32 "127.0.0.1:$PORT" "$FPOP/enroll-auth.req" "$FPOP/enroll-tu.req" \
+            || die "enrollment of the fleet failed (see $TMP/logs/error.log)"
+        # the warm-up pass: every device once (the first pass of the file)
+        note "warm-up pass: one signed Idle from each of the $FLEET_DEVICES devices"
+        "$BENCH/send" -c "$CONNS" -n "$FLEET_DEVICES" "127.0.0.1:$PORT" "$FPOP/idle.req" \
+            || die "the warm-up pass failed (see $TMP/logs/error.log)"
+        CURSOR[idle-fleet]=$(perl -e 'open my $f, "<", $ARGV[0] or die; my $h;
+            for (1 .. $ARGV[1]) { read($f, $h, 9) == 9 or die; seek $f, $h + 0, 1 }
+            print tell $f' "$FPOP/idle.req" "$FLEET_DEVICES")
+        CONSUMED[idle-fleet]=$FLEET_DEVICES
+        scenario idle-fleet "$FPOP/idle.req" idle-fleet \
+            $(( $(records_in idle-fleet) - FLEET_DEVICES )) "$CONNS"
+        FU0=$(head -1 "$FPOP/udids.txt")
+        check idle-fleet "fleet device 0 enrolled: $(rcli HGET "mdm:enr:{$FU0}" enabled); $(rcli DBSIZE) keys in Redis"
+        ;;
     esac
 done
 
@@ -323,7 +366,7 @@ paired() {
     done | median
 }
 
-declare -A TARGET=([idle]=25 [tokenupdate]=20)
+declare -A TARGET=([idle]=25 [tokenupdate]=20 [idle-fleet]=12)
 declare -A TITLE=(
     [idle]="signed Idle, empty queue"
     [idle-noid]="same, mdm_identity off"
@@ -332,9 +375,10 @@ declare -A TITLE=(
     [ack]="signed Acknowledged → next command"
     [enqueue]="API enqueue to $ENQ_IDS enrollments"
     [ddm-items]="signed DDM declaration-items (4 declarations)"
-    [ddm-status]="signed DDM status report (incremental)")
+    [ddm-status]="signed DDM status report (incremental)"
+    [idle-fleet]="signed Idle, ${FLEET_DEVICES} devices in random order")
 declare -A POOL_OF=([idle]=idle [idle-command]=idle [ack]=ack [tokenupdate]=tokenupdate
-                    [ddm-items]=ddm-items [ddm-status]=ddm-status)
+                    [ddm-items]=ddm-items [ddm-status]=ddm-status [idle-fleet]=idle-fleet)
 
 TABLE=$RES/table
 {
@@ -409,11 +453,18 @@ REDIS_V=$(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/')
     echo
     echo "- Machine: $NPROC × $CPU_MODEL, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM," \
          "$(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r); load average at start $LOADAVG, at the end $LOADAVG_END"
-    echo "- nginx $NGINX_V (\`worker_processes 1\`), Redis $REDIS_V on loopback TCP, OpenSSL $(openssl version | awk '{ print $2 }'), wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
+    echo "- nginx $NGINX_V (\`worker_processes ${BENCH_WORKERS:-1}\`), Redis $REDIS_V on loopback TCP, OpenSSL $(openssl version | awk '{ print $2 }'), wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
     echo "- wrk -t1 -c$CONNS (enqueue: -c$ENQ_CONNS), all on the same machine; $ROUNDS rounds of (return 200, scenario)," \
          "medians$([ "$WARMUP" -gt 0 ] && echo " (after a $WARMUP s warm-up of each scenario)")"
+    if [ "$POP" != "${FPOP:-}" ]; then
     echo "- $DEVICES enrolled devices, each with its own RSA-2048 certificate; $RECORDS pre-signed requests" \
          "(detached CMS, signingTime, a distinct body each); enqueue to $ENQ_IDS enrollments"
+    fi
+    if [ -n "${FPOP:-}" ]; then
+    echo "- idle-fleet: $FLEET_DEVICES enrolled devices, each with its own RSA-2048 certificate (1,000 keys among them)," \
+         "$(records_in idle-fleet) pre-signed Idle in passes over every device in a new random order; the first pass is the warm-up" \
+         "${BENCH_NGINX:+; \`BENCH_NGINX=\"$BENCH_NGINX\"\`}"
+    fi
     echo "- \`return 200\`: the same request bytes to another server of the same nginx worker; ratio: the median of the"
     echo "  per-round ratios (each scenario run next to its baseline run); nginx µs/req: CPU time of the nginx worker"
     echo "  per request (the baseline's in parentheses), Redis µs/req: redis-server's, from /proc/PID/stat"
