@@ -238,7 +238,7 @@ mw_dep_authed(mw_dep_call_t *c)
     tok = json_string_value(json_object_get(j, "auth_session_token"));
 
     if (tok && tok[0] && strlen(tok) < 1024 && mw_dep_token_ok(tok)) {
-        mw_dep_set(&n->session, tok, strlen(tok));
+        mw_lane_set(&n->session, tok, strlen(tok));
         mw_dep_save_session(n);
         json_decref(j);
         mw_dep_call_free(c);
@@ -347,7 +347,7 @@ mw_dep_error(mw_dep_name_t *n, const char *error, int stop)
     if (mw_redis_eval(&ctx->cmd, MW_LUA_DEP_ERROR, mw_dep_written, n->dep, 0,
                       5, argv) == 0)
     {
-        n->dep->pending++;
+        n->dep->lease.pending++;
     }
 }
 
@@ -383,7 +383,7 @@ mw_dep_save_session(mw_dep_name_t *n)
                          "SET " MDM_KEY_DEP "%s:session %s EX %ld", n->name,
                          n->session, ctx->conf.dep_session_ttl) == 0)
     {
-        n->dep->pending++;
+        n->dep->lease.pending++;
     }
 }
 
@@ -396,7 +396,7 @@ mw_dep_written(redisAsyncContext *ac, void *reply, void *data)
 
     (void) ac;
 
-    dep->pending--;
+    dep->lease.pending--;
 
     if (r && r->type == REDIS_REPLY_ERROR) {
         mw_log("error", "dep: redis: %s", r->str);
@@ -474,7 +474,7 @@ mw_dep_header(char *ptr, size_t size, size_t n, void *data)
         && v[0] && mw_dep_token_ok(v))
     {
         if (dn->session == NULL || strcmp(dn->session, v) != 0) {
-            mw_dep_set(&dn->session, v, strlen(v));
+            mw_lane_set(&dn->session, v, strlen(v));
             mw_dep_save_session(dn);
         }
 

@@ -198,7 +198,7 @@ mw_vpp_http_done(mw_http_t *h)
                                  "HSET " MDM_KEY_VPP "%s:status token_expiry "
                                  "%lld", l->name, exp) == 0)
             {
-                l->vpp->pending++;
+                l->vpp->lease.pending++;
             }
         }
 
@@ -312,7 +312,7 @@ mw_vpp_error(mw_vpp_loc_t *l, const char *error, long errnum, int stop)
     if (mw_redis_eval(&ctx->cmd, MW_LUA_VPP_ERROR, mw_vpp_acked, l->vpp, 0,
                       6, argv) == 0)
     {
-        l->vpp->pending++;
+        l->vpp->lease.pending++;
     }
 }
 
