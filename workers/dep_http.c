@@ -407,31 +407,10 @@ mw_dep_written(redisAsyncContext *ac, void *reply, void *data)
 static size_t
 mw_dep_write(char *ptr, size_t size, size_t n, void *data)
 {
-    char           *p;
-    size_t          len = size * n, want;
     mw_dep_call_t  *c = data;
 
-    if (c->resp_len + len + 1 > c->resp_size) {
-        want = c->resp_size ? c->resp_size * 2 : 16384;
-        while (want < c->resp_len + len + 1) {
-            want *= 2;
-        }
-        if (want > MW_DEP_BODY_MAX) {
-            return 0;
-        }
-        p = realloc(c->resp, want);
-        if (p == NULL) {
-            return 0;
-        }
-        c->resp = p;
-        c->resp_size = want;
-    }
-
-    memcpy(c->resp + c->resp_len, ptr, len);
-    c->resp_len += len;
-    c->resp[c->resp_len] = '\0';
-
-    return len;
+    return mw_lane_body(&c->resp, &c->resp_len, &c->resp_size, MW_DEP_BODY_MAX,
+                        ptr, size * n);
 }
 
 
@@ -456,8 +435,8 @@ static size_t
 mw_dep_header(char *ptr, size_t size, size_t n, void *data)
 {
     char            v[1024];
+    long            s;
     size_t          len = size * n, i, k;
-    time_t          t;
     mw_dep_call_t  *c = data;
     mw_dep_name_t  *dn = c->n;
 
@@ -479,13 +458,9 @@ mw_dep_header(char *ptr, size_t size, size_t n, void *data)
         }
 
     } else if (k == 11 && strncasecmp(ptr, "Retry-After", 11) == 0) {
-        if (v[0] >= '0' && v[0] <= '9') {
-            c->retry_after = atol(v);
-        } else if ((t = curl_getdate(v, NULL)) != -1) {
-            c->retry_after = (long) (t - time(NULL));
-            if (c->retry_after < 0) {
-                c->retry_after = 0;
-            }
+        s = mw_lane_retry_after(v);
+        if (s >= 0) {
+            c->retry_after = s;
         }
 
     } else if (k == 12 && strncasecmp(ptr, "Content-Type", 12) == 0) {

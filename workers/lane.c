@@ -1,14 +1,17 @@
 /*
  * Copyright (C) ngx_mdm contributors
  *
- * The leader's lease and the lanes' names, shared by DEP (dep.c) and VPP
- * (vpp.c): each has its own tick script, whose first three arguments are
- * the worker id, the lease in ms ("0": give it up) and how many jobs it
- * may hand over now.
+ * The leader's lease, the lanes' names and the reading of Apple's answers,
+ * shared by DEP (dep*.c) and VPP (vpp*.c): each has its own tick script,
+ * whose first three arguments are the worker id, the lease in ms ("0":
+ * give it up) and how many jobs it may hand over now.
  */
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
 
 #include "lane.h"
 
@@ -171,4 +174,63 @@ mw_lane_str(redisReply *r, size_t *len)
 
     *len = 0;
     return "";
+}
+
+
+/*
+ * curl's write callback for an answer of Apple: the body grows in *buf
+ * (NUL-terminated) up to max; 0 (curl fails the call) past it
+ */
+
+size_t
+mw_lane_body(char **buf, size_t *len, size_t *size, size_t max,
+    const char *ptr, size_t n)
+{
+    char    *p;
+    size_t   want;
+
+    if (*len + n + 1 > *size) {
+        want = *size ? *size * 2 : 16384;
+        while (want < *len + n + 1) {
+            want *= 2;
+        }
+        if (want > max) {
+            return 0;
+        }
+        p = realloc(*buf, want);
+        if (p == NULL) {
+            return 0;
+        }
+        *buf = p;
+        *size = want;
+    }
+
+    memcpy(*buf + *len, ptr, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+
+    return n;
+}
+
+
+/* a Retry-After value: seconds or an HTTP date; -1: neither */
+
+long
+mw_lane_retry_after(const char *v)
+{
+    long    s;
+    time_t  t;
+
+    if (v[0] >= '0' && v[0] <= '9') {
+        return atol(v);
+    }
+
+    t = curl_getdate(v, NULL);
+    if (t == -1) {
+        return -1;
+    }
+
+    s = (long) (t - time(NULL));
+
+    return s < 0 ? 0 : s;
 }

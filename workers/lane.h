@@ -40,5 +40,8 @@ redisReply *mw_lease_ticked(mw_lease_t *ls, void *reply, const char *what);
 int mw_lane_name_ok(const char *s, size_t len);
 void mw_lane_set(char **dst, const char *src, size_t len);
 const char *mw_lane_str(redisReply *r, size_t *len);
+size_t mw_lane_body(char **buf, size_t *len, size_t *size, size_t max,
+    const char *ptr, size_t n);
+long mw_lane_retry_after(const char *v);
 
 #endif /* MW_LANE_H */
