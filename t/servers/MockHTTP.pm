@@ -15,6 +15,25 @@ use IO::Socket::INET;
 
 my $running = 1;
 
+my %Text = (200 => 'OK', 400 => 'Bad Request', 401 => 'Unauthorized',
+            403 => 'Forbidden', 404 => 'Not Found', 405 => 'Method Not Allowed',
+            429 => 'Too Many Requests', 500 => 'Internal Server Error',
+            502 => 'Bad Gateway', 503 => 'Service Unavailable');
+
+# an answer onto $c->{out}; a body in {} or [] is JSON, any other text.
+# $charset: how the mocked API spells UTF-8 in its Content-Type
+sub respond {
+    my ($c, $status, $body, $headers, $charset) = @_;
+    $body //= '';
+    $headers //= {};
+    $headers->{'Content-Type'} //= ($body =~ /^[{\[]/)
+        ? "application/json;charset=$charset" : "text/plain;charset=$charset";
+    my $h = "HTTP/1.1 $status " . ($Text{$status} // 'Status') . "\r\n"
+          . "Content-Length: " . length($body) . "\r\n";
+    $h .= "$_: $headers->{$_}\r\n" for sort keys %$headers;
+    $c->{out} .= "$h\r\n$body";
+}
+
 # the listener, the pid file (when given) and the signals
 sub listen_on {
     my ($port, $pid) = @_;

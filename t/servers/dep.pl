@@ -161,22 +161,7 @@ sub violation {
 
 # --- HTTP -------------------------------------------------------------
 
-my %Text = (200 => 'OK', 400 => 'Bad Request', 401 => 'Unauthorized',
-            403 => 'Forbidden', 404 => 'Not Found', 405 => 'Method Not Allowed',
-            429 => 'Too Many Requests', 500 => 'Internal Server Error',
-            502 => 'Bad Gateway', 503 => 'Service Unavailable');
-
-sub respond {
-    my ($c, $status, $body, $headers) = @_;
-    $body //= '';
-    my $h = "HTTP/1.1 $status " . ($Text{$status} // 'Status') . "\r\n"
-          . "Content-Length: " . length($body) . "\r\n";
-    $headers //= {};
-    $headers->{'Content-Type'} //= ($body =~ /^[{\[]/)
-        ? 'application/json;charset=UTF8' : 'text/plain;charset=UTF8';
-    $h .= "$_: $headers->{$_}\r\n" for sort keys %$headers;
-    $c->{out} .= "$h\r\n$body";
-}
+sub respond { MockHTTP::respond(@_[0 .. 3], 'UTF8') }
 
 sub pct {
     my ($s) = @_;

@@ -116,22 +116,7 @@ sub apple_date { strftime('%Y-%m-%dT%H:%M:%S+0000', gmtime($_[0])) }
 
 # --- HTTP -------------------------------------------------------------
 
-my %Text = (200 => 'OK', 400 => 'Bad Request', 401 => 'Unauthorized',
-            403 => 'Forbidden', 404 => 'Not Found', 405 => 'Method Not Allowed',
-            429 => 'Too Many Requests', 500 => 'Internal Server Error',
-            502 => 'Bad Gateway', 503 => 'Service Unavailable');
-
-sub respond {
-    my ($c, $status, $body, $headers) = @_;
-    $body //= '';
-    $headers //= {};
-    $headers->{'Content-Type'} //= ($body =~ /^[{\[]/)
-        ? 'application/json;charset=UTF-8' : 'text/plain;charset=UTF-8';
-    my $h = "HTTP/1.1 $status " . ($Text{$status} // 'Status') . "\r\n"
-          . "Content-Length: " . length($body) . "\r\n";
-    $h .= "$_: $headers->{$_}\r\n" for sort keys %$headers;
-    $c->{out} .= "$h\r\n$body";
-}
+sub respond { MockHTTP::respond(@_[0 .. 3], 'UTF-8') }
 
 my %Msg = (9601 => 'Login required', 9602 => 'Invalid argument',
            9621 => 'Authentication token expired', 9625 => 'Token revoked',
