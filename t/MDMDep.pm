@@ -14,7 +14,6 @@ use warnings;
 
 use Exporter ();
 our @ISA = ('Exporter');
-use HTTP::Tiny;
 use JSON::PP ();
 use t::MDM;
 use t::MDMServers ();
@@ -22,7 +21,6 @@ use t::MDMServers ();
 our @EXPORT = qw(start_dep dep_ctl dep_stats dep_name);
 
 my $JSON = JSON::PP->new->utf8->canonical;
-my $Http = HTTP::Tiny->new(timeout => 30);
 my $N = 0;
 
 # start_dep(fetch_max => N, sync_max => N): a mock with its own credentials
@@ -39,21 +37,8 @@ sub start_dep {
     return $srv;
 }
 
-sub dep_ctl {
-    my ($srv, $what, $body) = @_;
-    my $r = $Http->post("$srv->{url}/_ctl/$what", {
-        headers => { 'Content-Type' => 'application/json' },
-        content => $JSON->encode($body // {}) });
-    die "dep_ctl $what: $r->{status} $r->{content}\n" unless $r->{success};
-    return $JSON->decode($r->{content});
-}
-
-sub dep_stats {
-    my ($srv, $full) = @_;
-    my $r = $Http->get("$srv->{url}/_ctl/stats" . ($full ? '?full=1' : ''));
-    die "dep_stats: $r->{status}\n" unless $r->{success};
-    return $JSON->decode($r->{content});
-}
+sub dep_ctl { t::MDMServers::mock_ctl($_[0], 'dep_ctl', $_[1], $_[2]) }
+sub dep_stats { t::MDMServers::mock_stats($_[0], 'dep_stats', $_[1] ? 'full=1' : '') }
 
 # dep_name(NAME, $srv, profile => UUID, expiry => RFC3339): the D1 keys
 sub dep_name {

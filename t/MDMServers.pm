@@ -567,6 +567,32 @@ END {
     }
 }
 
+
+# the _ctl endpoints of the mocks of Apple's APIs (dep.pl, vpp.pl):
+# POST /_ctl/WHAT with a JSON body, GET /_ctl/stats[?QUERY]; JSON back,
+# a die naming LABEL otherwise (t/MDMDep.pm, t/MDMVpp.pm)
+my $MockHttp;
+
+sub mock_ctl {
+    my ($srv, $label, $what, $body) = @_;
+    require HTTP::Tiny;
+    $MockHttp //= HTTP::Tiny->new(timeout => 30);
+    my $r = $MockHttp->post("$srv->{url}/_ctl/$what", {
+        headers => { 'Content-Type' => 'application/json' },
+        content => $JSON->encode($body // {}) });
+    die "$label $what: $r->{status} $r->{content}\n" unless $r->{success};
+    return $JSON->decode($r->{content});
+}
+
+sub mock_stats {
+    my ($srv, $label, $query) = @_;
+    require HTTP::Tiny;
+    $MockHttp //= HTTP::Tiny->new(timeout => 30);
+    my $r = $MockHttp->get("$srv->{url}/_ctl/stats" . ($query ? "?$query" : ''));
+    die "$label: $r->{status}\n" unless $r->{success};
+    return $JSON->decode($r->{content});
+}
+
 package t::MDMServers::Server;
 
 # Methods, for those who prefer them: $srv->requests, $srv->wait($n),

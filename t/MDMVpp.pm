@@ -15,7 +15,6 @@ use warnings;
 
 use Exporter ();
 our @ISA = ('Exporter');
-use HTTP::Tiny;
 use JSON::PP ();
 use Time::HiRes qw(time sleep);
 use t::MDM;
@@ -25,7 +24,6 @@ our @EXPORT = qw(start_vpp vpp_ctl vpp_stats vpp_config vpp_job vpp_job_wait
                  vpp_status vpp_install vpp_events);
 
 my $JSON = JSON::PP->new->utf8->canonical;
-my $Http = HTTP::Tiny->new(timeout => 30);
 my $Seq = 0;
 
 sub start_vpp {
@@ -34,21 +32,8 @@ sub start_vpp {
     return $srv;
 }
 
-sub vpp_ctl {
-    my ($srv, $what, $body) = @_;
-    my $r = $Http->post("$srv->{url}/_ctl/$what", {
-        headers => { 'Content-Type' => 'application/json' },
-        content => $JSON->encode($body // {}) });
-    die "vpp_ctl $what: $r->{status} $r->{content}\n" unless $r->{success};
-    return $JSON->decode($r->{content});
-}
-
-sub vpp_stats {
-    my ($srv) = @_;
-    my $r = $Http->get("$srv->{url}/_ctl/stats");
-    die "vpp_stats: $r->{status}\n" unless $r->{success};
-    return $JSON->decode($r->{content});
-}
+sub vpp_ctl { t::MDMServers::mock_ctl($_[0], 'vpp_ctl', $_[1], $_[2]) }
+sub vpp_stats { t::MDMServers::mock_stats($_[0], 'vpp_stats') }
 
 # the module's side of V1: the location's config (base_url: the mock)
 sub vpp_config {

@@ -17,7 +17,6 @@
 
 static void mw_dep_tick(struct ev_loop *loop, ev_timer *t, int revents);
 static void mw_dep_ticked(redisAsyncContext *ac, void *reply, void *data);
-static int mw_dep_name_ok(const char *s, size_t len);
 
 
 int
@@ -32,8 +31,7 @@ mw_dep_init(mw_ctx_t *ctx)
 
     dep->ctx = ctx;
     ctx->dep = dep;
-    ev_timer_init(&dep->tick, mw_dep_tick, 0., MW_DEP_TICK);
-    dep->tick.data = dep;
+    mw_lease_init(&dep->lease, ctx, mw_dep_tick, MW_DEP_TICK, dep);
 
     return 0;
 }
@@ -44,8 +42,8 @@ mw_dep_start(mw_ctx_t *ctx)
 {
     mw_dep_t  *dep = ctx->dep;
 
-    if (dep && !ev_is_active(&dep->tick) && !dep->stopping) {
-        ev_timer_again(ctx->loop, &dep->tick);
+    if (dep) {
+        mw_lease_start(&dep->lease);
     }
 }
 
@@ -57,20 +55,8 @@ mw_dep_stop(mw_ctx_t *ctx)
     const char     *argv[3];
     mw_dep_name_t  *n;
 
-    dep->stopping = 1;
-    ev_timer_stop(ctx->loop, &dep->tick);
-
-    /* another worker takes DEP over at once rather than after the lease */
-    if (dep->leader) {
-        argv[0] = ctx->conf.worker_id;
-        argv[1] = "0";
-        argv[2] = "0";
-        if (mw_redis_eval(&ctx->cmd, MW_LUA_DEP_TICK, mw_dep_acked, dep,
-                          0, 3, argv) == 0)
-        {
-            dep->pending++;
-        }
-    }
+    mw_lease_release(&dep->lease, MW_LUA_DEP_TICK, mw_dep_acked, dep, 3,
+                     argv);
 
     for (n = dep->names; n; n = n->next) {
         ev_timer_stop(ctx->loop, &n->wait);
@@ -84,7 +70,7 @@ mw_dep_idle(mw_ctx_t *ctx)
     mw_dep_t       *dep = ctx->dep;
     mw_dep_name_t  *n;
 
-    if (dep->ticking || dep->pending) {
+    if (dep->lease.ticking || dep->lease.pending) {
         return 0;
     }
 
@@ -121,35 +107,14 @@ mw_dep_cleanup(mw_ctx_t *ctx)
 static void
 mw_dep_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    int          want;
-    char         lease[32], jobs[16];
     mw_dep_t    *dep = t->data;
-    mw_ctx_t    *ctx = dep->ctx;
     const char  *argv[3];
 
     (void) loop;
     (void) revents;
 
-    if (dep->ticking || !ctx->cmd.ready) {
-        return;
-    }
-
-    want = MW_DEP_JOBS_MAX - dep->njobs;
-    if (want > 20) {
-        want = 20;
-    }
-
-    snprintf(lease, sizeof(lease), "%ld", ctx->conf.heartbeat * 3000);
-    snprintf(jobs, sizeof(jobs), "%d", want);
-    argv[0] = ctx->conf.worker_id;
-    argv[1] = lease;
-    argv[2] = jobs;
-
-    if (mw_redis_eval(&ctx->cmd, MW_LUA_DEP_TICK, mw_dep_ticked, dep, 0, 3,
-                      argv) == 0)
-    {
-        dep->ticking = 1;
-    }
+    (void) mw_lease_tick(&dep->lease, MW_LUA_DEP_TICK, mw_dep_ticked, dep,
+                         MW_DEP_JOBS_MAX, 3, argv);
 }
 
 
@@ -157,23 +122,19 @@ static void
 mw_dep_ticked(redisAsyncContext *ac, void *reply, void *data)
 {
     size_t          i;
-    redisReply     *r = reply, *e;
+    redisReply     *r, *e;
     mw_dep_t       *dep = data;
     mw_dep_name_t  *n;
 
     (void) ac;
 
-    dep->ticking = 0;
-
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
-        if (r && r->type == REDIS_REPLY_ERROR) {
-            mw_log("error", "dep: tick: %s", r->str);
-        }
+    r = mw_lease_ticked(&dep->lease, reply, "dep");
+    if (r == NULL) {
         return;
     }
 
-    dep->leader = (r->element[0]->integer == 1 && r->elements == 4);
-    if (!dep->leader) {
+    dep->lease.leader = (r->element[0]->integer == 1 && r->elements == 4);
+    if (!dep->lease.leader) {
         return;
     }
 
@@ -211,7 +172,7 @@ mw_dep_acked(redisAsyncContext *ac, void *reply, void *data)
     (void) ac;
     (void) reply;
 
-    dep->pending--;
+    dep->lease.pending--;
 }
 
 
@@ -224,7 +185,9 @@ mw_dep_step(mw_dep_name_t *n)
     mw_dep_t   *dep = n->dep;
     char        why[128];
 
-    if (n->busy || !dep->leader || dep->stopping || !dep->ctx->cmd.ready) {
+    if (n->busy || !dep->lease.leader || dep->lease.stopping
+        || !dep->ctx->cmd.ready)
+    {
         return;
     }
 
@@ -323,7 +286,7 @@ mw_dep_eval(mw_dep_name_t *n, int script, redisCallbackFn *cb, int argc,
     }
 
     n->busy++;
-    n->dep->pending++;
+    n->dep->lease.pending++;
 
     return 0;
 }
@@ -338,7 +301,7 @@ mw_dep_done_redis(void *reply, void *data, int *ok)
     mw_dep_name_t  *n = data;
 
     n->busy--;
-    n->dep->pending--;
+    n->dep->lease.pending--;
 
     *ok = (r != NULL && r->type != REDIS_REPLY_ERROR);
 
@@ -350,30 +313,12 @@ mw_dep_done_redis(void *reply, void *data, int *ok)
 }
 
 
-void
-mw_dep_set(char **dst, const char *src, size_t len)
-{
-    free(*dst);
-    *dst = NULL;
-
-    if (len == 0) {
-        return;
-    }
-
-    *dst = malloc(len + 1);
-    if (*dst) {
-        memcpy(*dst, src, len);
-        (*dst)[len] = '\0';
-    }
-}
-
-
 mw_dep_name_t *
 mw_dep_lane(mw_dep_t *dep, const char *name, size_t len)
 {
     mw_dep_name_t  *n;
 
-    if (!mw_dep_name_ok(name, len)) {
+    if (!mw_lane_name_ok(name, len)) {
         return NULL;
     }
 
@@ -401,30 +346,6 @@ mw_dep_lane(mw_dep_t *dep, const char *name, size_t len)
 }
 
 
-/* D1: [A-Za-z0-9._-]{1,64} */
-
-static int
-mw_dep_name_ok(const char *s, size_t len)
-{
-    size_t  i;
-
-    if (len == 0 || len > MW_DEP_NAME_MAX) {
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
-              || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_'
-              || s[i] == '-'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
 void
 mw_dep_free_name(mw_dep_name_t *n)
 {
@@ -435,7 +356,7 @@ mw_dep_free_name(mw_dep_name_t *n)
     for (job = n->jobs; job; job = next) {
         next = job->next;
         mw_dep_job_free(job);
-        n->dep->njobs--;
+        n->dep->lease.njobs--;
     }
 
     free(n->tokens); free(n->ck); free(n->cs); free(n->at); free(n->as);

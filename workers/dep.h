@@ -20,7 +20,7 @@
 #ifndef MW_DEP_H
 #define MW_DEP_H
 
-#include "mdm_worker.h"
+#include "lane.h"
 
 
 #define MW_DEP_NAME_MAX     64
@@ -108,12 +108,7 @@ struct mw_dep_name_s {
 struct mw_dep_s {
     mw_ctx_t        *ctx;
     mw_dep_name_t   *names;
-    ev_timer         tick;
-    int              ticking;     /* the tick script's reply awaited */
-    int              pending;     /* other Redis replies awaited */
-    int              leader;
-    int              njobs;
-    int              stopping;
+    mw_lease_t       lease;
 };
 
 
@@ -122,7 +117,6 @@ void mw_dep_free_name(mw_dep_name_t *n);
 void mw_dep_acked(redisAsyncContext *ac, void *reply, void *data);
 mw_dep_name_t *mw_dep_lane(mw_dep_t *dep, const char *name, size_t len);
 void mw_dep_step(mw_dep_name_t *n);
-void mw_dep_set(char **dst, const char *src, size_t len);
 int mw_dep_eval(mw_dep_name_t *n, int script, redisCallbackFn *cb,
     int argc, const char **argv);
 mw_dep_name_t *mw_dep_done_redis(void *reply, void *data, int *ok);

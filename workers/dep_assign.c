@@ -93,7 +93,7 @@ mw_dep_taken(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
-    mw_dep_set(&b->profile, r->element[0]->str, r->element[0]->len);
+    mw_lane_set(&b->profile, r->element[0]->str, r->element[0]->len);
 
     if (mw_dep_send_batch(b, "PUT", "/profile/devices", mw_dep_assigned)
         != 0)
@@ -368,7 +368,7 @@ mw_dep_batch(mw_dep_name_t *n, redisReply *r, size_t from, size_t step)
     }
 
     if (step == 2 && b->count) {
-        mw_dep_set(&b->profile, b->profiles[0], strlen(b->profiles[0]));
+        mw_lane_set(&b->profile, b->profiles[0], strlen(b->profiles[0]));
     }
 
     return b;

@@ -22,19 +22,6 @@
 static void mw_dep_tokens(mw_dep_name_t *n, const char *json, size_t len);
 
 
-static const char *
-mw_dep_str(redisReply *r, size_t *len)
-{
-    if (r->type == REDIS_REPLY_STRING) {
-        *len = r->len;
-        return r->str;
-    }
-
-    *len = 0;
-    return "";
-}
-
-
 void
 mw_dep_refresh(mw_dep_t *dep, redisReply *list)
 {
@@ -54,7 +41,7 @@ mw_dep_refresh(mw_dep_t *dep, redisReply *list)
             continue;
         }
 
-        v = mw_dep_str(e->element[0], &len);
+        v = mw_lane_str(e->element[0], &len);
         n = mw_dep_lane(dep, v, len);
         if (n == NULL) {
             continue;
@@ -62,7 +49,7 @@ mw_dep_refresh(mw_dep_t *dep, redisReply *list)
 
         n->seen = 1;
 
-        v = mw_dep_str(e->element[1], &len);
+        v = mw_lane_str(e->element[1], &len);
         if (n->tokens == NULL || strlen(n->tokens) != len
             || memcmp(n->tokens, v, len) != 0)
         {
@@ -70,23 +57,23 @@ mw_dep_refresh(mw_dep_t *dep, redisReply *list)
         }
 
         /* "https://host/" + "/session" would be a different URL to sign */
-        v = mw_dep_str(e->element[2], &len);
+        v = mw_lane_str(e->element[2], &len);
         while (len && v[len - 1] == '/') {
             len--;
         }
-        mw_dep_set(&n->base_url, len ? v : "https://mdmenrollment.apple.com",
+        mw_lane_set(&n->base_url, len ? v : "https://mdmenrollment.apple.com",
                    len ? len : 31);
-        v = mw_dep_str(e->element[3], &len);
-        mw_dep_set(&n->profile, v, len);
+        v = mw_lane_str(e->element[3], &len);
+        mw_lane_set(&n->profile, v, len);
 
-        v = mw_dep_str(e->element[4], &len);
+        v = mw_lane_str(e->element[4], &len);
         if (n->session == NULL && len) {
             /* a restart reuses the session the last run stored */
-            mw_dep_set(&n->session, v, len);
+            mw_lane_set(&n->session, v, len);
         }
 
         /* a tick read before our own stop was written does not undo it */
-        v = mw_dep_str(e->element[5], &len);
+        v = mw_lane_str(e->element[5], &len);
         if ((len == 1 && v[0] == '1')
             || mw_now_ms() - n->stopped_at > 2000)
         {
@@ -95,14 +82,14 @@ mw_dep_refresh(mw_dep_t *dep, redisReply *list)
 
         if (!n->busy && n->phase == MW_DEP_IDLE) {
             /* what the next cycle starts from */
-            v = mw_dep_str(e->element[7], &len);
-            mw_dep_set(&n->cursor, v, len);
-            v = mw_dep_str(e->element[8], &len);
+            v = mw_lane_str(e->element[7], &len);
+            mw_lane_set(&n->cursor, v, len);
+            v = mw_lane_str(e->element[8], &len);
             n->fetching = (len == 5 && memcmp(v, "fetch", 5) == 0)
                           || n->cursor == NULL;
         }
 
-        v = mw_dep_str(e->element[9], &len);
+        v = mw_lane_str(e->element[9], &len);
         due = len ? atoll(v) : 0;
         n->assign_due = due;
         n->assigning = (int) e->element[10]->integer;
@@ -131,7 +118,7 @@ mw_dep_tokens(mw_dep_name_t *n, const char *v, size_t len)
     struct tm     tm;
     json_error_t  err;
 
-    mw_dep_set(&n->tokens, v, len);
+    mw_lane_set(&n->tokens, v, len);
     free(n->ck); free(n->cs); free(n->at); free(n->as);
     n->ck = n->cs = n->at = n->as = NULL;
     n->expiry_ms = 0;
@@ -176,7 +163,7 @@ mw_dep_tokens(mw_dep_name_t *n, const char *v, size_t len)
                             "HSET " MDM_KEY_DEP "%s:status token_expiry %lld",
                             n->name, n->expiry_ms) == 0)
     {
-        n->dep->pending++;
+        n->dep->lease.pending++;
     }
 
     if (!n->ck || !n->cs || !n->at || !n->as) {

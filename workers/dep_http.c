@@ -238,7 +238,7 @@ mw_dep_authed(mw_dep_call_t *c)
     tok = json_string_value(json_object_get(j, "auth_session_token"));
 
     if (tok && tok[0] && strlen(tok) < 1024 && mw_dep_token_ok(tok)) {
-        mw_dep_set(&n->session, tok, strlen(tok));
+        mw_lane_set(&n->session, tok, strlen(tok));
         mw_dep_save_session(n);
         json_decref(j);
         mw_dep_call_free(c);
@@ -347,7 +347,7 @@ mw_dep_error(mw_dep_name_t *n, const char *error, int stop)
     if (mw_redis_eval(&ctx->cmd, MW_LUA_DEP_ERROR, mw_dep_written, n->dep, 0,
                       5, argv) == 0)
     {
-        n->dep->pending++;
+        n->dep->lease.pending++;
     }
 }
 
@@ -383,7 +383,7 @@ mw_dep_save_session(mw_dep_name_t *n)
                          "SET " MDM_KEY_DEP "%s:session %s EX %ld", n->name,
                          n->session, ctx->conf.dep_session_ttl) == 0)
     {
-        n->dep->pending++;
+        n->dep->lease.pending++;
     }
 }
 
@@ -396,7 +396,7 @@ mw_dep_written(redisAsyncContext *ac, void *reply, void *data)
 
     (void) ac;
 
-    dep->pending--;
+    dep->lease.pending--;
 
     if (r && r->type == REDIS_REPLY_ERROR) {
         mw_log("error", "dep: redis: %s", r->str);
@@ -407,31 +407,10 @@ mw_dep_written(redisAsyncContext *ac, void *reply, void *data)
 static size_t
 mw_dep_write(char *ptr, size_t size, size_t n, void *data)
 {
-    char           *p;
-    size_t          len = size * n, want;
     mw_dep_call_t  *c = data;
 
-    if (c->resp_len + len + 1 > c->resp_size) {
-        want = c->resp_size ? c->resp_size * 2 : 16384;
-        while (want < c->resp_len + len + 1) {
-            want *= 2;
-        }
-        if (want > MW_DEP_BODY_MAX) {
-            return 0;
-        }
-        p = realloc(c->resp, want);
-        if (p == NULL) {
-            return 0;
-        }
-        c->resp = p;
-        c->resp_size = want;
-    }
-
-    memcpy(c->resp + c->resp_len, ptr, len);
-    c->resp_len += len;
-    c->resp[c->resp_len] = '\0';
-
-    return len;
+    return mw_lane_body(&c->resp, &c->resp_len, &c->resp_size, MW_DEP_BODY_MAX,
+                        ptr, size * n);
 }
 
 
@@ -456,8 +435,8 @@ static size_t
 mw_dep_header(char *ptr, size_t size, size_t n, void *data)
 {
     char            v[1024];
+    long            s;
     size_t          len = size * n, i, k;
-    time_t          t;
     mw_dep_call_t  *c = data;
     mw_dep_name_t  *dn = c->n;
 
@@ -474,18 +453,14 @@ mw_dep_header(char *ptr, size_t size, size_t n, void *data)
         && v[0] && mw_dep_token_ok(v))
     {
         if (dn->session == NULL || strcmp(dn->session, v) != 0) {
-            mw_dep_set(&dn->session, v, strlen(v));
+            mw_lane_set(&dn->session, v, strlen(v));
             mw_dep_save_session(dn);
         }
 
     } else if (k == 11 && strncasecmp(ptr, "Retry-After", 11) == 0) {
-        if (v[0] >= '0' && v[0] <= '9') {
-            c->retry_after = atol(v);
-        } else if ((t = curl_getdate(v, NULL)) != -1) {
-            c->retry_after = (long) (t - time(NULL));
-            if (c->retry_after < 0) {
-                c->retry_after = 0;
-            }
+        s = mw_lane_retry_after(v);
+        if (s >= 0) {
+            c->retry_after = s;
         }
 
     } else if (k == 12 && strncasecmp(ptr, "Content-Type", 12) == 0) {

@@ -82,7 +82,7 @@ mw_dep_job_add(mw_dep_t *dep, const char *text, size_t len)
 
     for (tail = &n->jobs; *tail; tail = &(*tail)->next) { /* void */ }
     *tail = job;
-    dep->njobs++;
+    dep->lease.njobs++;
 }
 
 
@@ -122,7 +122,7 @@ mw_dep_job_run(mw_dep_name_t *n)
     if (job->deadline < mw_now_ms()) {
         mw_log("warn", "dep %s: proxy job %s past its deadline: dropped",
                n->name, job->id);
-        n->dep->njobs--;
+        n->dep->lease.njobs--;
         mw_dep_job_free(job);
         mw_dep_step(n);
         return;
@@ -159,7 +159,7 @@ mw_dep_proxied(mw_dep_call_t *c)
         }
     }
 
-    n->dep->njobs--;
+    n->dep->lease.njobs--;
     mw_dep_job_free(job);
     mw_dep_call_free(c);
     mw_dep_step(n);
@@ -173,7 +173,7 @@ mw_dep_job_fail(mw_dep_name_t *n, mw_dep_job_t *job, const char *why)
 {
     n->jobs = job->next;
     mw_dep_reply(n->dep, job->id, 0, "", 0, "", why);
-    n->dep->njobs--;
+    n->dep->lease.njobs--;
     mw_dep_job_free(job);
     mw_dep_step(n);
 }
@@ -219,7 +219,7 @@ mw_dep_reply(mw_dep_t *dep, const char *id, long status, const char *body,
                          "SET " MDM_KEY_DEP_PROXY_REPLY "%s %s EX 120",
                          id, text) == 0)
     {
-        dep->pending++;
+        dep->lease.pending++;
     }
 
     free(text);
@@ -234,5 +234,5 @@ mw_dep_replied(redisAsyncContext *ac, void *reply, void *data)
     (void) ac;
     (void) reply;
 
-    dep->pending--;
+    dep->lease.pending--;
 }

@@ -224,7 +224,7 @@ mw_dep_paged(mw_dep_call_t *c)
     }
 
     n->busy++;
-    n->dep->pending++;
+    n->dep->lease.pending++;
     mw_dep_call_free(c);
 }
 
@@ -240,7 +240,7 @@ mw_dep_recorded(redisAsyncContext *ac, void *reply, void *data)
     (void) ac;
 
     n->busy--;
-    n->dep->pending--;
+    n->dep->lease.pending--;
 
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
         /* not stored: the same page is asked for again */
@@ -254,7 +254,7 @@ mw_dep_recorded(redisAsyncContext *ac, void *reply, void *data)
         n->cycle[i] += r->element[i]->integer;
     }
 
-    mw_dep_set(&n->cursor, pg->cursor, strlen(pg->cursor));
+    mw_lane_set(&n->cursor, pg->cursor, strlen(pg->cursor));
 
     if (!pg->more) {
         mw_log("info", "dep %s: %s done: %lld added, %lld modified, "

@@ -41,8 +41,7 @@ mw_vpp_init(mw_ctx_t *ctx)
 
     vpp->ctx = ctx;
     ctx->vpp = vpp;
-    ev_timer_init(&vpp->tick, mw_vpp_tick, 0., MW_VPP_TICK);
-    vpp->tick.data = vpp;
+    mw_lease_init(&vpp->lease, ctx, mw_vpp_tick, MW_VPP_TICK, vpp);
 
     /* a version 4 UUID: offered once, HSETNX keeps the first one made */
     if (RAND_bytes(r, sizeof(r)) != 1) {
@@ -66,8 +65,8 @@ mw_vpp_start(mw_ctx_t *ctx)
 {
     mw_vpp_t  *vpp = ctx->vpp;
 
-    if (vpp && !ev_is_active(&vpp->tick) && !vpp->stopping) {
-        ev_timer_again(ctx->loop, &vpp->tick);
+    if (vpp) {
+        mw_lease_start(&vpp->lease);
     }
 }
 
@@ -79,22 +78,10 @@ mw_vpp_stop(mw_ctx_t *ctx)
     const char    *argv[5];
     mw_vpp_loc_t  *l;
 
-    vpp->stopping = 1;
-    ev_timer_stop(ctx->loop, &vpp->tick);
-
-    /* another worker takes over at once rather than after the lease */
-    if (vpp->leader) {
-        argv[0] = ctx->conf.worker_id;
-        argv[1] = "0";
-        argv[2] = "0";
-        argv[3] = vpp->uuid;
-        argv[4] = "0";
-        if (mw_redis_eval(&ctx->cmd, MW_LUA_VPP_TICK, mw_vpp_acked, vpp,
-                          0, 5, argv) == 0)
-        {
-            vpp->pending++;
-        }
-    }
+    argv[3] = vpp->uuid;
+    argv[4] = "0";
+    mw_lease_release(&vpp->lease, MW_LUA_VPP_TICK, mw_vpp_acked, vpp, 5,
+                     argv);
 
     for (l = vpp->locs; l; l = l->next) {
         ev_timer_stop(ctx->loop, &l->wait);
@@ -108,7 +95,7 @@ mw_vpp_idle(mw_ctx_t *ctx)
     mw_vpp_t      *vpp = ctx->vpp;
     mw_vpp_loc_t  *l;
 
-    if (vpp->ticking || vpp->pending) {
+    if (vpp->lease.ticking || vpp->lease.pending) {
         return 0;
     }
 
@@ -145,36 +132,18 @@ mw_vpp_cleanup(mw_ctx_t *ctx)
 static void
 mw_vpp_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    int          want;
-    char         lease[32], jobs[16];
     mw_vpp_t    *vpp = t->data;
-    mw_ctx_t    *ctx = vpp->ctx;
     const char  *argv[5];
 
     (void) loop;
     (void) revents;
 
-    if (vpp->ticking || !ctx->cmd.ready) {
-        return;
-    }
-
-    want = MW_VPP_JOBS_MAX - vpp->njobs;
-    if (want > 20) {
-        want = 20;
-    }
-
-    snprintf(lease, sizeof(lease), "%ld", ctx->conf.heartbeat * 3000);
-    snprintf(jobs, sizeof(jobs), "%d", want < 0 ? 0 : want);
-    argv[0] = ctx->conf.worker_id;
-    argv[1] = lease;
-    argv[2] = jobs;
     argv[3] = vpp->uuid;
-    argv[4] = vpp->leader ? "0" : "1";
+    argv[4] = vpp->lease.leader ? "0" : "1";
 
-    if (mw_redis_eval(&ctx->cmd, MW_LUA_VPP_TICK, mw_vpp_ticked, vpp, 0, 5,
-                      argv) == 0)
+    if (mw_lease_tick(&vpp->lease, MW_LUA_VPP_TICK, mw_vpp_ticked, vpp,
+                      MW_VPP_JOBS_MAX, 5, argv) == 0)
     {
-        vpp->ticking = 1;
         vpp->ticks++;
     }
 }
@@ -184,35 +153,31 @@ static void
 mw_vpp_ticked(redisAsyncContext *ac, void *reply, void *data)
 {
     size_t         i;
-    redisReply    *r = reply, *e;
+    redisReply    *r, *e;
     mw_vpp_t      *vpp = data;
     mw_vpp_loc_t  *l;
 
     (void) ac;
 
-    vpp->ticking = 0;
-
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
-        if (r && r->type == REDIS_REPLY_ERROR) {
-            mw_log("error", "vpp: tick: %s", r->str);
-        }
+    r = mw_lease_ticked(&vpp->lease, reply, "vpp");
+    if (r == NULL) {
         return;
     }
 
     if (r->element[0]->integer != 1 || r->elements != 5) {
-        if (vpp->leader) {
+        if (vpp->lease.leader) {
             /* another worker has them now, from mdm:vpp:running */
             mw_log("notice", "vpp: no longer the leader");
             mw_vpp_drop_jobs(vpp);
         }
-        vpp->leader = 0;
+        vpp->lease.leader = 0;
         return;
     }
 
-    if (!vpp->leader) {
+    if (!vpp->lease.leader) {
         mw_log("notice", "vpp: leader (%s)", vpp->ctx->conf.worker_id);
     }
-    vpp->leader = 1;
+    vpp->lease.leader = 1;
 
     e = r->element[1];
     if (e->type == REDIS_REPLY_STRING && e->len < sizeof(vpp->mdm_id)) {
@@ -243,19 +208,6 @@ mw_vpp_ticked(redisAsyncContext *ac, void *reply, void *data)
 }
 
 
-static const char *
-mw_vpp_str(redisReply *r, size_t *len)
-{
-    if (r->type == REDIS_REPLY_STRING) {
-        *len = r->len;
-        return r->str;
-    }
-
-    *len = 0;
-    return "";
-}
-
-
 static void
 mw_vpp_refresh(mw_vpp_t *vpp, redisReply *list)
 {
@@ -274,7 +226,7 @@ mw_vpp_refresh(mw_vpp_t *vpp, redisReply *list)
             continue;
         }
 
-        v = mw_vpp_str(e->element[0], &len);
+        v = mw_lane_str(e->element[0], &len);
         l = mw_vpp_lane(vpp, v, len);
         if (l == NULL) {
             continue;
@@ -287,40 +239,40 @@ mw_vpp_refresh(mw_vpp_t *vpp, redisReply *list)
          * read the old ones: they are not taken back from it
          */
         if (vpp->ticks > l->written) {
-            v = mw_vpp_str(e->element[1], &len);
+            v = mw_lane_str(e->element[1], &len);
             if (l->token == NULL || strlen(l->token) != len
                 || memcmp(l->token, v, len) != 0)
             {
                 /* a new token: everything is asked for again */
-                mw_vpp_set(&l->token, v, len);
+                mw_lane_set(&l->token, v, len);
                 l->full = 1;
                 l->sync_now = 1;
                 l->svc_at = 0;
             }
 
-            v = mw_vpp_str(e->element[3], &len);
+            v = mw_lane_str(e->element[3], &len);
             l->stopped = (len == 1 && v[0] == '1');
 
-            v = mw_vpp_str(e->element[5], &len);
+            v = mw_lane_str(e->element[5], &len);
             if (len && atoll(v) > l->warned_at) {
                 l->warned_at = atoll(v);
             }
-            v = mw_vpp_str(e->element[6], &len);
+            v = mw_lane_str(e->element[6], &len);
             if (len) {
                 l->token_expiry = atoll(v);
             }
         }
 
-        v = mw_vpp_str(e->element[2], &len);
+        v = mw_lane_str(e->element[2], &len);
         while (len && v[len - 1] == '/') {
             len--;
         }
-        mw_vpp_set(&l->base_url, len ? v : "https://vpp.itunes.apple.com/mdm/v2",
+        mw_lane_set(&l->base_url, len ? v : "https://vpp.itunes.apple.com/mdm/v2",
                    len ? len : 35);
 
         if (!l->busy && l->phase == MW_VPP_IDLE) {
-            v = mw_vpp_str(e->element[4], &len);
-            mw_vpp_set(&l->version_id, v, len);
+            v = mw_lane_str(e->element[4], &len);
+            mw_lane_set(&l->version_id, v, len);
         }
     }
 
@@ -346,7 +298,9 @@ mw_vpp_step(mw_vpp_loc_t *l)
     mw_vpp_t      *vpp = l->vpp;
     mw_vpp_job_t  *job;
 
-    if (l->busy || !vpp->leader || vpp->stopping || !vpp->ctx->cmd.ready) {
+    if (l->busy || !vpp->lease.leader || vpp->lease.stopping
+        || !vpp->ctx->cmd.ready)
+    {
         return;
     }
 
@@ -483,14 +437,14 @@ mw_vpp_expiry(mw_vpp_loc_t *l, long long now)
     argv[14] = "days_left"; argv[15] = days;
 
     if (mw_redis_argv(&ctx->cmd, mw_vpp_acked, vpp, 16, argv, NULL) == 0) {
-        vpp->pending++;
+        vpp->lease.pending++;
     }
 
     if (mw_redis_command(&ctx->cmd, mw_vpp_acked, vpp,
                          "HSET " MDM_KEY_VPP "%s:status token_warned_at %lld",
                          l->name, now) == 0)
     {
-        vpp->pending++;
+        vpp->lease.pending++;
     }
 }
 
@@ -521,7 +475,7 @@ mw_vpp_job_add(mw_vpp_t *vpp, const char *text, size_t len)
         if (id && strlen(id) < 64 && mw_redis_command(&vpp->ctx->cmd,
                 mw_vpp_acked, vpp, "HDEL " MDM_KEY_VPP_RUNNING " %s", id) == 0)
         {
-            vpp->pending++;
+            vpp->lease.pending++;
         }
         json_decref(j);
         return;
@@ -536,7 +490,7 @@ mw_vpp_job_add(mw_vpp_t *vpp, const char *text, size_t len)
         if (mw_redis_command(&vpp->ctx->cmd, mw_vpp_acked, vpp,
                              "HDEL " MDM_KEY_VPP_RUNNING " %s", id) == 0)
         {
-            vpp->pending++;
+            vpp->lease.pending++;
         }
         json_decref(j);          /* id is in it */
         return;
@@ -564,7 +518,7 @@ mw_vpp_job_add(mw_vpp_t *vpp, const char *text, size_t len)
 
     for (tail = &l->jobs; *tail; tail = &(*tail)->next) { /* void */ }
     *tail = job;
-    vpp->njobs++;
+    vpp->lease.njobs++;
 }
 
 
@@ -590,7 +544,7 @@ mw_vpp_job_end(mw_vpp_loc_t *l, mw_vpp_job_t *job)
     if (mw_redis_command(&vpp->ctx->cmd, mw_vpp_acked, vpp,
                          "HDEL " MDM_KEY_VPP_RUNNING " %s", job->id) == 0)
     {
-        vpp->pending++;
+        vpp->lease.pending++;
     }
 
     mw_vpp_job_free(vpp, job);
@@ -600,7 +554,7 @@ mw_vpp_job_end(mw_vpp_loc_t *l, mw_vpp_job_t *job)
 void
 mw_vpp_job_free(mw_vpp_t *vpp, mw_vpp_job_t *job)
 {
-    vpp->njobs--;
+    vpp->lease.njobs--;
     json_decref(job->j);
     json_decref(job->client);
     json_decref(job->serials);
@@ -660,7 +614,7 @@ mw_vpp_reply(mw_vpp_t *vpp, const char *id, int status, json_t *body)
                               "SET " MDM_KEY_VPP_REPLY "%s %s EX 120", id,
                               s) == 0)
     {
-        vpp->pending++;
+        vpp->lease.pending++;
     }
 
     free(s);
@@ -675,7 +629,7 @@ mw_vpp_acked(redisAsyncContext *ac, void *reply, void *data)
 
     (void) ac;
 
-    vpp->pending--;
+    vpp->lease.pending--;
 
     if (r && r->type == REDIS_REPLY_ERROR) {
         mw_log("error", "vpp: redis: %s", r->str);
@@ -696,7 +650,7 @@ mw_vpp_eval(mw_vpp_loc_t *l, int script, redisCallbackFn *cb, void *data,
     }
 
     l->busy++;
-    l->vpp->pending++;
+    l->vpp->lease.pending++;
 
     return 0;
 }
@@ -710,31 +664,13 @@ mw_vpp_done_redis(mw_vpp_loc_t *l, void *reply)
     redisReply  *r = reply;
 
     l->busy--;
-    l->vpp->pending--;
+    l->vpp->lease.pending--;
 
     if (r && r->type == REDIS_REPLY_ERROR) {
         mw_log("error", "vpp %s: redis: %s", l->name, r->str);
     }
 
     return r != NULL && r->type != REDIS_REPLY_ERROR;
-}
-
-
-void
-mw_vpp_set(char **dst, const char *src, size_t len)
-{
-    free(*dst);
-    *dst = NULL;
-
-    if (len == 0) {
-        return;
-    }
-
-    *dst = malloc(len + 1);
-    if (*dst) {
-        memcpy(*dst, src, len);
-        (*dst)[len] = '\0';
-    }
 }
 
 
@@ -778,22 +714,11 @@ mw_vpp_date(const char *s)
 mw_vpp_loc_t *
 mw_vpp_lane(mw_vpp_t *vpp, const char *name, size_t len)
 {
-    size_t         i;
     mw_vpp_loc_t  *l;
 
     /* V1: [A-Za-z0-9._-]{1,64} */
-    if (len == 0 || len > MW_VPP_NAME_MAX) {
+    if (!mw_lane_name_ok(name, len)) {
         return NULL;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (!((name[i] >= 'a' && name[i] <= 'z')
-              || (name[i] >= 'A' && name[i] <= 'Z')
-              || (name[i] >= '0' && name[i] <= '9')
-              || name[i] == '.' || name[i] == '_' || name[i] == '-'))
-        {
-            return NULL;
-        }
     }
 
     for (l = vpp->locs; l; l = l->next) {

@@ -19,7 +19,7 @@
 
 #include <jansson.h>
 
-#include "mdm_worker.h"
+#include "lane.h"
 
 
 #define MW_VPP_NAME_MAX     64
@@ -138,13 +138,8 @@ struct mw_vpp_loc_s {
 struct mw_vpp_s {
     mw_ctx_t        *ctx;
     mw_vpp_loc_t    *locs;
-    ev_timer         tick;
-    int              ticking;
+    mw_lease_t       lease;
     unsigned         ticks;       /* ticks sent so far */
-    int              pending;     /* other Redis replies awaited */
-    int              leader;
-    int              njobs;
-    int              stopping;
     char             mdm_id[37];  /* mdm:vpp:mdminfo id (V1) */
     char             uuid[37];    /* the one we offer if there is none */
 };
@@ -153,7 +148,6 @@ struct mw_vpp_s {
 /* vpp.c */
 mw_vpp_loc_t *mw_vpp_lane(mw_vpp_t *vpp, const char *name, size_t len);
 void mw_vpp_step(mw_vpp_loc_t *l);
-void mw_vpp_set(char **dst, const char *src, size_t len);
 int mw_vpp_eval(mw_vpp_loc_t *l, int script, redisCallbackFn *cb,
     void *data, int argc, const char **argv);
 int mw_vpp_done_redis(mw_vpp_loc_t *l, void *reply);

@@ -198,7 +198,7 @@ mw_vpp_http_done(mw_http_t *h)
                                  "HSET " MDM_KEY_VPP "%s:status token_expiry "
                                  "%lld", l->name, exp) == 0)
             {
-                l->vpp->pending++;
+                l->vpp->lease.pending++;
             }
         }
 
@@ -312,7 +312,7 @@ mw_vpp_error(mw_vpp_loc_t *l, const char *error, long errnum, int stop)
     if (mw_redis_eval(&ctx->cmd, MW_LUA_VPP_ERROR, mw_vpp_acked, l->vpp, 0,
                       6, argv) == 0)
     {
-        l->vpp->pending++;
+        l->vpp->lease.pending++;
     }
 }
 
@@ -342,31 +342,10 @@ mw_vpp_waited(struct ev_loop *loop, ev_timer *t, int revents)
 static size_t
 mw_vpp_write(char *ptr, size_t size, size_t n, void *data)
 {
-    char           *p;
-    size_t          len = size * n, want;
     mw_vpp_call_t  *c = data;
 
-    if (c->resp_len + len + 1 > c->resp_size) {
-        want = c->resp_size ? c->resp_size * 2 : 16384;
-        while (want < c->resp_len + len + 1) {
-            want *= 2;
-        }
-        if (want > MW_VPP_BODY_MAX) {
-            return 0;
-        }
-        p = realloc(c->resp, want);
-        if (p == NULL) {
-            return 0;
-        }
-        c->resp = p;
-        c->resp_size = want;
-    }
-
-    memcpy(c->resp + c->resp_len, ptr, len);
-    c->resp_len += len;
-    c->resp[c->resp_len] = '\0';
-
-    return len;
+    return mw_lane_body(&c->resp, &c->resp_len, &c->resp_size, MW_VPP_BODY_MAX,
+                        ptr, size * n);
 }
 
 
@@ -376,8 +355,8 @@ static size_t
 mw_vpp_header(char *ptr, size_t size, size_t n, void *data)
 {
     char            v[256];
+    long            s;
     size_t          len = size * n, i;
-    time_t          t;
     mw_vpp_call_t  *c = data;
 
     if (len < 12 || strncasecmp(ptr, "Retry-After:", 12) != 0) {
@@ -388,14 +367,9 @@ mw_vpp_header(char *ptr, size_t size, size_t n, void *data)
     snprintf(v, sizeof(v), "%.*s", (int) (len - i), ptr + i);
     v[strcspn(v, "\r\n")] = '\0';
 
-    if (v[0] >= '0' && v[0] <= '9') {
-        c->retry_after = atol(v);
-
-    } else if ((t = curl_getdate(v, NULL)) != -1) {
-        c->retry_after = (long) (t - time(NULL));
-        if (c->retry_after < 0) {
-            c->retry_after = 0;
-        }
+    s = mw_lane_retry_after(v);
+    if (s >= 0) {
+        c->retry_after = s;
     }
 
     return len;

@@ -191,7 +191,7 @@ mw_vpp_page_done(mw_vpp_call_t *c)
 
     vid = (char *) json_string_value(json_object_get(c->json, "versionId"));
     if (l->page == 0 && l->phase == MW_VPP_ASSIGNMENTS) {
-        mw_vpp_set(&l->walk_version, vid ? vid : "", vid ? strlen(vid) : 0);
+        mw_lane_set(&l->walk_version, vid ? vid : "", vid ? strlen(vid) : 0);
     }
 
     argv = calloc(7 + 2 * n, sizeof(char *));
@@ -339,7 +339,7 @@ mw_vpp_walk_done(mw_vpp_loc_t *l)
     mw_conf_t   *conf = &l->vpp->ctx->conf;
 
     l->phase = MW_VPP_IDLE;
-    mw_vpp_set(&l->version_id, v, strlen(v));
+    mw_lane_set(&l->version_id, v, strlen(v));
     l->next_sync = mw_now_ms() + conf->vpp_sync_interval * 1000;
     if (!l->delta) {
         l->full = 0;

@@ -92,7 +92,7 @@ mw_vpp_token_prepped(redisAsyncContext *ac, void *reply, void *data)
     while (len && r->element[2]->str[len - 1] == '/') {
         len--;
     }
-    mw_vpp_set(&l->base_url, len ? r->element[2]->str
+    mw_lane_set(&l->base_url, len ? r->element[2]->str
                                  : "https://vpp.itunes.apple.com/mdm/v2",
                len ? len : 35);
 
@@ -250,7 +250,7 @@ mw_vpp_token_posted(mw_vpp_call_t *c)
            l->name, org ? org : "", loc ? loc : "", exp);
 
     /* the lane takes it at once: a tick may come before the store */
-    mw_vpp_set(&l->token, argv[2], strlen(argv[2]));
+    mw_lane_set(&l->token, argv[2], strlen(argv[2]));
     l->token_expiry = exp;
     l->stopped = 0;
     l->written = l->vpp->ticks;

@@ -292,3 +292,17 @@ local function mdm_ddm_changed(did, suffix, id, now, ttl, cache)
     if token == h[2] then return nil end
     return mdm_ddm_command(did, suffix, id, now, ttl, token)
 end
+
+-- DEP, VPP: the leader's lease (worker_dep_tick.lua, worker_vpp_tick.lua).
+-- True when wid holds it, renewed for lease ms; lease "0": wid gives it up
+-- if it holds it (the worker stops), false.
+local function mdm_lease(key, wid, lease)
+    local cur = redis.call('GET', key)
+    if lease == '0' then
+        if cur == wid then redis.call('DEL', key) end
+        return false
+    end
+    if cur and cur ~= wid then return false end
+    redis.call('SET', key, wid, 'PX', lease)
+    return true
+end

@@ -6,13 +6,7 @@
 -- first due assignment (ms or ""), assignments left in flight}}.
 -- Lease "0": the worker stops, it gives the lease up if it holds it.
 local wid, lease, want = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local cur = redis.call('GET', MDM_KEY_DEP_LEADER)
-if lease == '0' then
-    if cur == wid then redis.call('DEL', MDM_KEY_DEP_LEADER) end
-    return {0}
-end
-if cur and cur ~= wid then return {0} end
-redis.call('SET', MDM_KEY_DEP_LEADER, wid, 'PX', lease)
+if not mdm_lease(MDM_KEY_DEP_LEADER, wid, lease) then return {0} end
 
 local now = redis.call('SPOP', MDM_KEY_DEP_SYNCNOW, 100)
 local jobs = {}

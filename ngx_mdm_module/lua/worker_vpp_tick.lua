@@ -8,13 +8,7 @@
 -- base_url, stopped, version_id, token_warned_at, token_expiry}}.
 -- Lease "0": the worker stops, it gives the lease up if it holds it.
 local wid, lease, want = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local cur = redis.call('GET', MDM_KEY_VPP_LEADER)
-if lease == '0' then
-    if cur == wid then redis.call('DEL', MDM_KEY_VPP_LEADER) end
-    return {0}
-end
-if cur and cur ~= wid then return {0} end
-redis.call('SET', MDM_KEY_VPP_LEADER, wid, 'PX', lease)
+if not mdm_lease(MDM_KEY_VPP_LEADER, wid, lease) then return {0} end
 
 redis.call('HSETNX', MDM_KEY_VPP_MDMINFO, 'id', ARGV[4])
 redis.call('HSETNX', MDM_KEY_VPP_MDMINFO, 'name', 'ngx_mdm')

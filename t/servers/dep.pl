@@ -59,14 +59,15 @@ use strict;
 use warnings;
 
 use Digest::SHA qw(hmac_sha1_base64);
-use Errno qw(EAGAIN EWOULDBLOCK EINTR);
 use Getopt::Long qw(GetOptions);
 use IO::Handle;
-use IO::Select;
-use IO::Socket::INET;
 use JSON::PP ();
 use Time::HiRes qw(time);
 use POSIX qw(strftime);
+
+use FindBin;
+use lib $FindBin::Bin;
+use MockHTTP;
 
 my %opt = (ck => 'CK_mock', cs => 'CS_mock', at => 'AT_mock', as => 'AS_mock',
            'fetch-max' => 1000, 'sync-max' => 1000);
@@ -85,21 +86,7 @@ if ($opt{log}) {
     $log->autoflush(1);
 }
 
-my $listen = IO::Socket::INET->new(
-    LocalAddr => '127.0.0.1', LocalPort => $opt{port}, Proto => 'tcp',
-    Listen => 128, ReuseAddr => 1,
-) or die "$0: listen 127.0.0.1:$opt{port}: $!\n";
-$listen->blocking(0);
-
-if ($opt{pid}) {
-    open my $fh, '>', $opt{pid} or die "$0: write $opt{pid}: $!\n";
-    print {$fh} "$$\n";
-    close $fh;
-}
-
-my $running = 1;
-$SIG{TERM} = $SIG{INT} = sub { $running = 0 };
-$SIG{PIPE} = 'IGNORE';
+my $listen = MockHTTP::listen_on($opt{port}, $opt{pid});
 
 # --- state ------------------------------------------------------------
 
@@ -174,23 +161,7 @@ sub violation {
 
 # --- HTTP -------------------------------------------------------------
 
-my %Conns;
-my %Text = (200 => 'OK', 400 => 'Bad Request', 401 => 'Unauthorized',
-            403 => 'Forbidden', 404 => 'Not Found', 405 => 'Method Not Allowed',
-            429 => 'Too Many Requests', 500 => 'Internal Server Error',
-            502 => 'Bad Gateway', 503 => 'Service Unavailable');
-
-sub respond {
-    my ($c, $status, $body, $headers) = @_;
-    $body //= '';
-    my $h = "HTTP/1.1 $status " . ($Text{$status} // 'Status') . "\r\n"
-          . "Content-Length: " . length($body) . "\r\n";
-    $headers //= {};
-    $headers->{'Content-Type'} //= ($body =~ /^[{\[]/)
-        ? 'application/json;charset=UTF8' : 'text/plain;charset=UTF8';
-    $h .= "$_: $headers->{$_}\r\n" for sort keys %$headers;
-    $c->{out} .= "$h\r\n$body";
-}
+sub respond { MockHTTP::respond(@_[0 .. 3], 'UTF8') }
 
 sub pct {
     my ($s) = @_;
@@ -527,71 +498,8 @@ sub handle {
     }
 }
 
-my $sel = IO::Select->new($listen);
-
-sub close_conn {
-    my ($c) = @_;
-    $sel->remove($c->{sock});
-    delete $Conns{ $c->{fd} };
-    close $c->{sock};
-}
-
-sub parse {
-    my ($c) = @_;
-    while (1) {
-        if (!$c->{req}) {
-            my $end = index($c->{in}, "\r\n\r\n");
-            return if $end < 0;
-            my $head = substr($c->{in}, 0, $end + 4, '');
-            my ($line, @lines) = split /\r\n/, $head;
-            my ($m, $p) = ($line // '') =~ m{^(\S+)\s+(\S+)\s+HTTP/1\.[01]$}
-                or return close_conn($c);
-            my %h;
-            for (@lines) {
-                my ($k, $v) = /^([^:]+):\s*(.*?)\s*$/ or next;
-                $h{lc $k} = $v;
-            }
-            $c->{req} = { method => $m, path => $p, headers => \%h,
-                          need => $h{'content-length'} // 0 };
-        }
-        my $r = $c->{req};
-        return if length $c->{in} < $r->{need};
-        $r->{body} = substr($c->{in}, 0, $r->{need}, '');
-        delete $c->{req};
-        handle($c, $r);
-    }
-}
-
 print "listening 127.0.0.1:$opt{port}\n";
 
-while ($running) {
-    my @w = grep { length $_->{out} } values %Conns;
-    my ($rd, $wr) = IO::Select->select($sel, IO::Select->new(map { $_->{sock} } @w), undef, 0.2);
-    for my $s (@{ $rd // [] }) {
-        if ($s == $listen) {
-            while (my $n = $listen->accept) {
-                $n->blocking(0);
-                $Conns{ fileno $n } = { sock => $n, fd => fileno $n, in => '', out => '' };
-                $sel->add($n);
-            }
-            next;
-        }
-        my $c = $Conns{ fileno $s } or next;
-        my $n = sysread($s, my $buf, 262144);
-        if (!$n) {
-            next if !defined $n && ($! == EAGAIN || $! == EINTR);
-            close_conn($c);
-            next;
-        }
-        $c->{in} .= $buf;
-        parse($c);
-    }
-    for my $s (@{ $wr // [] }) {
-        my $c = $Conns{ fileno $s } or next;
-        my $n = syswrite($s, $c->{out});
-        if (defined $n) { substr($c->{out}, 0, $n, '') }
-        elsif ($! != EAGAIN && $! != EINTR) { close_conn($c) }
-    }
-}
+MockHTTP::serve($listen, \&handle);
 unlink $opt{pid} if $opt{pid};
 exit 0;

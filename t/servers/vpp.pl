@@ -65,14 +65,15 @@
 use strict;
 use warnings;
 
-use Errno qw(EAGAIN EINTR);
 use Getopt::Long qw(GetOptions);
 use IO::Handle;
-use IO::Select;
-use IO::Socket::INET;
 use JSON::PP ();
 use MIME::Base64 qw(encode_base64);
 use POSIX qw(strftime);
+
+use FindBin;
+use lib $FindBin::Bin;
+use MockHTTP;
 use Time::HiRes qw(time);
 
 my %opt;
@@ -89,21 +90,7 @@ if ($opt{log}) {
     $log->autoflush(1);
 }
 
-my $listen = IO::Socket::INET->new(
-    LocalAddr => '127.0.0.1', LocalPort => $opt{port}, Proto => 'tcp',
-    Listen => 128, ReuseAddr => 1,
-) or die "$0: listen 127.0.0.1:$opt{port}: $!\n";
-$listen->blocking(0);
-
-if ($opt{pid}) {
-    open my $fh, '>', $opt{pid} or die "$0: write $opt{pid}: $!\n";
-    print {$fh} "$$\n";
-    close $fh;
-}
-
-my $running = 1;
-$SIG{TERM} = $SIG{INT} = sub { $running = 0 };
-$SIG{PIPE} = 'IGNORE';
+my $listen = MockHTTP::listen_on($opt{port}, $opt{pid});
 
 # --- state ------------------------------------------------------------
 
@@ -129,23 +116,7 @@ sub apple_date { strftime('%Y-%m-%dT%H:%M:%S+0000', gmtime($_[0])) }
 
 # --- HTTP -------------------------------------------------------------
 
-my %Conns;
-my %Text = (200 => 'OK', 400 => 'Bad Request', 401 => 'Unauthorized',
-            403 => 'Forbidden', 404 => 'Not Found', 405 => 'Method Not Allowed',
-            429 => 'Too Many Requests', 500 => 'Internal Server Error',
-            502 => 'Bad Gateway', 503 => 'Service Unavailable');
-
-sub respond {
-    my ($c, $status, $body, $headers) = @_;
-    $body //= '';
-    $headers //= {};
-    $headers->{'Content-Type'} //= ($body =~ /^[{\[]/)
-        ? 'application/json;charset=UTF-8' : 'text/plain;charset=UTF-8';
-    my $h = "HTTP/1.1 $status " . ($Text{$status} // 'Status') . "\r\n"
-          . "Content-Length: " . length($body) . "\r\n";
-    $h .= "$_: $headers->{$_}\r\n" for sort keys %$headers;
-    $c->{out} .= "$h\r\n$body";
-}
+sub respond { MockHTTP::respond(@_[0 .. 3], 'UTF-8') }
 
 my %Msg = (9601 => 'Login required', 9602 => 'Invalid argument',
            9621 => 'Authentication token expired', 9625 => 'Token revoked',
@@ -466,71 +437,8 @@ sub handle {
     select(undef, undef, undef, $Slow{$path}) if $Slow{$path};
 }
 
-my $sel = IO::Select->new($listen);
-
-sub close_conn {
-    my ($c) = @_;
-    $sel->remove($c->{sock});
-    delete $Conns{ $c->{fd} };
-    close $c->{sock};
-}
-
-sub parse {
-    my ($c) = @_;
-    while (1) {
-        if (!$c->{req}) {
-            my $end = index($c->{in}, "\r\n\r\n");
-            return if $end < 0;
-            my $head = substr($c->{in}, 0, $end + 4, '');
-            my ($line, @lines) = split /\r\n/, $head;
-            my ($m, $p) = ($line // '') =~ m{^(\S+)\s+(\S+)\s+HTTP/1\.[01]$}
-                or return close_conn($c);
-            my %h;
-            for (@lines) {
-                my ($k, $v) = /^([^:]+):\s*(.*?)\s*$/ or next;
-                $h{lc $k} = $v;
-            }
-            $c->{req} = { method => $m, path => $p, headers => \%h,
-                          need => $h{'content-length'} // 0 };
-        }
-        my $r = $c->{req};
-        return if length $c->{in} < $r->{need};
-        $r->{body} = substr($c->{in}, 0, $r->{need}, '');
-        delete $c->{req};
-        handle($c, $r);
-    }
-}
-
 print "listening 127.0.0.1:$opt{port}\n";
 
-while ($running) {
-    my @w = grep { length $_->{out} } values %Conns;
-    my ($rd, $wr) = IO::Select->select($sel, IO::Select->new(map { $_->{sock} } @w), undef, 0.2);
-    for my $s (@{ $rd // [] }) {
-        if ($s == $listen) {
-            while (my $n = $listen->accept) {
-                $n->blocking(0);
-                $Conns{ fileno $n } = { sock => $n, fd => fileno $n, in => '', out => '' };
-                $sel->add($n);
-            }
-            next;
-        }
-        my $c = $Conns{ fileno $s } or next;
-        my $n = sysread($s, my $buf, 262144);
-        if (!$n) {
-            next if !defined $n && ($! == EAGAIN || $! == EINTR);
-            close_conn($c);
-            next;
-        }
-        $c->{in} .= $buf;
-        parse($c);
-    }
-    for my $s (@{ $wr // [] }) {
-        my $c = $Conns{ fileno $s } or next;
-        my $n = syswrite($s, $c->{out});
-        if (defined $n) { substr($c->{out}, 0, $n, '') }
-        elsif ($! != EAGAIN && $! != EINTR) { close_conn($c) }
-    }
-}
+MockHTTP::serve($listen, \&handle);
 unlink $opt{pid} if $opt{pid};
 exit 0;
