@@ -66,7 +66,7 @@ ngx_http_mdm_api_dep(ngx_http_request_t *r, ngx_http_mdm_api_route_t *rt)
     }
 
     /* every other one names a DEP name */
-    if (!ngx_http_mdm_api_dep_valid_name(&p.name)) {
+    if (!ngx_http_mdm_api_valid_name(&p.name)) {
         return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
                                       "a DEP name is 1 to 64 letters, "
                                       "digits, \".\", \"_\" or \"-\"");
@@ -184,69 +184,11 @@ ngx_http_mdm_api_dep_path(ngx_http_mdm_api_route_t *rt,
 }
 
 
-/* D1: [A-Za-z0-9._-]{1,64} */
-
-ngx_uint_t
-ngx_http_mdm_api_dep_valid_name(ngx_str_t *s)
-{
-    return ngx_http_mdm_api_dep_word(s, NGX_HTTP_MDM_DEP_NAME_MAX, "._-");
-}
-
-
-/* 1 to max letters, digits and the bytes of extra */
-
-ngx_uint_t
-ngx_http_mdm_api_dep_word(ngx_str_t *s, size_t max, const char *extra)
-{
-    u_char      c;
-    ngx_uint_t  i;
-
-    if (s->len == 0 || s->len > max) {
-        return 0;
-    }
-
-    for (i = 0; i < s->len; i++) {
-        c = s->data[i];
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9'))
-        {
-            continue;
-        }
-
-        if (c == '\0' || strchr(extra, c) == NULL) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
 ngx_int_t
 ngx_http_mdm_api_dep_method(ngx_http_request_t *r, ngx_uint_t allowed,
     const char *message)
 {
     return ngx_http_mdm_api_error(r, NGX_HTTP_NOT_ALLOWED, message);
-}
-
-
-/* ARGV of lua/api_dep.lua: the operation, the time, the DEP name */
-
-ngx_array_t *
-ngx_http_mdm_api_dep_args(ngx_http_request_t *r, const char *op,
-    ngx_str_t *name)
-{
-    ngx_array_t  *args;
-
-    args = ngx_http_mdm_api_args(r, op);
-    if (args == NULL
-        || ngx_http_mdm_push_arg(args, name->data, name->len) != NGX_OK)
-    {
-        return NULL;
-    }
-
-    return args;
 }
 
 
@@ -267,7 +209,7 @@ ngx_http_mdm_api_dep_simple(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p,
 {
     ngx_array_t  *args;
 
-    args = ngx_http_mdm_api_dep_args(r, op, &p->name);
+    args = ngx_http_mdm_api_name_args(r, op, &p->name);
     if (args == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -441,16 +383,10 @@ ngx_http_mdm_api_dep_json_body(ngx_http_request_t *r, size_t max, json_t **j,
     ngx_str_t      body;
     json_error_t   e;
 
-    if (ngx_http_mdm_request_body(r, &body) != NGX_OK) {
-        *answer = ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                         "the body is empty: JSON expected");
-        return NGX_DECLINED;
-    }
-
-    if (body.len > max) {
-        *answer = ngx_http_mdm_api_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                         "the body is too large for this "
-                                         "endpoint");
+    if (ngx_http_mdm_api_body(r, max, "the body is empty: JSON expected",
+                              &body, answer)
+        != NGX_OK)
+    {
         return NGX_DECLINED;
     }
 
@@ -492,20 +428,14 @@ ngx_http_mdm_api_dep_names(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
                                            "dep_names takes GET");
     }
 
-    args = ngx_http_mdm_api_dep_args(r, "dep_names", &none);
+    args = ngx_http_mdm_api_name_args(r, "dep_names", &none);
     if (args == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_mdm_api_page(r, args, 0, NGX_HTTP_MDM_API_PAGE);
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "cursor is one a previous page "
-                                      "answered, limit 1 to 1000");
+    rc = ngx_http_mdm_api_paged(r, args);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     /* every dep_name= (NanoDEP's filter takes several) */
@@ -529,7 +459,7 @@ ngx_http_mdm_api_dep_names(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            if (!ngx_http_mdm_api_dep_valid_name(&v)
+            if (!ngx_http_mdm_api_valid_name(&v)
                 || ++n > NGX_HTTP_MDM_DEP_FILTER_MAX)
             {
                 return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
@@ -575,16 +505,14 @@ ngx_http_mdm_api_dep_devices(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
         serial.data = p->more.data + 1;
         serial.len = p->more.len - 1;
 
-        if (!ngx_http_mdm_api_dep_word(&serial, NGX_HTTP_MDM_DEP_NAME_MAX,
-                                       "._-"))
-        {
+        if (!ngx_http_mdm_api_valid_name(&serial)) {
             return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
                                           "a serial number is 1 to 64 "
                                           "letters, digits, \".\", \"_\" or "
                                           "\"-\"");
         }
 
-        args = ngx_http_mdm_api_dep_args(r, "device", &p->name);
+        args = ngx_http_mdm_api_name_args(r, "device", &p->name);
         if (args == NULL
             || ngx_http_mdm_push_arg(args, serial.data, serial.len) != NGX_OK)
         {
@@ -594,20 +522,14 @@ ngx_http_mdm_api_dep_devices(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
         return ngx_http_mdm_api_dep_call(r, args, NULL);
     }
 
-    args = ngx_http_mdm_api_dep_args(r, "devices", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "devices", &p->name);
     if (args == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_mdm_api_page(r, args, 0, NGX_HTTP_MDM_API_PAGE);
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "cursor is one a previous page "
-                                      "answered, limit 1 to 1000");
+    rc = ngx_http_mdm_api_paged(r, args);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     for (i = 0; filters[i]; i++) {
@@ -615,9 +537,7 @@ ngx_http_mdm_api_dep_devices(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (v.len && !ngx_http_mdm_api_dep_word(&v, NGX_HTTP_MDM_DEP_NAME_MAX,
-                                                "._-"))
-        {
+        if (v.len && !ngx_http_mdm_api_valid_name(&v)) {
             return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
                                           "serial, profile_status, op_type "
                                           "and assign_result are words of "

@@ -61,7 +61,7 @@ ngx_http_mdm_api_vpp(ngx_http_request_t *r, ngx_http_mdm_api_route_t *rt)
         return ngx_http_mdm_api_vpp_tokens(r, &p);
     }
 
-    if (!ngx_http_mdm_api_vpp_word(&p.name, NGX_HTTP_MDM_VPP_NAME_MAX)) {
+    if (!ngx_http_mdm_api_valid_name(&p.name)) {
         return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
                                       "a VPP location's name is 1 to 64 "
                                       "letters, digits, \".\", \"_\" or "
@@ -187,51 +187,6 @@ ngx_http_mdm_api_vpp_path(ngx_http_mdm_api_route_t *rt,
 }
 
 
-/* 1 to max letters, digits, ".", "_" or "-" (V1's names, serials) */
-
-ngx_uint_t
-ngx_http_mdm_api_vpp_word(ngx_str_t *s, size_t max)
-{
-    u_char      c;
-    ngx_uint_t  i;
-
-    if (s->len == 0 || s->len > max) {
-        return 0;
-    }
-
-    for (i = 0; i < s->len; i++) {
-        c = s->data[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-/* ARGV of lua/api_vpp.lua: the operation, the time, the location's name */
-
-ngx_array_t *
-ngx_http_mdm_api_vpp_args(ngx_http_request_t *r, const char *op,
-    ngx_str_t *name)
-{
-    ngx_array_t  *args;
-
-    args = ngx_http_mdm_api_args(r, op);
-    if (args == NULL
-        || ngx_http_mdm_push_arg(args, name->data, name->len) != NGX_OK)
-    {
-        return NULL;
-    }
-
-    return args;
-}
-
-
 /* done NULL: the reply is {status, JSON body}, sent as it is */
 
 ngx_int_t
@@ -258,7 +213,7 @@ ngx_http_mdm_api_vpp_simple(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p,
 {
     ngx_array_t  *args;
 
-    args = ngx_http_mdm_api_vpp_args(r, op, &p->name);
+    args = ngx_http_mdm_api_name_args(r, op, &p->name);
     if (args == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -280,17 +235,10 @@ ngx_http_mdm_api_vpp_json_body(ngx_http_request_t *r, size_t max, json_t **j,
     ngx_str_t     body;
     json_error_t  e;
 
-    if (ngx_http_mdm_request_body(r, &body) != NGX_OK) {
-        *answer = ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                         "the body is empty: a JSON object "
-                                         "expected");
-        return NGX_DECLINED;
-    }
-
-    if (body.len > max) {
-        *answer = ngx_http_mdm_api_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                         "the body is too large for this "
-                                         "endpoint");
+    if (ngx_http_mdm_api_body(r, max, "the body is empty: a JSON object "
+                              "expected", &body, answer)
+        != NGX_OK)
+    {
         return NGX_DECLINED;
     }
 
@@ -305,33 +253,6 @@ ngx_http_mdm_api_vpp_json_body(ngx_http_request_t *r, size_t max, json_t **j,
     }
 
     return NGX_OK;
-}
-
-
-/* j as compact JSON in request memory (j is released), or NULL */
-
-u_char *
-ngx_http_mdm_api_vpp_dump(ngx_http_request_t *r, json_t *j, size_t *len)
-{
-    char    *s;
-    u_char  *p;
-
-    s = json_dumps(j, JSON_COMPACT|JSON_PRESERVE_ORDER);
-    json_decref(j);
-
-    if (s == NULL) {
-        return NULL;
-    }
-
-    *len = ngx_strlen(s);
-    p = ngx_pnalloc(r->pool, *len + 1);
-    if (p != NULL) {
-        ngx_memcpy(p, s, *len + 1);
-    }
-
-    free(s);
-
-    return p;
 }
 
 
@@ -378,7 +299,7 @@ ngx_http_mdm_api_vpp_job(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p,
 
     json_decref(extra);
 
-    job->data = ngx_http_mdm_api_vpp_dump(r, j, &job->len);
+    job->data = ngx_http_mdm_api_dump(r, j, &job->len);
 
     return job->data ? NGX_OK : NGX_ERROR;
 }
@@ -448,7 +369,7 @@ ngx_http_mdm_api_vpp_answer(ngx_http_request_t *r, ngx_http_mdm_api_poll_t *pl,
     json_incref(b);
     json_decref(j);
 
-    body.data = ngx_http_mdm_api_vpp_dump(r, b, &body.len);
+    body.data = ngx_http_mdm_api_dump(r, b, &body.len);
     if (body.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -507,7 +428,7 @@ ngx_http_mdm_api_vpp_delete(ngx_http_request_t *r, ngx_str_t *name,
 {
     ngx_array_t  *args;
 
-    args = ngx_http_mdm_api_vpp_args(r, "delete", name);
+    args = ngx_http_mdm_api_name_args(r, "delete", name);
     if (args == NULL
         || ngx_http_mdm_push_arg(args, (u_char *) (first ? "0" : "1"), 1)
            != NGX_OK)
@@ -604,7 +525,7 @@ ngx_http_mdm_api_vpp_config(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p)
     notify.data = ngx_pstrdup(r->pool, &notify);
     json_decref(j);
 
-    args = ngx_http_mdm_api_vpp_args(r, "config_put", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "config_put", &p->name);
     if (args == NULL || (base.len && base.data == NULL)
         || (notify.len && notify.data == NULL)
         || ngx_http_mdm_push_arg(args, base.data, base.len) != NGX_OK
@@ -673,20 +594,14 @@ ngx_http_mdm_api_vpp_assets(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p)
                                       "VPP assets take GET");
     }
 
-    args = ngx_http_mdm_api_vpp_args(r, "assets", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "assets", &p->name);
     if (args == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_mdm_api_page(r, args, 0, NGX_HTTP_MDM_API_PAGE);
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "cursor is one a previous page "
-                                      "answered, limit 1 to 1000");
+    rc = ngx_http_mdm_api_paged(r, args);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     return ngx_http_mdm_api_vpp_call(r, args, NULL);
@@ -726,8 +641,7 @@ ngx_http_mdm_api_vpp_assignments(ngx_http_request_t *r,
     }
 
     if ((serial.len == 0) == (adam.len == 0)
-        || (serial.len && !ngx_http_mdm_api_vpp_word(&serial,
-                                               NGX_HTTP_MDM_VPP_NAME_MAX))
+        || (serial.len && !ngx_http_mdm_api_valid_name(&serial))
         || i < adam.len || adam.len > 20)
     {
         return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
@@ -736,7 +650,7 @@ ngx_http_mdm_api_vpp_assignments(ngx_http_request_t *r,
                                       "one of them");
     }
 
-    args = ngx_http_mdm_api_vpp_args(r, "assignments", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "assignments", &p->name);
     if (args == NULL
         || ngx_http_mdm_push_arg(args, (u_char *) (serial.len ? "serial"
                                                               : "adam_id"),
@@ -748,15 +662,9 @@ ngx_http_mdm_api_vpp_assignments(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_mdm_api_page(r, args, 0, NGX_HTTP_MDM_API_PAGE);
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "cursor is one a previous page "
-                                      "answered, limit 1 to 1000");
+    rc = ngx_http_mdm_api_paged(r, args);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     return ngx_http_mdm_api_vpp_call(r, args, NULL);
@@ -782,7 +690,7 @@ ngx_http_mdm_api_vpp_sync(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    args = ngx_http_mdm_api_vpp_args(r, "sync", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "sync", &p->name);
     if (args == NULL
         || ngx_http_mdm_push_arg(args, job.data, job.len) != NGX_OK)
     {

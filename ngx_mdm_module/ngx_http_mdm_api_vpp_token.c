@@ -68,7 +68,7 @@ ngx_http_mdm_api_vpp_token_put(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    args = ngx_http_mdm_api_vpp_args(r, "token_put", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "token_put", &p->name);
     if (args == NULL
         || ngx_http_mdm_push_arg(args, job.data, job.len) != NGX_OK)
     {
