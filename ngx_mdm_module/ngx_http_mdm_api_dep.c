@@ -40,8 +40,6 @@ static ngx_int_t ngx_http_mdm_api_dep_names(ngx_http_request_t *r,
     ngx_http_mdm_dep_path_t *p);
 static ngx_int_t ngx_http_mdm_api_dep_devices(ngx_http_request_t *r,
     ngx_http_mdm_dep_path_t *p);
-static void ngx_http_mdm_api_dep_done(ngx_http_request_t *r,
-    redisReply *reply, const char *err);
 #if (NGX_THREADS)
 static void ngx_http_mdm_api_dep_thread(void *data, ngx_log_t *log);
 static void ngx_http_mdm_api_dep_thread_done(ngx_event_t *ev);
@@ -127,57 +125,20 @@ static ngx_int_t
 ngx_http_mdm_api_dep_path(ngx_http_mdm_api_route_t *rt,
     ngx_http_mdm_dep_path_t *p)
 {
-    u_char      *s, *last, *slash;
-    ngx_uint_t   i;
-
     static const char  *subs[] = {
         "tokenpki", "tokens", "config", "assigner", "dep_names", "sync",
         "status", "devices", "proxy", NULL
     };
 
-    ngx_memzero(p, sizeof(ngx_http_mdm_dep_path_t));
-
-    s = rt->rest.data;
-    last = s + rt->rest.len;
-
-    if (rt->rest.len == 0) {
+    if (ngx_http_mdm_api_split(&rt->rest, subs, &p->sub, &p->name, &p->more)
+        != NGX_OK)
+    {
         return NGX_DECLINED;
     }
 
-    slash = ngx_strlchr(s, last, '/');
-    p->sub.data = s;
-    p->sub.len = (slash ? slash : last) - s;
-
-    for (i = 0; subs[i]; i++) {
-        if (p->sub.len == ngx_strlen(subs[i])
-            && ngx_strncmp(p->sub.data, subs[i], p->sub.len) == 0)
-        {
-            break;
-        }
-    }
-
-    if (subs[i] == NULL) {
+    /* dep_names takes no name; the others get "bad name" for none */
+    if (p->name.data && ngx_http_mdm_api_is(p->sub, "dep_names")) {
         return NGX_DECLINED;
-    }
-
-    if (slash == NULL) {
-        /* dep_names alone; the others get "bad name" for the empty one */
-        return NGX_OK;
-    }
-
-    if (ngx_http_mdm_api_is(p->sub, "dep_names")) {
-        return NGX_DECLINED;
-    }
-
-    s = slash + 1;
-    slash = ngx_strlchr(s, last, '/');
-
-    p->name.data = s;
-    p->name.len = (slash ? slash : last) - s;
-
-    if (slash) {
-        p->more.data = slash;
-        p->more.len = last - slash;
     }
 
     return NGX_OK;
@@ -199,7 +160,7 @@ ngx_http_mdm_api_dep_call(ngx_http_request_t *r, ngx_array_t *args,
     ngx_http_mdm_redis_done_pt done)
 {
     return ngx_http_mdm_api_eval(r, NGX_HTTP_MDM_SCRIPT_API_DEP, 0, args,
-                                 done ? done : ngx_http_mdm_api_dep_done);
+                                 done ? done : ngx_http_mdm_api_script_done);
 }
 
 
@@ -207,23 +168,8 @@ ngx_int_t
 ngx_http_mdm_api_dep_simple(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p,
     const char *op)
 {
-    ngx_array_t  *args;
-
-    args = ngx_http_mdm_api_name_args(r, op, &p->name);
-    if (args == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_mdm_api_dep_call(r, args, NULL);
-}
-
-
-static void
-ngx_http_mdm_api_dep_done(ngx_http_request_t *r, redisReply *reply,
-    const char *err)
-{
-    ngx_http_finalize_request(r, ngx_http_mdm_api_dep_reply(r, reply, err,
-                                                            2));
+    return ngx_http_mdm_api_name_call(r, NGX_HTTP_MDM_SCRIPT_API_DEP, op,
+                                      &p->name);
 }
 
 

@@ -42,6 +42,59 @@ ngx_http_mdm_api_word(ngx_str_t *s, size_t max, const char *extra)
 }
 
 
+ngx_int_t
+ngx_http_mdm_api_split(ngx_str_t *rest, const char **subs, ngx_str_t *sub,
+    ngx_str_t *name, ngx_str_t *more)
+{
+    u_char      *s, *last, *slash;
+    ngx_uint_t   i;
+
+    ngx_str_null(sub);
+    ngx_str_null(name);
+    ngx_str_null(more);
+
+    s = rest->data;
+    last = s + rest->len;
+
+    if (rest->len == 0) {
+        return NGX_DECLINED;
+    }
+
+    slash = ngx_strlchr(s, last, '/');
+    sub->data = s;
+    sub->len = (slash ? slash : last) - s;
+
+    for (i = 0; subs[i]; i++) {
+        if (sub->len == ngx_strlen(subs[i])
+            && ngx_strncmp(sub->data, subs[i], sub->len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (subs[i] == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (slash == NULL) {
+        return NGX_OK;
+    }
+
+    s = slash + 1;
+    slash = ngx_strlchr(s, last, '/');
+
+    name->data = s;
+    name->len = (slash ? slash : last) - s;
+
+    if (slash) {
+        more->data = slash;
+        more->len = last - slash;
+    }
+
+    return NGX_OK;
+}
+
+
 ngx_array_t *
 ngx_http_mdm_api_name_args(ngx_http_request_t *r, const char *op,
     ngx_str_t *name)
@@ -56,6 +109,31 @@ ngx_http_mdm_api_name_args(ngx_http_request_t *r, const char *op,
     }
 
     return args;
+}
+
+
+void
+ngx_http_mdm_api_script_done(ngx_http_request_t *r, redisReply *reply,
+    const char *err)
+{
+    ngx_http_finalize_request(r, ngx_http_mdm_api_script_reply(r, reply,
+                                                               err));
+}
+
+
+ngx_int_t
+ngx_http_mdm_api_name_call(ngx_http_request_t *r, ngx_uint_t script,
+    const char *op, ngx_str_t *name)
+{
+    ngx_array_t  *args;
+
+    args = ngx_http_mdm_api_name_args(r, op, name);
+    if (args == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_mdm_api_eval(r, script, 0, args,
+                                 ngx_http_mdm_api_script_done);
 }
 
 

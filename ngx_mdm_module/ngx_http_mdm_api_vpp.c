@@ -34,8 +34,6 @@ static ngx_int_t ngx_http_mdm_api_vpp_sync(ngx_http_request_t *r,
     ngx_http_mdm_vpp_path_t *p);
 static ngx_int_t ngx_http_mdm_api_vpp_answer(ngx_http_request_t *r,
     ngx_http_mdm_api_poll_t *pl, redisReply *reply);
-static void ngx_http_mdm_api_vpp_done(ngx_http_request_t *r,
-    redisReply *reply, const char *err);
 static ngx_int_t ngx_http_mdm_api_vpp_delete(ngx_http_request_t *r,
     ngx_str_t *name, ngx_uint_t first);
 static void ngx_http_mdm_api_vpp_deleted(ngx_http_request_t *r,
@@ -129,58 +127,21 @@ static ngx_int_t
 ngx_http_mdm_api_vpp_path(ngx_http_mdm_api_route_t *rt,
     ngx_http_mdm_vpp_path_t *p)
 {
-    u_char      *s, *last, *slash;
-    ngx_uint_t   i;
-
     static const char  *subs[] = {
         "tokens", "config", "assets", "assignments", "sync", "install",
         "remove", NULL
     };
 
-    ngx_memzero(p, sizeof(ngx_http_mdm_vpp_path_t));
-
-    s = rt->rest.data;
-    last = s + rt->rest.len;
-
-    if (rt->rest.len == 0) {
+    if (ngx_http_mdm_api_split(&rt->rest, subs, &p->sub, &p->name, &p->more)
+        != NGX_OK)
+    {
         return NGX_DECLINED;
     }
 
-    slash = ngx_strlchr(s, last, '/');
-    p->sub.data = s;
-    p->sub.len = (slash ? slash : last) - s;
-
-    for (i = 0; subs[i]; i++) {
-        if (p->sub.len == ngx_strlen(subs[i])
-            && ngx_strncmp(p->sub.data, subs[i], p->sub.len) == 0)
-        {
-            break;
-        }
-    }
-
-    if (subs[i] == NULL) {
-        return NGX_DECLINED;
-    }
-
-    if (slash == NULL) {
-        return NGX_OK;
-    }
-
-    s = slash + 1;
-    slash = ngx_strlchr(s, last, '/');
-
-    p->name.data = s;
-    p->name.len = (slash ? slash : last) - s;
-
-    if (slash) {
-        p->more.data = slash + 1;
-        p->more.len = last - (slash + 1);
-
-        if (p->more.len == 0) {
-            /* "install/NAME/": no id */
-            p->more.data = slash;
-            p->more.len = 1;
-        }
+    /* more without its "/"; "install/NAME/" keeps the "/": no id */
+    if (p->more.len > 1) {
+        p->more.data++;
+        p->more.len--;
     }
 
     return NGX_OK;
@@ -194,16 +155,7 @@ ngx_http_mdm_api_vpp_call(ngx_http_request_t *r, ngx_array_t *args,
     ngx_http_mdm_redis_done_pt done)
 {
     return ngx_http_mdm_api_eval(r, NGX_HTTP_MDM_SCRIPT_API_VPP, 0, args,
-                                 done ? done : ngx_http_mdm_api_vpp_done);
-}
-
-
-static void
-ngx_http_mdm_api_vpp_done(ngx_http_request_t *r, redisReply *reply,
-    const char *err)
-{
-    ngx_http_finalize_request(r, ngx_http_mdm_api_script_reply(r, reply,
-                                                               err));
+                                 done ? done : ngx_http_mdm_api_script_done);
 }
 
 
@@ -211,14 +163,8 @@ static ngx_int_t
 ngx_http_mdm_api_vpp_simple(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p,
     const char *op)
 {
-    ngx_array_t  *args;
-
-    args = ngx_http_mdm_api_name_args(r, op, &p->name);
-    if (args == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_mdm_api_vpp_call(r, args, NULL);
+    return ngx_http_mdm_api_name_call(r, NGX_HTTP_MDM_SCRIPT_API_VPP, op,
+                                      &p->name);
 }
 
 
