@@ -283,6 +283,36 @@ ngx_http_mdm_api_vpp_waiting(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p,
 }
 
 
+/*
+ * A job whose reply the admin waits for (V2): the script's op queues it,
+ * then the polls wait for the worker's answer or mdm_vpp_timeout.  extra
+ * (the job's own keys, or NULL) is taken.
+ */
+
+ngx_int_t
+ngx_http_mdm_api_vpp_ask(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p,
+    const char *what, json_t *extra, const char *op)
+{
+    ngx_str_t     job;
+    ngx_array_t  *args;
+
+    if (ngx_http_mdm_api_vpp_job(r, p, what, extra, 1, &job) != NGX_OK
+        || ngx_http_mdm_api_vpp_waiting(r, p, what) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    args = ngx_http_mdm_api_name_args(r, op, &p->name);
+    if (args == NULL
+        || ngx_http_mdm_push_arg(args, job.data, job.len) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_mdm_api_vpp_call(r, args, ngx_http_mdm_api_poll_queued);
+}
+
+
 /* REPLYJSON of V2: {"status": the admin's status, "body": {...}} */
 
 static ngx_int_t
@@ -622,28 +652,12 @@ ngx_http_mdm_api_vpp_assignments(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_mdm_api_vpp_sync(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p)
 {
-    ngx_str_t     job;
-    ngx_array_t  *args;
-
     if (r->method != NGX_HTTP_POST) {
         return ngx_http_mdm_api_error(r, NGX_HTTP_NOT_ALLOWED,
                                       "VPP sync takes POST");
     }
 
-    if (ngx_http_mdm_api_vpp_job(r, p, "sync", NULL, 1, &job) != NGX_OK
-        || ngx_http_mdm_api_vpp_waiting(r, p, "sync") != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    args = ngx_http_mdm_api_name_args(r, "sync", &p->name);
-    if (args == NULL
-        || ngx_http_mdm_push_arg(args, job.data, job.len) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_mdm_api_vpp_call(r, args, ngx_http_mdm_api_poll_queued);
+    return ngx_http_mdm_api_vpp_ask(r, p, "sync", NULL, "sync");
 }
 
 

@@ -51,6 +51,9 @@ ngx_int_t ngx_http_mdm_api_vpp_job(ngx_http_request_t *r,
     ngx_uint_t wait, ngx_str_t *job);
 ngx_int_t ngx_http_mdm_api_vpp_waiting(ngx_http_request_t *r,
     ngx_http_mdm_vpp_path_t *p, const char *what);
+ngx_int_t ngx_http_mdm_api_vpp_ask(ngx_http_request_t *r,
+    ngx_http_mdm_vpp_path_t *p, const char *what, json_t *extra,
+    const char *op);
 
 /* ngx_http_mdm_api_vpp_token.c: PUT /v1/vpp/tokens/NAME */
 ngx_int_t ngx_http_mdm_api_vpp_token_put(ngx_http_request_t *r,
