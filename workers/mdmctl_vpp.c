@@ -182,8 +182,10 @@ mc_cmd_vpp_token_put(const mc_cmd_t *cmd, mc_args_t *a)
 }
 
 
-int
-mc_cmd_vpp_token_delete(const mc_cmd_t *cmd, mc_args_t *a)
+/* "COMMAND NAME": METHOD /v1/vpp/SUB/NAME without a body, answer shown */
+static int
+mc_vpp_plain(const mc_cmd_t *cmd, mc_args_t *a, const char *method,
+    const char *sub)
 {
     int   rc;
     char  path[128];
@@ -193,8 +195,15 @@ mc_cmd_vpp_token_delete(const mc_cmd_t *cmd, mc_args_t *a)
     {
         return rc;
     }
-    snprintf(path, sizeof(path), "/v1/vpp/tokens/%s", a->pos[0]);
-    return mc_vpp_show(a->conf, "DELETE", path, NULL, 0);
+    snprintf(path, sizeof(path), "/v1/vpp/%s/%s", sub, a->pos[0]);
+    return mc_vpp_show(a->conf, method, path, NULL, 0);
+}
+
+
+int
+mc_cmd_vpp_token_delete(const mc_cmd_t *cmd, mc_args_t *a)
+{
+    return mc_vpp_plain(cmd, a, "DELETE", "tokens");
 }
 
 
@@ -334,16 +343,7 @@ mc_cmd_vpp_assignments(const mc_cmd_t *cmd, mc_args_t *a)
 int
 mc_cmd_vpp_sync(const mc_cmd_t *cmd, mc_args_t *a)
 {
-    int   rc;
-    char  path[128];
-
-    if ((rc = mc_want_pos(cmd, a, 1, 1)) != MC_OK
-        || (rc = mc_vpp_name(cmd, a->pos[0])) != MC_OK)
-    {
-        return rc;
-    }
-    snprintf(path, sizeof(path), "/v1/vpp/sync/%s", a->pos[0]);
-    return mc_vpp_show(a->conf, "POST", path, NULL, 0);
+    return mc_vpp_plain(cmd, a, "POST", "sync");
 }
 
 
