@@ -40,8 +40,6 @@ static ngx_int_t ngx_http_mdm_api_dep_names(ngx_http_request_t *r,
     ngx_http_mdm_dep_path_t *p);
 static ngx_int_t ngx_http_mdm_api_dep_devices(ngx_http_request_t *r,
     ngx_http_mdm_dep_path_t *p);
-static void ngx_http_mdm_api_dep_done(ngx_http_request_t *r,
-    redisReply *reply, const char *err);
 #if (NGX_THREADS)
 static void ngx_http_mdm_api_dep_thread(void *data, ngx_log_t *log);
 static void ngx_http_mdm_api_dep_thread_done(ngx_event_t *ev);
@@ -66,7 +64,7 @@ ngx_http_mdm_api_dep(ngx_http_request_t *r, ngx_http_mdm_api_route_t *rt)
     }
 
     /* every other one names a DEP name */
-    if (!ngx_http_mdm_api_dep_valid_name(&p.name)) {
+    if (!ngx_http_mdm_api_valid_name(&p.name)) {
         return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
                                       "a DEP name is 1 to 64 letters, "
                                       "digits, \".\", \"_\" or \"-\"");
@@ -127,99 +125,23 @@ static ngx_int_t
 ngx_http_mdm_api_dep_path(ngx_http_mdm_api_route_t *rt,
     ngx_http_mdm_dep_path_t *p)
 {
-    u_char      *s, *last, *slash;
-    ngx_uint_t   i;
-
     static const char  *subs[] = {
         "tokenpki", "tokens", "config", "assigner", "dep_names", "sync",
         "status", "devices", "proxy", NULL
     };
 
-    ngx_memzero(p, sizeof(ngx_http_mdm_dep_path_t));
-
-    s = rt->rest.data;
-    last = s + rt->rest.len;
-
-    if (rt->rest.len == 0) {
+    if (ngx_http_mdm_api_split(&rt->rest, subs, &p->sub, &p->name, &p->more)
+        != NGX_OK)
+    {
         return NGX_DECLINED;
     }
 
-    slash = ngx_strlchr(s, last, '/');
-    p->sub.data = s;
-    p->sub.len = (slash ? slash : last) - s;
-
-    for (i = 0; subs[i]; i++) {
-        if (p->sub.len == ngx_strlen(subs[i])
-            && ngx_strncmp(p->sub.data, subs[i], p->sub.len) == 0)
-        {
-            break;
-        }
-    }
-
-    if (subs[i] == NULL) {
+    /* dep_names takes no name; the others get "bad name" for none */
+    if (p->name.data && ngx_http_mdm_api_is(p->sub, "dep_names")) {
         return NGX_DECLINED;
-    }
-
-    if (slash == NULL) {
-        /* dep_names alone; the others get "bad name" for the empty one */
-        return NGX_OK;
-    }
-
-    if (ngx_http_mdm_api_is(p->sub, "dep_names")) {
-        return NGX_DECLINED;
-    }
-
-    s = slash + 1;
-    slash = ngx_strlchr(s, last, '/');
-
-    p->name.data = s;
-    p->name.len = (slash ? slash : last) - s;
-
-    if (slash) {
-        p->more.data = slash;
-        p->more.len = last - slash;
     }
 
     return NGX_OK;
-}
-
-
-/* D1: [A-Za-z0-9._-]{1,64} */
-
-ngx_uint_t
-ngx_http_mdm_api_dep_valid_name(ngx_str_t *s)
-{
-    return ngx_http_mdm_api_dep_word(s, NGX_HTTP_MDM_DEP_NAME_MAX, "._-");
-}
-
-
-/* 1 to max letters, digits and the bytes of extra */
-
-ngx_uint_t
-ngx_http_mdm_api_dep_word(ngx_str_t *s, size_t max, const char *extra)
-{
-    u_char      c;
-    ngx_uint_t  i;
-
-    if (s->len == 0 || s->len > max) {
-        return 0;
-    }
-
-    for (i = 0; i < s->len; i++) {
-        c = s->data[i];
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9'))
-        {
-            continue;
-        }
-
-        if (c == '\0' || strchr(extra, c) == NULL) {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 
@@ -231,25 +153,6 @@ ngx_http_mdm_api_dep_method(ngx_http_request_t *r, ngx_uint_t allowed,
 }
 
 
-/* ARGV of lua/api_dep.lua: the operation, the time, the DEP name */
-
-ngx_array_t *
-ngx_http_mdm_api_dep_args(ngx_http_request_t *r, const char *op,
-    ngx_str_t *name)
-{
-    ngx_array_t  *args;
-
-    args = ngx_http_mdm_api_args(r, op);
-    if (args == NULL
-        || ngx_http_mdm_push_arg(args, name->data, name->len) != NGX_OK)
-    {
-        return NULL;
-    }
-
-    return args;
-}
-
-
 /* done NULL: the reply is {status, JSON body}, sent as it is */
 
 ngx_int_t
@@ -257,7 +160,7 @@ ngx_http_mdm_api_dep_call(ngx_http_request_t *r, ngx_array_t *args,
     ngx_http_mdm_redis_done_pt done)
 {
     return ngx_http_mdm_api_eval(r, NGX_HTTP_MDM_SCRIPT_API_DEP, 0, args,
-                                 done ? done : ngx_http_mdm_api_dep_done);
+                                 done ? done : ngx_http_mdm_api_script_done);
 }
 
 
@@ -265,23 +168,8 @@ ngx_int_t
 ngx_http_mdm_api_dep_simple(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p,
     const char *op)
 {
-    ngx_array_t  *args;
-
-    args = ngx_http_mdm_api_dep_args(r, op, &p->name);
-    if (args == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_mdm_api_dep_call(r, args, NULL);
-}
-
-
-static void
-ngx_http_mdm_api_dep_done(ngx_http_request_t *r, redisReply *reply,
-    const char *err)
-{
-    ngx_http_finalize_request(r, ngx_http_mdm_api_dep_reply(r, reply, err,
-                                                            2));
+    return ngx_http_mdm_api_name_call(r, NGX_HTTP_MDM_SCRIPT_API_DEP, op,
+                                      &p->name);
 }
 
 
@@ -441,16 +329,10 @@ ngx_http_mdm_api_dep_json_body(ngx_http_request_t *r, size_t max, json_t **j,
     ngx_str_t      body;
     json_error_t   e;
 
-    if (ngx_http_mdm_request_body(r, &body) != NGX_OK) {
-        *answer = ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                         "the body is empty: JSON expected");
-        return NGX_DECLINED;
-    }
-
-    if (body.len > max) {
-        *answer = ngx_http_mdm_api_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                         "the body is too large for this "
-                                         "endpoint");
+    if (ngx_http_mdm_api_body(r, max, "the body is empty: JSON expected",
+                              &body, answer)
+        != NGX_OK)
+    {
         return NGX_DECLINED;
     }
 
@@ -492,20 +374,14 @@ ngx_http_mdm_api_dep_names(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
                                            "dep_names takes GET");
     }
 
-    args = ngx_http_mdm_api_dep_args(r, "dep_names", &none);
+    args = ngx_http_mdm_api_name_args(r, "dep_names", &none);
     if (args == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_mdm_api_page(r, args, 0, NGX_HTTP_MDM_API_PAGE);
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "cursor is one a previous page "
-                                      "answered, limit 1 to 1000");
+    rc = ngx_http_mdm_api_paged(r, args);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     /* every dep_name= (NanoDEP's filter takes several) */
@@ -529,7 +405,7 @@ ngx_http_mdm_api_dep_names(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            if (!ngx_http_mdm_api_dep_valid_name(&v)
+            if (!ngx_http_mdm_api_valid_name(&v)
                 || ++n > NGX_HTTP_MDM_DEP_FILTER_MAX)
             {
                 return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
@@ -575,16 +451,14 @@ ngx_http_mdm_api_dep_devices(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
         serial.data = p->more.data + 1;
         serial.len = p->more.len - 1;
 
-        if (!ngx_http_mdm_api_dep_word(&serial, NGX_HTTP_MDM_DEP_NAME_MAX,
-                                       "._-"))
-        {
+        if (!ngx_http_mdm_api_valid_name(&serial)) {
             return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
                                           "a serial number is 1 to 64 "
                                           "letters, digits, \".\", \"_\" or "
                                           "\"-\"");
         }
 
-        args = ngx_http_mdm_api_dep_args(r, "device", &p->name);
+        args = ngx_http_mdm_api_name_args(r, "device", &p->name);
         if (args == NULL
             || ngx_http_mdm_push_arg(args, serial.data, serial.len) != NGX_OK)
         {
@@ -594,20 +468,14 @@ ngx_http_mdm_api_dep_devices(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
         return ngx_http_mdm_api_dep_call(r, args, NULL);
     }
 
-    args = ngx_http_mdm_api_dep_args(r, "devices", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "devices", &p->name);
     if (args == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_mdm_api_page(r, args, 0, NGX_HTTP_MDM_API_PAGE);
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "cursor is one a previous page "
-                                      "answered, limit 1 to 1000");
+    rc = ngx_http_mdm_api_paged(r, args);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     for (i = 0; filters[i]; i++) {
@@ -615,9 +483,7 @@ ngx_http_mdm_api_dep_devices(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (v.len && !ngx_http_mdm_api_dep_word(&v, NGX_HTTP_MDM_DEP_NAME_MAX,
-                                                "._-"))
-        {
+        if (v.len && !ngx_http_mdm_api_valid_name(&v)) {
             return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
                                           "serial, profile_status, op_type "
                                           "and assign_result are words of "

@@ -17,6 +17,7 @@
 
 
 #include "ngx_http_mdm_api_private.h"
+#include "ngx_http_mdm_api_util.h"
 
 #include <jansson.h>
 
@@ -71,8 +72,6 @@ typedef struct {
 
 
 /* ngx_http_mdm_api_dep.c */
-ngx_array_t *ngx_http_mdm_api_dep_args(ngx_http_request_t *r,
-    const char *op, ngx_str_t *name);
 ngx_int_t ngx_http_mdm_api_dep_call(ngx_http_request_t *r,
     ngx_array_t *args, ngx_http_mdm_redis_done_pt done);
 ngx_int_t ngx_http_mdm_api_dep_post(ngx_http_request_t *r,
@@ -81,9 +80,6 @@ ngx_int_t ngx_http_mdm_api_dep_tokens_store(ngx_http_request_t *r,
     ngx_str_t *name, json_t *tokens, ngx_uint_t brief);
 ngx_int_t ngx_http_mdm_api_dep_reply(ngx_http_request_t *r,
     redisReply *reply, const char *err, ngx_uint_t elements);
-ngx_uint_t ngx_http_mdm_api_dep_valid_name(ngx_str_t *s);
-ngx_uint_t ngx_http_mdm_api_dep_word(ngx_str_t *s, size_t max,
-    const char *extra);
 ngx_int_t ngx_http_mdm_api_dep_method(ngx_http_request_t *r,
     ngx_uint_t allowed, const char *message);
 ngx_int_t ngx_http_mdm_api_dep_simple(ngx_http_request_t *r,

@@ -75,7 +75,7 @@ ngx_http_mdm_api_dep_tokenpki(ngx_http_request_t *r,
     }
 
     if (r->method == NGX_HTTP_DELETE) {
-        args = ngx_http_mdm_api_dep_args(r, "tokenpki_delete", &p->name);
+        args = ngx_http_mdm_api_name_args(r, "tokenpki_delete", &p->name);
         if (args == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -174,7 +174,7 @@ ngx_http_mdm_dep_pki_get(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
     st->keygen.cn[cn.len] = '\0';
     st->keygen.days = days;
 
-    args = ngx_http_mdm_api_dep_args(r, "tokenpki_get", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "tokenpki_get", &p->name);
     if (args == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -237,7 +237,7 @@ ngx_http_mdm_dep_pki_made(ngx_http_request_t *r, void *data)
 
     st = ngx_http_mdm_dep_pki_state(r, NULL);
 
-    args = ngx_http_mdm_api_dep_args(r, "tokenpki_store", &st->name);
+    args = ngx_http_mdm_api_name_args(r, "tokenpki_store", &st->name);
     if (args == NULL
         || ngx_http_mdm_push_arg(args, job->cert.data, job->cert.len)
            != NGX_OK
@@ -337,7 +337,7 @@ ngx_http_mdm_dep_pki_put(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
                                       "file (64 KB at most)");
     }
 
-    args = ngx_http_mdm_api_dep_args(r, "tokenpki_key", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "tokenpki_key", &p->name);
     if (args == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -101,7 +101,7 @@ ngx_http_mdm_api_dep_proxy(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
     px->what.data = s;
     px->what.len = ngx_sprintf(s, "%V %V", &r->method_name, &path) - s;
 
-    args = ngx_http_mdm_api_dep_args(r, "proxy_push", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "proxy_push", &p->name);
     if (args == NULL
         || ngx_http_mdm_push_arg(args, job.data, job.len) != NGX_OK)
     {
@@ -193,7 +193,6 @@ ngx_http_mdm_dep_proxy_job(ngx_http_request_t *r,
     ngx_http_mdm_api_poll_t *px, ngx_str_t *method, ngx_str_t *path,
     ngx_str_t *body, ngx_str_t *job)
 {
-    char        *s;
     json_t      *j, *b;
     ngx_time_t  *tp;
 
@@ -219,24 +218,9 @@ ngx_http_mdm_dep_proxy_job(ngx_http_request_t *r,
         return "out of memory";
     }
 
-    s = json_dumps(j, JSON_COMPACT|JSON_PRESERVE_ORDER);
-    json_decref(j);
+    job->data = ngx_http_mdm_api_dump(r, j, &job->len);
 
-    if (s == NULL) {
-        return "out of memory";
-    }
-
-    job->len = ngx_strlen(s);
-    job->data = ngx_pnalloc(r->pool, job->len);
-    if (job->data == NULL) {
-        free(s);
-        return "out of memory";
-    }
-
-    ngx_memcpy(job->data, s, job->len);
-    free(s);
-
-    return NULL;
+    return job->data ? NULL : "out of memory";
 }
 
 

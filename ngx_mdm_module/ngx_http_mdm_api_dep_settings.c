@@ -76,7 +76,7 @@ ngx_http_mdm_api_dep_config(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
                                       "query, user or spaces");
     }
 
-    args = ngx_http_mdm_api_dep_args(r, "config_put", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "config_put", &p->name);
     if (args == NULL
         || ngx_http_mdm_push_arg(args, url.data, url.len) != NGX_OK)
     {
@@ -238,14 +238,14 @@ ngx_http_mdm_api_dep_assigner(ngx_http_request_t *r,
         json_decref(j);
     }
 
-    if (!ngx_http_mdm_api_dep_word(&uuid, NGX_HTTP_MDM_DEP_UUID_MAX, "-")) {
+    if (!ngx_http_mdm_api_word(&uuid, NGX_HTTP_MDM_DEP_UUID_MAX, "-")) {
         return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
                                       "the assigner needs ?profile_uuid= "
                                       "(1 to 64 letters, digits or \"-\"; "
                                       "DELETE stops assigning)");
     }
 
-    args = ngx_http_mdm_api_dep_args(r, "assigner_put", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "assigner_put", &p->name);
     if (args == NULL
         || ngx_http_mdm_push_arg(args, uuid.data, uuid.len) != NGX_OK)
     {

@@ -99,24 +99,12 @@ ngx_http_mdm_api_dep_tokens_store(ngx_http_request_t *r, ngx_str_t *name,
         json_object_set(t, f, json_object_get(tokens, f));
     }
 
-    s = json_dumps(t, JSON_COMPACT|JSON_PRESERVE_ORDER);
-    json_decref(t);
-
-    if (s == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    n = ngx_strlen(s);
-    p = ngx_pnalloc(r->pool, n);
+    p = ngx_http_mdm_api_dump(r, t, &n);
     if (p == NULL) {
-        free(s);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memcpy(p, s, n);
-    free(s);
-
-    args = ngx_http_mdm_api_dep_args(r, "tokens_put", name);
+    args = ngx_http_mdm_api_name_args(r, "tokens_put", name);
     if (args == NULL || ngx_http_mdm_push_arg(args, p, n) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

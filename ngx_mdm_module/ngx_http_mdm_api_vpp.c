@@ -34,8 +34,6 @@ static ngx_int_t ngx_http_mdm_api_vpp_sync(ngx_http_request_t *r,
     ngx_http_mdm_vpp_path_t *p);
 static ngx_int_t ngx_http_mdm_api_vpp_answer(ngx_http_request_t *r,
     ngx_http_mdm_api_poll_t *pl, redisReply *reply);
-static void ngx_http_mdm_api_vpp_done(ngx_http_request_t *r,
-    redisReply *reply, const char *err);
 static ngx_int_t ngx_http_mdm_api_vpp_delete(ngx_http_request_t *r,
     ngx_str_t *name, ngx_uint_t first);
 static void ngx_http_mdm_api_vpp_deleted(ngx_http_request_t *r,
@@ -61,7 +59,7 @@ ngx_http_mdm_api_vpp(ngx_http_request_t *r, ngx_http_mdm_api_route_t *rt)
         return ngx_http_mdm_api_vpp_tokens(r, &p);
     }
 
-    if (!ngx_http_mdm_api_vpp_word(&p.name, NGX_HTTP_MDM_VPP_NAME_MAX)) {
+    if (!ngx_http_mdm_api_valid_name(&p.name)) {
         return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
                                       "a VPP location's name is 1 to 64 "
                                       "letters, digits, \".\", \"_\" or "
@@ -129,106 +127,24 @@ static ngx_int_t
 ngx_http_mdm_api_vpp_path(ngx_http_mdm_api_route_t *rt,
     ngx_http_mdm_vpp_path_t *p)
 {
-    u_char      *s, *last, *slash;
-    ngx_uint_t   i;
-
     static const char  *subs[] = {
         "tokens", "config", "assets", "assignments", "sync", "install",
         "remove", NULL
     };
 
-    ngx_memzero(p, sizeof(ngx_http_mdm_vpp_path_t));
-
-    s = rt->rest.data;
-    last = s + rt->rest.len;
-
-    if (rt->rest.len == 0) {
+    if (ngx_http_mdm_api_split(&rt->rest, subs, &p->sub, &p->name, &p->more)
+        != NGX_OK)
+    {
         return NGX_DECLINED;
     }
 
-    slash = ngx_strlchr(s, last, '/');
-    p->sub.data = s;
-    p->sub.len = (slash ? slash : last) - s;
-
-    for (i = 0; subs[i]; i++) {
-        if (p->sub.len == ngx_strlen(subs[i])
-            && ngx_strncmp(p->sub.data, subs[i], p->sub.len) == 0)
-        {
-            break;
-        }
-    }
-
-    if (subs[i] == NULL) {
-        return NGX_DECLINED;
-    }
-
-    if (slash == NULL) {
-        return NGX_OK;
-    }
-
-    s = slash + 1;
-    slash = ngx_strlchr(s, last, '/');
-
-    p->name.data = s;
-    p->name.len = (slash ? slash : last) - s;
-
-    if (slash) {
-        p->more.data = slash + 1;
-        p->more.len = last - (slash + 1);
-
-        if (p->more.len == 0) {
-            /* "install/NAME/": no id */
-            p->more.data = slash;
-            p->more.len = 1;
-        }
+    /* more without its "/"; "install/NAME/" keeps the "/": no id */
+    if (p->more.len > 1) {
+        p->more.data++;
+        p->more.len--;
     }
 
     return NGX_OK;
-}
-
-
-/* 1 to max letters, digits, ".", "_" or "-" (V1's names, serials) */
-
-ngx_uint_t
-ngx_http_mdm_api_vpp_word(ngx_str_t *s, size_t max)
-{
-    u_char      c;
-    ngx_uint_t  i;
-
-    if (s->len == 0 || s->len > max) {
-        return 0;
-    }
-
-    for (i = 0; i < s->len; i++) {
-        c = s->data[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-/* ARGV of lua/api_vpp.lua: the operation, the time, the location's name */
-
-ngx_array_t *
-ngx_http_mdm_api_vpp_args(ngx_http_request_t *r, const char *op,
-    ngx_str_t *name)
-{
-    ngx_array_t  *args;
-
-    args = ngx_http_mdm_api_args(r, op);
-    if (args == NULL
-        || ngx_http_mdm_push_arg(args, name->data, name->len) != NGX_OK)
-    {
-        return NULL;
-    }
-
-    return args;
 }
 
 
@@ -239,16 +155,7 @@ ngx_http_mdm_api_vpp_call(ngx_http_request_t *r, ngx_array_t *args,
     ngx_http_mdm_redis_done_pt done)
 {
     return ngx_http_mdm_api_eval(r, NGX_HTTP_MDM_SCRIPT_API_VPP, 0, args,
-                                 done ? done : ngx_http_mdm_api_vpp_done);
-}
-
-
-static void
-ngx_http_mdm_api_vpp_done(ngx_http_request_t *r, redisReply *reply,
-    const char *err)
-{
-    ngx_http_finalize_request(r, ngx_http_mdm_api_script_reply(r, reply,
-                                                               err));
+                                 done ? done : ngx_http_mdm_api_script_done);
 }
 
 
@@ -256,14 +163,8 @@ static ngx_int_t
 ngx_http_mdm_api_vpp_simple(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p,
     const char *op)
 {
-    ngx_array_t  *args;
-
-    args = ngx_http_mdm_api_vpp_args(r, op, &p->name);
-    if (args == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_mdm_api_vpp_call(r, args, NULL);
+    return ngx_http_mdm_api_name_call(r, NGX_HTTP_MDM_SCRIPT_API_VPP, op,
+                                      &p->name);
 }
 
 
@@ -280,17 +181,10 @@ ngx_http_mdm_api_vpp_json_body(ngx_http_request_t *r, size_t max, json_t **j,
     ngx_str_t     body;
     json_error_t  e;
 
-    if (ngx_http_mdm_request_body(r, &body) != NGX_OK) {
-        *answer = ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                         "the body is empty: a JSON object "
-                                         "expected");
-        return NGX_DECLINED;
-    }
-
-    if (body.len > max) {
-        *answer = ngx_http_mdm_api_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                         "the body is too large for this "
-                                         "endpoint");
+    if (ngx_http_mdm_api_body(r, max, "the body is empty: a JSON object "
+                              "expected", &body, answer)
+        != NGX_OK)
+    {
         return NGX_DECLINED;
     }
 
@@ -305,33 +199,6 @@ ngx_http_mdm_api_vpp_json_body(ngx_http_request_t *r, size_t max, json_t **j,
     }
 
     return NGX_OK;
-}
-
-
-/* j as compact JSON in request memory (j is released), or NULL */
-
-u_char *
-ngx_http_mdm_api_vpp_dump(ngx_http_request_t *r, json_t *j, size_t *len)
-{
-    char    *s;
-    u_char  *p;
-
-    s = json_dumps(j, JSON_COMPACT|JSON_PRESERVE_ORDER);
-    json_decref(j);
-
-    if (s == NULL) {
-        return NULL;
-    }
-
-    *len = ngx_strlen(s);
-    p = ngx_pnalloc(r->pool, *len + 1);
-    if (p != NULL) {
-        ngx_memcpy(p, s, *len + 1);
-    }
-
-    free(s);
-
-    return p;
 }
 
 
@@ -378,7 +245,7 @@ ngx_http_mdm_api_vpp_job(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p,
 
     json_decref(extra);
 
-    job->data = ngx_http_mdm_api_vpp_dump(r, j, &job->len);
+    job->data = ngx_http_mdm_api_dump(r, j, &job->len);
 
     return job->data ? NGX_OK : NGX_ERROR;
 }
@@ -416,6 +283,36 @@ ngx_http_mdm_api_vpp_waiting(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p,
 }
 
 
+/*
+ * A job whose reply the admin waits for (V2): the script's op queues it,
+ * then the polls wait for the worker's answer or mdm_vpp_timeout.  extra
+ * (the job's own keys, or NULL) is taken.
+ */
+
+ngx_int_t
+ngx_http_mdm_api_vpp_ask(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p,
+    const char *what, json_t *extra, const char *op)
+{
+    ngx_str_t     job;
+    ngx_array_t  *args;
+
+    if (ngx_http_mdm_api_vpp_job(r, p, what, extra, 1, &job) != NGX_OK
+        || ngx_http_mdm_api_vpp_waiting(r, p, what) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    args = ngx_http_mdm_api_name_args(r, op, &p->name);
+    if (args == NULL
+        || ngx_http_mdm_push_arg(args, job.data, job.len) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_mdm_api_vpp_call(r, args, ngx_http_mdm_api_poll_queued);
+}
+
+
 /* REPLYJSON of V2: {"status": the admin's status, "body": {...}} */
 
 static ngx_int_t
@@ -448,7 +345,7 @@ ngx_http_mdm_api_vpp_answer(ngx_http_request_t *r, ngx_http_mdm_api_poll_t *pl,
     json_incref(b);
     json_decref(j);
 
-    body.data = ngx_http_mdm_api_vpp_dump(r, b, &body.len);
+    body.data = ngx_http_mdm_api_dump(r, b, &body.len);
     if (body.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -507,7 +404,7 @@ ngx_http_mdm_api_vpp_delete(ngx_http_request_t *r, ngx_str_t *name,
 {
     ngx_array_t  *args;
 
-    args = ngx_http_mdm_api_vpp_args(r, "delete", name);
+    args = ngx_http_mdm_api_name_args(r, "delete", name);
     if (args == NULL
         || ngx_http_mdm_push_arg(args, (u_char *) (first ? "0" : "1"), 1)
            != NGX_OK)
@@ -604,7 +501,7 @@ ngx_http_mdm_api_vpp_config(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p)
     notify.data = ngx_pstrdup(r->pool, &notify);
     json_decref(j);
 
-    args = ngx_http_mdm_api_vpp_args(r, "config_put", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "config_put", &p->name);
     if (args == NULL || (base.len && base.data == NULL)
         || (notify.len && notify.data == NULL)
         || ngx_http_mdm_push_arg(args, base.data, base.len) != NGX_OK
@@ -673,20 +570,14 @@ ngx_http_mdm_api_vpp_assets(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p)
                                       "VPP assets take GET");
     }
 
-    args = ngx_http_mdm_api_vpp_args(r, "assets", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "assets", &p->name);
     if (args == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_mdm_api_page(r, args, 0, NGX_HTTP_MDM_API_PAGE);
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "cursor is one a previous page "
-                                      "answered, limit 1 to 1000");
+    rc = ngx_http_mdm_api_paged(r, args);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     return ngx_http_mdm_api_vpp_call(r, args, NULL);
@@ -726,8 +617,7 @@ ngx_http_mdm_api_vpp_assignments(ngx_http_request_t *r,
     }
 
     if ((serial.len == 0) == (adam.len == 0)
-        || (serial.len && !ngx_http_mdm_api_vpp_word(&serial,
-                                               NGX_HTTP_MDM_VPP_NAME_MAX))
+        || (serial.len && !ngx_http_mdm_api_valid_name(&serial))
         || i < adam.len || adam.len > 20)
     {
         return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
@@ -736,7 +626,7 @@ ngx_http_mdm_api_vpp_assignments(ngx_http_request_t *r,
                                       "one of them");
     }
 
-    args = ngx_http_mdm_api_vpp_args(r, "assignments", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "assignments", &p->name);
     if (args == NULL
         || ngx_http_mdm_push_arg(args, (u_char *) (serial.len ? "serial"
                                                               : "adam_id"),
@@ -748,15 +638,9 @@ ngx_http_mdm_api_vpp_assignments(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_mdm_api_page(r, args, 0, NGX_HTTP_MDM_API_PAGE);
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "cursor is one a previous page "
-                                      "answered, limit 1 to 1000");
+    rc = ngx_http_mdm_api_paged(r, args);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     return ngx_http_mdm_api_vpp_call(r, args, NULL);
@@ -768,28 +652,12 @@ ngx_http_mdm_api_vpp_assignments(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_mdm_api_vpp_sync(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p)
 {
-    ngx_str_t     job;
-    ngx_array_t  *args;
-
     if (r->method != NGX_HTTP_POST) {
         return ngx_http_mdm_api_error(r, NGX_HTTP_NOT_ALLOWED,
                                       "VPP sync takes POST");
     }
 
-    if (ngx_http_mdm_api_vpp_job(r, p, "sync", NULL, 1, &job) != NGX_OK
-        || ngx_http_mdm_api_vpp_waiting(r, p, "sync") != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    args = ngx_http_mdm_api_vpp_args(r, "sync", &p->name);
-    if (args == NULL
-        || ngx_http_mdm_push_arg(args, job.data, job.len) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_mdm_api_vpp_call(r, args, ngx_http_mdm_api_poll_queued);
+    return ngx_http_mdm_api_vpp_ask(r, p, "sync", NULL, "sync");
 }
 
 

@@ -18,6 +18,7 @@
 
 #include "ngx_http_mdm_api_private.h"
 #include "ngx_http_mdm_api_poll.h"
+#include "ngx_http_mdm_api_util.h"
 
 #include <jansson.h>
 
@@ -41,20 +42,18 @@ typedef struct {
 
 
 /* ngx_http_mdm_api_vpp.c */
-ngx_array_t *ngx_http_mdm_api_vpp_args(ngx_http_request_t *r,
-    const char *op, ngx_str_t *name);
 ngx_int_t ngx_http_mdm_api_vpp_call(ngx_http_request_t *r, ngx_array_t *args,
     ngx_http_mdm_redis_done_pt done);
-ngx_uint_t ngx_http_mdm_api_vpp_word(ngx_str_t *s, size_t max);
 ngx_int_t ngx_http_mdm_api_vpp_json_body(ngx_http_request_t *r, size_t max,
     json_t **j, ngx_int_t *answer);
-u_char *ngx_http_mdm_api_vpp_dump(ngx_http_request_t *r, json_t *j,
-    size_t *len);
 ngx_int_t ngx_http_mdm_api_vpp_job(ngx_http_request_t *r,
     ngx_http_mdm_vpp_path_t *p, const char *op, json_t *extra,
     ngx_uint_t wait, ngx_str_t *job);
 ngx_int_t ngx_http_mdm_api_vpp_waiting(ngx_http_request_t *r,
     ngx_http_mdm_vpp_path_t *p, const char *what);
+ngx_int_t ngx_http_mdm_api_vpp_ask(ngx_http_request_t *r,
+    ngx_http_mdm_vpp_path_t *p, const char *what, json_t *extra,
+    const char *op);
 
 /* ngx_http_mdm_api_vpp_token.c: PUT /v1/vpp/tokens/NAME */
 ngx_int_t ngx_http_mdm_api_vpp_token_put(ngx_http_request_t *r,

@@ -128,7 +128,7 @@ ngx_http_mdm_api_vpp_install(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p,
 
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
 
-    args = ngx_http_mdm_api_vpp_args(r, "install", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "install", &p->name);
     if (args == NULL
         || ngx_http_mdm_push_arg(args, iid.data, iid.len) != NGX_OK
         || ngx_http_mdm_push_arg(args, (u_char *) (remove ? "remove"
@@ -318,7 +318,7 @@ ngx_http_mdm_api_vpp_devices(ngx_http_mdm_vpp_install_t *in)
         id.data = (u_char *) json_string_value(v);
         id.len = json_string_length(v);
 
-        if (s && !ngx_http_mdm_api_vpp_word(&id, NGX_HTTP_MDM_VPP_NAME_MAX)) {
+        if (s && !ngx_http_mdm_api_valid_name(&id)) {
             return "a serial number is 1 to 64 letters, digits, \".\", "
                    "\"_\" or \"-\"";
         }
@@ -443,7 +443,7 @@ ngx_http_mdm_api_vpp_install_get(ngx_http_request_t *r,
     ngx_str_t     state;
     ngx_array_t  *args;
 
-    if (!ngx_http_mdm_api_vpp_word(&p->more, 64)) {
+    if (!ngx_http_mdm_api_word(&p->more, 64, "._-")) {
         return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
                                       "an install id is what the install's "
                                       "POST answered (32 hex digits)");
@@ -453,28 +453,22 @@ ngx_http_mdm_api_vpp_install_get(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (state.len && !ngx_http_mdm_api_vpp_word(&state, 32)) {
+    if (state.len && !ngx_http_mdm_api_word(&state, 32, "._-")) {
         return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
                                       "state is pending, associated, "
                                       "queued, failed or no_enrollment");
     }
 
-    args = ngx_http_mdm_api_vpp_args(r, "install_get", &p->name);
+    args = ngx_http_mdm_api_name_args(r, "install_get", &p->name);
     if (args == NULL
         || ngx_http_mdm_push_arg(args, p->more.data, p->more.len) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_mdm_api_page(r, args, 0, NGX_HTTP_MDM_API_PAGE);
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "cursor is one a previous page "
-                                      "answered, limit 1 to 1000");
+    rc = ngx_http_mdm_api_paged(r, args);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     if (ngx_http_mdm_push_arg(args, state.data, state.len) != NGX_OK) {

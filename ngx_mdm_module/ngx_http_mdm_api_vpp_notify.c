@@ -147,7 +147,7 @@ ngx_http_mdm_vpp_notify_read(ngx_http_request_t *r)
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
 
     n = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-    args = ngx_http_mdm_api_vpp_args(r, "notify", &name);
+    args = ngx_http_mdm_api_name_args(r, "notify", &name);
 
     if (n == NULL || args == NULL
         || ngx_http_mdm_push_arg(args, token.data, token.len) != NGX_OK
@@ -179,7 +179,7 @@ ngx_http_mdm_vpp_notify_name(ngx_http_request_t *r, ngx_str_t *name)
     name->data = p;
     name->len = last - p;
 
-    return ngx_http_mdm_api_vpp_word(name, NGX_HTTP_MDM_VPP_NAME_MAX)
+    return ngx_http_mdm_api_valid_name(name)
            ? NGX_OK : NGX_DECLINED;
 }
 

@@ -24,12 +24,11 @@ ngx_int_t
 ngx_http_mdm_api_vpp_token_put(ngx_http_request_t *r,
     ngx_http_mdm_vpp_path_t *p)
 {
-    json_t       *extra;
-    time_t        expires;
-    ngx_int_t     force;
-    ngx_str_t     token, v, job;
-    const char   *err;
-    ngx_array_t  *args;
+    json_t      *extra;
+    time_t       expires;
+    ngx_int_t    force;
+    ngx_str_t    token, v;
+    const char  *err;
 
     if (ngx_http_mdm_request_body(r, &token) != NGX_OK) {
         return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
@@ -61,21 +60,11 @@ ngx_http_mdm_api_vpp_token_put(ngx_http_request_t *r,
     extra = json_pack("{s:s%, s:b}", "token", (char *) token.data, token.len,
                       "force", (int) force);
 
-    if (extra == NULL
-        || ngx_http_mdm_api_vpp_job(r, p, "token", extra, 1, &job) != NGX_OK
-        || ngx_http_mdm_api_vpp_waiting(r, p, "token") != NGX_OK)
-    {
+    if (extra == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    args = ngx_http_mdm_api_vpp_args(r, "token_put", &p->name);
-    if (args == NULL
-        || ngx_http_mdm_push_arg(args, job.data, job.len) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_mdm_api_vpp_call(r, args, ngx_http_mdm_api_poll_queued);
+    return ngx_http_mdm_api_vpp_ask(r, p, "token", extra, "token_put");
 }
 
 

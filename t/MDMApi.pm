@@ -18,6 +18,8 @@ use warnings;
 use B ();
 use JSON::PP ();
 use MIME::Base64 ();
+use POSIX ();
+use Time::HiRes ();
 use Scalar::Util qw(blessed);
 
 # ---------------------------------------------------------------------------
@@ -184,6 +186,57 @@ sub api_defaults {
         more_headers => $::AUTH,
     );
 }
+
+
+
+# ---------------------------------------------------------------------------
+# The worker's half of a job queue the module polls replies of (the DEP
+# proxy's D4, VPP's V2): the contract played by a child, not a mock of our
+# code. The test file sets $::JOBQ (the list), $::REPLY (the reply key
+# without the job's id) and $::JOBS (a file).
+# ---------------------------------------------------------------------------
+
+# fake_worker(n => N, reply => CODE, delay => S): in a child, takes up to N
+# jobs (BLPOP, 10 s each at most), records each to $::JOBS (one JSON per
+# line) and SETs reply->($job) (a hashref or a string; undef: no answer)
+# after S seconds. The child's pid goes to @::KIDS.
+sub fake_worker {
+    my (%o) = @_;
+    my $n = $o{n} // 1;
+    unlink $::JOBS;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        local $t::MDM::RedisTimeout = 15;
+        eval {
+            for (1 .. $n) {
+                my $r = redis('BLPOP', $::JOBQ, 10);
+                last unless $r;
+                my $job = JSON::PP->new->decode($r->[1]);
+                open my $fh, '>>', $::JOBS or die;
+                print {$fh} "$r->[1]\n";
+                close $fh;
+                Time::HiRes::sleep($o{delay}) if $o{delay};
+                my $reply = $o{reply}->($job);
+                next unless defined $reply;
+                redis('SET', "$::REPLY$job->{id}",
+                      ref $reply ? JSON::PP->new->encode($reply) : $reply, 'EX', 120);
+            }
+        };
+        POSIX::_exit(0);
+    }
+    push @::KIDS, $pid;
+    return $pid;
+}
+
+# the jobs the child took so far
+sub jobs {
+    open my $fh, '<', $::JOBS or return [];
+    return [ map { JSON::PP->new->decode($_) } <$fh> ];
+}
+
+sub reap { waitpid($_, 0) for @::KIDS; @::KIDS = () }
+
+END { kill 'TERM', @::KIDS if @::KIDS }
 
 
 {

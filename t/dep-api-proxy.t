@@ -24,52 +24,15 @@ our $TOK = '{"consumer_key":"CK_1","consumer_secret":"CS_1","access_token":"AT_1
          . '"access_secret":"AS_1","access_token_expiry":"2030-01-01T00:00:00Z"}';
 our $JOBS = pki_dir() . '/dep-proxy-jobs';
 our @KIDS;
-
-# The worker's side of D4, in a child: takes up to $n jobs (BLPOP, 10 s
-# each at most), records each to $JOBS (one JSON per line) and answers
-# $reply->($job) (a hashref, or undef: no answer) after $delay seconds.
-sub fake_worker {
-    my (%o) = @_;
-    my $n = $o{n} // 1;
-    unlink $JOBS;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        local $t::MDM::RedisTimeout = 15;
-        eval {
-            for (1 .. $n) {
-                my $r = redis('BLPOP', 'mdm:dep:proxy', 10);
-                last unless $r;
-                my $job = JSON::PP->new->decode($r->[1]);
-                open my $fh, '>>', $JOBS or die;
-                print {$fh} "$r->[1]\n";
-                close $fh;
-                Time::HiRes::sleep($o{delay}) if $o{delay};
-                my $reply = $o{reply}->($job);
-                next unless defined $reply;
-                redis('SET', "mdm:dep:proxy:reply:$job->{id}",
-                      ref $reply ? JSON::PP->new->encode($reply) : $reply, 'EX', 120);
-            }
-        };
-        POSIX::_exit(0);
-    }
-    push @KIDS, $pid;
-    return $pid;
-}
-
-sub jobs {
-    open my $fh, '<', $JOBS or return [];
-    return [ map { JSON::PP->new->decode($_) } <$fh> ];
-}
-
-sub reap { waitpid($_, 0) for @KIDS; @KIDS = () }
+# fake_worker(), jobs(), reap() of t/MDMApi.pm take jobs from here
+our $JOBQ = 'mdm:dep:proxy';
+our $REPLY = 'mdm:dep:proxy:reply:';
 
 sub seed {
     redis('FLUSHALL');
     redis('SADD', 'mdm:dep:names', 'acme', 'empty');
     redis('SET', 'mdm:dep:acme:tokens', $::TOK);
 }
-
-END { kill 'TERM', @KIDS if @KIDS }
 
 {
     no strict 'refs';

@@ -19,6 +19,9 @@ api_defaults('ctl-key');
 mdm_defaults(config => "location /v1/ { mdm_api; mdm_api_key ctl-key; mdm_vpp_timeout 2s; }");
 
 our @KIDS;
+our $JOBQ = 'mdm:vpp:jobs';
+our $REPLY = 'mdm:vpp:reply:';
+our $JOBS = pki_dir() . '/ctl-vpp-jobs';
 
 sub ctl_file {
     my ($name, $data) = @_;
@@ -26,23 +29,9 @@ sub ctl_file {
     t::MDM::_spew($f, $data);
     return $f;
 }
-END { kill 'TERM', @KIDS if @KIDS }
 
-# answers one job like the worker would
-sub worker_once {
-    my ($reply) = @_;
-    my $pid = fork // die;
-    if ($pid == 0) {
-        eval {
-            local $t::MDM::RedisTimeout = 15;
-            my $r = redis('BLPOP', 'mdm:vpp:jobs', 10);
-            my $job = JSON::PP->new->decode($r->[1]);
-            redis('SET', "mdm:vpp:reply:$job->{id}", JSON::PP->new->encode($reply->($job)), 'EX', 120);
-        };
-        POSIX::_exit(0);
-    }
-    push @KIDS, $pid;
-}
+# answers one job like the worker would (t/MDMApi.pm)
+sub worker_once { fake_worker(reply => $_[0]) }
 
 sub t_vpp {
     redis('FLUSHALL');

@@ -23,6 +23,9 @@ no_shuffle();
 our $KEY = 'vpp-key';
 our $JOBS = pki_dir() . '/vpp-jobs';
 our @KIDS;
+# fake_worker(), jobs(), reap() of t/MDMApi.pm take jobs from here
+our $JOBQ = 'mdm:vpp:jobs';
+our $REPLY = 'mdm:vpp:reply:';
 
 # a content token as Apple's portal gives it: base64 of the JSON
 sub stoken {
@@ -31,44 +34,6 @@ sub stoken {
     return MIME::Base64::encode_base64(JSON::PP->new->canonical->encode({
         token => $o{token} // 'VPP-SECRET-1', expDate => $exp, orgName => 'Example Org' }), '');
 }
-
-# The worker's side of V2, in a child: takes up to $n jobs (BLPOP, 10 s
-# each at most), records each to $JOBS and answers $reply->($job) (a
-# hashref, or undef: no answer)
-sub fake_worker {
-    my (%o) = @_;
-    my $n = $o{n} // 1;
-    unlink $JOBS;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        local $t::MDM::RedisTimeout = 15;
-        eval {
-            for (1 .. $n) {
-                my $r = redis('BLPOP', 'mdm:vpp:jobs', 10);
-                last unless $r;
-                my $job = JSON::PP->new->decode($r->[1]);
-                open my $fh, '>>', $JOBS or die;
-                print {$fh} "$r->[1]\n";
-                close $fh;
-                Time::HiRes::sleep($o{delay}) if $o{delay};
-                my $reply = $o{reply}->($job);
-                next unless defined $reply;
-                redis('SET', "mdm:vpp:reply:$job->{id}",
-                      ref $reply ? JSON::PP->new->encode($reply) : $reply, 'EX', 120);
-            }
-        };
-        POSIX::_exit(0);
-    }
-    push @KIDS, $pid;
-    return $pid;
-}
-
-sub jobs {
-    open my $fh, '<', $JOBS or return [];
-    return [ map { JSON::PP->new->decode($_) } <$fh> ];
-}
-
-sub reap { waitpid($_, 0) for @KIDS; @KIDS = () }
 
 # in a block of several requests: reap once the worker took its n jobs
 sub reap_at { my ($n) = @_; reap() if @{ jobs() } >= $n }
@@ -106,8 +71,6 @@ sub enroll {
                        [ 'Content-Type' => $t::MDM::CheckinType ]) ])->[0];
     die "enroll $udid: $res->{status}" unless ($res->{status} // 0) == 200;
 }
-
-END { kill 'TERM', @KIDS if @KIDS }
 
 {
     no strict 'refs';

@@ -87,6 +87,8 @@ int mc_usage_error(const mc_cmd_t *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void mc_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int mc_parse_long(const char *s, long min, long max, long *out);
+int mc_word(const char *s);
+int mc_name_check(const mc_cmd_t *cmd, const char *name, const char *what);
 char *mc_read_file(const char *path, size_t *len);
 int mc_write_file(const char *path, const void *data, size_t len, int mode,
     int overwrite);
@@ -128,6 +130,7 @@ void mc_print_object(json_t *o);
 /* mdmctl_inv.c */
 void mc_print_status(json_t *j, const char *what);
 int mc_want_pos(const mc_cmd_t *cmd, mc_args_t *a, int min, int max);
+int mc_page_args(const mc_cmd_t *cmd, mc_args_t *a, long *limit, long *max);
 json_t *mc_pages(const mc_conf_t *conf, const char *path,
     const char *list_key, const char *cursor_key, long limit, long max,
     int *rc);

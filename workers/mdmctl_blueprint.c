@@ -16,22 +16,7 @@
 static int
 mc_blueprint_name(const mc_cmd_t *cmd, const char *name)
 {
-    size_t  i;
-
-    for (i = 0; name[i]; i++) {
-        if (!((name[i] >= 'A' && name[i] <= 'Z')
-              || (name[i] >= 'a' && name[i] <= 'z')
-              || (name[i] >= '0' && name[i] <= '9')
-              || name[i] == '.' || name[i] == '_' || name[i] == '-'))
-        {
-            break;
-        }
-    }
-    if (i == 0 || i > 64 || name[i] != '\0') {
-        return mc_usage_error(cmd, "a blueprint name is 1-64 of "
-                              "A-Z a-z 0-9 . _ -");
-    }
-    return MC_OK;
+    return mc_name_check(cmd, name, "a blueprint name");
 }
 
 

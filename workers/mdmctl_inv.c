@@ -115,8 +115,9 @@ mc_pages(const mc_conf_t *conf, const char *path, const char *list_key,
 }
 
 
-static int
-mc_page_opts(const mc_cmd_t *cmd, mc_args_t *a, long *limit, long *max)
+/* --limit and --max of a listing that walks pages */
+int
+mc_page_args(const mc_cmd_t *cmd, mc_args_t *a, long *limit, long *max)
 {
     const char  *v;
 
@@ -223,7 +224,7 @@ mc_cmd_devices(const mc_cmd_t *cmd, mc_args_t *a)
     mc_table_t  *t;
 
     if ((rc = mc_want_pos(cmd, a, 0, 0)) != MC_OK
-        || (rc = mc_page_opts(cmd, a, &limit, &max)) != MC_OK
+        || (rc = mc_page_args(cmd, a, &limit, &max)) != MC_OK
         || (rc = mc_filters(cmd, a, q, sizeof(q))) != MC_OK)
     {
         return rc;
@@ -300,7 +301,7 @@ mc_cmd_queue(const mc_cmd_t *cmd, mc_args_t *a)
     mc_table_t  *t;
 
     if ((rc = mc_want_pos(cmd, a, 1, 1)) != MC_OK
-        || (rc = mc_page_opts(cmd, a, &limit, &max)) != MC_OK)
+        || (rc = mc_page_args(cmd, a, &limit, &max)) != MC_OK)
     {
         return rc;
     }
@@ -342,7 +343,7 @@ mc_cmd_result(const mc_cmd_t *cmd, mc_args_t *a)
     mc_table_t  *t;
 
     if ((rc = mc_want_pos(cmd, a, 1, 1)) != MC_OK
-        || (rc = mc_page_opts(cmd, a, &limit, &max)) != MC_OK)
+        || (rc = mc_page_args(cmd, a, &limit, &max)) != MC_OK)
     {
         return rc;
     }
@@ -545,7 +546,7 @@ mc_cmd_certs(const mc_cmd_t *cmd, mc_args_t *a)
     mc_table_t  *t;
 
     if ((rc = mc_want_pos(cmd, a, 0, 0)) != MC_OK
-        || (rc = mc_page_opts(cmd, a, &limit, &max)) != MC_OK)
+        || (rc = mc_page_args(cmd, a, &limit, &max)) != MC_OK)
     {
         return rc;
     }
@@ -594,7 +595,7 @@ mc_cmd_events(const mc_cmd_t *cmd, mc_args_t *a)
     mc_table_t  *t;
 
     if ((rc = mc_want_pos(cmd, a, 0, 0)) != MC_OK
-        || (rc = mc_page_opts(cmd, a, &limit, &max)) != MC_OK)
+        || (rc = mc_page_args(cmd, a, &limit, &max)) != MC_OK)
     {
         return rc;
     }

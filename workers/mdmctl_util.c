@@ -40,6 +40,37 @@ mc_parse_long(const char *s, long min, long max, long *out)
 }
 
 
+/* the server's names (VPP locations, blueprints) and serials: 1-64 of
+ * A-Z a-z 0-9 . _ - */
+int
+mc_word(const char *s)
+{
+    size_t  i;
+
+    for (i = 0; s[i]; i++) {
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z')
+              || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_'
+              || s[i] == '-'))
+        {
+            return 0;
+        }
+    }
+    return i > 0 && i <= 64;
+}
+
+
+/* a usage error (nothing sent) when name is not a word; what: "a
+ * blueprint name" */
+int
+mc_name_check(const mc_cmd_t *cmd, const char *name, const char *what)
+{
+    if (!mc_word(name)) {
+        return mc_usage_error(cmd, "%s is 1-64 of A-Z a-z 0-9 . _ -", what);
+    }
+    return MC_OK;
+}
+
+
 /* the whole file, NUL-terminated (binary files too: len says how long);
  * NULL with errno set */
 char *

@@ -63,52 +63,9 @@ const mc_opt_t  mc_vpp_page_opts[] = {
 };
 
 
-/* V1's names, and serials: 1-64 of A-Z a-z 0-9 . _ - */
-static int
-mc_vpp_word(const char *s)
-{
-    size_t  i;
-
-    for (i = 0; s[i]; i++) {
-        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z')
-              || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_'
-              || s[i] == '-'))
-        {
-            return 0;
-        }
-    }
-    return i > 0 && i <= 64;
-}
-
-
-static int
-mc_vpp_name(const mc_cmd_t *cmd, const char *name)
-{
-    if (!mc_vpp_word(name)) {
-        return mc_usage_error(cmd, "a VPP location's name is 1-64 of "
-                              "A-Z a-z 0-9 . _ -");
-    }
-    return MC_OK;
-}
-
-
-static int
-mc_vpp_page(const mc_cmd_t *cmd, mc_args_t *a, long *limit, long *max)
-{
-    const char  *v;
-
-    *limit = 0;
-    *max = 0;
-    v = mc_opt(cmd, a, "limit");
-    if (v && mc_parse_long(v, 1, 1000, limit) != 0) {
-        return mc_usage_error(cmd, "--limit is 1-1000");
-    }
-    v = mc_opt(cmd, a, "max");
-    if (v && mc_parse_long(v, 1, 100000000, max) != 0) {
-        return mc_usage_error(cmd, "--max is a positive number");
-    }
-    return MC_OK;
-}
+/* V1's names */
+#define mc_vpp_name(cmd, name)                                                \
+    mc_name_check(cmd, name, "a VPP location's name")
 
 
 static int
@@ -225,8 +182,10 @@ mc_cmd_vpp_token_put(const mc_cmd_t *cmd, mc_args_t *a)
 }
 
 
-int
-mc_cmd_vpp_token_delete(const mc_cmd_t *cmd, mc_args_t *a)
+/* "COMMAND NAME": METHOD /v1/vpp/SUB/NAME without a body, answer shown */
+static int
+mc_vpp_plain(const mc_cmd_t *cmd, mc_args_t *a, const char *method,
+    const char *sub)
 {
     int   rc;
     char  path[128];
@@ -236,8 +195,15 @@ mc_cmd_vpp_token_delete(const mc_cmd_t *cmd, mc_args_t *a)
     {
         return rc;
     }
-    snprintf(path, sizeof(path), "/v1/vpp/tokens/%s", a->pos[0]);
-    return mc_vpp_show(a->conf, "DELETE", path, NULL, 0);
+    snprintf(path, sizeof(path), "/v1/vpp/%s/%s", sub, a->pos[0]);
+    return mc_vpp_show(a->conf, method, path, NULL, 0);
+}
+
+
+int
+mc_cmd_vpp_token_delete(const mc_cmd_t *cmd, mc_args_t *a)
+{
+    return mc_vpp_plain(cmd, a, "DELETE", "tokens");
 }
 
 
@@ -307,7 +273,7 @@ mc_cmd_vpp_assets(const mc_cmd_t *cmd, mc_args_t *a)
 
     if ((rc = mc_want_pos(cmd, a, 1, 1)) != MC_OK
         || (rc = mc_vpp_name(cmd, a->pos[0])) != MC_OK
-        || (rc = mc_vpp_page(cmd, a, &limit, &max)) != MC_OK)
+        || (rc = mc_page_args(cmd, a, &limit, &max)) != MC_OK)
     {
         return rc;
     }
@@ -347,7 +313,7 @@ mc_cmd_vpp_assignments(const mc_cmd_t *cmd, mc_args_t *a)
     serial = mc_opt(cmd, a, "serial");
     adam = mc_opt(cmd, a, "adam-id");
     if ((serial == NULL) == (adam == NULL)
-        || (serial && !mc_vpp_word(serial)) || (adam && !mc_vpp_digits(adam)))
+        || (serial && !mc_word(serial)) || (adam && !mc_vpp_digits(adam)))
     {
         return mc_usage_error(cmd, "give --serial SERIAL or --adam-id "
                               "DIGITS, one of them");
@@ -377,16 +343,7 @@ mc_cmd_vpp_assignments(const mc_cmd_t *cmd, mc_args_t *a)
 int
 mc_cmd_vpp_sync(const mc_cmd_t *cmd, mc_args_t *a)
 {
-    int   rc;
-    char  path[128];
-
-    if ((rc = mc_want_pos(cmd, a, 1, 1)) != MC_OK
-        || (rc = mc_vpp_name(cmd, a->pos[0])) != MC_OK)
-    {
-        return rc;
-    }
-    snprintf(path, sizeof(path), "/v1/vpp/sync/%s", a->pos[0]);
-    return mc_vpp_show(a->conf, "POST", path, NULL, 0);
+    return mc_vpp_plain(cmd, a, "POST", "sync");
 }
 
 
@@ -418,7 +375,7 @@ mc_cmd_vpp_install(const mc_cmd_t *cmd, mc_args_t *a)
     }
     devs = json_array();
     for (i = first; i < a->npos; i++) {
-        if (!mc_opt(cmd, a, "by-id") && !mc_vpp_word(a->pos[i])) {
+        if (!mc_opt(cmd, a, "by-id") && !mc_word(a->pos[i])) {
             json_decref(devs);
             return mc_usage_error(cmd, "\"%s\" is not a serial number "
                                   "(--by-id for enrollment ids)", a->pos[i]);
@@ -485,12 +442,12 @@ mc_cmd_vpp_install_status(const mc_cmd_t *cmd, mc_args_t *a)
 
     if ((rc = mc_want_pos(cmd, a, 2, 2)) != MC_OK
         || (rc = mc_vpp_name(cmd, a->pos[0])) != MC_OK
-        || (rc = mc_vpp_page(cmd, a, &limit, &max)) != MC_OK)
+        || (rc = mc_page_args(cmd, a, &limit, &max)) != MC_OK)
     {
         return rc;
     }
     state = mc_opt(cmd, a, "state");
-    if (!mc_vpp_word(a->pos[1]) || (state && !mc_vpp_word(state))) {
+    if (!mc_word(a->pos[1]) || (state && !mc_word(state))) {
         return mc_usage_error(cmd, "INSTALL_ID is what install answered; "
                               "--state a word");
     }

@@ -14,33 +14,15 @@
 local op, now = ARGV[1], ARGV[2]
 local now_n = tonumber(now)
 
-local function json_error(status, message)
-    return {status, cjson.encode({error = message})}
-end
-
--- Redis's cjson writes an empty table as {}: a list that may be empty is
--- added to the encoded object o as key, [] when empty
-local function encode_with_list(o, key, list)
-    if #list > 0 then
-        o[key] = list
-        return cjson.encode(o)
-    end
-    local s = cjson.encode(o)
-    if s == '{}' then return '{"' .. key .. '":[]}' end
-    return string.sub(s, 1, -2) .. ',"' .. key .. '":[]}'
-end
+-- common.lua's (-- api)
+local json_error, encode_with_list, next_cursor =
+    mdm_json_error, mdm_encode_with_list, mdm_next_cursor
 
 -- a cursor Redis refuses (the C side lets through any 20 digits, more
 -- than 2^64)
 local function bad_cursor()
     return json_error(400, 'cursor is one a previous page answered, '
                            .. 'limit 1 to 1000')
-end
-
--- a page's next cursor: "" when there is none
-local function next_cursor(c)
-    if c == nil or c == '0' then return '' end
-    return c
 end
 
 local function enr_key(id)

@@ -19,9 +19,8 @@ local PROXY_MAX = 1000
 
 local APPLE = 'https://mdmenrollment.apple.com'
 
-local function json_error(status, message)
-    return {status, cjson.encode({error = message})}
-end
+-- common.lua's (-- api)
+local json_error, encode_with_list = mdm_json_error, mdm_encode_with_list
 
 local function dkey(what)
     return MDM_KEY_DEP .. name .. ':' .. what
@@ -48,18 +47,6 @@ end
 local function too_many()
     return json_error(409, 'there are already ' .. MAX_NAMES
                            .. ' DEP names; this one would be one more')
-end
-
--- Redis's cjson writes an empty table as {}: a list that may be empty is
--- added to the encoded object o as key, [] when empty
-local function encode_with_list(o, key, list)
-    if #list > 0 then
-        o[key] = list
-        return cjson.encode(o)
-    end
-    local s = cjson.encode(o)
-    if s == '{}' then return '{"' .. key .. '":[]}' end
-    return string.sub(s, 1, -2) .. ',"' .. key .. '":[]}'
 end
 
 -- RFC 3339 ("2024-06-01T05:59:16Z", fraction and offset allowed) to ms

@@ -26,9 +26,9 @@ local WARN_DAYS = 15
 
 local APPLE = 'https://vpp.itunes.apple.com/mdm/v2'
 
-local function json_error(status, message)
-    return {status, cjson.encode({error = message})}
-end
+-- common.lua's (-- api)
+local json_error, encode_with_list, next_cursor =
+    mdm_json_error, mdm_encode_with_list, mdm_next_cursor
 
 local function vkey(what)
     return MDM_KEY_VPP .. name .. ':' .. what
@@ -55,23 +55,6 @@ end
 local function too_many()
     return json_error(409, 'there are already ' .. MAX_NAMES
                            .. ' VPP locations; this one would be one more')
-end
-
--- Redis's cjson writes an empty table as {}: a list that may be empty is
--- added to the encoded object o as key, [] when empty
-local function encode_with_list(o, key, list)
-    if #list > 0 then
-        o[key] = list
-        return cjson.encode(o)
-    end
-    local s = cjson.encode(o)
-    if s == '{}' then return '{"' .. key .. '":[]}' end
-    return string.sub(s, 1, -2) .. ',"' .. key .. '":[]}'
-end
-
-local function next_cursor(c)
-    if c == nil or c == '0' then return '' end
-    return c
 end
 
 local function queue_job(job)

@@ -305,4 +305,28 @@ local function mdm_lease(key, wid, lease)
     if cur and cur ~= wid then return false end
     redis.call('SET', key, wid, 'PX', lease)
     return true
+-- api
+-- What the admin API's scripts (api.lua, api_dep.lua, api_vpp.lua) share.
+
+-- {status, {"error": message}}: the C side sends it as it is
+local function mdm_json_error(status, message)
+    return {status, cjson.encode({error = message})}
+end
+
+-- Redis's cjson writes an empty table as {}: a list that may be empty is
+-- added to the encoded object o as key, [] when empty
+local function mdm_encode_with_list(o, key, list)
+    if #list > 0 then
+        o[key] = list
+        return cjson.encode(o)
+    end
+    local s = cjson.encode(o)
+    if s == '{}' then return '{"' .. key .. '":[]}' end
+    return string.sub(s, 1, -2) .. ',"' .. key .. '":[]}'
+end
+
+-- a page's next cursor: "" when there is none (SCAN's "0")
+local function mdm_next_cursor(c)
+    if c == nil or c == '0' then return '' end
+    return c
 end
