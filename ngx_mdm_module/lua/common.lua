@@ -305,6 +305,8 @@ local function mdm_lease(key, wid, lease)
     if cur and cur ~= wid then return false end
     redis.call('SET', key, wid, 'PX', lease)
     return true
+end
+
 -- api
 -- What the admin API's scripts (api.lua, api_dep.lua, api_vpp.lua) share.
 
