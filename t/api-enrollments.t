@@ -178,3 +178,18 @@ mdm: API: delete of enrollment "B-1"
 [ 405, 405, 404 ]
 --- json eval
 [ (exact({ error => "enrollments/ID takes GET or DELETE" })) x 2, exact({ error => "unknown endpoint" }) ]
+
+
+
+=== TEST 9: two bound certificates valid as long (a renewal issued within the second of the old one): cert_hash is the one bound last, whichever order the hash keeps them in
+--- redis_setup eval
+[ [ "FLUSHALL" ],
+  [ "HSET", "mdm:enr:{T-1}", "type", "Device", "enabled", "1", $::HA, "1900000000", $::HB, "1900000000", "cert_bound", $::HA ],
+  [ "HSET", "mdm:enr:{T-2}", "type", "Device", "enabled", "1", $::HA, "1900000000", $::HB, "1900000000", "cert_bound", $::HB ] ]
+--- request eval
+[ "GET /v1/enrollments/T-1", "GET /v1/enrollments/T-2" ]
+--- error_code eval
+[ 200, 200 ]
+--- json eval
+[ { id => "T-1", cert_hash => $::HA, cert_not_after => 1900000000 },
+  { id => "T-2", cert_hash => $::HB, cert_not_after => 1900000000 } ]

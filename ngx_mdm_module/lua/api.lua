@@ -179,9 +179,14 @@ local function identity_fields(o, id, key)
         local _, t = mdm_old_bindings(did)
         for i = 1, #t, 2 do bound[t[i]] = t[i + 1] end
     end
+    local last = redis.call('HGET', key, 'cert_bound')
     for h, na in pairs(bound) do
         certs[h] = tonumber(na)
-        if not newest or certs[h] > certs[newest] then newest = h end
+        if not newest or certs[h] > certs[newest]
+           or (certs[h] == certs[newest] and h == last)
+        then
+            newest = h
+        end
     end
     if newest then
         o.certificates = certs

@@ -92,7 +92,9 @@ end
 -- expires: an expired certificate is refused before Redis is asked, so the
 -- entry has nothing left to guard.
 local function mdm_bind(dev, certidx, did, hash, not_after, now_ms)
-    redis.call('HSET', dev, hash, not_after)
+    -- cert_bound: the latest bound, which the API shows among certificates
+    -- valid as long (a renewal issued within the second of the old one)
+    redis.call('HSET', dev, hash, not_after, 'cert_bound', hash)
     redis.call('SET', certidx, did)
     local until_s = math.max(tonumber(not_after) or 0,
                              math.floor(tonumber(now_ms) / 1000))
