@@ -379,8 +379,7 @@ ngx_http_mdm_api_dep_names(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_mdm_api_paged(r, args);
-    if (rc != NGX_OK) {
+    if (ngx_http_mdm_api_paged(r, args, &rc) != NGX_OK) {
         return rc;
     }
 
@@ -473,8 +472,7 @@ ngx_http_mdm_api_dep_devices(ngx_http_request_t *r, ngx_http_mdm_dep_path_t *p)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_mdm_api_paged(r, args);
-    if (rc != NGX_OK) {
+    if (ngx_http_mdm_api_paged(r, args, &rc) != NGX_OK) {
         return rc;
     }
 

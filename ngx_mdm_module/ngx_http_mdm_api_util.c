@@ -137,21 +137,29 @@ ngx_http_mdm_api_name_call(ngx_http_request_t *r, ngx_uint_t script,
 }
 
 
+/*
+ * NGX_OK: the page query is good and in args; otherwise the request is
+ * answered (a 400, or 500 without memory) and answer is what to return
+ */
+
 ngx_int_t
-ngx_http_mdm_api_paged(ngx_http_request_t *r, ngx_array_t *args)
+ngx_http_mdm_api_paged(ngx_http_request_t *r, ngx_array_t *args,
+    ngx_int_t *answer)
 {
     ngx_int_t  rc;
 
     rc = ngx_http_mdm_api_page(r, args, 0, NGX_HTTP_MDM_API_PAGE);
 
     if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        *answer = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DECLINED;
     }
 
     if (rc == NGX_DECLINED) {
-        return ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "cursor is one a previous page "
-                                      "answered, limit 1 to 1000");
+        *answer = ngx_http_mdm_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "cursor is one a previous page "
+                                         "answered, limit 1 to 1000");
+        return NGX_DECLINED;
     }
 
     return NGX_OK;

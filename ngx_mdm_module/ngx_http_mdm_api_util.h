@@ -46,7 +46,8 @@ ngx_int_t ngx_http_mdm_api_name_call(ngx_http_request_t *r, ngx_uint_t script,
     const char *op, ngx_str_t *name);
 
 /* ?cursor=&limit= pushed to args: NGX_OK, or what to finalize with */
-ngx_int_t ngx_http_mdm_api_paged(ngx_http_request_t *r, ngx_array_t *args);
+ngx_int_t ngx_http_mdm_api_paged(ngx_http_request_t *r, ngx_array_t *args,
+    ngx_int_t *answer);
 
 /* the body, at most max bytes: NGX_OK, or NGX_DECLINED with *answer */
 ngx_int_t ngx_http_mdm_api_body(ngx_http_request_t *r, size_t max,

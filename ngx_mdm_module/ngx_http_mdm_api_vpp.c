@@ -575,8 +575,7 @@ ngx_http_mdm_api_vpp_assets(ngx_http_request_t *r, ngx_http_mdm_vpp_path_t *p)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_mdm_api_paged(r, args);
-    if (rc != NGX_OK) {
+    if (ngx_http_mdm_api_paged(r, args, &rc) != NGX_OK) {
         return rc;
     }
 
@@ -638,8 +637,7 @@ ngx_http_mdm_api_vpp_assignments(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_mdm_api_paged(r, args);
-    if (rc != NGX_OK) {
+    if (ngx_http_mdm_api_paged(r, args, &rc) != NGX_OK) {
         return rc;
     }
 

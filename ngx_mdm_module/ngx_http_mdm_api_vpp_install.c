@@ -466,8 +466,7 @@ ngx_http_mdm_api_vpp_install_get(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_mdm_api_paged(r, args);
-    if (rc != NGX_OK) {
+    if (ngx_http_mdm_api_paged(r, args, &rc) != NGX_OK) {
         return rc;
     }
 

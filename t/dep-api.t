@@ -489,6 +489,8 @@ exact({ error => "the body is too large for a token file (64 KB at most)" })
   exact({ error => "cursor is one a previous page answered, limit 1 to 1000" }),
   exact({ error => qr/^unknown DEP endpoint/ }),
   exact({ error => "dep_names takes GET" }) ]
+--- no_error_log
+header already sent
 
 
 
