@@ -3,7 +3,7 @@
 # fleet runs it).
 #
 #   bench/fleet.sh [--devices N] [--workers "1 2"] [--concurrency C]
-#                  [--timeout S] [--out FILE]
+#                  [--timeout S] [--hold] [--out FILE]
 #
 # N enrolled devices (default 100,000), each with its own certificate
 # (1,000 RSA keys among them: 100,000 keys would take hours to make; the
@@ -31,9 +31,15 @@
 # redis-server and mdm-worker, nginx worker RSS, and the check that all N
 # results (mdm:r:{ID}:BENCH-FLEET-c, status Acknowledged) are stored.
 #
+# --hold: the devices wait until every one is pushed, so that the push
+# fan-out is measured alone (mdm-worker, Redis and the mock without the
+# devices' load on the same two cores); then they answer as usual.
+#
 # BENCH_NGINX adds directives to nginx's http{} (as for run.sh), e.g.
 #   BENCH_NGINX="mdm_identity_cache 10000 verdicts=400000;" bench/fleet.sh
-# BENCH_WORKER_OPTS adds mdm-worker flags, e.g. "--max_inflight 2000".
+# BENCH_WORKER_OPTS adds mdm-worker flags, e.g. "--max_inflight 2000",
+# BENCH_FLEETSIM_OPTS fleetsim's, e.g. "--rst-limit 1000000:100000" (the
+# mock's HTTP/2 stream-reset bucket; see fleetsim.c).
 # The population is made once and cached in bench/.cache/ (shared with
 # run.sh's idle-fleet scenario). Writes bench/fleet.md.
 set -euo pipefail
@@ -46,6 +52,7 @@ WORKERS_LIST="1 2"
 CONC=200
 PER_CALL=10000    # the API's limit, and gen.c's FLEET_PER_CALL
 TIMEOUT=600
+HOLD=
 OUT=
 
 while [ $# -gt 0 ]; do
@@ -54,6 +61,7 @@ while [ $# -gt 0 ]; do
         --workers)       WORKERS_LIST=$2; shift ;;
         --concurrency)   CONC=$2; shift ;;
         --timeout)       TIMEOUT=$2; shift ;;
+        --hold)          HOLD=" hold" ;;
         --out)           OUT=$2; shift ;;
         -h|--help)       sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
         *)               die "unknown option $1" ;;
@@ -120,7 +128,7 @@ APNS_PORT=$(free_ports)
 mkfifo "$TMP/sim.ctl"
 "$BENCH/fleetsim" --port "$APNS_PORT" --cert "$PKI/server.pem" --key "$PKI/server.key" \
     --client-ca "$PKI/ca.pem" --topic "$TOPIC" --nginx "127.0.0.1:$PORT" --pop "$POP" \
-    --concurrency "$CONC" --timeout "$TIMEOUT" \
+    --concurrency "$CONC" --timeout "$TIMEOUT" ${BENCH_FLEETSIM_OPTS:-} \
     < "$TMP/sim.ctl" > "$TMP/sim.out" 2> "$TMP/logs/fleetsim.log" &
 SIM_PID=$!
 exec 7> "$TMP/sim.ctl"
@@ -168,7 +176,7 @@ fleet_run() {   # fleet_run WORKERS CACHE
     load=$(cut -d' ' -f1 /proc/loadavg)
     say "$w worker(s), $cache: BENCH-FLEET-$c-* to $DEVICES devices ($NCALLS enqueue calls), load average $load"
     n0=$(workers_ticks); r0=$(cpu_ticks "$REDIS_PID"); m0=$(cpu_ticks "$MW_PID")
-    echo "go $c" >&7
+    echo "go $c$HOLD" >&7
     t0=$(date +%s.%N)
     "$BENCH/send" -c 1 "127.0.0.1:$PORT" "${reqs[@]}" > /dev/null \
         || die "an enqueue call failed (see $TMP/logs/error.log)"
@@ -208,7 +216,7 @@ WORKER_ERRS=$(grep -c '\[error\]\|error' "$TMP/logs/worker.log" || true)
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), \`bench/fleet.sh --devices $DEVICES\` on $MODULE_NOTE;" \
          "$(nproc) × $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1);" \
-         "load average at start $LOADAVG, at the end $LOADAVG_END${BENCH_NGINX:+; \`BENCH_NGINX=\"$BENCH_NGINX\"\`}."
+         "load average at start $LOADAVG, at the end $LOADAVG_END${BENCH_NGINX:+; \`BENCH_NGINX=\"$BENCH_NGINX\"\`}${BENCH_WORKER_OPTS:+; \`BENCH_WORKER_OPTS=\"$BENCH_WORKER_OPTS\"\`}${BENCH_FLEETSIM_OPTS:+; \`BENCH_FLEETSIM_OPTS=\"$BENCH_FLEETSIM_OPTS\"\`}."
     echo
     echo "$DEVICES devices, each with its own certificate (1,000 RSA-2048 keys among them), enrolled with"
     echo "signed Authenticate + TokenUpdate through nginx in $ENROLL_S s. Each run: one DeviceInformation"
@@ -220,6 +228,7 @@ WORKER_ERRS=$(grep -c '\[error\]\|error' "$TMP/logs/worker.log" || true)
     echo "its own pre-made signature, over keep-alive HTTP/1.1 connections. Cold: the first command after a"
     echo "fresh nginx start; warm: the second. Targets (issue 14, 100,000 devices): warm ≤ 20 s, cold ≤ 45 s,"
     echo "fan-out ≤ 5 s."
+    [ -z "$HOLD" ] || echo "**--hold**: the devices waited for the last push; the fan-out is the push path alone, the other times are not comparable."
     echo
     echo "| nginx workers | caches | enqueue → last ack s | enqueue calls s | push fan-out s | requests/s | nginx CPU s | Redis CPU s | mdm-worker CPU s | nginx worker RSS MB (max) | results stored | Idle with the command | errors | load avg |"
     echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"

@@ -6,6 +6,7 @@
  *   fleetsim --port P --cert SERVER.pem --key SERVER.key --client-ca CA.pem
  *            --topic TOPIC --nginx HOST:PORT --pop DIR
  *            [--concurrency C] [--seed S] [--timeout SECONDS]
+ *            [--rst-limit BURST:RATE]
  *
  * APNs side: HTTP/2 over TLS on 127.0.0.1:P (nghttp2, OpenSSL, libev), as
  * strict as Apple's provider API where mdm-worker could get it wrong: ALPN
@@ -25,6 +26,8 @@
  *
  * Control on stdin, one line each:
  *   go C        a round for command C begins: N pushes expected
+ *   go C hold   the same, but the devices wait until all N are pushed (the
+ *               fan-out measured alone, without the devices' load)
  *   quit
  * When every device of the round has acknowledged (or --timeout seconds,
  * default 600, after "go"), one line on stdout:
@@ -231,7 +234,9 @@ device_of(const char *t, size_t len)
 
 static struct {
     int       active;
+    int       hold;                  /* devices wait for the last push */
     long      cmd;
+    long      unique;                /* devices pushed at least once */
     double    go, first_push, last_push, last_ack;
     long      pushes, dup_pushes, bad_pushes, stray, idle_ok, idle_nocmd;
     long      ack_ok, http_errors, conn_errors, acked, max_pending;
@@ -280,7 +285,7 @@ round_timeout_cb(struct ev_loop *l, ev_timer *t, int revents)
 
 
 static void
-round_start(long cmd)
+round_start(long cmd, int hold)
 {
     long  stray = round_.stray;
 
@@ -293,6 +298,8 @@ round_start(long cmd)
     round_.idle_ok = round_.idle_nocmd = round_.ack_ok = 0;
     round_.http_errors = round_.conn_errors = round_.acked = 0;
     round_.max_pending = 0;
+    round_.unique = 0;
+    round_.hold = hold;
     round_.stray = stray;
     round_.uuid_len = (size_t) snprintf(round_.uuid, sizeof(round_.uuid),
                                         "BENCH-FLEET-%ld-", cmd);
@@ -324,6 +331,9 @@ device_woken(long dev)
         return;
     }
     round_.pushed[dev] = 1;
+    if (++round_.unique == (long) devices) {
+        round_.hold = 0;
+    }
     if (round_.first_push == 0) {
         round_.first_push = now;
     }
@@ -332,7 +342,9 @@ device_woken(long dev)
     if ((long) round_.npending > round_.max_pending) {
         round_.max_pending = (long) round_.npending;
     }
-    slots_kick();
+    if (!round_.hold) {
+        slots_kick();
+    }
 }
 
 
@@ -635,6 +647,20 @@ typedef struct {
 
 static SSL_CTX  *sctx;
 
+/*
+ * nghttp2's defence against "rapid reset" (CVE-2023-44487, in Debian's
+ * 1.52.0-1+deb12u1 and later): every RST_STREAM received takes a token from
+ * a bucket of 1,000 refilled at 33/s, and an empty bucket ends the session
+ * with GOAWAY INTERNAL_ERROR.  libcurl 7.88.1 resets every stream that ended
+ * normally (http2_handle_stream_close() clears stream->closed, then
+ * http2_data_done() resets any stream not "closed"; seen here: 19,719
+ * RST_STREAM for 20,000 pushes), so a busy mdm-worker empties the bucket
+ * after about 1,070 pushes.  --rst-limit
+ * BURST:RATE sets the bucket (a large one measures the push path without
+ * the reconnections).
+ */
+static nghttp2_option  *h2_opt;
+
 
 static void h2_close_why(h2conn_t *c, int line);
 #define h2_close(c)  h2_close_why(c, __LINE__)
@@ -848,6 +874,32 @@ h2_on_invalid(nghttp2_session *h2, const nghttp2_frame *frame,
 }
 
 
+/* nghttp2 says here why it ends a session (GOAWAY without opaque data) */
+static int
+h2_on_error(nghttp2_session *h2, int lib_error_code, const char *msg,
+    size_t len, void *user)
+{
+    (void) h2; (void) user;
+    fprintf(stderr, "fleetsim: nghttp2: %s (%.*s)\n",
+            nghttp2_strerror(lib_error_code), (int) len, msg);
+    return 0;
+}
+
+
+/* an answer nghttp2 could not send, and why (a HEADER_COMP ends the
+ * session with a GOAWAY INTERNAL_ERROR) */
+static int
+h2_on_not_sent(nghttp2_session *h2, const nghttp2_frame *frame,
+    int lib_error_code, void *user)
+{
+    (void) h2; (void) user;
+    fprintf(stderr, "fleetsim: frame type %d on stream %d not sent: %s\n",
+            frame->hd.type, frame->hd.stream_id,
+            nghttp2_strerror(lib_error_code));
+    return 0;
+}
+
+
 static int
 h2_on_close(nghttp2_session *h2, int32_t stream_id, uint32_t error_code,
     void *user)
@@ -975,7 +1027,10 @@ h2_start(h2conn_t *c)
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, h2_on_send);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb,
                                                             h2_on_invalid);
-    if (nghttp2_session_server_new(&c->h2, cb, c) != 0) {
+    nghttp2_session_callbacks_set_error_callback2(cb, h2_on_error);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(cb,
+                                                            h2_on_not_sent);
+    if (nghttp2_session_server_new2(&c->h2, cb, c, h2_opt) != 0) {
         die("nghttp2_session_server_new");
     }
     nghttp2_session_callbacks_del(cb);
@@ -1097,7 +1152,8 @@ control(struct ev_loop *l, ev_io *w, int revents)
     static char  line[256];
     static size_t len;
     ssize_t      n;
-    char        *nl;
+    char        *nl, *end;
+    long         cmd;
 
     (void) revents;
     n = read(w->fd, line + len, sizeof(line) - 1 - len);
@@ -1110,7 +1166,8 @@ control(struct ev_loop *l, ev_io *w, int revents)
     while ((nl = strchr(line, '\n')) != NULL) {
         *nl = '\0';
         if (strncmp(line, "go ", 3) == 0) {
-            round_start(strtol(line + 3, NULL, 10));
+            cmd = strtol(line + 3, &end, 10);
+            round_start(cmd, strcmp(end, " hold") == 0);
         } else if (strcmp(line, "quit") == 0) {
             ev_break(l, EVBREAK_ALL);
         }
@@ -1140,9 +1197,13 @@ main(int argc, char **argv)
         { "concurrency", required_argument, NULL, 'C' },
         { "seed", required_argument, NULL, 's' },
         { "timeout", required_argument, NULL, 'T' },
+        { "rst-limit", required_argument, NULL, 'R' },
         { NULL, 0, NULL, 0 }
     };
 
+    if (nghttp2_option_new(&h2_opt) != 0) {
+        die("nghttp2_option_new");
+    }
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'p': port = atoi(optarg); break;
@@ -1156,6 +1217,21 @@ main(int argc, char **argv)
         case 's': rng ^= strtoull(optarg, NULL, 10) * 0x9E3779B97F4A7C15ULL;
                   break;
         case 'T': round_timeout = atof(optarg); break;
+        case 'R': {
+            char               *end;
+            unsigned long long  burst, rate;
+
+            burst = strtoull(optarg, &end, 10);
+            if (*end != ':' || burst == 0) {
+                die("--rst-limit BURST:RATE, e.g. 1000000:100000");
+            }
+            rate = strtoull(end + 1, &end, 10);
+            if (*end != '\0') {
+                die("--rst-limit BURST:RATE, e.g. 1000000:100000");
+            }
+            nghttp2_option_set_stream_reset_rate_limit(h2_opt, burst, rate);
+            break;
+        }
         default: return 2;
         }
     }
@@ -1164,7 +1240,7 @@ main(int argc, char **argv)
     {
         die("usage: fleetsim --port P --cert PEM --key PEM --client-ca PEM "
             "--topic T --nginx HOST:PORT --pop DIR [--concurrency C] "
-            "[--seed S] [--timeout S]");
+            "[--seed S] [--timeout S] [--rst-limit BURST:RATE]");
     }
     signal(SIGPIPE, SIG_IGN);
 
