@@ -132,7 +132,7 @@ __DATA__
 --- redis_setup eval
 [ [ "FLUSHALL" ] ]
 --- request eval
-"PUT /v1/vpp/config/acme\n{\"base_url\": \"$::VPP->{url}\", \"notify_url\": \"https://mdm.example.com/vpp/notify/acme\"}"
+"PUT /v1/vpp/config/acme\n{\"base_url\": \"$::VPP->{url}\", \"notify_url\": \"http://127.0.0.1:" . Test::Nginx::Socket::server_port() . "/vpp/notify/acme\"}"
 --- error_code: 200
 --- after_each eval
 sub {
@@ -155,6 +155,10 @@ sub {
     Test::More::is_deeply([ @$a{qw(totalCount availableCount)} ], [ 450, 450 ], "GET assets: the app's licenses");
     Test::More::is(main::vpp_stats($::VPP)->{locations}{'Main St'}{mdm}{name}, 'ngx_mdm', "Apple sees ngx_mdm as the location's MDM");
     Test::More::ok(redis('GET', 'mdm:vpp:acme:notify_token'), "the worker made the notification token");
+    Test::More::is_deeply([ map { $_->{status} } @{ main::vpp_stats($::VPP)->{test_notifications} } ], [ 200 ],
+                          "Apple's TEST_NOTIFICATION to mdm_vpp_notify was answered 200 (else Apple refuses the config)");
+    Test::More::is(scalar(grep { $_->{notification_type} eq 'TEST_NOTIFICATION' } main::vpp_events('vpp.notification')), 1,
+                   "and recorded as a vpp.notification event");
 }
 
 

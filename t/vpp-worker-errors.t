@@ -3,7 +3,8 @@
 # an error is that error, 9625/9621/9722 and a bare 401 stop the location
 # until a "token" job (installs meanwhile fail with the reason), events that
 # fail whole or stay pending, another MDM taking the location, the token
-# expiry warning once a day, sync jobs and notifications subscribed.
+# expiry warning once a day, sync jobs and notifications subscribed (Apple's
+# TEST_NOTIFICATION answered, or the token refused when it is not).
 #
 #     prove -I. -I t/lib t/vpp-worker-errors.t
 
@@ -25,7 +26,8 @@ my $tok = vpp_ctl($vpp, 'location', { name => 'L1' })->{token};
 vpp_ctl($vpp, 'assets', { location => 'L1', assets => [{ adamId => '1', total => 1000 },
                                                         { adamId => '2', total => 1000 }] });
 vpp_ctl($vpp, 'config', { maxSerialNumbers => 10, event_delay => 0.2 });
-vpp_config('acme', $vpp, notify_url => 'https://mdm.example.com/vpp/notify/acme');
+my $sink = "$vpp->{url}/_ctl/sink/acme";
+vpp_config('acme', $vpp, notify_url => $sink);
 
 my $w = start_worker(worker_id => 've', repush_interval => 0, vpp_poll_ms => 100,
                      vpp_poll_max => 1, vpp_backoff_ms => 200, vpp_backoff_max => 2);
@@ -50,11 +52,14 @@ sub dev { decode_json(redis('HGET', "mdm:vpp:install:$_[0]:dev", $_[1])) }
 my $r = vpp_job_wait(vpp_job('acme', 'token', token => $tok));
 is($r->{status}, 200, 'token: 200');
 my $n = vpp_stats($vpp)->{locations}{L1}{notify};
-is($n->{notificationUrl}, 'https://mdm.example.com/vpp/notify/acme', 'notificationUrl sent');
+is($n->{notificationUrl}, $sink, 'notificationUrl sent');
 is_deeply($n->{notificationTypes}, ['ASSET_MANAGEMENT', 'ASSET_COUNT'], 'notificationTypes sent');
 like($n->{notificationAuthToken}, qr/^[0-9a-f]{64}$/, 'a random notificationAuthToken');
 is(redis('GET', 'mdm:vpp:acme:notify_token'), $n->{notificationAuthToken},
    'kept in mdm:vpp:acme:notify_token');
+my ($tn) = @{ vpp_stats($vpp)->{sink} };
+is($tn->{authorization}, "Bearer $n->{notificationAuthToken}", "Apple's TEST_NOTIFICATION carried that token");
+is(decode_json($tn->{body})->{notificationType}, 'TEST_NOTIFICATION', 'and was a TEST_NOTIFICATION');
 wait_for(sub { vpp_status('acme')->{last_sync_at} }, 30, 'first sync');
 
 # --- sync job -----------------------------------------------------------
@@ -195,6 +200,19 @@ is($r->{status}, 409, 'the token again without force: 409');
 $r = vpp_job_wait(vpp_job('acme', 'token', token => $tok, force => JSON::PP::true));
 is($r->{status}, 200, 'with force: 200');
 is(vpp_stats($vpp)->{locations}{L1}{mdm}{id}, redis('HGET', 'mdm:vpp:mdminfo', 'id'), 'ours again');
+
+# a notification URL Apple cannot deliver its TEST_NOTIFICATION to: the
+# client config is refused, and so is the token, with Apple's error
+my $dead = "http://127.0.0.1:" . t::MDM::_pick_port() . "/vpp/notify/acme";
+vpp_config('acme', $vpp, notify_url => $dead);
+$r = vpp_job_wait(vpp_job('acme', 'token', token => $tok));
+is($r->{status}, 422, 'an unreachable notification URL: the token job 422');
+like($r->{body}{error}, qr/test notification/, "with Apple's message");
+is_deeply([ map { $_->{status} } grep { $_->{url} eq $dead } @{ vpp_stats($vpp)->{test_notifications} } ],
+          [ 599 ], 'Apple tried it once');
+is(vpp_stats($vpp)->{locations}{L1}{notify}{notificationUrl}, $sink, 'the config Apple keeps is the old one');
+vpp_config('acme', $vpp, notify_url => $sink);
+is(vpp_job_wait(vpp_job('acme', 'token', token => $tok))->{status}, 200, 'a good URL again: 200');
 
 is_deeply(vpp_stats($vpp)->{violations}, [], 'no call the mock refused as malformed');
 is(stop_worker($w), 0, 'worker exits 0');

@@ -27,7 +27,7 @@ vpp_ctl($vpp, 'assets', { location => 'L1', assets => [
     { adamId => '5', total => 120 }, map { { adamId => "9$_", total => 3 } } 1 .. 30 ] });
 vpp_ctl($vpp, 'config', { maxSerialNumbers => 50, page_size => 10, asg_page_size => 40,
                           event_delay => 0.3 });
-vpp_config('vg', $vpp, notify_url => 'https://x.example/n');
+vpp_config('vg', $vpp, notify_url => "$vpp->{url}/_ctl/sink/vg");
 my $taken = vpp_ctl($vpp, 'location', { name => 'T', mdm => { id => 'X', name => 'x' } })->{token};
 vpp_config('taken', $vpp);
 

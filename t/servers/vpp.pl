@@ -15,7 +15,12 @@
 #     by the control below, maxAssets 25), notificationTypes.
 #   GET|POST /client/config: locationName, countryISO2ACode, mdmInfo (once
 #     set: POST needs mdmInfo {id, name}, name <= 100 characters),
-#     notificationUrl, notificationTypes.
+#     notificationUrl, notificationTypes.  A POST with a notificationUrl
+#     first delivers a TEST_NOTIFICATION there, as Apple does (POST, JSON,
+#     Authorization: Bearer <notificationAuthToken>, 5 s), and keeps the
+#     config only if it is answered 2xx; otherwise 400 9602 (Apple's exact
+#     error for this is not documented).  A notificationUrl on this mock
+#     (/_ctl/sink/...) is delivered in-process (the mock is one loop).
 #   GET /assets[?pageIndex=N&adamId=..]: pages of page_size assets;
 #     currentPageIndex, nextPageIndex (absent on the last page), size,
 #     totalPages, versionId.
@@ -60,6 +65,8 @@
 #                       per location: mdmInfo, assets and their counts,
 #                       assignments
 #   POST /_ctl/reset    stats back to zero
+#   POST /_ctl/sink/X   a notification receiver: 200, recorded in stats
+#                       "sink" [{path, authorization, body}]
 # SIGTERM/SIGINT: exit 0.
 
 use strict;
@@ -68,6 +75,7 @@ use warnings;
 use Getopt::Long qw(GetOptions);
 use IO::Handle;
 use JSON::PP ();
+use HTTP::Tiny ();
 use MIME::Base64 qw(encode_base64);
 use POSIX qw(strftime);
 
@@ -105,7 +113,8 @@ my (@Inject, %Slow);
 my %St;
 my $Seq = 0;
 
-sub reset_stats { %St = (calls => {}, batches => [], violations => [], events => 0) }
+sub reset_stats { %St = (calls => {}, batches => [], violations => [], events => 0,
+                        sink => [], test_notifications => []) }
 reset_stats();
 
 sub violation {
@@ -284,6 +293,12 @@ sub do_client_config {
             violation('client config mdmInfo');
             return error($c, 400, 9602);
         }
+        if (length($b->{notificationUrl} // '')
+            && !test_notification($b->{notificationUrl}, $b->{notificationAuthToken}))
+        {
+            return respond($c, 400, $JSON->encode({ errorNumber => 9602,
+                errorMessage => 'Invalid argument: the test notification to notificationUrl failed' }));
+        }
         $l->{mdm} = { %$m };
         $l->{notify} = { map { $_ => $b->{$_} } grep { exists $b->{$_} }
                          qw(notificationUrl notificationAuthToken notificationTypes) };
@@ -293,6 +308,32 @@ sub do_client_config {
                 %{ $l->{notify} // {} } };
     $out->{mdmInfo} = $l->{mdm} if $l->{mdm};
     answer($c, $t, $out);
+}
+
+# Apple's TEST_NOTIFICATION to a new notificationUrl: 1 if answered 2xx
+sub test_notification {
+    my ($url, $token) = @_;
+    my $body = $JSON->encode({ notificationId => sprintf('test-%d-%d', $$, ++$Seq),
+                               notificationType => 'TEST_NOTIFICATION', notification => {},
+                               uId => '2049025000431439' });
+    my %h = ('Content-Type' => 'application/json');
+    $h{Authorization} = "Bearer $token" if defined $token;
+    my $status;
+    if ($url =~ m{^http://127\.0\.0\.1:$opt{port}(/_ctl/sink/.*)$}) {
+        sink($1, $h{Authorization}, $body);
+        $status = 200;
+    } else {
+        $status = HTTP::Tiny->new(timeout => 5)
+            ->request('POST', $url, { headers => \%h, content => $body })->{status};
+    }
+    push @{ $St{test_notifications} }, { url => $url, status => $status + 0 };
+    return $status >= 200 && $status < 300;
+}
+
+sub sink {
+    my ($path, $auth, $body) = @_;
+    push @{ $St{sink} }, { path => $path, authorization => $auth, body => $body }
+        if @{ $St{sink} } < 100;
 }
 
 sub service_config {
@@ -325,6 +366,10 @@ sub control {
         return respond($c, 200, $JSON->encode(\%s));
     }
     if ($path eq '/_ctl/reset') { reset_stats(); return respond($c, 200, '{}') }
+    if ($path =~ m{^/_ctl/sink/}) {
+        sink($path, $r->{headers}{authorization}, $r->{body});
+        return respond($c, 200, '{}');
+    }
     if ($path eq '/_ctl/location') {
         my $n = $b->{name} // 'Location';
         my $l = $Loc{$n} //= { name => $n, assets => {}, order => [], asg => {}, log => [],
