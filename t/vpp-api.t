@@ -516,3 +516,26 @@ DELETE /v1/vpp/tokens/acme
 --- redis_check eval
 [ [ "KEYS mdm:vpp:acme*", [] ], [ "SISMEMBER mdm:vpp:names acme", 0 ],
   [ "INFO commandstats", qr/cmdstat_evalsha:calls=[5-9],/ ] ]
+
+
+
+=== TEST 17: a DELETE cut short (the name forgotten, indexes left): DELETE again finishes it; then 404
+--- redis_setup eval
+sub {
+    redis('FLUSHALL');
+    # what the first step leaves when nginx stops before the next
+    redis('SADD', 'mdm:vpp:gone:adams', '1', '2'); redis('SADD', 'mdm:vpp:gone:asg:1', 'S1');
+    redis('SADD', 'mdm:vpp:gone:asg:2', 'S2'); redis('SADD', 'mdm:vpp:gone:new:serials', 'S3');
+    redis('SADD', 'mdm:vpp:gone:new:sasg:S3', '1');
+    redis('HSET', 'mdm:vpp:gone:deleting', 'assets', 5, 'serials', 0);
+}
+--- request eval
+[ "DELETE /v1/vpp/tokens/gone", "DELETE /v1/vpp/tokens/gone" ]
+--- error_code eval
+[ 200, 404 ]
+--- json eval
+[ { deleted => JSON::PP::true, assets => num(7), serials => num(1) }, { error => qr/unknown VPP location/ } ]
+--- redis_check eval
+[ [ "KEYS mdm:vpp:gone*", [] ] ]
+--- no_error_log
+[error]

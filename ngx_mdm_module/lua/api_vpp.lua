@@ -139,13 +139,29 @@ end
 -- the first step, "1" after. The first step forgets the name and the small
 -- keys at once (the worker sees no token any more); every step takes apps
 -- and serials from the worker's indexes (live, a full walk's "new:", a
--- swap's "idx:") and drops their assignment sets.
+-- swap's "idx:") and drops their assignment sets. A DELETE cut short (nginx
+-- stopped between steps) left the name forgotten and some indexes behind:
+-- a DELETE of that name goes on with them rather than answering 404.
 local DELETE_STEP = 1000
+local DELETE_INDEXES = {'adams', 'serials', 'new:adams', 'new:serials',
+                        'idx:adams', 'idx:serials'}
+
+local function delete_left()
+    for _, k in ipairs(DELETE_INDEXES) do
+        if redis.call('EXISTS', vkey(k)) == 1 then return true end
+    end
+    return false
+end
 
 function ops.delete()
     local count = vkey('deleting')
-    if ARGV[4] == '0' then
-        if not known() then return unknown() end
+    if ARGV[4] == '0' and not known() then
+        if not delete_left() then return unknown() end
+        if redis.call('EXISTS', count) == 0 then
+            redis.call('HSET', count, 'assets', 0, 'serials', 0)
+        end
+        redis.call('EXPIRE', count, 3600)
+    elseif ARGV[4] == '0' then
         for _, a in ipairs(redis.call('HKEYS', vkey('assets'))) do
             redis.call('SADD', vkey('adams'), a)
         end
