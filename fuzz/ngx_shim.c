@@ -62,6 +62,24 @@ ngx_shim_time_update(void)
 }
 
 
+/* as nginx's: month 1-12, the full year (DDM status reports stamp with it) */
+void
+ngx_gmtime(time_t t, ngx_tm_t *tp)
+{
+    struct tm  tm;
+
+    gmtime_r(&t, &tm);
+    ngx_memzero(tp, sizeof(ngx_tm_t));
+    tp->ngx_tm_sec = tm.tm_sec;
+    tp->ngx_tm_min = tm.tm_min;
+    tp->ngx_tm_hour = tm.tm_hour;
+    tp->ngx_tm_mday = tm.tm_mday;
+    tp->ngx_tm_mon = tm.tm_mon + 1;
+    tp->ngx_tm_year = tm.tm_year + 1900;
+    tp->ngx_tm_wday = tm.tm_wday;
+}
+
+
 ngx_log_t *
 ngx_shim_log_get(void)
 {

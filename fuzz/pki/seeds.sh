@@ -49,3 +49,22 @@ for k in rsa ec; do
         { printf "\\$mode"; cat $tmp/mi; } > ../corpus/machineinfo/$k-$mode
     done
 done
+# p7m input: a DEP server token file, encrypted to rsa.pem (the DEP name's
+# certificate in the target) as Apple's portal does, in every form the API
+# takes: S/MIME with headers, DER, PEM, bare base64
+mkdir -p ../corpus/p7m
+printf '{"consumer_key":"CK_fuzz","consumer_secret":"CS_fuzz","access_token":"AT_fuzz","access_secret":"AS_fuzz","access_token_expiry":"2030-01-01T00:00:00Z"}' \
+    > $tmp/token.json
+for f in SMIME DER PEM; do
+    openssl cms -encrypt -aes256 -in $tmp/token.json -recip rsa.pem \
+        -outform $f -out ../corpus/p7m/token-$(echo $f | tr A-Z a-z)
+done
+base64 -w 76 ../corpus/p7m/token-der > ../corpus/p7m/token-b64
+openssl cms -encrypt -des3 -in $tmp/token.json -recip ec.pem -outform DER \
+    -out ../corpus/p7m/token-ec-recipient
+# ddmstatus input: the status reports of KMFDDM's and Apple's examples
+mkdir -p ../corpus/ddmstatus
+for s in ../../t/vectors/kmfddm/test/e2e/testdata/status.*.json \
+         ../../t/vectors/kmfddm/ddm/testdata/*.status.json; do
+    cp "$s" ../corpus/ddmstatus/
+done
