@@ -131,6 +131,15 @@ sub {
     Test::More::is_deeply(redis('LRANGE', 'mdm:push', 0, -1), [ $main::MAC ], 'one push');
     Test::More::is(redis('HGET', "mdm:enr:{$main::MAC}", 'blueprint'), 'bootstrap',
                    'the enrollment says which blueprint');
+    # for the webhooks: a blueprint.run event right after the TokenUpdate's
+    my @ev = map { +{ @{ $_->[1] } } } @{ redis('XRANGE', 'mdm:events', '-', '+') };
+    Test::More::is_deeply([ map { $_->{type} } @ev ], [ qw(Authenticate TokenUpdate blueprint.run) ],
+                          'events: Authenticate, TokenUpdate, then blueprint.run');
+    Test::More::is_deeply({ map { $_ => $ev[2]{$_} } qw(id enrollment_id device_id blueprint request_types) },
+        { id => $main::MAC, enrollment_id => $main::MAC, device_id => $main::MAC, blueprint => 'bootstrap',
+          request_types => 'InstallEnterpriseApplication,InstallProfile,ProfileList,Settings,DeviceConfigured' },
+        'blueprint.run names the enrollment, the blueprint and the request types in order');
+    Test::More::is($ev[2]{command_uuids}, CORE::join(',', @{ queue() }), 'and the CommandUUIDs queued');
     # the device takes them one by one, as enqueued commands
     my $prev;
     for my $uuid (@{ queue() }) {
@@ -170,6 +179,8 @@ sub {
     token_update();
     token_update(awaiting => 1);
     Test::More::is_deeply(queue(), $first, 'second and third TokenUpdate: not again');
+    Test::More::is(scalar(grep { $_->[1][1] eq 'blueprint.run' } @{ redis('XRANGE', 'mdm:events', '-', '+') }), 1,
+                   'one blueprint.run event so far');
     Test::More::is(token_update(UserID => 'U-1')->{status}, 200, 'a user channel TokenUpdate');
     Test::More::is(redis('LLEN', "mdm:q:{$main::MAC}:U-1"), 0, 'nothing for the user channel');
     authenticate();

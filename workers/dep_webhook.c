@@ -4,7 +4,8 @@
  * The webhook body of a DEP event (type dep.device.added|modified|deleted,
  * dep.sync, dep.error, D5): {"topic": TYPE, "event_id", "created_at",
  * "dep_event": {every other field of the stream entry}}, with jansson.
- * VPP events (vpp.*, V5) take the same shape with "vpp_event".
+ * VPP events (vpp.*, V5) take the same shape with "vpp_event", blueprint
+ * runs (blueprint.run) with "blueprint_event".
  */
 
 #include <stdlib.h>
@@ -77,7 +78,9 @@ mw_dep_wh_json(const mw_wh_event_t *e)
 
     v = mw_wh_field(e, "type", &len);
     json_object_set_new(root, (len > 4 && memcmp(v, "vpp.", 4) == 0)
-                              ? "vpp_event" : "dep_event", ev);
+                              ? "vpp_event"
+                              : (len > 10 && memcmp(v, "blueprint.", 10) == 0)
+                              ? "blueprint_event" : "dep_event", ev);
 
     out = json_dumps(root, JSON_COMPACT);
     json_decref(root);

@@ -363,10 +363,12 @@ mw_wh_json(const mw_wh_event_t *e)
     const char  *type;
 
     type = mw_wh_field(e, "type", &len);
-    if (len > 4 && (memcmp(type, "dep.", 4) == 0
-                    || memcmp(type, "vpp.", 4) == 0))
+    if ((len > 4 && (memcmp(type, "dep.", 4) == 0
+                     || memcmp(type, "vpp.", 4) == 0))
+        || (len > 10 && memcmp(type, "blueprint.", 10) == 0))
     {
-        return mw_dep_wh_json(e);    /* VPP events (V5) have DEP's shape */
+        /* VPP events (V5) and blueprint runs have DEP's shape */
+        return mw_dep_wh_json(e);
     }
 
     connect = (len == 7 && memcmp(type, "Connect", 7) == 0);

@@ -220,8 +220,10 @@ local function run_blueprint()
 
     local seq = redis.call('INCR', MDM_KEY_BP_SEQ)
     local _, queue = mdm_queue_keys(did, suffix)
+    local uuids, types = {}, {}
     for i, c in ipairs(cmds) do
         local uuid = 'bp.' .. name .. '.' .. seq .. '.' .. i
+        uuids[i], types[i] = uuid, c[1]
         local ckey = MDM_KEY_CMD .. uuid
         redis.call('HSET', ckey, 'plist', with_uuid(c[2], uuid),
                    'request_type', c[1], 'created_at', now, 'priority', '0')
@@ -235,6 +237,11 @@ local function run_blueprint()
     if #cmds > 0 and redis.call('SADD', MDM_KEY_PUSH_PENDING, id) == 1 then
         redis.call('RPUSH', MDM_KEY_PUSH, id)
     end
+    -- for the webhooks, after the TokenUpdate's own event (same lane: id)
+    return {'type', 'blueprint.run', 'id', id, 'enrollment_id', id,
+            'device_id', did, 'time', now, 'blueprint', name,
+            'command_uuids', table.concat(uuids, ','),
+            'request_types', table.concat(types, ',')}
 end
 
 -- ddm (contract B1): the first TokenUpdate of a (re-)enrollment that has
@@ -266,9 +273,10 @@ function handlers.TokenUpdate()
         redis.call('SADD', users, suffix)
     end
     local tally = redis.call('HINCRBY', enr, 'token_update_tally', 1)
-    if tally == 1 and suffix == '' then run_blueprint() end
+    local ran = tally == 1 and suffix == '' and run_blueprint()
     ddm_enrolled(tally)
     event(tostring(tally))
+    if ran then mdm_xadd(events, events_max, unpack(ran)) end
     return nil
 end
 
