@@ -89,6 +89,7 @@
 #define MDM_KEY_DDM_DIRTY       "mdm:ddm:dirty"      /* zset, ms */
 #define MDM_KEY_DDM_SCAN        "mdm:ddm:scan"       /* hash set -> cursor */
 #define MDM_KEY_DDM_ASSET       "mdm:ddm:asset:"     /* + name, hash */
+#define MDM_KEY_DDM_ASSETS      "mdm:ddm:assets"     /* hash name -> size */
 /* ops: per-worker counters (retention: stats_retention, README "Metrics") */
 #define MDM_KEY_STATS_WORKER    "mdm:stats:worker:"  /* + worker id, hash */
 #define MDM_KEY_STATS_WORKERS   "mdm:stats:workers"  /* zset id -> expiry ms */

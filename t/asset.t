@@ -323,3 +323,33 @@ hdr('mac')
 [ $::API, hdr('mac') ]
 --- error_code eval
 [ 204, 404 ]
+
+
+
+=== TEST 17: API: assets are bounded: 1,000 blobs, 1 GiB together (409, nothing stored); replacing one counts its new size only
+--- request
+GET /t
+--- error_code: 204
+--- after_each eval
+sub {
+    my @auth = (Authorization => (split /: /, $::API)[1], 'Content-Type' => 'text/plain');
+    my $put = sub { ::http('PUT', "/v1/assets/$_[0]", $_[1], [ @auth ]) };
+    redis('DEL', 'mdm:ddm:assets');
+    Test::More::is($put->('cap-a', 'aaaa')->{status}, 201, 'an asset');
+    Test::More::is(redis('HGET', 'mdm:ddm:assets', 'cap-a'), 4, 'its size counted');
+    redis('HSET', 'mdm:ddm:assets', 'cap-huge', 1024 * 1024 * 1024 - 4);
+    my $r = $put->('cap-b', 'b');
+    Test::More::is($r->{status}, 409, 'one byte past 1 GiB together: 409');
+    Test::More::like($r->{body}, qr/1073741825 bytes/, 'saying how much');
+    Test::More::is(redis('EXISTS', 'mdm:ddm:asset:cap-b'), 0, 'nothing stored');
+    Test::More::is($put->('cap-a', 'AAAA')->{status}, 200, 'replacing one with as many bytes: 200');
+    redis('HDEL', 'mdm:ddm:assets', 'cap-huge');
+    redis('EVAL', q{for i = 1, 999 do redis.call('HSET', 'mdm:ddm:assets', 'fake' .. i, 1) end}, 0);
+    $r = $put->('cap-c', 'c');
+    Test::More::is($r->{status}, 409, 'a 1,001st asset: 409');
+    Test::More::like($r->{body}, qr/already 1000 assets/, 'saying why');
+    Test::More::is($put->('cap-a', 'again')->{status}, 200, 'an existing one still replaces');
+    Test::More::is(::http('DELETE', '/v1/assets/cap-a', undef, [ @auth[0, 1] ])->{status}, 204, 'DELETE');
+    Test::More::is(redis('HEXISTS', 'mdm:ddm:assets', 'cap-a'), 0, 'its size no longer counted');
+    redis('DEL', 'mdm:ddm:assets');
+}

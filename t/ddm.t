@@ -844,3 +844,39 @@ PUT /v1/ddm/enrollment-sets/X?set=a%00b
 qr/answered \d+: .*?(?=, client: )/
 --- grep_error_log_out
 answered 400: ?set= names no valid set
+
+
+
+=== TEST 34: API: admin data is bounded: 10,000 declarations (409 for a new one, an existing one still edits), 100 sets an enrollment
+--- request
+GET /t
+--- error_code: 204
+--- after_each eval
+sub {
+    my %d = (Type => 'com.apple.configuration.passcode.settings', Identifier => 'com.example.cap.new',
+             Payload => { MinimumLength => 6 });
+    my %old = (%d, Identifier => 'com.example.cap.old');
+    Test::More::is(::api('PUT', '/v1/ddm/declarations', \%old)->{status}, 204, 'one declaration');
+    redis('EVAL', q{for i = 1, 10000 do redis.call('SADD', 'mdm:ddm:decls', 'fake.' .. i) end}, 0);
+    my ($st, $e) = ::api_json('PUT', '/v1/ddm/declarations', \%d);
+    Test::More::is($st, 409, 'a new declaration past 10,000: 409');
+    Test::More::like($e->{error}, qr/already 10000 declarations/, 'saying why');
+    Test::More::is(redis('EXISTS', 'mdm:ddm:decl:com.example.cap.new'), 0, 'nothing stored');
+    Test::More::is(::api('PUT', '/v1/ddm/declarations', { %old, Payload => { MinimumLength => 9 } })->{status},
+                   204, 'an existing one still takes an edit');
+    redis('EVAL', q{for i = 1, 10000 do redis.call('SREM', 'mdm:ddm:decls', 'fake.' .. i) end}, 0);
+    Test::More::is(::api('PUT', '/v1/ddm/declarations', \%d)->{status}, 204, 'below the bound: taken');
+    Test::More::is(::api('DELETE', "/v1/ddm/declarations/$_")->{status}, 204, "$_ deleted")
+        for qw(com.example.cap.new com.example.cap.old);
+
+    my $k = "mdm:ddm:enrsets:{$::MAC}";
+    my @had = @{ redis('SMEMBERS', $k) };
+    redis('SADD', $k, map { "cap$_" } 1 .. 100 - @had);
+    ($st, $e) = ::api_json('PUT', "/v1/ddm/enrollment-sets/$::MAC?set=onemore");
+    Test::More::is($st, 409, 'an enrollment in 100 sets: a 101st is 409');
+    Test::More::like($e->{error}, qr/in 100 sets already/, 'saying why');
+    Test::More::is(redis('SISMEMBER', 'mdm:ddm:setenrs:onemore', $::MAC), 0, 'nothing stored');
+    Test::More::is(::api('PUT', "/v1/ddm/enrollment-sets/$::MAC?set=cap1")->{status}, 304,
+                   'a set it is in already: unchanged, as before');
+    redis('SREM', $k, map { "cap$_" } 1 .. 100 - @had);
+}

@@ -22,6 +22,13 @@
 
 local op, now = ARGV[1], ARGV[2]
 
+-- admin data, bounded: declarations, an enrollment's sets, asset blobs
+-- (count and bytes together; each is at most 16 MiB, checked in C)
+local DECLS_MAX = 10000
+local ENRSETS_MAX = 100
+local ASSETS_MAX = 1000
+local ASSETS_BYTES_MAX = 1024 * 1024 * 1024
+
 local function err(status, message) return {status, 'error', message} end
 
 local function list(t)
@@ -53,6 +60,11 @@ function ops.decl_put()
     local key = MDM_KEY_DDM_DECL .. ident
     if redis.call('HGET', key, 'token') == token then
         return {304, 'empty'}
+    end
+    if redis.call('EXISTS', key) == 0
+       and redis.call('SCARD', MDM_KEY_DDM_DECLS) >= DECLS_MAX then
+        return err(409, 'there are already ' .. DECLS_MAX .. ' declarations:'
+                        .. ' delete one first')
     end
     redis.call('HSET', key, 'kind', kind, 'type', dtype, 'token', token,
                'json', json, 'updated_at', now)
@@ -127,7 +139,13 @@ end
 -- 3 enrollment id, 4 set, 5 notify
 function ops.enrset_put()
     local id, set, notify = ARGV[3], ARGV[4], ARGV[5]
-    local n = redis.call('SADD', enrsets_key(id), set)
+    local k = enrsets_key(id)
+    if redis.call('SISMEMBER', k, set) == 0
+       and redis.call('SCARD', k) >= ENRSETS_MAX then
+        return err(409, 'enrollment ' .. id .. ' is in ' .. ENRSETS_MAX
+                        .. ' sets already: remove it from one first')
+    end
+    local n = redis.call('SADD', k, set)
     redis.call('SADD', MDM_KEY_DDM_SETENRS .. set, id)
     if n == 1 then dirty('e:' .. id, notify) end
     return changed(n)
@@ -210,6 +228,20 @@ end
 function ops.asset_put()
     local key = MDM_KEY_DDM_ASSET .. ARGV[3]
     local n = redis.call('EXISTS', key)
+    local sizes = redis.call('HGETALL', MDM_KEY_DDM_ASSETS)
+    local count, total = #sizes / 2, #ARGV[6]
+    for i = 2, #sizes, 2 do
+        if sizes[i - 1] ~= ARGV[3] then total = total + tonumber(sizes[i]) end
+    end
+    if n == 0 and count >= ASSETS_MAX then
+        return err(409, 'there are already ' .. ASSETS_MAX .. ' assets:'
+                        .. ' delete one first')
+    end
+    if total > ASSETS_BYTES_MAX then
+        return err(409, 'the assets would take ' .. total .. ' bytes, more '
+                        .. 'than ' .. ASSETS_BYTES_MAX .. ': delete some first')
+    end
+    redis.call('HSET', MDM_KEY_DDM_ASSETS, ARGV[3], #ARGV[6])
     redis.call('HSET', key, 'content_type', ARGV[4], 'sha256', ARGV[5],
                'size', #ARGV[6], 'data', ARGV[6], 'updated_at', now)
     if n == 1 then return {200, 'empty'} end
@@ -225,6 +257,7 @@ function ops.asset_get()
 end
 
 function ops.asset_delete()
+    redis.call('HDEL', MDM_KEY_DDM_ASSETS, ARGV[3])
     if redis.call('DEL', MDM_KEY_DDM_ASSET .. ARGV[3]) == 0 then
         return err(404, 'no such asset')
     end
