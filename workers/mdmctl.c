@@ -137,6 +137,49 @@ static const mc_opt_t  mc_show_opts[] = {
     { NULL, NULL, NULL }
 };
 
+/* vpp (mdmctl_vpp.c) */
+static const mc_opt_t  mc_vpp_token_opts[] = {
+    { "force", NULL, "take over a location another MDM manages" },
+    { NULL, NULL, NULL }
+};
+
+static const mc_opt_t  mc_vpp_config_opts[] = {
+    { "base-url", "URL", "Apple's API (default "
+      "https://vpp.itunes.apple.com/mdm/v2; \"\" resets it)" },
+    { "notify-url", "URL", "where Apple posts notifications (a location "
+      "with mdm_vpp_notify; \"\" for none)" },
+    { NULL, NULL, NULL }
+};
+
+static const mc_opt_t  mc_vpp_asg_opts[] = {
+    { "serial", "SERIAL", "the apps a device has licenses of" },
+    { "adam-id", "ID", "the devices that have a license of this app" },
+    { NULL, NULL, NULL }
+};
+
+static const mc_opt_t  mc_vpp_install_opts[] = {
+    { "by-id", NULL, "the devices are enrollment ids, not serials" },
+    { "management-flags", "N", "InstallApplication's ManagementFlags "
+      "(1 remove with the MDM profile, 4 no backup, 5 both)" },
+    { "pricing", "STDQ|PLUS", "the license kind (default STDQ)" },
+    { NULL, NULL, NULL }
+};
+
+static const mc_opt_t  mc_vpp_remove_opts[] = {
+    { "by-id", NULL, "the devices are enrollment ids, not serials" },
+    { "pricing", "STDQ|PLUS", "the license kind (default STDQ)" },
+    { NULL, NULL, NULL }
+};
+
+static const mc_opt_t  mc_vpp_status_opts[] = {
+    { "state", "STATE", "only devices in this state (pending, associated, "
+      "queued, failed, no_enrollment)" },
+    { "limit", "N", "page size asked of the server (1-1000)" },
+    { "max", "N", "stop after N devices (default: all pages)" },
+    { NULL, NULL, NULL }
+};
+
+
 
 static const mc_cmd_t  mc_cmds[] = {
     { "devices", "", "List enrollments (GET /v1/enrollments), every page.",
@@ -208,7 +251,7 @@ static const mc_cmd_t  mc_cmds[] = {
       "notify_url (GET|PUT /v1/vpp/config/NAME).", mc_vpp_config_opts, 0, 1,
       mc_cmd_vpp_config },
     { "vpp assets", "NAME", "A location's licenses by app "
-      "(GET /v1/vpp/assets/NAME), every page.", mc_vpp_page_opts, 0, 1,
+      "(GET /v1/vpp/assets/NAME), every page.", mc_page_opts, 0, 1,
       mc_cmd_vpp_assets },
     { "vpp assignments", "NAME", "Licenses of a serial or of an app "
       "(GET /v1/vpp/assignments/NAME).", mc_vpp_asg_opts, 0, 1,

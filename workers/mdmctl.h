@@ -146,9 +146,6 @@ int mc_cmd_vpp_assignments(const mc_cmd_t *cmd, mc_args_t *a);
 int mc_cmd_vpp_sync(const mc_cmd_t *cmd, mc_args_t *a);
 int mc_cmd_vpp_install(const mc_cmd_t *cmd, mc_args_t *a);
 int mc_cmd_vpp_install_status(const mc_cmd_t *cmd, mc_args_t *a);
-extern const mc_opt_t  mc_vpp_token_opts[], mc_vpp_config_opts[],
-    mc_vpp_asg_opts[], mc_vpp_install_opts[], mc_vpp_remove_opts[],
-    mc_vpp_status_opts[], mc_vpp_page_opts[];
 
 /* the commands */
 int mc_cmd_devices(const mc_cmd_t *cmd, mc_args_t *a);

@@ -15,54 +15,6 @@
 #include "mdmctl.h"
 
 
-const mc_opt_t  mc_vpp_token_opts[] = {
-    { "force", NULL, "take over a location another MDM manages" },
-    { NULL, NULL, NULL }
-};
-
-const mc_opt_t  mc_vpp_config_opts[] = {
-    { "base-url", "URL", "Apple's API (default "
-      "https://vpp.itunes.apple.com/mdm/v2; \"\" resets it)" },
-    { "notify-url", "URL", "where Apple posts notifications (a location "
-      "with mdm_vpp_notify; \"\" for none)" },
-    { NULL, NULL, NULL }
-};
-
-const mc_opt_t  mc_vpp_asg_opts[] = {
-    { "serial", "SERIAL", "the apps a device has licenses of" },
-    { "adam-id", "ID", "the devices that have a license of this app" },
-    { NULL, NULL, NULL }
-};
-
-const mc_opt_t  mc_vpp_install_opts[] = {
-    { "by-id", NULL, "the devices are enrollment ids, not serials" },
-    { "management-flags", "N", "InstallApplication's ManagementFlags "
-      "(1 remove with the MDM profile, 4 no backup, 5 both)" },
-    { "pricing", "STDQ|PLUS", "the license kind (default STDQ)" },
-    { NULL, NULL, NULL }
-};
-
-const mc_opt_t  mc_vpp_remove_opts[] = {
-    { "by-id", NULL, "the devices are enrollment ids, not serials" },
-    { "pricing", "STDQ|PLUS", "the license kind (default STDQ)" },
-    { NULL, NULL, NULL }
-};
-
-const mc_opt_t  mc_vpp_status_opts[] = {
-    { "state", "STATE", "only devices in this state (pending, associated, "
-      "queued, failed, no_enrollment)" },
-    { "limit", "N", "page size asked of the server (1-1000)" },
-    { "max", "N", "stop after N devices (default: all pages)" },
-    { NULL, NULL, NULL }
-};
-
-const mc_opt_t  mc_vpp_page_opts[] = {
-    { "limit", "N", "page size asked of the server (1-1000)" },
-    { "max", "N", "stop after N items (default: all pages)" },
-    { NULL, NULL, NULL }
-};
-
-
 /* V1's names */
 #define mc_vpp_name(cmd, name)                                                \
     mc_name_check(cmd, name, "a VPP location's name")

@@ -44,6 +44,8 @@ static void mw_vpp_install_record(mw_vpp_loc_t *l, mw_vpp_job_t *job,
     json_t *failures, long errnum, const char *error);
 static void mw_vpp_install_recorded(redisAsyncContext *ac, void *reply,
     void *data);
+static int mw_vpp_install_redis(mw_vpp_job_t *job, void *reply,
+    int again);
 static void mw_vpp_install_finished(redisAsyncContext *ac, void *reply,
     void *data);
 
@@ -262,22 +264,32 @@ mw_vpp_install_loaded(redisAsyncContext *ac, void *reply, void *data)
 }
 
 
+/* a script's reply: 1 to go on, else the step again in a second */
+
+static int
+mw_vpp_install_redis(mw_vpp_job_t *job, void *reply, int again)
+{
+    if (mw_vpp_done_redis(job->l, reply)) {
+        return 1;
+    }
+
+    job->step = again;
+    mw_vpp_wait(job->l, 1.);
+    return 0;
+}
+
+
 static void
 mw_vpp_install_queued(redisAsyncContext *ac, void *reply, void *data)
 {
     mw_vpp_job_t  *job = data;
-    mw_vpp_loc_t  *l = job->l;
 
     (void) ac;
 
-    if (!mw_vpp_done_redis(l, reply)) {
-        job->step = MW_VPP_I_BATCH;
-        mw_vpp_wait(l, 1.);
-        return;
+    if (mw_vpp_install_redis(job, reply, MW_VPP_I_BATCH)) {
+        job->step = MW_VPP_I_CALL;
+        mw_vpp_step(job->l);
     }
-
-    job->step = MW_VPP_I_CALL;
-    mw_vpp_step(l);
 }
 
 
@@ -485,21 +497,16 @@ static void
 mw_vpp_install_recorded(redisAsyncContext *ac, void *reply, void *data)
 {
     mw_vpp_job_t  *job = data;
-    mw_vpp_loc_t  *l = job->l;
 
     (void) ac;
 
-    if (!mw_vpp_done_redis(l, reply)) {
-        /* the batch is done again: Apple keeps a license associated once */
+    /* else the batch is done again: Apple keeps a license associated once */
+    if (mw_vpp_install_redis(job, reply, MW_VPP_I_BATCH)) {
+        job->next_serial += job->batch;
+        job->batch = 0;
         job->step = MW_VPP_I_BATCH;
-        mw_vpp_wait(l, 1.);
-        return;
+        mw_vpp_step(job->l);
     }
-
-    job->next_serial += job->batch;
-    job->batch = 0;
-    job->step = MW_VPP_I_BATCH;
-    mw_vpp_step(l);
 }
 
 
@@ -512,9 +519,7 @@ mw_vpp_install_finished(redisAsyncContext *ac, void *reply, void *data)
 
     (void) ac;
 
-    if (!mw_vpp_done_redis(l, reply)) {
-        job->step = MW_VPP_I_DONE;
-        mw_vpp_wait(l, 1.);
+    if (!mw_vpp_install_redis(job, reply, MW_VPP_I_DONE)) {
         return;
     }
 

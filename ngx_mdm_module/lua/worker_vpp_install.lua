@@ -51,7 +51,13 @@ local function queue(eid, uuid)
     return 'queued'
 end
 
-local todo = {pending = true, no_enrollment = true}
+-- a device the job has still to associate (or, for a remove, whose queued
+-- RemoveApplication has not been disassociated yet)
+local waiting = {pending = true, no_enrollment = true}
+
+local function unfinished(d, remove)
+    return waiting[d.state] or (remove and d.state == 'queued' and not d.done)
+end
 
 if op == 'load' then
     local h = redis.call('HMGET', ik, 'action', 'adam_id', 'pricing_param',
@@ -63,8 +69,7 @@ if op == 'load' then
         local all = redis.call('HGETALL', dk)
         for i = 1, #all, 2 do
             local ok, d = pcall(cjson.decode, all[i + 1])
-            if ok and type(d) == 'table' and (todo[d.state]
-                or (h[1] == 'remove' and d.state == 'queued' and not d.done))
+            if ok and type(d) == 'table' and unfinished(d, h[1] == 'remove')
             then
                 out[#out + 1] = all[i]
             end
@@ -79,7 +84,7 @@ if op == 'queue' then
     local uuid = redis.call('HGET', ik, 'command_uuid') or ''
     for i = 5, #ARGV do
         local d = dev(ARGV[i])
-        if todo[d.state] and d.enrollment_id then
+        if waiting[d.state] and d.enrollment_id then
             local r = queue(d.enrollment_id, uuid)
             if r == 'queued' then
                 d.state = 'queued'
@@ -99,7 +104,7 @@ if op == 'batch' then
     for i = 6, #ARGV, 3 do
         local s, num, err = ARGV[i], ARGV[i + 1], ARGV[i + 2]
         local d = dev(s)
-        if todo[d.state] or (remove and d.state == 'queued' and not d.done) then
+        if unfinished(d, remove) then
             d.done = remove or nil
             if num ~= '' then
                 d.state, d.error, d.error_number = 'failed', err, tonumber(num)

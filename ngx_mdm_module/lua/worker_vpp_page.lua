@@ -41,68 +41,63 @@ if kind == 'assets' then
     return 0
 end
 
-if kind == 'clear' then
-    for _, a in ipairs(redis.call('SPOP', pre .. 'adams', STEP)) do
-        redis.call('DEL', pre .. 'asg:' .. a)
+-- the two indexes of a walk and the prefix of their sets' keys
+local INDEXES = {{'adams', 'asg:'}, {'serials', 'sasg:'}}
+
+-- SPOP at most left members of an index, f on each: what is left to do
+local function each_popped(index, left, f)
+    if left <= 0 then return left end
+    for _, m in ipairs(redis.call('SPOP', index, left)) do
+        f(m)
+        left = left - 1
     end
-    for _, s in ipairs(redis.call('SPOP', pre .. 'serials', STEP)) do
-        redis.call('DEL', pre .. 'sasg:' .. s)
+    return left
+end
+
+local function indexed(prefix)
+    return redis.call('SCARD', prefix .. 'adams')
+        + redis.call('SCARD', prefix .. 'serials')
+end
+
+if kind == 'clear' then
+    for _, ix in ipairs(INDEXES) do
+        each_popped(pre .. ix[1], STEP, function (m)
+            redis.call('DEL', pre .. ix[2] .. m)
+        end)
     end
     -- a swap cut off: what it renamed is live, back in the live index
-    for _, a in ipairs(redis.call('SPOP', idx .. 'adams', STEP)) do
-        redis.call('SADD', p .. 'adams', a)
+    for _, ix in ipairs(INDEXES) do
+        each_popped(idx .. ix[1], STEP, function (m)
+            redis.call('SADD', p .. ix[1], m)
+        end)
     end
-    for _, s in ipairs(redis.call('SPOP', idx .. 'serials', STEP)) do
-        redis.call('SADD', p .. 'serials', s)
-    end
-    return redis.call('SCARD', pre .. 'adams') + redis.call('SCARD', pre .. 'serials')
-        + redis.call('SCARD', idx .. 'adams') + redis.call('SCARD', idx .. 'serials')
+    return indexed(pre) + indexed(idx)
 end
 
 if kind == 'swap' then
     local left = STEP
     -- 1: each new set replaces the old one of its name (RENAME: atomic)
-    for _, a in ipairs(redis.call('SPOP', pre .. 'adams', left)) do
-        redis.call('RENAME', pre .. 'asg:' .. a, p .. 'asg:' .. a)
-        redis.call('SADD', idx .. 'adams', a)
-        left = left - 1
+    for _, ix in ipairs(INDEXES) do
+        left = each_popped(pre .. ix[1], left, function (m)
+            redis.call('RENAME', pre .. ix[2] .. m, p .. ix[2] .. m)
+            redis.call('SADD', idx .. ix[1], m)
+        end)
     end
-    if left > 0 then
-        for _, s in ipairs(redis.call('SPOP', pre .. 'serials', left)) do
-            redis.call('RENAME', pre .. 'sasg:' .. s, p .. 'sasg:' .. s)
-            redis.call('SADD', idx .. 'serials', s)
-            left = left - 1
-        end
-    end
-    if redis.call('SCARD', pre .. 'adams') + redis.call('SCARD', pre .. 'serials') > 0 then
-        return 1
-    end
+    if indexed(pre) > 0 then return 1 end
     -- 2: the old sets the new walk did not see go
-    if left > 0 then
-        for _, a in ipairs(redis.call('SPOP', p .. 'adams', left)) do
-            if redis.call('SISMEMBER', idx .. 'adams', a) == 0 then
-                redis.call('DEL', p .. 'asg:' .. a)
+    for _, ix in ipairs(INDEXES) do
+        left = each_popped(p .. ix[1], left, function (m)
+            if redis.call('SISMEMBER', idx .. ix[1], m) == 0 then
+                redis.call('DEL', p .. ix[2] .. m)
             end
-            left = left - 1
-        end
+        end)
     end
-    if left > 0 then
-        for _, s in ipairs(redis.call('SPOP', p .. 'serials', left)) do
-            if redis.call('SISMEMBER', idx .. 'serials', s) == 0 then
-                redis.call('DEL', p .. 'sasg:' .. s)
-            end
-            left = left - 1
-        end
-    end
-    if redis.call('SCARD', p .. 'adams') + redis.call('SCARD', p .. 'serials') > 0 then
-        return 1
-    end
+    if indexed(p) > 0 then return 1 end
     -- 3: the new index is the index
-    if redis.call('EXISTS', idx .. 'adams') == 1 then
-        redis.call('RENAME', idx .. 'adams', p .. 'adams')
-    end
-    if redis.call('EXISTS', idx .. 'serials') == 1 then
-        redis.call('RENAME', idx .. 'serials', p .. 'serials')
+    for _, ix in ipairs(INDEXES) do
+        if redis.call('EXISTS', idx .. ix[1]) == 1 then
+            redis.call('RENAME', idx .. ix[1], p .. ix[1])
+        end
     end
     redis.call('HSET', st, 'full_sync_at', ARGV[6])
     synced()
