@@ -9,7 +9,7 @@
  * detached CMS SignedData (the decoded Mdm-Signature).
  *
  * The module first asks ngx_http_mdm_fastsig_verify() (the DER walk of
- * ngx_http_mdm_fastsig_der.c, the per-worker certificate cache, two digests
+ * ngx_http_mdm_fastsig_cms.c, the per-worker certificate cache, two digests
  * and one signature verify); NGX_DECLINED sends the request to the full
  * path (ngx_http_mdm_identity.c).  So "declined" is consistent with any
  * verdict, but an NGX_OK must be a signature OpenSSL's CMS_verify() accepts

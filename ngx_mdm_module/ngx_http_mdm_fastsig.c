@@ -11,7 +11,7 @@
  * of gets its chain checked from its DER (ngx_http_mdm_fastsig_chain.c)
  * and a key entry, instead of the full verification.
  *
- * The walk (ngx_http_mdm_fastsig_der.c) accepts only the plain shape
+ * The walk (ngx_http_mdm_fastsig_cms.c) accepts only the plain shape
  * devices send; anything else, and every failure, goes to the full path,
  * which gives the verdict and its reason: both paths accept exactly the
  * same requests.  The certificate cache is ngx_http_mdm_fastsig_cache.c;

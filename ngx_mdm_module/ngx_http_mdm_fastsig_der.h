@@ -46,7 +46,7 @@ ngx_int_t ngx_http_mdm_der_init(void);
 
 /*
  * NGX_OK when der is a detached SignedData of the plain shape devices send
- * (see ngx_http_mdm_fastsig_der.c), with s filled; NGX_DECLINED otherwise.
+ * (see ngx_http_mdm_fastsig_cms.c), with s filled; NGX_DECLINED otherwise.
  */
 ngx_int_t ngx_http_mdm_fastsig_walk(ngx_str_t *der, ngx_http_mdm_signed_t *s);
 
@@ -82,7 +82,7 @@ typedef struct {
 
 /*
  * NGX_OK when s->cert is a v3 certificate in strict DER of the plain shape
- * device certificates have (see ngx_http_mdm_fastsig_der.c), with c
+ * device certificates have (see ngx_http_mdm_fastsig_x509.c), with c
  * filled; NGX_DECLINED for anything else.
  */
 ngx_int_t ngx_http_mdm_der_cert(ngx_http_mdm_signed_t *s,
@@ -94,6 +94,28 @@ ngx_uint_t ngx_http_mdm_der_name_like(u_char *a, size_t alen, u_char *b,
 
 /* a DER UTCTime or GeneralizedTime at p, as timegm() reads it; -1 if not */
 time_t ngx_http_mdm_der_time(u_char *p, u_char *end);
+
+/*
+ * The DER primitives the two walks share (ngx_http_mdm_fastsig_der.c):
+ * NGX_OK or NGX_DECLINED, no allocation.
+ */
+
+/* one element with a definite length inside [*p, end); *p moves past it */
+ngx_int_t ngx_http_mdm_der_read(u_char **p, u_char *end,
+    ngx_http_mdm_der_t *e);
+/* the same, with the tag tag */
+ngx_int_t ngx_http_mdm_der_expect(u_char **p, u_char *end, u_int tag,
+    ngx_http_mdm_der_t *e);
+/* AlgorithmIdentifier { OID, NULL or nothing }, and nothing else */
+ngx_int_t ngx_http_mdm_der_alg(ngx_http_mdm_der_t *alg,
+    ngx_http_mdm_der_t *oid);
+/* which of the OIDs the walks know e is; NID_undef if none */
+int ngx_http_mdm_der_oid_nid(ngx_http_mdm_der_t *e);
+ngx_int_t ngx_http_mdm_der_oid_is(ngx_http_mdm_der_t *e, int nid);
+/* an INTEGER's content: positive, minimal */
+ngx_int_t ngx_http_mdm_der_int(ngx_http_mdm_der_t *e);
+/* an OID's content as OpenSSL reads it */
+ngx_int_t ngx_http_mdm_der_oid(ngx_http_mdm_der_t *e);
 
 
 #endif /* _NGX_HTTP_MDM_FASTSIG_DER_H_INCLUDED_ */
